@@ -1,0 +1,305 @@
+package decode
+
+// #cgo pkg-config: libavcodec libavutil
+// #include <libavcodec/avcodec.h>
+// #include <libavutil/pixdesc.h>
+//
+// // decode sends pkt (NULL starts draining) and receives every frame that is
+// // ready, keeping only the latest one in pic. It returns 1 if a picture came
+// // out, 0 if none did, or a negative AVERROR. Sending never fails with EAGAIN
+// // because each call reads all pending output.
+// static int decode(AVCodecContext *ctx, const AVPacket *pkt, AVFrame *pic, AVFrame *tmp) {
+// 	int got = 0;
+// 	int ret = avcodec_send_packet(ctx, pkt);
+// 	if (ret < 0)
+// 		return ret;
+// 	for (;;) {
+// 		ret = avcodec_receive_frame(ctx, tmp);
+// 		if (ret == AVERROR(EAGAIN) || ret == AVERROR_EOF)
+// 			return got;
+// 		if (ret < 0)
+// 			return ret;
+// 		av_frame_unref(pic);
+// 		av_frame_move_ref(pic, tmp);
+// 		got = 1;
+// 	}
+// }
+//
+// // decode_keyframe decodes pkt on its own: decoders holding back frames for
+// // reordering (B-frames) only output a lone key frame once drained. The
+// // context is flushed on both sides so it accepts new input afterwards.
+// static int decode_keyframe(AVCodecContext *ctx, const AVPacket *pkt, AVFrame *pic, AVFrame *tmp) {
+// 	avcodec_flush_buffers(ctx);
+// 	int ret = decode(ctx, pkt, pic, tmp);
+// 	if (ret >= 0) {
+// 		int drained = decode(ctx, NULL, pic, tmp);
+// 		ret = drained < 0 ? drained : ret | drained;
+// 	}
+// 	avcodec_flush_buffers(ctx);
+// 	return ret;
+// }
+//
+// static int is_full_range(const AVFrame *f) {
+// 	switch (f->format) {
+// 	case AV_PIX_FMT_YUVJ411P:
+// 	case AV_PIX_FMT_YUVJ420P:
+// 	case AV_PIX_FMT_YUVJ422P:
+// 	case AV_PIX_FMT_YUVJ440P:
+// 	case AV_PIX_FMT_YUVJ444P:
+// 		return 1;
+// 	}
+// 	return f->color_range == AVCOL_RANGE_JPEG;
+// }
+//
+// // copy_luma writes the luma plane of f into dst as full range 8-bit
+// // samples. Limited range (16-235) is stretched unless full is set or the
+// // frame says it is full range; deeper samples are rounded to 8 bits first.
+// // It returns -1 for pixel formats without a usable luma component.
+// static int copy_luma(const AVFrame *f, int full, uint8_t *dst, int dst_step) {
+// 	const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(f->format);
+// 	if (!desc || desc->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL |
+// 			AV_PIX_FMT_FLAG_BITSTREAM | AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_FLOAT))
+// 		return -1;
+// 	const AVComponentDescriptor *c = &desc->comp[0];
+// 	if (c->depth < 8 || c->depth + c->shift > 16 || !f->data[c->plane])
+// 		return -1;
+//
+// 	uint8_t lut[256];
+// 	full = full || is_full_range(f);
+// 	for (int v = 0; v < 256; v++) {
+// 		int s = v < 16 ? 0 : v > 235 ? 219 : v - 16;
+// 		lut[v] = full ? v : (s * 255 + 109) / 219;
+// 	}
+//
+// 	int wide = c->depth + c->shift > 8;
+// 	int be = desc->flags & AV_PIX_FMT_FLAG_BE;
+// 	int down = c->depth - 8;
+// 	unsigned half = down ? 1u << (down - 1) : 0;
+// 	for (int y = 0; y < f->height; y++) {
+// 		const uint8_t *row = f->data[c->plane] + (ptrdiff_t)y * f->linesize[c->plane] + c->offset;
+// 		uint8_t *out = dst + (ptrdiff_t)y * dst_step;
+// 		if (!wide) {
+// 			for (int x = 0; x < f->width; x++)
+// 				out[x] = lut[row[(ptrdiff_t)x * c->step]];
+// 			continue;
+// 		}
+// 		for (int x = 0; x < f->width; x++) {
+// 			const uint8_t *p = row + (ptrdiff_t)x * c->step;
+// 			unsigned v = be ? (unsigned)p[0] << 8 | p[1] : (unsigned)p[1] << 8 | p[0];
+// 			v = (((v >> c->shift) & ((1u << c->depth) - 1)) + half) >> down;
+// 			out[x] = lut[v > 255 ? 255 : v];
+// 		}
+// 	}
+// 	return 0;
+// }
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"unsafe"
+
+	"gocv.io/x/gocv"
+
+	"github.com/camera-exporter/camera_exporter/camera"
+)
+
+var _ camera.NewDecoder = New
+
+// OpenCVVersion is the version of the OpenCV library gocv is linked with.
+func OpenCVVersion() string { return gocv.OpenCVVersion() }
+
+// LibavcodecVersion is the version of the libavcodec linked in.
+func LibavcodecVersion() string {
+	v := uint(C.avcodec_version())
+	return fmt.Sprintf("%d.%d.%d", v>>16, (v>>8)&0xff, v&0xff)
+}
+
+func init() {
+	// libavcodec logs every damaged packet to stderr, bypassing the
+	// exporter's logger; failures are returned as errors instead.
+	C.av_log_set_level(C.AV_LOG_FATAL)
+}
+
+// annexBStartCode precedes every NAL unit of an H264/H265 packet.
+var annexBStartCode = []byte{0, 0, 0, 1}
+
+// Decoder decodes one camera's video with libavcodec. It must be closed to
+// free its C memory, and is used by one goroutine at a time.
+type Decoder struct {
+	codec camera.Codec
+	ctx   *C.AVCodecContext
+	pkt   *C.AVPacket
+	pic   *C.AVFrame // latest decoded picture
+	tmp   *C.AVFrame // receives frames before they replace pic
+
+	luma   gocv.Mat // full range luma of pic, reused while the size stays
+	mask   gocv.Mat // dark pixels of luma
+	mean   gocv.Mat
+	stddev gocv.Mat
+}
+
+// New returns a Decoder for codec; its type is camera.NewDecoder.
+func New(codec camera.Codec) (camera.Decoder, error) {
+	var id C.enum_AVCodecID
+	switch codec {
+	case camera.CodecH264:
+		id = C.AV_CODEC_ID_H264
+	case camera.CodecH265:
+		id = C.AV_CODEC_ID_HEVC
+	case camera.CodecMJPEG:
+		id = C.AV_CODEC_ID_MJPEG
+	default:
+		return nil, fmt.Errorf("unsupported codec %q", codec)
+	}
+	av := C.avcodec_find_decoder(id)
+	if av == nil {
+		return nil, fmt.Errorf("libavcodec has no %s decoder", codec)
+	}
+
+	d := &Decoder{
+		codec:  codec,
+		luma:   gocv.NewMat(),
+		mask:   gocv.NewMat(),
+		mean:   gocv.NewMat(),
+		stddev: gocv.NewMat(),
+	}
+	d.ctx = C.avcodec_alloc_context3(av)
+	d.pkt = C.av_packet_alloc()
+	d.pic = C.av_frame_alloc()
+	d.tmp = C.av_frame_alloc()
+	if d.ctx == nil || d.pkt == nil || d.pic == nil || d.tmp == nil {
+		d.Close()
+		return nil, errors.New("out of memory allocating decoder")
+	}
+	d.ctx.thread_count = 1
+	if ret := C.avcodec_open2(d.ctx, av, nil); ret < 0 {
+		d.Close()
+		return nil, avError("open "+string(codec)+" decoder", ret)
+	}
+	return d, nil
+}
+
+// Decode feeds the next access unit of a continuous stream and keeps the
+// latest picture that comes out, which may belong to an earlier access unit.
+func (d *Decoder) Decode(au [][]byte) error {
+	if err := d.fill(au); err != nil {
+		return err
+	}
+	if ret := C.decode(d.ctx, d.pkt, d.pic, d.tmp); ret < 0 {
+		return avError("decode", ret)
+	}
+	return nil
+}
+
+// DecodeKeyframe decodes a self-contained key frame on its own, so that its
+// picture is ready for Analyze when it returns.
+func (d *Decoder) DecodeKeyframe(au [][]byte) error {
+	if err := d.fill(au); err != nil {
+		return err
+	}
+	ret := C.decode_keyframe(d.ctx, d.pkt, d.pic, d.tmp)
+	if ret < 0 {
+		return avError("decode key frame", ret)
+	}
+	if ret == 0 {
+		return errors.New("decode key frame: no picture")
+	}
+	return nil
+}
+
+// fill copies an access unit into the packet; libavcodec gets C memory only,
+// padded as it requires.
+func (d *Decoder) fill(au [][]byte) error {
+	annexB := d.codec != camera.CodecMJPEG
+	if !annexB && len(au) != 1 {
+		return fmt.Errorf("MJPEG access unit has %d parts, want 1", len(au))
+	}
+	size := 0
+	for _, nalu := range au {
+		if annexB {
+			size += len(annexBStartCode)
+		}
+		size += len(nalu)
+	}
+	if size == 0 {
+		return errors.New("empty access unit")
+	}
+	if size > math.MaxInt32-C.AV_INPUT_BUFFER_PADDING_SIZE {
+		return fmt.Errorf("access unit of %d bytes is too large", size)
+	}
+	C.av_packet_unref(d.pkt)
+	if ret := C.av_new_packet(d.pkt, C.int(size)); ret < 0 {
+		return avError("allocate packet", ret)
+	}
+	buf := unsafe.Slice((*byte)(d.pkt.data), size)
+	n := 0
+	for _, nalu := range au {
+		if annexB {
+			n += copy(buf[n:], annexBStartCode)
+		}
+		n += copy(buf[n:], nalu)
+	}
+	return nil
+}
+
+// Analyze measures the latest decoded picture on the full range luma scale.
+// Dark pixels are those whose luma is strictly below darkThreshold.
+func (d *Decoder) Analyze(darkThreshold float64) (camera.ImageStats, error) {
+	if d.pic.data[0] == nil {
+		return camera.ImageStats{}, camera.ErrNoPicture
+	}
+	w, h := int(d.pic.width), int(d.pic.height)
+	if d.luma.Cols() != w || d.luma.Rows() != h {
+		d.luma.Close()
+		d.luma = gocv.NewMatWithSize(h, w, gocv.MatTypeCV8UC1)
+	}
+	data, err := d.luma.DataPtrUint8()
+	if err != nil {
+		return camera.ImageStats{}, err
+	}
+	full := C.int(0)
+	if d.codec == camera.CodecMJPEG { // JPEG (JFIF) is always full range.
+		full = 1
+	}
+	if C.copy_luma(d.pic, full, (*C.uint8_t)(unsafe.Pointer(&data[0])), C.int(d.luma.Step())) < 0 {
+		return camera.ImageStats{}, fmt.Errorf("unsupported pixel format %q",
+			C.GoString(C.av_get_pix_fmt_name(C.enum_AVPixelFormat(d.pic.format))))
+	}
+
+	gocv.MeanStdDev(d.luma, &d.mean, &d.stddev)
+	// Count levels v with v/255 < darkThreshold exactly as defined, then
+	// mark the samples at or below the highest such level.
+	levels := 0
+	for levels < 256 && float64(levels)/255 < darkThreshold {
+		levels++
+	}
+	gocv.Threshold(d.luma, &d.mask, float32(levels-1), 255, gocv.ThresholdBinaryInv)
+	return camera.ImageStats{
+		Width:      w,
+		Height:     h,
+		Brightness: d.mean.GetDoubleAt(0, 0) / 255,
+		Contrast:   d.stddev.GetDoubleAt(0, 0) / 255,
+		DarkRatio:  float64(gocv.CountNonZero(d.mask)) / float64(w*h),
+	}, nil
+}
+
+// Close frees the decoder's C memory and Mats; the Decoder must not be used
+// afterwards.
+func (d *Decoder) Close() {
+	C.avcodec_free_context(&d.ctx)
+	C.av_packet_free(&d.pkt)
+	C.av_frame_free(&d.pic)
+	C.av_frame_free(&d.tmp)
+	d.luma.Close()
+	d.mask.Close()
+	d.mean.Close()
+	d.stddev.Close()
+}
+
+func avError(op string, code C.int) error {
+	var buf [C.AV_ERROR_MAX_STRING_SIZE]C.char
+	C.av_strerror(code, &buf[0], C.size_t(len(buf)))
+	return fmt.Errorf("%s: %s", op, C.GoString(&buf[0]))
+}

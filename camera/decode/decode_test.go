@@ -1,0 +1,300 @@
+package decode
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"gocv.io/x/gocv"
+
+	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+)
+
+var codecs = []camera.Codec{camera.CodecH264, camera.CodecH265, camera.CodecMJPEG}
+
+// encode returns the access units of a clip that ffmpeg encodes from input.
+func encode(tb testing.TB, codec camera.Codec, frames int, input []string, extra ...string) [][][]byte {
+	tb.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		tb.Skip("ffmpeg not found")
+	}
+	m, err := rtsptest.Encode(tb.Context(), tb.TempDir(), rtsptest.Codec(codec), 25, frames, input, extra...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m.AccessUnits
+}
+
+func lavfi(graph string) []string {
+	return []string{"-f", "lavfi", "-i", graph}
+}
+
+func newDecoder(tb testing.TB, codec camera.Codec) camera.Decoder {
+	tb.Helper()
+	d, err := New(codec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(d.Close)
+	return d
+}
+
+func analyze(t *testing.T, d camera.Decoder, darkThreshold float64) camera.ImageStats {
+	t.Helper()
+	stats, err := d.Analyze(darkThreshold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stats
+}
+
+func decodeAll(t *testing.T, d camera.Decoder, aus [][][]byte) {
+	t.Helper()
+	for i, au := range aus {
+		if err := d.Decode(au); err != nil {
+			t.Fatalf("access unit %d: %v", i, err)
+		}
+	}
+}
+
+func near(got, want, tolerance float64) bool {
+	return math.Abs(got-want) <= tolerance
+}
+
+func TestNew(t *testing.T) {
+	if _, err := New("vp8"); err == nil {
+		t.Error("New(vp8) succeeded, want error")
+	}
+	for _, codec := range codecs {
+		d := newDecoder(t, codec)
+		if _, err := d.Analyze(0.1); !errors.Is(err, camera.ErrNoPicture) {
+			t.Errorf("%s: Analyze before decoding: got %v, want ErrNoPicture", codec, err)
+		}
+	}
+}
+
+// TestBrightness checks that limited range streams are stretched to full
+// range: solid RGB gray 64 must read 64/255, not (16+64*219/255)/255.
+func TestBrightness(t *testing.T) {
+	for _, tc := range []struct {
+		codec  camera.Codec
+		pixFmt string // overrides the one rtsptest.Encode picks
+	}{
+		{codec: camera.CodecH264},
+		{codec: camera.CodecH265},
+		{codec: camera.CodecMJPEG},
+		{codec: camera.CodecH264, pixFmt: "yuvj420p"}, // full range VUI
+		{codec: camera.CodecH265, pixFmt: "yuv420p10le"},
+		{codec: camera.CodecH265, pixFmt: "gray"},
+	} {
+		var extra []string
+		if tc.pixFmt != "" {
+			extra = []string{"-pix_fmt", tc.pixFmt}
+		}
+		for _, level := range []int{0x40, 0xc8} {
+			name := fmt.Sprintf("%s/%s/%#x", tc.codec, tc.pixFmt, level)
+			aus := encode(t, tc.codec, 5, lavfi(fmt.Sprintf("color=c=0x%[1]x%[1]x%[1]x:s=320x240:r=25", level)), extra...)
+			want := float64(level) / 255
+			check := func(t *testing.T, d camera.Decoder) {
+				stats := analyze(t, d, 0.15)
+				if stats.Width != 320 || stats.Height != 240 {
+					t.Errorf("size %dx%d, want 320x240", stats.Width, stats.Height)
+				}
+				if !near(stats.Brightness, want, 0.004) {
+					t.Errorf("brightness %.4f, want %.4f", stats.Brightness, want)
+				}
+				if stats.Contrast > 0.01 {
+					t.Errorf("contrast %.4f, want 0", stats.Contrast)
+				}
+			}
+			t.Run(name+"/keyframe", func(t *testing.T) {
+				d := newDecoder(t, tc.codec)
+				if err := d.DecodeKeyframe(aus[0]); err != nil {
+					t.Fatal(err)
+				}
+				check(t, d)
+			})
+			t.Run(name+"/stream", func(t *testing.T) {
+				d := newDecoder(t, tc.codec)
+				decodeAll(t, d, aus)
+				check(t, d)
+			})
+		}
+	}
+}
+
+func TestDarkRatio(t *testing.T) {
+	for _, codec := range codecs {
+		t.Run(string(codec), func(t *testing.T) {
+			aus := encode(t, codec, 1, lavfi("color=white:s=320x240,drawbox=x=0:y=0:w=160:h=240:color=black:t=fill"))
+			d := newDecoder(t, codec)
+			if err := d.DecodeKeyframe(aus[0]); err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct{ threshold, want float64 }{{0.15, 0.5}, {0, 0}, {1.01, 1}} {
+				if got := analyze(t, d, tc.threshold).DarkRatio; !near(got, tc.want, 0.01) {
+					t.Errorf("threshold %v: dark ratio %.4f, want %v", tc.threshold, got, tc.want)
+				}
+			}
+			if stats := analyze(t, d, 0.15); !near(stats.Brightness, 0.5, 0.01) || !near(stats.Contrast, 0.5, 0.01) {
+				t.Errorf("brightness %.4f contrast %.4f, want 0.5 and 0.5", stats.Brightness, stats.Contrast)
+			}
+		})
+	}
+}
+
+func TestPhoto(t *testing.T) {
+	const path = "../../../shared/images/person.jpg"
+	if _, err := os.Stat(path); err != nil {
+		t.Skip(err)
+	}
+	gray := gocv.IMRead(path, gocv.IMReadGrayScale)
+	defer gray.Close()
+	if gray.Empty() {
+		t.Fatalf("cannot read %s", path)
+	}
+	want := gray.Mean().Val1 / 255
+	for _, codec := range []camera.Codec{camera.CodecH264, camera.CodecMJPEG} {
+		t.Run(string(codec), func(t *testing.T) {
+			// libx264 needs even dimensions.
+			aus := encode(t, codec, 1, []string{"-i", path}, "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2")
+			d := newDecoder(t, codec)
+			if err := d.DecodeKeyframe(aus[0]); err != nil {
+				t.Fatal(err)
+			}
+			if got := analyze(t, d, 0.15).Brightness; !near(got, want, 0.01) {
+				t.Errorf("brightness %.4f, want %.4f", got, want)
+			}
+		})
+	}
+}
+
+// TestKeyframeBFrames decodes key frames of a B-frame stream that turns from
+// black to white: each must come out at once, not one key frame late.
+func TestKeyframeBFrames(t *testing.T) {
+	for _, tc := range []struct {
+		codec      camera.Codec
+		isKeyframe func([][]byte) bool
+	}{
+		{camera.CodecH264, h264.IsRandomAccess},
+		{camera.CodecH265, h265.IsRandomAccess},
+	} {
+		t.Run(string(tc.codec), func(t *testing.T) {
+			aus := encode(t, tc.codec, 20,
+				lavfi("color=black:s=320x240:r=25,drawbox=color=white:t=fill:enable='gte(n,10)'"),
+				"-bf", "3", "-g", "10")
+			var keyframes [][][]byte
+			for _, au := range aus {
+				if tc.isKeyframe(au) {
+					keyframes = append(keyframes, au)
+				}
+			}
+			if len(keyframes) < 2 {
+				t.Fatalf("%d key frames, want at least 2", len(keyframes))
+			}
+			d := newDecoder(t, tc.codec)
+			if err := d.DecodeKeyframe(keyframes[0]); err != nil {
+				t.Fatal(err)
+			}
+			if got := analyze(t, d, 0.15).Brightness; got > 0.02 {
+				t.Errorf("first key frame: brightness %.4f, want black", got)
+			}
+			last := keyframes[len(keyframes)-1]
+			if err := d.DecodeKeyframe(last); err != nil {
+				t.Fatal(err)
+			}
+			if got := analyze(t, d, 0.15).Brightness; got < 0.98 {
+				t.Errorf("last key frame: brightness %.4f, want white", got)
+			}
+
+			// The context accepts a continuous stream afterwards.
+			decodeAll(t, d, aus)
+			if got := analyze(t, d, 0.15).Brightness; got < 0.98 {
+				t.Errorf("stream: brightness %.4f, want white", got)
+			}
+		})
+	}
+}
+
+func TestGarbage(t *testing.T) {
+	// Valid headers make the decoders parse the noise that follows.
+	headers := map[camera.Codec][]byte{
+		camera.CodecH264:  {0x65},                   // IDR slice
+		camera.CodecH265:  {0x26, 0x01},             // IDR_W_RADL slice
+		camera.CodecMJPEG: {0xff, 0xd8, 0xff, 0xdb}, // SOI, DQT
+	}
+	for _, codec := range codecs {
+		t.Run(string(codec), func(t *testing.T) {
+			garbage := append([]byte(nil), headers[codec]...)
+			for i := range 4096 {
+				garbage = append(garbage, byte(i*7919+i>>3))
+			}
+			d := newDecoder(t, codec)
+			if err := d.DecodeKeyframe([][]byte{garbage}); err == nil {
+				t.Error("DecodeKeyframe(garbage) succeeded, want error")
+			}
+			// Decoders may skip what they cannot parse; it must not crash.
+			_ = d.Decode([][]byte{garbage})
+			if _, err := d.Analyze(0.1); !errors.Is(err, camera.ErrNoPicture) {
+				t.Errorf("Analyze after garbage: got %v, want ErrNoPicture", err)
+			}
+			if err := d.Decode(nil); err == nil {
+				t.Error("Decode(empty) succeeded, want error")
+			}
+
+			aus := encode(t, codec, 1, lavfi("color=c=0x404040:s=320x240"))
+			if err := d.DecodeKeyframe(aus[0]); err != nil {
+				t.Fatalf("key frame after garbage: %v", err)
+			}
+			if got := analyze(t, d, 0.15).Brightness; !near(got, 64.0/255, 0.004) {
+				t.Errorf("brightness %.4f after garbage, want %.4f", got, 64.0/255)
+			}
+		})
+	}
+}
+
+func benchClip(b *testing.B, codec camera.Codec, frames int) [][][]byte {
+	return encode(b, codec, frames, lavfi("testsrc2=s=1920x1080:r=25"), "-g", "50")
+}
+
+func BenchmarkDecodeKeyframe1080p(b *testing.B) {
+	for _, codec := range []camera.Codec{camera.CodecH264, camera.CodecH265} {
+		au := benchClip(b, codec, 1)[0]
+		b.Run(string(codec), func(b *testing.B) {
+			d := newDecoder(b, codec)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := d.DecodeKeyframe(au); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := d.Analyze(0.15); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeAll1080p measures continuous decoding; one op is one frame.
+func BenchmarkDecodeAll1080p(b *testing.B) {
+	for _, codec := range []camera.Codec{camera.CodecH264, camera.CodecH265} {
+		aus := benchClip(b, codec, 50)
+		b.Run(string(codec), func(b *testing.B) {
+			d := newDecoder(b, codec)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if err := d.Decode(aus[i%len(aus)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}

@@ -1,0 +1,145 @@
+// Package rtsptest serves encoded video over RTSP from an in-process gortsplib
+// server, the way net/http/httptest serves HTTP: tests, `make demo` and the
+// benchmarks use it to stand in for real IP cameras.
+package rtsptest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+)
+
+// Codec names an elementary stream format that the server can send.
+type Codec string
+
+// The codecs that cameras send and the exporter decodes.
+const (
+	H264  Codec = "h264"
+	H265  Codec = "h265"
+	MJPEG Codec = "mjpeg"
+)
+
+// Media is an encoded clip: access units in decoding order (NAL units
+// without start codes for H264/H265, one JPEG image each for MJPEG), sent in
+// a loop at FPS.
+type Media struct {
+	Codec       Codec
+	FPS         int
+	AccessUnits [][][]byte
+}
+
+// Encode runs ffmpeg with the given input arguments (e.g. "-f", "lavfi",
+// "-i", "color=gray") and encodes frames frames at fps into dir, returning
+// the clip. extra is appended to the encoder options (e.g. "-bf", "0").
+func Encode(ctx context.Context, dir string, codec Codec, fps, frames int, input []string, extra ...string) (*Media, error) {
+	out := filepath.Join(dir, fmt.Sprintf("clip-%d.%s", os.Getpid(), codec))
+	args := append([]string{"-y", "-loglevel", "error", "-nostdin"}, input...)
+	args = append(args, "-frames:v", fmt.Sprint(frames), "-r", fmt.Sprint(fps))
+	switch codec {
+	case H264:
+		args = append(args, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", fmt.Sprint(fps),
+			"-bsf:v", "h264_metadata=aud=insert", "-f", "h264")
+	case H265:
+		args = append(args, "-c:v", "libx265", "-x265-params", "log-level=error", "-pix_fmt", "yuv420p",
+			"-g", fmt.Sprint(fps), "-bsf:v", "hevc_metadata=aud=insert", "-f", "hevc")
+	case MJPEG:
+		// RTP/JPEG (RFC 2435) carries no Huffman tables: receivers assume
+		// the standard ones, so the encoder must not optimize them.
+		args = append(args, "-c:v", "mjpeg", "-pix_fmt", "yuvj420p", "-q:v", "3", "-huffman", "default", "-f", "mjpeg")
+	default:
+		return nil, fmt.Errorf("unknown codec %q", codec)
+	}
+	args = append(args, extra...)
+	args = append(args, out)
+	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("ffmpeg: %w: %s", err, msg)
+	}
+	defer os.Remove(out)
+	data, err := os.ReadFile(out)
+	if err != nil {
+		return nil, err
+	}
+	aus, err := Split(codec, data)
+	if err != nil {
+		return nil, err
+	}
+	return &Media{Codec: codec, FPS: fps, AccessUnits: aus}, nil
+}
+
+// Split cuts a raw elementary stream into access units: Annex-B H264/H265
+// at access unit delimiters (which are dropped, as cameras do not send
+// them), MJPEG at JPEG start-of-image markers.
+func Split(codec Codec, data []byte) ([][][]byte, error) {
+	switch codec {
+	case H264:
+		var nalus h264.AnnexB
+		if err := nalus.Unmarshal(data); err != nil {
+			return nil, err
+		}
+		return splitAtDelimiters(nalus, func(n []byte) bool {
+			return h264.NALUType(n[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter
+		})
+	case H265:
+		var nalus h264.AnnexB // Annex-B framing is the same for H265.
+		if err := nalus.Unmarshal(data); err != nil {
+			return nil, err
+		}
+		return splitAtDelimiters(nalus, func(n []byte) bool {
+			return h265.NALUType((n[0]>>1)&0x3f) == h265.NALUType_AUD_NUT
+		})
+	case MJPEG:
+		return splitJPEG(data)
+	}
+	return nil, fmt.Errorf("unknown codec %q", codec)
+}
+
+func splitAtDelimiters(nalus [][]byte, isDelimiter func([]byte) bool) ([][][]byte, error) {
+	var aus [][][]byte
+	var cur [][]byte
+	for _, n := range nalus {
+		if len(n) == 0 {
+			continue
+		}
+		if isDelimiter(n) {
+			if len(cur) > 0 {
+				aus = append(aus, cur)
+			}
+			cur = nil
+			continue
+		}
+		cur = append(cur, n)
+	}
+	if len(cur) > 0 {
+		aus = append(aus, cur)
+	}
+	if len(aus) == 0 {
+		return nil, fmt.Errorf("no access unit delimiters found")
+	}
+	return aus, nil
+}
+
+func splitJPEG(data []byte) ([][][]byte, error) {
+	soi := []byte{0xff, 0xd8, 0xff}
+	var aus [][][]byte
+	for len(data) > 0 {
+		if !bytes.HasPrefix(data, soi) {
+			return nil, fmt.Errorf("JPEG stream does not start with SOI")
+		}
+		next := bytes.Index(data[len(soi):], soi)
+		if next < 0 {
+			aus = append(aus, [][]byte{data})
+			break
+		}
+		next += len(soi)
+		aus = append(aus, [][]byte{data[:next]})
+		data = data[next:]
+	}
+	return aus, nil
+}

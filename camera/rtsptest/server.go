@@ -1,0 +1,219 @@
+package rtsptest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/pion/rtp"
+)
+
+// Server is an RTSP server that plays each Media in a loop, in real time, on
+// its own path (rtsp://Addr/<name>).
+type Server struct {
+	// Addr is the host:port the server listens on.
+	Addr string
+
+	user, pass string
+	server     *gortsplib.Server
+	streams    map[string]*gortsplib.ServerStream
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+// Options configure a Server.
+type Options struct {
+	// Addr to listen on; "127.0.0.1:0" picks a free port.
+	Addr string
+	// User and Pass, when set, are required from readers (digest or basic).
+	User, Pass string
+	// UDPPorts, when set, enables UDP transport on these RTP/RTCP ports.
+	UDPPorts [2]int
+}
+
+// Start serves the clips on paths named by the map keys.
+func Start(opts Options, clips map[string]*Media) (*Server, error) {
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	// gortsplib needs a concrete port: resolve ":0" first.
+	if host, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		addr = net.JoinHostPort(host, fmt.Sprint(l.Addr().(*net.TCPAddr).Port))
+		l.Close()
+	}
+	s := &Server{
+		Addr:    addr,
+		user:    opts.User,
+		pass:    opts.Pass,
+		streams: map[string]*gortsplib.ServerStream{},
+		stop:    make(chan struct{}),
+	}
+	s.server = &gortsplib.Server{Handler: s, RTSPAddress: addr}
+	if opts.UDPPorts[0] != 0 {
+		s.server.UDPRTPAddress = fmt.Sprintf(":%d", opts.UDPPorts[0])
+		s.server.UDPRTCPAddress = fmt.Sprintf(":%d", opts.UDPPorts[1])
+	}
+	if err := s.server.Start(); err != nil {
+		return nil, err
+	}
+	for name, clip := range clips {
+		forma, err := newFormat(clip.Codec)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		medi := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}}
+		stream := &gortsplib.ServerStream{Server: s.server, Desc: &description.Session{Medias: []*description.Media{medi}}}
+		if err := stream.Initialize(); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.streams[name] = stream
+		s.wg.Add(1)
+		go s.play(stream, medi, forma, clip)
+	}
+	return s, nil
+}
+
+// URL returns the address of the named clip, without credentials.
+func (s *Server) URL(name string) string {
+	return "rtsp://" + s.Addr + "/" + name
+}
+
+// Close stops the server and drops every reader.
+func (s *Server) Close() {
+	close(s.stop)
+	s.wg.Wait()
+	for _, st := range s.streams {
+		st.Close()
+	}
+	s.server.Close()
+}
+
+// newFormat announces no parameter sets in the SDP: real cameras often omit
+// them, so clients must pick them up in-band.
+func newFormat(codec Codec) (format.Format, error) {
+	switch codec {
+	case H264:
+		return &format.H264{PayloadTyp: 96, PacketizationMode: 1}, nil
+	case H265:
+		return &format.H265{PayloadTyp: 96}, nil
+	case MJPEG:
+		return &format.MJPEG{}, nil
+	}
+	return nil, fmt.Errorf("unknown codec %q", codec)
+}
+
+type auEncoder func(au [][]byte) ([]*rtp.Packet, error)
+
+func newEncoder(forma format.Format) (auEncoder, error) {
+	switch f := forma.(type) {
+	case *format.H264:
+		enc, err := f.CreateEncoder()
+		return enc.Encode, err
+	case *format.H265:
+		enc, err := f.CreateEncoder()
+		return enc.Encode, err
+	case *format.MJPEG:
+		enc, err := f.CreateEncoder()
+		if err != nil {
+			return nil, err
+		}
+		return func(au [][]byte) ([]*rtp.Packet, error) { return enc.Encode(au[0]) }, nil
+	}
+	return nil, fmt.Errorf("no encoder for %s", forma.Codec())
+}
+
+func (s *Server) play(stream *gortsplib.ServerStream, medi *description.Media, forma format.Format, clip *Media) {
+	defer s.wg.Done()
+	encode, err := newEncoder(forma)
+	if err != nil {
+		panic(err) // newFormat only returns formats that have encoders.
+	}
+	interval := time.Second / time.Duration(clip.FPS)
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	var rtpTime uint32
+	for i := 0; ; i++ {
+		select {
+		case <-s.stop:
+			return
+		case <-ticker.C:
+		}
+		pkts, err := encode(clip.AccessUnits[i%len(clip.AccessUnits)])
+		if err != nil {
+			continue
+		}
+		for _, pkt := range pkts {
+			pkt.Timestamp = rtpTime
+			stream.WritePacketRTP(medi, pkt) //nolint:errcheck // readers come and go.
+		}
+		rtpTime += uint32(forma.ClockRate() / clip.FPS)
+	}
+}
+
+func (s *Server) lookup(path string) (*gortsplib.ServerStream, error) {
+	st, ok := s.streams[trimPath(path)]
+	if !ok {
+		return nil, errors.New("no such stream")
+	}
+	return st, nil
+}
+
+// trimPath maps "/name" and "/name/trackID=0" to "name".
+func trimPath(p string) string {
+	for len(p) > 0 && p[0] == '/' {
+		p = p[1:]
+	}
+	for i := range p {
+		if p[i] == '/' {
+			return p[:i]
+		}
+	}
+	return p
+}
+
+func (s *Server) authorized(conn *gortsplib.ServerConn, req *base.Request) bool {
+	return s.user == "" || conn.VerifyCredentials(req, s.user, s.pass)
+}
+
+// OnDescribe implements gortsplib.ServerHandlerOnDescribe.
+func (s *Server) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if !s.authorized(ctx.Conn, ctx.Request) {
+		return &base.Response{StatusCode: base.StatusUnauthorized}, nil, liberrors.ErrServerAuth{}
+	}
+	st, err := s.lookup(ctx.Path)
+	if err != nil {
+		return &base.Response{StatusCode: base.StatusNotFound}, nil, err
+	}
+	return &base.Response{StatusCode: base.StatusOK}, st, nil
+}
+
+// OnSetup implements gortsplib.ServerHandlerOnSetup.
+func (s *Server) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if !s.authorized(ctx.Conn, ctx.Request) {
+		return &base.Response{StatusCode: base.StatusUnauthorized}, nil, liberrors.ErrServerAuth{}
+	}
+	st, err := s.lookup(ctx.Path)
+	if err != nil {
+		return &base.Response{StatusCode: base.StatusNotFound}, nil, err
+	}
+	return &base.Response{StatusCode: base.StatusOK}, st, nil
+}
+
+// OnPlay implements gortsplib.ServerHandlerOnPlay.
+func (s *Server) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}

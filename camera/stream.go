@@ -1,0 +1,415 @@
+package camera
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/pion/rtp"
+
+	"github.com/camera-exporter/camera_exporter/config"
+)
+
+// Reconnect backoff bounds. A session that stayed up for stableSession
+// starts the next retry from minBackoff again.
+const (
+	minBackoff    = time.Second
+	maxBackoff    = 30 * time.Second
+	stableSession = time.Minute
+)
+
+// decodeQueueFrames bounds the frames waiting for the full decoder; beyond
+// it frames are dropped until the next key frame.
+const decodeQueueFrames = 32
+
+// Stream keeps one camera's RTSP session alive, retrying forever with
+// exponential backoff, and serves its status and analysis at scrape time.
+type Stream struct {
+	cfg        config.Camera
+	newDecoder NewDecoder
+	logger     *slog.Logger
+	cancel     context.CancelFunc
+	done       chan struct{}
+
+	connected    atomic.Bool
+	frames       atomic.Uint64
+	keyframes    atomic.Uint64
+	bytes        atomic.Uint64
+	packetsLost  atomic.Uint64
+	reconnects   atomic.Uint64
+	decodeErrors atomic.Uint64
+	lastFrame    atomic.Int64 // unix nanoseconds
+
+	mu            sync.Mutex // guards the fields below
+	codec         Codec
+	width, height int
+	keyframeAU    [][]byte // latest key frame, parameter sets included
+	keyframeSeq   uint64   // counts stored key frames, to skip decoding one twice
+	firstFrame    time.Time
+	decodeAll     bool             // every frame is decoded (config, or no key frames seen)
+	queue         chan queuedFrame // to the full decoder, when decodeAll
+	dropUntilKey  bool             // the queue overflowed: skip to the next key frame
+
+	analysisMu  sync.Mutex // serializes decoder use; guards the fields below
+	stopped     bool
+	decoder     Decoder
+	decoderOf   Codec
+	analyzedSeq uint64
+	lastStats   ImageStats
+}
+
+type queuedFrame struct {
+	au    [][]byte
+	codec Codec
+	key   bool
+}
+
+// NewStream starts a camera's session loop; Stop ends it.
+func NewStream(cfg config.Camera, newDecoder NewDecoder, logger *slog.Logger) *Stream {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Stream{
+		cfg:        cfg,
+		newDecoder: newDecoder,
+		logger:     logger.With("camera", cfg.Name),
+		cancel:     cancel,
+		done:       make(chan struct{}),
+		decodeAll:  cfg.Decode == config.DecodeAll,
+	}
+	go s.run(ctx)
+	return s
+}
+
+// Name is the camera's configured name.
+func (s *Stream) Name() string { return s.cfg.Name }
+
+// Config is the camera configuration the stream runs with.
+func (s *Stream) Config() config.Camera { return s.cfg }
+
+// Stop ends the session and frees the decoder.
+func (s *Stream) Stop() {
+	s.cancel()
+	<-s.done
+	s.analysisMu.Lock()
+	defer s.analysisMu.Unlock()
+	s.stopped = true
+	if s.decoder != nil {
+		s.decoder.Close()
+		s.decoder = nil
+	}
+}
+
+// ErrStopped is returned by Analyze once the stream was stopped.
+var ErrStopped = errors.New("camera stream stopped")
+
+// Status returns the stream's counters and session state.
+func (s *Stream) Status() Status {
+	st := Status{
+		Connected:         s.connected.Load(),
+		Transport:         s.cfg.Transport,
+		FramesReceived:    s.frames.Load(),
+		KeyframesReceived: s.keyframes.Load(),
+		BytesReceived:     s.bytes.Load(),
+		PacketsLost:       s.packetsLost.Load(),
+		Reconnects:        s.reconnects.Load(),
+		DecodeErrors:      s.decodeErrors.Load(),
+	}
+	if ns := s.lastFrame.Load(); ns != 0 {
+		st.LastFrame = time.Unix(0, ns)
+	}
+	s.mu.Lock()
+	st.Codec, st.Width, st.Height = s.codec, s.width, s.height
+	s.mu.Unlock()
+	return st
+}
+
+// Up reports whether the session is up and a frame arrived within the
+// camera's timeout.
+func (s *Stream) Up(now time.Time) bool {
+	last := s.lastFrame.Load()
+	return s.connected.Load() && last != 0 && now.Sub(time.Unix(0, last)) < time.Duration(s.cfg.Timeout)
+}
+
+// Analyze decodes and measures the camera's latest picture. In key frame
+// mode it decodes the latest key frame, once: a key frame already analyzed
+// returns the same statistics. It may take as long as one decode; callers
+// that must not wait run it in a goroutine.
+func (s *Stream) Analyze() (ImageStats, error) {
+	s.analysisMu.Lock()
+	defer s.analysisMu.Unlock()
+	if s.stopped {
+		return ImageStats{}, ErrStopped
+	}
+
+	s.mu.Lock()
+	decodeAll, au, seq, codec := s.decodeAll, s.keyframeAU, s.keyframeSeq, s.codec
+	s.mu.Unlock()
+
+	if decodeAll {
+		if s.decoder == nil {
+			return ImageStats{}, ErrNoFrame
+		}
+		return s.decoder.Analyze(*s.cfg.DarkThreshold)
+	}
+	if au == nil {
+		return ImageStats{}, ErrNoFrame
+	}
+	if seq == s.analyzedSeq {
+		return s.lastStats, nil
+	}
+	dec, err := s.decoderFor(codec)
+	if err != nil {
+		return ImageStats{}, err
+	}
+	if err := dec.DecodeKeyframe(au); err != nil {
+		s.decodeErrors.Add(1)
+		return ImageStats{}, fmt.Errorf("decoding key frame: %w", err)
+	}
+	stats, err := dec.Analyze(*s.cfg.DarkThreshold)
+	if err != nil {
+		return ImageStats{}, err
+	}
+	s.analyzedSeq, s.lastStats = seq, stats
+	return stats, nil
+}
+
+// decoderFor returns a decoder for codec, replacing one for another codec
+// (a camera can change codec between sessions). Needs analysisMu.
+func (s *Stream) decoderFor(codec Codec) (Decoder, error) {
+	if s.decoder != nil && s.decoderOf == codec {
+		return s.decoder, nil
+	}
+	if s.decoder != nil {
+		s.decoder.Close()
+		s.decoder = nil
+	}
+	dec, err := s.newDecoder(codec)
+	if err != nil {
+		return nil, err
+	}
+	s.decoder, s.decoderOf = dec, codec
+	return dec, nil
+}
+
+func (s *Stream) run(ctx context.Context) {
+	defer close(s.done)
+	backoff := minBackoff
+	for {
+		start := time.Now()
+		err := s.session(ctx)
+		s.connected.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > stableSession {
+			backoff = minBackoff
+		}
+		// Jitter spreads the reconnects of cameras that failed together.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		s.logger.Warn("Camera session ended, reconnecting", "err", s.redact(err), "retry_in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		s.reconnects.Add(1)
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// session runs one RTSP session until it fails or ctx ends.
+func (s *Stream) session(ctx context.Context) error {
+	u, err := base.ParseURL(s.cfg.StreamURL())
+	if err != nil {
+		return errors.New("invalid stream URL")
+	}
+	if user, pass := s.cfg.Credentials(); user != "" {
+		u.User = url.UserPassword(user, pass)
+	}
+	timeout := time.Duration(s.cfg.Timeout)
+	c := &gortsplib.Client{
+		Scheme:        u.Scheme,
+		Host:          u.Host,
+		ReadTimeout:   timeout,
+		WriteTimeout:  timeout,
+		Transport:     transport(s.cfg.Transport),
+		OnPacketsLost: func(lost uint64) { s.packetsLost.Add(lost) },
+		// Other RTP/RTCP decode errors are counted per access unit.
+		OnDecodeError: func(error) {},
+	}
+	if err := c.Start2(); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, c.Close)
+	defer stop()
+	defer c.Close()
+
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		return err
+	}
+	medi, forma, tr, err := findTrack(desc)
+	if err != nil {
+		return err
+	}
+	if _, err := c.Setup(desc.BaseURL, medi, 0, 0); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.codec = tr.codec()
+	s.mu.Unlock()
+	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) { s.onPacket(ctx, tr, pkt) })
+	if _, err := c.Play(nil); err != nil {
+		return err
+	}
+	s.connected.Store(true)
+	s.logger.Info("Camera session started", "codec", tr.codec())
+	return c.Wait()
+}
+
+func transport(name string) *gortsplib.Transport {
+	var t gortsplib.Transport
+	switch name {
+	case config.TransportUDP:
+		t = gortsplib.TransportUDP
+	case config.TransportAuto:
+		return nil // gortsplib tries UDP, then falls back to TCP
+	default:
+		t = gortsplib.TransportTCP
+	}
+	return &t
+}
+
+// onPacket runs on gortsplib's reader goroutine: it must never decode.
+func (s *Stream) onPacket(ctx context.Context, tr track, pkt *rtp.Packet) {
+	s.bytes.Add(uint64(len(pkt.Payload)))
+	au, err := tr.depacketize(pkt)
+	if errors.Is(err, errIncomplete) {
+		return
+	}
+	if err != nil {
+		s.decodeErrors.Add(1)
+		return
+	}
+	now := time.Now()
+	s.frames.Add(1)
+	s.lastFrame.Store(now.UnixNano())
+	key := tr.keyframe(au)
+	if key != nil {
+		s.keyframes.Add(1)
+	}
+	width, height := tr.size()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.width, s.height = width, height
+	if key != nil {
+		s.keyframeAU = key
+		s.keyframeSeq++
+	}
+	if s.firstFrame.IsZero() {
+		s.firstFrame = now
+	}
+	if !s.decodeAll && s.keyframeSeq == 0 && now.Sub(s.firstFrame) > time.Duration(s.cfg.Timeout) {
+		// Intra-refresh cameras never send a key frame: only decoding
+		// every frame recovers their pictures.
+		s.logger.Warn("No key frame within the camera timeout, decoding every frame instead")
+		s.decodeAll = true
+	}
+	if s.decodeAll {
+		s.enqueue(ctx, tr.codec(), au, key)
+	}
+}
+
+// enqueue hands a frame to the full decoder. Needs mu.
+func (s *Stream) enqueue(ctx context.Context, codec Codec, au, key [][]byte) {
+	if s.queue == nil {
+		s.queue = make(chan queuedFrame, decodeQueueFrames)
+		go s.decodeLoop(ctx, s.queue)
+	}
+	frame := queuedFrame{codec: codec, key: key != nil}
+	switch {
+	case key != nil:
+		frame.au = key
+		s.dropUntilKey = false
+	case s.dropUntilKey:
+		return
+	default:
+		frame.au = cloneAU(au)
+	}
+	select {
+	case s.queue <- frame:
+	default:
+		// The decoder fell behind: references are lost, so wait for a key frame.
+		s.dropUntilKey = true
+	}
+}
+
+func cloneAU(au [][]byte) [][]byte {
+	out := make([][]byte, len(au))
+	for i, nalu := range au {
+		out[i] = append([]byte(nil), nalu...)
+	}
+	return out
+}
+
+// decodeLoop decodes every queued frame so Analyze finds the newest picture.
+func (s *Stream) decodeLoop(ctx context.Context, queue <-chan queuedFrame) {
+	waitKey := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case frame := <-queue:
+			if waitKey && !frame.key {
+				continue
+			}
+			waitKey = !s.decodeFrame(frame)
+		}
+	}
+}
+
+// decodeFrame reports false when decoding failed and the next frames must
+// wait for a key frame.
+func (s *Stream) decodeFrame(frame queuedFrame) bool {
+	s.analysisMu.Lock()
+	defer s.analysisMu.Unlock()
+	if s.stopped {
+		return false
+	}
+	dec, err := s.decoderFor(frame.codec)
+	if err == nil {
+		err = dec.Decode(frame.au)
+	}
+	if err != nil {
+		s.decodeErrors.Add(1)
+		s.logger.Debug("Decoding frame failed, waiting for the next key frame", "err", s.redact(err))
+		return false
+	}
+	return true
+}
+
+// redact removes the camera's credentials from an error message: RTSP
+// libraries may quote the URL they dialed.
+func (s *Stream) redact(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	user, pass := s.cfg.Credentials()
+	if pass == "" {
+		return msg
+	}
+	for _, secret := range []string{url.UserPassword(user, pass).String(), pass, url.QueryEscape(pass)} {
+		msg = strings.ReplaceAll(msg, secret, "<secret>")
+	}
+	return msg
+}

@@ -1,0 +1,279 @@
+package camera_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/camera/decode"
+	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/config"
+)
+
+const (
+	gray64    = "color=c=0x404040:s=320x240:r=25"
+	halfBlack = "color=c=white:s=320x240:r=25,drawbox=x=0:y=0:w=160:h=240:color=black:t=fill"
+)
+
+// clip encodes frames of a lavfi source with ffmpeg.
+func clip(t testing.TB, codec rtsptest.Codec, lavfi string, frames int, extra ...string) *rtsptest.Media {
+	t.Helper()
+	m, err := rtsptest.Encode(context.Background(), t.TempDir(), codec, 25, frames,
+		[]string{"-f", "lavfi", "-i", lavfi}, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func serve(t testing.TB, opts rtsptest.Options, clips map[string]*rtsptest.Media) *rtsptest.Server {
+	t.Helper()
+	srv, err := rtsptest.Start(opts, clips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// cameraConfig resolves a camera entry the way exporter.yml would.
+func cameraConfig(t testing.TB, entry string) config.Camera {
+	t.Helper()
+	cfg, err := config.Parse([]byte("cameras:\n  - " + strings.ReplaceAll(strings.TrimSpace(entry), "\n", "\n    ") + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Cameras[0]
+}
+
+// syncBuffer collects log output written from stream goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func startStream(t testing.TB, cfg config.Camera, logs io.Writer) *camera.Stream {
+	t.Helper()
+	if logs == nil {
+		logs = io.Discard
+	}
+	s := camera.NewStream(cfg, decode.New, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func analyzeWhenReady(t testing.TB, s *camera.Stream) camera.ImageStats {
+	t.Helper()
+	var stats camera.ImageStats
+	var err error
+	waitFor(t, "an analyzed frame", 10*time.Second, func() bool {
+		stats, err = s.Analyze()
+		return err == nil
+	})
+	return stats
+}
+
+func TestStreamImageStatistics(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		codec         rtsptest.Codec
+		lavfi         string
+		decode        string
+		brightness    float64
+		darkRatio     float64
+		width, height int
+	}{
+		// 64/255 = 0.251; a decoder that ignored limited range would read 0.278.
+		{"h264 limited range gray", rtsptest.H264, gray64, "keyframe", 64.0 / 255, 0, 320, 240},
+		{"h265 limited range gray", rtsptest.H265, gray64, "keyframe", 64.0 / 255, 0, 320, 240},
+		{"mjpeg full range gray", rtsptest.MJPEG, gray64, "keyframe", 64.0 / 255, 0, 320, 240},
+		{"h264 half black", rtsptest.H264, halfBlack, "keyframe", 0.5, 0.5, 320, 240},
+		{"h265 half black", rtsptest.H265, halfBlack, "keyframe", 0.5, 0.5, 320, 240},
+		{"mjpeg half black", rtsptest.MJPEG, halfBlack, "keyframe", 0.5, 0.5, 320, 240},
+		{"h264 decode all", rtsptest.H264, gray64, "all", 64.0 / 255, 0, 320, 240},
+		{"h265 decode all", rtsptest.H265, halfBlack, "all", 0.5, 0.5, 320, 240},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": clip(t, tc.codec, tc.lavfi, 25)})
+			s := startStream(t, cameraConfig(t, fmt.Sprintf("name: cam\nurl: %s\ndecode: %s", srv.URL("cam"), tc.decode)), nil)
+			stats := analyzeWhenReady(t, s)
+			if math.Abs(stats.Brightness-tc.brightness) > 0.005 {
+				t.Errorf("brightness = %.4f, want %.4f", stats.Brightness, tc.brightness)
+			}
+			if math.Abs(stats.DarkRatio-tc.darkRatio) > 0.01 {
+				t.Errorf("dark ratio = %.4f, want %.4f", stats.DarkRatio, tc.darkRatio)
+			}
+			st := s.Status()
+			if st.Codec != camera.Codec(tc.codec) || st.Width != tc.width || st.Height != tc.height {
+				t.Errorf("status codec %s %dx%d, want %s %dx%d", st.Codec, st.Width, st.Height, tc.codec, tc.width, tc.height)
+			}
+			if !s.Up(time.Now()) {
+				t.Error("stream not up while frames arrive")
+			}
+		})
+	}
+}
+
+func TestStreamCountsFramesAtStreamRate(t *testing.T) {
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": clip(t, rtsptest.H264, gray64, 25)})
+	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), nil)
+	waitFor(t, "the first frame", 10*time.Second, func() bool { return s.Status().FramesReceived > 0 })
+
+	before, start := s.Status(), time.Now()
+	time.Sleep(2 * time.Second)
+	after, elapsed := s.Status(), time.Since(start)
+
+	fps := float64(after.FramesReceived-before.FramesReceived) / elapsed.Seconds()
+	if math.Abs(fps-25) > 3 {
+		t.Errorf("received %.1f frames/s, stream sends 25", fps)
+	}
+	// The clip has one key frame per 25 frames.
+	keyRate := float64(after.KeyframesReceived-before.KeyframesReceived) / elapsed.Seconds()
+	if keyRate < 0.5 || keyRate > 1.5 {
+		t.Errorf("received %.2f key frames/s, stream sends 1", keyRate)
+	}
+	if after.BytesReceived <= before.BytesReceived {
+		t.Error("received bytes did not grow")
+	}
+}
+
+func TestStreamReconnectsWhenServerReturns(t *testing.T) {
+	media := map[string]*rtsptest.Media{"cam": clip(t, rtsptest.MJPEG, gray64, 5)}
+	srv, err := rtsptest.Start(rtsptest.Options{}, media)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startStream(t, cameraConfig(t, "name: cam\ntimeout: 1s\nurl: "+srv.URL("cam")), nil)
+	waitFor(t, "camera up", 10*time.Second, func() bool { return s.Up(time.Now()) })
+
+	srv.Close()
+	waitFor(t, "camera down after the server stopped", 5*time.Second, func() bool { return !s.Up(time.Now()) })
+
+	srv = serve(t, rtsptest.Options{Addr: srv.Addr}, media)
+	waitFor(t, "camera up again", 15*time.Second, func() bool { return s.Up(time.Now()) })
+	if got := s.Status().Reconnects; got == 0 {
+		t.Error("reconnects_total did not count the new session")
+	}
+}
+
+func TestStreamCredentials(t *testing.T) {
+	const user, pass = "viewer", "s3cr3t-Pa55"
+	srv := serve(t, rtsptest.Options{User: user, Pass: pass}, map[string]*rtsptest.Media{"cam": clip(t, rtsptest.MJPEG, gray64, 5)})
+	host := strings.TrimPrefix(srv.URL("cam"), "rtsp://")
+
+	for _, tc := range []struct {
+		name, entry string
+		wantUp      bool
+		secret      string
+	}{
+		{"fields", fmt.Sprintf("name: cam\nurl: rtsp://%s\nusername: %s\npassword: %s", host, user, pass), true, pass},
+		{"in url", fmt.Sprintf("name: cam\nurl: rtsp://%s:%s@%s", user, pass, host), true, pass},
+		{"wrong password", fmt.Sprintf("name: cam\ntimeout: 1s\nurl: rtsp://%s\nusername: %s\npassword: wrong-%s", host, user, pass), false, "wrong-" + pass},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs syncBuffer
+			s := startStream(t, cameraConfig(t, tc.entry), &logs)
+			if tc.wantUp {
+				waitFor(t, "camera up", 10*time.Second, func() bool { return s.Up(time.Now()) })
+			} else {
+				waitFor(t, "a failed attempt", 10*time.Second, func() bool { return strings.Contains(logs.String(), "reconnecting") })
+				if s.Up(time.Now()) {
+					t.Error("camera up with a wrong password")
+				}
+			}
+			s.Stop()
+			if strings.Contains(logs.String(), tc.secret) {
+				t.Errorf("password leaked into logs:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+func TestStreamSilentCameraStaysDown(t *testing.T) {
+	// Accepts the connection, never answers.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	s := startStream(t, cameraConfig(t, "name: cam\ntimeout: 500ms\nurl: rtsp://"+l.Addr().String()+"/cam"), nil)
+	time.Sleep(time.Second)
+	if s.Up(time.Now()) {
+		t.Error("silent camera reported up")
+	}
+	if _, err := s.Analyze(); err != camera.ErrNoFrame {
+		t.Errorf("Analyze() error = %v, want ErrNoFrame", err)
+	}
+}
+
+func TestManagerKeepsUnchangedCameras(t *testing.T) {
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"a": clip(t, rtsptest.MJPEG, gray64, 5), "b": clip(t, rtsptest.MJPEG, gray64, 5)})
+	a := cameraConfig(t, "name: a\nurl: "+srv.URL("a"))
+	b := cameraConfig(t, "name: b\nurl: "+srv.URL("b"))
+	m := camera.NewManager(decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(m.Close)
+
+	m.Apply([]config.Camera{a, b})
+	first := m.Streams()
+	if len(first) != 2 || first[0].Name() != "a" || first[1].Name() != "b" {
+		t.Fatalf("streams = %v, want a, b", first)
+	}
+	changedB := cameraConfig(t, "name: b\ntimeout: 3s\nurl: "+srv.URL("b"))
+	m.Apply([]config.Camera{a, changedB})
+	second := m.Streams()
+	if second[0] != first[0] {
+		t.Error("unchanged camera a was restarted")
+	}
+	if second[1] == first[1] {
+		t.Error("changed camera b kept its old session")
+	}
+	m.Apply([]config.Camera{changedB})
+	if got := m.Streams(); len(got) != 1 || got[0].Name() != "b" {
+		t.Errorf("after removing a: %v", got)
+	}
+	if _, err := first[0].Analyze(); err != camera.ErrStopped {
+		t.Errorf("removed stream Analyze() error = %v, want ErrStopped", err)
+	}
+}

@@ -1,0 +1,152 @@
+// Package collector turns camera streams into Prometheus metrics. Like
+// node_exporter, each collector registers itself from init() behind a
+// --collector.<name> flag and reports its own scrape duration and success.
+// Per-camera values are const metrics built at scrape time, so a camera
+// removed from the configuration disappears from the next scrape.
+package collector
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/camera-exporter/camera_exporter/camera"
+)
+
+// Namespace prefixes every per-camera metric.
+const namespace = "camera"
+
+var (
+	scrapeDurationDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(namespace, "scrape", "collector_duration_seconds"),
+		"camera_exporter: Duration of a collector scrape.",
+		[]string{"collector"}, nil,
+	)
+	scrapeSuccessDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(namespace, "scrape", "collector_success"),
+		"camera_exporter: Whether a collector succeeded.",
+		[]string{"collector"}, nil,
+	)
+)
+
+// Cameras lists the running camera streams; *camera.Manager implements it.
+type Cameras interface {
+	Streams() []*camera.Stream
+}
+
+// Collector produces one family of metrics for a scrape.
+type Collector interface {
+	// Update sends metrics to ch; it must return by the ctx deadline.
+	Update(ctx context.Context, ch chan<- prometheus.Metric) error
+}
+
+type factory func(cameras Cameras, logger *slog.Logger) (Collector, error)
+
+var (
+	factories      = map[string]factory{}
+	collectorState = map[string]*bool{}
+)
+
+func registerCollector(name string, isDefaultEnabled bool, f factory) {
+	state := "disabled"
+	if isDefaultEnabled {
+		state = "enabled"
+	}
+	flag := kingpin.Flag("collector."+name, fmt.Sprintf("Enable the %s collector (default: %s).", name, state)).
+		Default(fmt.Sprint(isDefaultEnabled)).Bool()
+	collectorState[name] = flag
+	factories[name] = f
+}
+
+// CameraCollector runs the enabled collectors concurrently on each scrape.
+type CameraCollector struct {
+	collectors map[string]Collector
+	logger     *slog.Logger
+}
+
+// NewCameraCollector creates the collectors enabled by flags, or only those
+// named in filters when any are given.
+func NewCameraCollector(cameras Cameras, logger *slog.Logger, filters ...string) (*CameraCollector, error) {
+	enabled := map[string]bool{}
+	for name, on := range collectorState {
+		enabled[name] = *on
+	}
+	if len(filters) > 0 {
+		enabled = map[string]bool{}
+		for _, name := range filters {
+			if _, ok := factories[name]; !ok {
+				return nil, fmt.Errorf("unknown collector %q", name)
+			}
+			enabled[name] = true
+		}
+	}
+	collectors := map[string]Collector{}
+	for name, on := range enabled {
+		if !on {
+			continue
+		}
+		c, err := factories[name](cameras, logger.With("collector", name))
+		if err != nil {
+			return nil, fmt.Errorf("creating collector %s: %w", name, err)
+		}
+		collectors[name] = c
+	}
+	return &CameraCollector{collectors: collectors, logger: logger}, nil
+}
+
+// Names lists the enabled collectors, sorted.
+func (c *CameraCollector) Names() []string {
+	names := make([]string, 0, len(c.collectors))
+	for name := range c.collectors {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// WithContext binds a scrape's deadline to the collectors: the /metrics
+// handler derives it from X-Prometheus-Scrape-Timeout-Seconds.
+func (c *CameraCollector) WithContext(ctx context.Context) prometheus.Collector {
+	return scrape{c: c, ctx: ctx}
+}
+
+type scrape struct {
+	c   *CameraCollector
+	ctx context.Context
+}
+
+// Describe implements prometheus.Collector.
+func (s scrape) Describe(ch chan<- *prometheus.Desc) {
+	ch <- scrapeDurationDesc
+	ch <- scrapeSuccessDesc
+}
+
+// Collect implements prometheus.Collector.
+func (s scrape) Collect(ch chan<- prometheus.Metric) {
+	var wg sync.WaitGroup
+	for name, c := range s.c.collectors {
+		wg.Go(func() { s.c.execute(s.ctx, name, c, ch) })
+	}
+	wg.Wait()
+}
+
+func (c *CameraCollector) execute(ctx context.Context, name string, col Collector, ch chan<- prometheus.Metric) {
+	begin := time.Now()
+	err := col.Update(ctx, ch)
+	duration := time.Since(begin)
+	success := 1.0
+	if err != nil {
+		c.logger.Error("Collector failed", "name", name, "duration_seconds", duration.Seconds(), "err", err)
+		success = 0
+	} else {
+		c.logger.Debug("Collector succeeded", "name", name, "duration_seconds", duration.Seconds())
+	}
+	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, duration.Seconds(), name)
+	ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, name)
+}

@@ -1,0 +1,308 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/config"
+)
+
+func TestMain(m *testing.M) {
+	if _, err := kingpin.CommandLine.Parse([]string{"--collector.image.min-interval=5s", "--collector.image.workers=2"}); err != nil {
+		panic(err)
+	}
+	os.Exit(m.Run())
+}
+
+// stubDecoder stands in for the cgo decoder: these tests are about scrape
+// semantics, not pixels. It reports a fixed brightness and, when gate is
+// set, blocks every decode until the gate closes.
+type stubDecoder struct {
+	brightness float64
+	gate       chan struct{}
+	decodes    *atomic.Int64
+}
+
+func (d stubDecoder) Decode([][]byte) error { return nil }
+
+func (d stubDecoder) DecodeKeyframe([][]byte) error {
+	d.decodes.Add(1)
+	if d.gate != nil {
+		<-d.gate
+	}
+	return nil
+}
+
+func (d stubDecoder) Analyze(dark float64) (camera.ImageStats, error) {
+	return camera.ImageStats{Width: 320, Height: 240, Brightness: d.brightness, DarkRatio: dark}, nil
+}
+
+func (d stubDecoder) Close() {}
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// fixture runs an RTSP server with one MJPEG clip per camera name and a
+// camera.Manager whose streams decode with stubs.
+type fixture struct {
+	srv     *rtsptest.Server
+	manager *camera.Manager
+	decodes atomic.Int64
+	gates   map[string]chan struct{}
+}
+
+var clipOnce = sync.OnceValues(func() (*rtsptest.Media, error) {
+	dir, err := os.MkdirTemp("", "collector-test")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	return rtsptest.Encode(context.Background(), dir, rtsptest.MJPEG, 25, 5,
+		[]string{"-f", "lavfi", "-i", "color=c=gray:s=64x48:r=25"})
+})
+
+func newFixture(t *testing.T, names ...string) *fixture {
+	t.Helper()
+	media, err := clipOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clips := map[string]*rtsptest.Media{}
+	for _, n := range names {
+		clips[n] = media
+	}
+	srv, err := rtsptest.Start(rtsptest.Options{}, clips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	f := &fixture{srv: srv, gates: map[string]chan struct{}{}}
+	f.manager = camera.NewManager(func(camera.Codec) (camera.Decoder, error) {
+		return stubDecoder{brightness: 0.5, decodes: &f.decodes}, nil
+	}, discard)
+	t.Cleanup(f.manager.Close)
+	return f
+}
+
+func (f *fixture) camera(t *testing.T, name, extra string) config.Camera {
+	t.Helper()
+	url := f.srv.URL(name)
+	if strings.HasPrefix(name, "dead") {
+		url = "rtsp://" + closedAddr(t) + "/dead"
+	}
+	cfg, err := config.Parse([]byte(fmt.Sprintf("cameras:\n  - name: %s\n    url: %s\n    timeout: 2s\n%s", name, url, extra)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Cameras[0]
+}
+
+// closedAddr is an address nothing listens on.
+func closedAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func (f *fixture) waitUp(t *testing.T, names ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, s := range f.manager.Streams() {
+		for _, n := range names {
+			for s.Name() == n && !s.Up(time.Now()) {
+				if time.Now().After(deadline) {
+					t.Fatalf("camera %s not up", n)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+}
+
+func scrapeText(t *testing.T, ctx context.Context, cc *CameraCollector, names ...string) string {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(cc.WithContext(ctx))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	for _, mf := range families {
+		if len(names) == 0 || slices.Contains(names, mf.GetName()) {
+			if _, err := expfmt.MetricFamilyToText(&out, mf); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return out.String()
+}
+
+func TestScrapeReportsEveryCamera(t *testing.T) {
+	f := newFixture(t, "gate")
+	f.manager.Apply([]config.Camera{f.camera(t, "gate", ""), f.camera(t, "dead-cam", "")})
+	f.waitUp(t, "gate")
+	cc, err := NewCameraCollector(f.manager, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := scrapeText(t, context.Background(), cc,
+		"camera_up", "camera_frame_brightness_ratio", "camera_frame_dark_pixels_ratio", "camera_frame_analysis_success",
+		"camera_info", "camera_scrape_collector_success")
+	for _, want := range []string{
+		`camera_up{camera="dead-cam"} 0`,
+		`camera_up{camera="gate"} 1`,
+		`camera_frame_brightness_ratio{camera="gate"} 0.5`,
+		`camera_frame_dark_pixels_ratio{camera="gate"} 0.15`, // the stub echoes the default threshold
+		`camera_frame_analysis_success{camera="dead-cam"} 0`,
+		`camera_frame_analysis_success{camera="gate"} 1`,
+		`camera_info{camera="gate",codec="mjpeg",height="48",transport="tcp",width="64"} 1`,
+		`camera_scrape_collector_success{collector="image"} 1`,
+		`camera_scrape_collector_success{collector="stream"} 1`,
+	} {
+		if !strings.Contains(got, want+"\n") {
+			t.Errorf("missing %s in:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, `camera_frame_brightness_ratio{camera="dead-cam"}`) {
+		t.Error("a dead camera reported image values")
+	}
+}
+
+func TestScrapeDoesNotWaitForSlowCamera(t *testing.T) {
+	f := newFixture(t, "slow", "fast")
+	gate := make(chan struct{})
+	slowManager := camera.NewManager(func(camera.Codec) (camera.Decoder, error) {
+		return stubDecoder{brightness: 0.5, gate: gate, decodes: &f.decodes}, nil
+	}, discard)
+	t.Cleanup(slowManager.Close)
+	t.Cleanup(func() { close(gate) }) // runs first: Close waits for the blocked decode
+	f.manager.Apply([]config.Camera{f.camera(t, "fast", "")})
+	slowManager.Apply([]config.Camera{f.camera(t, "slow", "")})
+	both := multiManager{f.manager, slowManager}
+	waitAllUp(t, both)
+
+	cc, err := NewCameraCollector(both, discard, "image")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The slow camera's decode is blocked on gate for the whole test, so
+	// the scrape can only return by cutting it off at the deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	got := scrapeText(t, ctx, cc, "camera_frame_analysis_success", "camera_frame_brightness_ratio")
+	for _, want := range []string{
+		`camera_frame_analysis_success{camera="slow"} 0`,
+		`camera_frame_analysis_success{camera="fast"} 1`,
+		`camera_frame_brightness_ratio{camera="fast"} 0.5`,
+	} {
+		if !strings.Contains(got, want+"\n") {
+			t.Errorf("missing %s in:\n%s", want, got)
+		}
+	}
+}
+
+// multiManager joins the streams of several managers.
+type multiManager []*camera.Manager
+
+func (m multiManager) Streams() []*camera.Stream {
+	var out []*camera.Stream
+	for _, mm := range m {
+		out = append(out, mm.Streams()...)
+	}
+	return out
+}
+
+func waitAllUp(t *testing.T, c Cameras) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, s := range c.Streams() {
+		for !s.Up(time.Now()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("camera %s not up", s.Name())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func TestScrapesWithinMinIntervalShareAnalysis(t *testing.T) {
+	f := newFixture(t, "gate")
+	f.manager.Apply([]config.Camera{f.camera(t, "gate", "")})
+	f.waitUp(t, "gate")
+	cc, err := NewCameraCollector(f.manager, discard, "image")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// MJPEG makes every frame a new key frame, so only the collector's
+	// min-interval cache can make the second scrape skip decoding.
+	scrapeText(t, context.Background(), cc)
+	scrapeText(t, context.Background(), cc)
+	if n := f.decodes.Load(); n != 1 {
+		t.Errorf("two scrapes within the min interval decoded %d times, want 1", n)
+	}
+}
+
+func TestRemovedCameraVanishes(t *testing.T) {
+	f := newFixture(t, "a", "b")
+	f.manager.Apply([]config.Camera{f.camera(t, "a", ""), f.camera(t, "b", "")})
+	f.waitUp(t, "a", "b")
+	cc, err := NewCameraCollector(f.manager, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := scrapeText(t, context.Background(), cc); !strings.Contains(got, `camera="b"`) {
+		t.Fatalf("camera b missing before removal:\n%s", got)
+	}
+	f.manager.Apply([]config.Camera{f.camera(t, "a", "")})
+	if got := scrapeText(t, context.Background(), cc); strings.Contains(got, `camera="b"`) {
+		t.Errorf("camera b still exported after removal:\n%s", got)
+	}
+}
+
+func TestMetricsFollowNamingConventions(t *testing.T) {
+	f := newFixture(t, "gate")
+	f.manager.Apply([]config.Camera{f.camera(t, "gate", "")})
+	f.waitUp(t, "gate")
+	cc, err := NewCameraCollector(f.manager, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not CollectAndLint: its pedantic registry rejects const metrics whose
+	// descriptors a collector cannot know before the scrape.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(cc.WithContext(context.Background()))
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+}
+
+func TestUnknownCollectorFilter(t *testing.T) {
+	if _, err := NewCameraCollector(multiManager{}, discard, "nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("error = %v, want it to name the unknown collector", err)
+	}
+}

@@ -1,0 +1,87 @@
+package collector
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func init() {
+	registerCollector("stream", true, newStreamCollector)
+}
+
+// streamCollector reports session state and counters. It never decodes, so
+// it costs the same whatever the cameras send.
+type streamCollector struct {
+	cameras Cameras
+
+	up, info, lastFrame                        *prometheus.Desc
+	frames, keyframes, bytes, lost, reconnects *prometheus.Desc
+	decodeErrors                               *prometheus.Desc
+}
+
+func cameraDesc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(namespace+"_"+name, help, append([]string{"camera"}, labels...), nil)
+}
+
+func newStreamCollector(cameras Cameras, _ *slog.Logger) (Collector, error) {
+	return &streamCollector{
+		cameras: cameras,
+		up: cameraDesc("up",
+			"1 if the camera's RTSP session is up and a frame arrived within the camera's timeout, else 0."),
+		info: cameraDesc("info",
+			"Stream properties of the camera's current session, value 1.", "codec", "width", "height", "transport"),
+		lastFrame: cameraDesc("last_frame_timestamp_seconds",
+			"Unix time the camera's last complete frame arrived."),
+		frames: cameraDesc("frames_received_total",
+			"Complete frames (access units) received from the camera."),
+		keyframes: cameraDesc("keyframes_received_total",
+			"Key frames (IDR/CRA access units, every MJPEG frame) received from the camera."),
+		bytes: cameraDesc("received_bytes_total",
+			"RTP payload bytes received from the camera."),
+		lost: cameraDesc("rtp_packets_lost_total",
+			"RTP packets the camera sent that never arrived."),
+		reconnects: cameraDesc("reconnects_total",
+			"Times the camera's RTSP session was re-established after failing."),
+		decodeErrors: cameraDesc("decode_errors_total",
+			"Frames that could not be depacketized or decoded."),
+	}, nil
+}
+
+func (c *streamCollector) Update(_ context.Context, ch chan<- prometheus.Metric) error {
+	now := time.Now()
+	for _, s := range c.cameras.Streams() {
+		name := s.Name()
+		st := s.Status()
+		up := 0.0
+		if s.Up(now) {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, name)
+		if st.Codec != "" {
+			ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, name,
+				string(st.Codec), strconv.Itoa(st.Width), strconv.Itoa(st.Height), st.Transport)
+		}
+		if !st.LastFrame.IsZero() {
+			ch <- prometheus.MustNewConstMetric(c.lastFrame, prometheus.GaugeValue,
+				float64(st.LastFrame.UnixNano())/1e9, name)
+		}
+		for _, counter := range []struct {
+			desc  *prometheus.Desc
+			value uint64
+		}{
+			{c.frames, st.FramesReceived},
+			{c.keyframes, st.KeyframesReceived},
+			{c.bytes, st.BytesReceived},
+			{c.lost, st.PacketsLost},
+			{c.reconnects, st.Reconnects},
+			{c.decodeErrors, st.DecodeErrors},
+		} {
+			ch <- prometheus.MustNewConstMetric(counter.desc, prometheus.CounterValue, float64(counter.value), name)
+		}
+	}
+	return nil
+}

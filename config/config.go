@@ -1,0 +1,261 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+)
+
+// Values of CameraOptions.Transport: the RTSP lower transport.
+const (
+	TransportTCP  = "tcp"
+	TransportUDP  = "udp"
+	TransportAuto = "auto"
+)
+
+// Values of CameraOptions.Decode.
+const (
+	// DecodeKeyframe decodes only the latest key frame, when it is scraped.
+	DecodeKeyframe = "keyframe"
+	// DecodeAll decodes every frame.
+	DecodeAll = "all"
+)
+
+var (
+	transports  = []string{TransportTCP, TransportUDP, TransportAuto}
+	decodeModes = []string{DecodeKeyframe, DecodeAll}
+	validName   = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+)
+
+// builtinDefaults returns the options of cameras that neither set them nor
+// get them from the defaults block.
+func builtinDefaults() CameraOptions {
+	darkThreshold := 0.15
+	return CameraOptions{
+		Transport:     TransportTCP,
+		Timeout:       model.Duration(10 * time.Second),
+		DarkThreshold: &darkThreshold,
+		Decode:        DecodeKeyframe,
+	}
+}
+
+// Config is the content of the configuration file.
+type Config struct {
+	Defaults CameraOptions `yaml:"defaults,omitempty"`
+	Cameras  []Camera      `yaml:"cameras"`
+}
+
+// CameraOptions are the camera settings that the defaults block can provide.
+type CameraOptions struct {
+	// Transport is TransportTCP, TransportUDP or TransportAuto.
+	Transport string `yaml:"transport,omitempty"`
+	// Timeout is the RTSP read timeout, the maximum age of the latest frame
+	// of a camera that is up, and the cut-off for analysing a camera.
+	Timeout model.Duration `yaml:"timeout,omitempty"`
+	// DarkThreshold is the full-range luma, in [0,1], below which a pixel
+	// is dark.
+	DarkThreshold *float64 `yaml:"dark_threshold,omitempty"`
+	// Decode is DecodeKeyframe or DecodeAll.
+	Decode string `yaml:"decode,omitempty"`
+}
+
+// Camera is an RTSP camera to monitor.
+type Camera struct {
+	// Name becomes the camera label.
+	Name string `yaml:"name"`
+	// URL is the stream to play. It may hold credentials, unless Username,
+	// Password or PasswordFile are set.
+	URL      string        `yaml:"url"`
+	Username string        `yaml:"username,omitempty"`
+	Password config.Secret `yaml:"password,omitempty"`
+	// PasswordFile holds the password. Load makes a relative path relative
+	// to the directory of the configuration file.
+	PasswordFile  string `yaml:"password_file,omitempty"`
+	CameraOptions `yaml:",inline"`
+
+	filePassword string // content of PasswordFile
+}
+
+// Load reads the configuration file at path, fills in defaults, reads
+// password files and validates the result.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parse(b, source(path), filepath.Dir(path))
+}
+
+// Parse is Load for a configuration in memory. Relative password_file paths
+// are relative to the working directory.
+func Parse(b []byte) (*Config, error) {
+	return parse(b, "", "")
+}
+
+func parse(b []byte, src source, dir string) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, src.yamlError(err)
+	}
+	l := layoutOf(&doc)
+	if err := checkTimeouts(src, l); err != nil {
+		return nil, err
+	}
+	cfg := &Config{}
+	if err := decodeStrict(b, cfg); err != nil {
+		return nil, src.yamlError(err)
+	}
+	if err := cfg.resolve(src, dir, l); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// decodeStrict decodes b into cfg, rejecting unknown fields.
+func decodeStrict(b []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	// io.EOF means an empty file, which is an exporter without cameras.
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// resolve validates cfg, reads password files and fills in defaults. It
+// returns all validation errors, so that they can be fixed in one go.
+func (cfg *Config) resolve(src source, dir string, l layout) error {
+	defaults := &reporter{src: src, pos: positionOf(l.defaults), subject: "defaults"}
+	cfg.Defaults.check(defaults)
+	cfg.Defaults.fill(builtinDefaults())
+	errs := defaults.errs
+
+	nameLines := make(map[string]int) // line of the first camera with each name
+	for i := range cfg.Cameras {
+		c := &cfg.Cameras[i]
+		r := &reporter{src: src, pos: l.camera(i), subject: c.subject(i)}
+		c.check(r)
+		if first, ok := nameLines[c.Name]; ok {
+			r.errorf("name", "name already used at line %d", first)
+		} else if c.Name != "" {
+			nameLines[c.Name] = r.lineOf("name")
+		}
+		c.readPasswordFile(r, dir)
+		c.CameraOptions.fill(cfg.Defaults)
+		errs = append(errs, r.errs...)
+	}
+	return errors.Join(errs...)
+}
+
+// check validates the options that o sets.
+func (o CameraOptions) check(r *reporter) {
+	if o.Transport != "" && !slices.Contains(transports, o.Transport) {
+		r.errorf("transport", "transport %q: must be one of %s", o.Transport, strings.Join(transports, ", "))
+	}
+	// Decoding cannot tell "timeout: 0s" from no timeout, the YAML can.
+	if r.has("timeout") && o.Timeout <= 0 {
+		r.errorf("timeout", "timeout %s: must be greater than 0", o.Timeout)
+	}
+	// Negated so that NaN is rejected too.
+	if t := o.DarkThreshold; t != nil && !(*t >= 0 && *t <= 1) {
+		r.errorf("dark_threshold", "dark_threshold %v: must be between 0 and 1", *t)
+	}
+	if o.Decode != "" && !slices.Contains(decodeModes, o.Decode) {
+		r.errorf("decode", "decode %q: must be one of %s", o.Decode, strings.Join(decodeModes, ", "))
+	}
+}
+
+// fill sets the options that o leaves unset to those of d, which sets all.
+func (o *CameraOptions) fill(d CameraOptions) {
+	if o.Transport == "" {
+		o.Transport = d.Transport
+	}
+	if o.Timeout == 0 {
+		o.Timeout = d.Timeout
+	}
+	if o.DarkThreshold == nil {
+		// A copy, so that changing one camera's does not change another's.
+		t := *d.DarkThreshold
+		o.DarkThreshold = &t
+	}
+	if o.Decode == "" {
+		o.Decode = d.Decode
+	}
+}
+
+// subject names c in errors; i is its index, for when it has no name.
+func (c Camera) subject(i int) string {
+	if c.Name == "" {
+		return fmt.Sprintf("camera #%d", i+1)
+	}
+	return fmt.Sprintf("camera %q", c.Name)
+}
+
+// check validates c, except for the uniqueness of its name.
+func (c Camera) check(r *reporter) {
+	switch {
+	case c.Name == "":
+		r.errorf("", "missing name")
+	case !validName.MatchString(c.Name):
+		r.errorf("name", "name %q: must match %s", c.Name, validName)
+	}
+	c.checkURL(r)
+	if c.Password != "" && c.PasswordFile != "" {
+		r.errorf("password_file", "password and password_file are mutually exclusive")
+	}
+	c.CameraOptions.check(r)
+}
+
+func (c Camera) checkURL(r *reporter) {
+	if c.URL == "" {
+		r.errorf("", "missing url")
+		return
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		// Not err: it quotes the URL, or part of it, password included.
+		r.errorf("url", "url: not a valid URL; special characters in the user name or password must be percent-encoded")
+		return
+	}
+	if u.Scheme != "rtsp" && u.Scheme != "rtsps" {
+		// Not the scheme either: in "user:pass@host" it is the user name.
+		r.errorf("url", "url: scheme must be rtsp or rtsps")
+	}
+	if u.Hostname() == "" {
+		r.errorf("url", "url: missing host")
+	}
+	if u.User != nil && c.hasCredentialFields() {
+		r.errorf("url", "url: has credentials, and so must not be combined with username, password or password_file")
+	}
+}
+
+// readPasswordFile reads c's password file, if it has one.
+func (c *Camera) readPasswordFile(r *reporter, dir string) {
+	// With a password as well, check has reported the conflict.
+	if c.PasswordFile == "" || c.Password != "" {
+		return
+	}
+	if !filepath.IsAbs(c.PasswordFile) {
+		c.PasswordFile = filepath.Join(dir, c.PasswordFile)
+	}
+	b, err := os.ReadFile(c.PasswordFile)
+	if err != nil {
+		// The error names the file, and has none of its content.
+		r.errorf("password_file", "password_file: %v", err)
+		return
+	}
+	c.filePassword = strings.TrimRightFunc(string(b), unicode.IsSpace)
+}

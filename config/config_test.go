@@ -1,0 +1,629 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+)
+
+func TestLoadFull(t *testing.T) {
+	cfg, err := Load("testdata/full.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	wantDefaults := options(TransportUDP, 5*time.Second, 0.2, DecodeKeyframe)
+	if got := cfg.Defaults; !equalOptions(got, wantDefaults) {
+		t.Errorf("defaults = %s, want %s", describe(got), describe(wantDefaults))
+	}
+
+	tests := []struct {
+		name, streamURL, redactedURL, user, pass string
+		options                                  CameraOptions
+	}{
+		{
+			name:        "gate-north",
+			streamURL:   "rtsp://10.0.0.5:554/stream1",
+			redactedURL: "rtsp://10.0.0.5:554/stream1",
+			user:        "viewer",
+			pass:        "file-pw",
+			options:     options(TransportUDP, 5*time.Second, 0.2, DecodeKeyframe),
+		},
+		{
+			name:        "yard",
+			streamURL:   "rtsps://cam.example.com/live?channel=1",
+			redactedURL: "rtsps://<secret>@cam.example.com/live?channel=1",
+			user:        "admin",
+			pass:        "p@ss",
+			// An explicit dark_threshold of 0 is kept, not defaulted.
+			options: options(TransportTCP, 2*time.Second, 0, DecodeAll),
+		},
+		{
+			name:        "lobby_1",
+			streamURL:   "rtsp://10.0.0.7/h264",
+			redactedURL: "rtsp://10.0.0.7/h264",
+			user:        "ops",
+			pass:        "inline-pw",
+			options:     options(TransportUDP, 5*time.Second, 0.2, DecodeKeyframe),
+		},
+	}
+	if len(cfg.Cameras) != len(tests) {
+		t.Fatalf("got %d cameras, want %d", len(cfg.Cameras), len(tests))
+	}
+	for i, test := range tests {
+		c := cfg.Cameras[i]
+		if c.Name != test.name {
+			t.Errorf("camera %d: name = %q, want %q", i, c.Name, test.name)
+		}
+		if got := c.StreamURL(); got != test.streamURL {
+			t.Errorf("%s: StreamURL() = %q, want %q", test.name, got, test.streamURL)
+		}
+		if got := c.RedactedURL(); got != test.redactedURL {
+			t.Errorf("%s: RedactedURL() = %q, want %q", test.name, got, test.redactedURL)
+		}
+		if user, pass := c.Credentials(); user != test.user || pass != test.pass {
+			t.Errorf("%s: Credentials() = %q, %q, want %q, %q", test.name, user, pass, test.user, test.pass)
+		}
+		if !equalOptions(c.CameraOptions, test.options) {
+			t.Errorf("%s: options = %s, want %s", test.name, describe(c.CameraOptions), describe(test.options))
+		}
+	}
+	// Relative to the configuration file, not to the working directory.
+	if got, want := cfg.Cameras[0].PasswordFile, filepath.Join("testdata", "gate-north.pass"); got != want {
+		t.Errorf("password_file = %q, want %q", got, want)
+	}
+}
+
+func TestBuiltinDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("cameras:\n  - name: a\n    url: rtsp://h/\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := options(TransportTCP, 10*time.Second, 0.15, DecodeKeyframe)
+	for _, got := range []CameraOptions{cfg.Defaults, cfg.Cameras[0].CameraOptions} {
+		if !equalOptions(got, want) {
+			t.Errorf("options = %s, want %s", describe(got), describe(want))
+		}
+	}
+	// Each camera has its own threshold.
+	if cfg.Defaults.DarkThreshold == cfg.Cameras[0].DarkThreshold {
+		t.Error("camera shares its dark_threshold pointer with the defaults")
+	}
+}
+
+func TestNoCameras(t *testing.T) {
+	for _, in := range []string{"", "# nothing yet\n", "cameras: []\n", "cameras:\n"} {
+		cfg, err := Parse([]byte(in))
+		if err != nil {
+			t.Errorf("Parse(%q): %v", in, err)
+			continue
+		}
+		if len(cfg.Cameras) != 0 {
+			t.Errorf("Parse(%q): got %d cameras, want none", in, len(cfg.Cameras))
+		}
+		if cfg.Defaults.Transport != TransportTCP {
+			t.Errorf("Parse(%q): default transport = %q, want %q", in, cfg.Defaults.Transport, TransportTCP)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string // the whole error
+	}{
+		{
+			name: "unknown camera field",
+			in: `cameras:
+  - name: a
+    url: rtsp://h/
+    pasword: x
+`,
+			want: `line 4: field "pasword" not found in camera`,
+		},
+		{
+			name: "unknown defaults field",
+			in:   "defaults:\n  name: a\n",
+			want: `line 2: field "name" not found in defaults`,
+		},
+		{
+			name: "unknown top-level field",
+			in:   "camera: []\n",
+			want: `line 1: field "camera" not found in config`,
+		},
+		{
+			name: "syntax error",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h: x\n",
+			want: "line 3: mapping values are not allowed in this context",
+		},
+		{
+			name: "tab indentation",
+			in:   "cameras:\n\t- name: a\n",
+			want: "line 2: found character that cannot start any token",
+		},
+		{
+			name: "duplicate key",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    url: rtsp://h/\n",
+			want: `line 4: mapping key "url" already defined at line 3`,
+		},
+		{
+			name: "wrong type",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    dark_threshold: dim\n",
+			want: "line 4: cannot unmarshal !!str into float64",
+		},
+		{
+			name: "timeout without unit",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    timeout: 10\n",
+			want: `line 4: timeout: not a valid duration string: "10"`,
+		},
+		{
+			name: "negative timeout",
+			in:   "defaults:\n  timeout: -1s\n",
+			want: `line 2: timeout: not a valid duration string: "-1s"`,
+		},
+		{
+			name: "zero timeout",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    timeout: 0s\n",
+			want: `line 4: camera "a": timeout 0s: must be greater than 0`,
+		},
+		{
+			name: "bad transport",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    transport: tcpp\n",
+			want: `line 4: camera "a": transport "tcpp": must be one of tcp, udp, auto`,
+		},
+		{
+			name: "bad default transport",
+			in:   "defaults:\n  transport: TCP\n",
+			want: `line 2: defaults: transport "TCP": must be one of tcp, udp, auto`,
+		},
+		{
+			name: "bad decode",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    decode: every\n",
+			want: `line 4: camera "a": decode "every": must be one of keyframe, all`,
+		},
+		{
+			name: "dark_threshold above 1",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    dark_threshold: 1.5\n",
+			want: `line 4: camera "a": dark_threshold 1.5: must be between 0 and 1`,
+		},
+		{
+			name: "negative default dark_threshold",
+			in:   "defaults:\n  dark_threshold: -0.1\n",
+			want: `line 2: defaults: dark_threshold -0.1: must be between 0 and 1`,
+		},
+		{
+			name: "NaN dark_threshold",
+			in:   "defaults:\n  dark_threshold: .nan\n",
+			want: `line 2: defaults: dark_threshold NaN: must be between 0 and 1`,
+		},
+		{
+			name: "missing name",
+			in:   "cameras:\n  - url: rtsp://h/\n",
+			want: `line 2: camera #1: missing name`,
+		},
+		{
+			name: "bad name",
+			in:   "cameras:\n  - url: rtsp://h/\n    name: gate north\n",
+			want: `line 3: camera "gate north": name "gate north": must match ^[a-zA-Z0-9_-]+$`,
+		},
+		{
+			name: "duplicate name",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n  - name: b\n    url: rtsp://h/\n  - url: rtsp://h/\n    name: a\n",
+			want: `line 7: camera "a": name already used at line 2`,
+		},
+		{
+			name: "missing url",
+			in:   "cameras:\n  - name: a\n",
+			want: `line 2: camera "a": missing url`,
+		},
+		{
+			name: "bad scheme",
+			in:   "cameras:\n  - name: a\n    url: http://h/\n",
+			want: `line 3: camera "a": url: scheme must be rtsp or rtsps`,
+		},
+		{
+			name: "missing host",
+			in:   "cameras:\n  - name: a\n    url: rtsp:///stream\n",
+			want: `line 3: camera "a": url: missing host`,
+		},
+		{
+			name: "unparsable url",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h:port/\n",
+			want: `line 3: camera "a": url: not a valid URL; special characters in the user name or password must be percent-encoded`,
+		},
+		{
+			name: "password and password_file",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    password: x\n    password_file: testdata/gate-north.pass\n",
+			want: `line 5: camera "a": password and password_file are mutually exclusive`,
+		},
+		{
+			name: "credentials in url and fields",
+			in:   "cameras:\n  - name: a\n    url: rtsp://u:p@h/\n    username: u\n",
+			want: `line 3: camera "a": url: has credentials, and so must not be combined with username, password or password_file`,
+		},
+		{
+			name: "missing password_file",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    password_file: testdata/missing.pass\n",
+			want: `line 4: camera "a": password_file: open testdata/missing.pass: no such file or directory`,
+		},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			_, err := Parse([]byte(test.in))
+			if err == nil {
+				t.Fatalf("got no error, want %q", test.want)
+			}
+			if err.Error() != test.want {
+				t.Errorf("got error\n\t%q\nwant\n\t%q", err, test.want)
+			}
+		})
+	}
+}
+
+func TestLoadErrorsNameFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "exporter.yml")
+	in := `defaults:
+  decode: none
+cameras:
+  - name: a
+    url: ftp://h/
+  - name: b
+    url: rtsp://h/
+    transport: tcpp
+    dark_threshold: 2
+`
+	if err := os.WriteFile(path, []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if err == nil {
+		t.Fatal("got no error")
+	}
+	// All errors are reported, each with the file name.
+	want := strings.Join([]string{
+		path + `:2: defaults: decode "none": must be one of keyframe, all`,
+		path + `:5: camera "a": url: scheme must be rtsp or rtsps`,
+		path + `:8: camera "b": transport "tcpp": must be one of tcp, udp, auto`,
+		path + `:9: camera "b": dark_threshold 2: must be between 0 and 1`,
+	}, "\n")
+	if err.Error() != want {
+		t.Errorf("got error\n%s\nwant\n%s", err, want)
+	}
+
+	if err := os.WriteFile(path, []byte("cameras:\n  - nmae: a\n  - name: b\n    urls: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(path)
+	want = path + `:2: field "nmae" not found in camera` + "\n" + path + `:4: field "urls" not found in camera`
+	if err == nil || err.Error() != want {
+		t.Errorf("got error\n%v\nwant\n%s", err, want)
+	}
+
+	missing := filepath.Join(t.TempDir(), "missing.yml")
+	if _, err := Load(missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("Load(%q) = %v, want an error naming the file", missing, err)
+	}
+}
+
+// TestCredentialsNotDisclosed checks that no error and no redacted
+// configuration discloses a password, wherever it was configured.
+func TestCredentialsNotDisclosed(t *testing.T) {
+	const secret = "Zq9Leak"
+	passwordFile := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(passwordFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	invalid := map[string]string{
+		"url with bad transport": "cameras:\n  - name: a\n    url: rtsp://u:" + secret + "@h/\n    transport: x\n",
+		"url with bad scheme":    "cameras:\n  - name: a\n    url: http://u:" + secret + "@h/\n",
+		"url without scheme":     "cameras:\n  - name: a\n    url: u:" + secret + "@h/\n",
+		"url without host":       "cameras:\n  - name: a\n    url: rtsp://u:" + secret + "@/x\n",
+		"unescaped slash":        "cameras:\n  - name: a\n    url: rtsp://u:" + secret + "/x@h/\n",
+		"unescaped hash":         "cameras:\n  - name: a\n    url: rtsp://u:" + secret + "#x@h/\n",
+		"bad escape":             "cameras:\n  - name: a\n    url: rtsp://u:" + secret + "%zz@h/\n",
+		"url and username":       "cameras:\n  - name: a\n    url: rtsp://u:" + secret + "@h/\n    username: u\n",
+		"duplicate url":          "cameras:\n  - name: a\n    url: rtsp://h/\n    url: rtsp://u:" + secret + "@h/\n",
+		"password and file":      "cameras:\n  - name: a\n    url: rtsp://h/\n    password: " + secret + "\n    password_file: " + passwordFile + "\n",
+		"file and bad decode":    "cameras:\n  - name: a\n    url: rtsp://h/\n    password_file: " + passwordFile + "\n    decode: x\n",
+		"password misplaced":     "cameras:\n  - name: a\n    url: rtsp://h/\n    dark_threshold: " + secret + "\n",
+		"camera as a scalar":     "cameras:\n  - " + secret + "\n",
+		"misspelled password":    "cameras:\n  - name: a\n    url: rtsp://h/\n    pasword: " + secret + "\n",
+	}
+	for name, in := range invalid {
+		_, err := Parse([]byte(in))
+		if err == nil {
+			t.Errorf("%s: got no error", name)
+			continue
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: error discloses the password: %v", name, err)
+		}
+	}
+
+	cfg, err := Parse([]byte(`cameras:
+  - name: in-url
+    url: rtsp://u:` + secret + `@h/
+  - name: in-field
+    url: rtsp://h/
+    username: u
+    password: ` + secret + `
+  - name: in-file
+    url: rtsp://h/
+    password_file: ` + passwordFile + `
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cfg.Cameras {
+		if _, pass := c.Credentials(); pass != secret {
+			t.Errorf("%s: password = %q, want %q", c.Name, pass, secret)
+		}
+	}
+	defer func(old bool) { config.MarshalSecretValue = old }(config.MarshalSecretValue)
+	for _, marshalSecrets := range []bool{false, true} {
+		config.MarshalSecretValue = marshalSecrets
+		out, err := cfg.Redacted()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(out), secret) {
+			t.Errorf("with MarshalSecretValue %v, Redacted() discloses the password:\n%s", marshalSecrets, out)
+		}
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	cfg, err := Load("testdata/full.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cfg.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `defaults:
+    transport: udp
+    timeout: 5s
+    dark_threshold: 0.2
+    decode: keyframe
+cameras:
+    - name: gate-north
+      url: rtsp://10.0.0.5:554/stream1
+      username: viewer
+      password_file: testdata/gate-north.pass
+      transport: udp
+      timeout: 5s
+      dark_threshold: 0.2
+      decode: keyframe
+    - name: yard
+      url: rtsps://<secret>@cam.example.com/live?channel=1
+      transport: tcp
+      timeout: 2s
+      dark_threshold: 0
+      decode: all
+    - name: lobby_1
+      url: rtsp://10.0.0.7/h264
+      username: ops
+      password: <secret>
+      transport: udp
+      timeout: 5s
+      dark_threshold: 0.2
+      decode: keyframe
+`
+	if string(out) != want {
+		t.Errorf("Redacted() =\n%s\nwant\n%s", out, want)
+	}
+}
+
+// TestRedactedRoundTrip checks that the effective configuration, when it
+// has no secrets to redact, loads into the same configuration.
+func TestRedactedRoundTrip(t *testing.T) {
+	cfg, err := Parse([]byte(`defaults:
+  decode: all
+cameras:
+  - name: a
+    url: rtsp://h:8554/a
+    username: u
+    password_file: testdata/gate-north.pass
+    timeout: 1m
+  - name: b
+    url: rtsps://h/b
+    dark_threshold: 1
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cfg.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse(out)
+	if err != nil {
+		t.Fatalf("parsing %s: %v", out, err)
+	}
+	if !equalOptions(again.Defaults, cfg.Defaults) {
+		t.Errorf("defaults = %s, want %s", describe(again.Defaults), describe(cfg.Defaults))
+	}
+	if len(again.Cameras) != len(cfg.Cameras) {
+		t.Fatalf("got %d cameras, want %d", len(again.Cameras), len(cfg.Cameras))
+	}
+	for i, c := range cfg.Cameras {
+		if !again.Cameras[i].Equal(c) {
+			t.Errorf("camera %s changed in the round trip:\n%s", c.Name, out)
+		}
+	}
+}
+
+func TestPasswordFileRelativeToWorkingDirectory(t *testing.T) {
+	cfg, err := Parse([]byte("cameras:\n  - name: a\n    url: rtsp://h/\n    username: u\n    password_file: testdata/gate-north.pass\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Trailing white space, the newline included, is not part of the password.
+	if user, pass := cfg.Cameras[0].Credentials(); user != "u" || pass != "file-pw" {
+		t.Errorf("Credentials() = %q, %q, want %q, %q", user, pass, "u", "file-pw")
+	}
+}
+
+func TestCameraURLs(t *testing.T) {
+	tests := []struct {
+		camera                 Camera
+		streamURL, redactedURL string
+		wantUser, wantPass     string
+	}{
+		{
+			camera:      Camera{URL: "rtsp://10.0.0.5:554/stream1"},
+			streamURL:   "rtsp://10.0.0.5:554/stream1",
+			redactedURL: "rtsp://10.0.0.5:554/stream1",
+		},
+		{
+			camera:      Camera{URL: "rtsp://viewer:s%3Acret@10.0.0.5:554/stream1"},
+			streamURL:   "rtsp://10.0.0.5:554/stream1",
+			redactedURL: "rtsp://<secret>@10.0.0.5:554/stream1",
+			wantUser:    "viewer",
+			wantPass:    "s:cret",
+		},
+		{
+			camera:      Camera{URL: "rtsp://viewer@10.0.0.5/stream1"},
+			streamURL:   "rtsp://10.0.0.5/stream1",
+			redactedURL: "rtsp://<secret>@10.0.0.5/stream1",
+			wantUser:    "viewer",
+		},
+		{
+			camera:      Camera{URL: "rtsp://10.0.0.5/s", Username: "u", Password: "p"},
+			streamURL:   "rtsp://10.0.0.5/s",
+			redactedURL: "rtsp://10.0.0.5/s",
+			wantUser:    "u",
+			wantPass:    "p",
+		},
+		{
+			// Unparsable: everything might be a secret.
+			camera:      Camera{URL: "rtsp://u:p/q@h/"},
+			redactedURL: "<secret>",
+		},
+		{
+			// Opaque: the scheme is the user name.
+			camera:      Camera{URL: "u:p@h"},
+			redactedURL: "<secret>",
+		},
+	}
+	for _, test := range tests {
+		c := test.camera
+		if got := c.StreamURL(); got != test.streamURL {
+			t.Errorf("%q: StreamURL() = %q, want %q", c.URL, got, test.streamURL)
+		}
+		if got := c.RedactedURL(); got != test.redactedURL {
+			t.Errorf("%q: RedactedURL() = %q, want %q", c.URL, got, test.redactedURL)
+		}
+		if user, pass := c.Credentials(); user != test.wantUser || pass != test.wantPass {
+			t.Errorf("%q: Credentials() = %q, %q, want %q, %q", c.URL, user, pass, test.wantUser, test.wantPass)
+		}
+	}
+}
+
+func TestEqual(t *testing.T) {
+	dir := t.TempDir()
+	otherPasswordFile := filepath.Join(dir, "other.pass")
+	if err := os.WriteFile(otherPasswordFile, []byte("other-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	samePasswordFile := filepath.Join(dir, "same.pass")
+	if err := os.WriteFile(samePasswordFile, []byte("file-pw"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	base := "  - name: a\n    url: rtsp://h/s\n    username: u\n    password_file: testdata/gate-north.pass\n"
+	tests := []struct {
+		name  string
+		other string
+		want  bool
+	}{
+		{"identical", base, true},
+		{
+			"defaults spelled out",
+			base + "    transport: tcp\n    timeout: 10s\n    dark_threshold: 0.15\n    decode: keyframe\n",
+			true,
+		},
+		{
+			"same password from another file",
+			"  - name: a\n    url: rtsp://h/s\n    username: u\n    password_file: " + samePasswordFile + "\n",
+			true,
+		},
+		{
+			"same credentials in the url",
+			"  - name: a\n    url: rtsp://u:file-pw@h/s\n",
+			true,
+		},
+		{
+			"same credentials as password",
+			"  - name: a\n    url: rtsp://h/s\n    username: u\n    password: file-pw\n",
+			true,
+		},
+		{"other name", strings.Replace(base, "name: a", "name: b", 1), false},
+		{"other url", strings.Replace(base, "rtsp://h/s", "rtsp://h/t", 1), false},
+		{"other user", strings.Replace(base, "username: u", "username: v", 1), false},
+		{
+			"other password",
+			"  - name: a\n    url: rtsp://h/s\n    username: u\n    password_file: " + otherPasswordFile + "\n",
+			false,
+		},
+		{"other transport", base + "    transport: udp\n", false},
+		{"other timeout", base + "    timeout: 11s\n", false},
+		{"other dark_threshold", base + "    dark_threshold: 0.5\n", false},
+		{"other decode", base + "    decode: all\n", false},
+	}
+	a := parseCamera(t, base)
+	for _, test := range tests {
+		b := parseCamera(t, test.other)
+		if got := a.Equal(b); got != test.want {
+			t.Errorf("%s: Equal() = %v, want %v", test.name, got, test.want)
+		}
+		if got := b.Equal(a); got != test.want {
+			t.Errorf("%s: Equal() reversed = %v, want %v", test.name, got, test.want)
+		}
+	}
+
+	// Cameras that did not come from Load do not crash it.
+	unresolved := Camera{Name: "a", URL: "rtsp://h/s"}
+	if unresolved.Equal(a) || !unresolved.Equal(unresolved) {
+		t.Error("Equal() is wrong for a camera without options")
+	}
+}
+
+func parseCamera(t *testing.T, entry string) Camera {
+	t.Helper()
+	cfg, err := Parse([]byte("cameras:\n" + entry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Cameras[0]
+}
+
+func options(transport string, timeout time.Duration, darkThreshold float64, decode string) CameraOptions {
+	return CameraOptions{
+		Transport:     transport,
+		Timeout:       model.Duration(timeout),
+		DarkThreshold: &darkThreshold,
+		Decode:        decode,
+	}
+}
+
+func equalOptions(a, b CameraOptions) bool {
+	return Camera{CameraOptions: a}.Equal(Camera{CameraOptions: b})
+}
+
+func describe(o CameraOptions) string {
+	threshold := "<nil>"
+	if o.DarkThreshold != nil {
+		threshold = fmt.Sprint(*o.DarkThreshold)
+	}
+	return fmt.Sprintf("{%s %s %s %s}", o.Transport, o.Timeout, threshold, o.Decode)
+}

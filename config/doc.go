@@ -1,0 +1,23 @@
+// Package config loads and validates the camera_exporter configuration file,
+// exporter.yml:
+//
+//	defaults:                  # optional, for cameras that leave a field unset
+//	  transport: tcp
+//	  timeout: 10s
+//	  dark_threshold: 0.15
+//	  decode: keyframe
+//	cameras:
+//	  - name: gate-north       # unique; becomes the camera label
+//	    url: rtsp://10.0.0.5:554/stream1
+//	    username: viewer
+//	    password_file: gate-north.pass   # or password; not both
+//	    transport: udp
+//
+// A camera's options come from the camera itself, else from the defaults
+// block, else from the built-in defaults (tcp, 10s, 0.15, keyframe). After
+// [Load] every camera's [CameraOptions] are set.
+//
+// Errors name the file and the line of the offending field. They never
+// contain credentials, and neither does [Config.Redacted], which is meant for
+// display.
+package config

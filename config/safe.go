@@ -1,0 +1,59 @@
+package config
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// SafeConfig holds the configuration in force. Reload swaps it only when the
+// new file is valid, so a bad edit keeps the last good configuration.
+type SafeConfig struct {
+	mu     sync.RWMutex
+	c      *Config
+	apply  func(*Config)
+	status prometheus.Gauge
+	time   prometheus.Gauge
+}
+
+// NewSafeConfig registers the reload metrics. apply runs after each
+// successful load, under the lock, so concurrent reloads apply in order.
+func NewSafeConfig(reg prometheus.Registerer, apply func(*Config)) *SafeConfig {
+	sc := &SafeConfig{
+		c:     &Config{},
+		apply: apply,
+		status: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "camera_exporter_config_last_reload_successful",
+			Help: "Whether the last configuration reload attempt was successful.",
+		}),
+		time: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "camera_exporter_config_last_reload_success_timestamp_seconds",
+			Help: "Timestamp of the last successful configuration reload.",
+		}),
+	}
+	reg.MustRegister(sc.status, sc.time)
+	return sc
+}
+
+// Reload loads and validates path and, if it is good, puts it in force.
+func (sc *SafeConfig) Reload(path string) error {
+	c, err := Load(path)
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if err != nil {
+		sc.status.Set(0)
+		return err
+	}
+	sc.c = c
+	sc.apply(c)
+	sc.status.Set(1)
+	sc.time.SetToCurrentTime()
+	return nil
+}
+
+// Get returns the configuration in force; callers must not modify it.
+func (sc *SafeConfig) Get() *Config {
+	sc.mu.RLock()
+	defer sc.mu.RUnlock()
+	return sc.c
+}

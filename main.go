@@ -1,0 +1,187 @@
+// camera_exporter watches RTSP cameras and exports stream health and image
+// statistics for Prometheus.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/camera/decode"
+	"github.com/camera-exporter/camera_exporter/collector"
+	"github.com/camera-exporter/camera_exporter/config"
+)
+
+const defaultListenAddress = ":9845"
+
+func main() {
+	var (
+		configFile = kingpin.Flag("config.file", "Camera exporter configuration file.").
+				Default("exporter.yml").String()
+		configCheck = kingpin.Flag("config.check", "Validate the configuration file, print what is wrong, and exit.").
+				Bool()
+		metricsPath = kingpin.Flag("web.telemetry-path", "Path under which to expose metrics.").
+				Default("/metrics").String()
+		disableExporterMetrics = kingpin.Flag("web.disable-exporter-metrics",
+			"Exclude metrics about the exporter itself (promhttp_*, process_*, go_*).").Bool()
+		timeoutOffset = kingpin.Flag("web.timeout-offset",
+			"Seconds subtracted from Prometheus' scrape timeout, to leave time to send the response.").
+			Default("0.5").Float64()
+		toolkitFlags = kingpinflag.AddFlags(kingpin.CommandLine, defaultListenAddress)
+	)
+	promslogConfig := &promslog.Config{}
+	flag.AddFlags(kingpin.CommandLine, promslogConfig)
+	kingpin.Version(version.Print("camera_exporter"))
+	kingpin.CommandLine.UsageWriter(os.Stdout)
+	kingpin.HelpFlag.Short('h')
+	kingpin.Parse()
+	logger := promslog.New(promslogConfig)
+
+	if *configCheck {
+		cfg, err := config.Load(*configFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("%s: valid, %d cameras\n", *configFile, len(cfg.Cameras))
+		os.Exit(0)
+	}
+
+	logger.Info("Starting camera_exporter", "version", version.Info())
+	logger.Info("Build context", "build_context", version.BuildContext(),
+		"opencv", decode.OpenCVVersion(), "libavcodec", decode.LibavcodecVersion())
+
+	manager := camera.NewManager(decode.New, logger)
+	defer manager.Close()
+	exporterRegistry := prometheus.NewRegistry()
+	safeConfig := config.NewSafeConfig(exporterRegistry, func(c *config.Config) { manager.Apply(c.Cameras) })
+	if err := safeConfig.Reload(*configFile); err != nil {
+		logger.Error("Error loading config", "err", err)
+		os.Exit(1)
+	}
+	logger.Info("Loaded config file", "file", *configFile, "cameras", len(safeConfig.Get().Cameras))
+
+	cameraCollector, err := collector.NewCameraCollector(manager, logger)
+	if err != nil {
+		logger.Error("Couldn't create collector", "err", err)
+		os.Exit(1)
+	}
+	logger.Info("Enabled collectors", "collectors", cameraCollector.Names())
+
+	exporterRegistry.MustRegister(versioncollector.NewCollector("camera_exporter",
+		versioncollector.WithExtraConstLabels(prometheus.Labels{
+			"opencv":     decode.OpenCVVersion(),
+			"libavcodec": decode.LibavcodecVersion(),
+		})))
+	if !*disableExporterMetrics {
+		exporterRegistry.MustRegister(
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+			collectors.NewGoCollector(),
+		)
+	}
+
+	reload := func() error {
+		if err := safeConfig.Reload(*configFile); err != nil {
+			logger.Error("Error reloading config", "err", err)
+			return err
+		}
+		logger.Info("Reloaded config file", "cameras", len(safeConfig.Get().Cameras))
+		return nil
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			_ = reload() // logged; the last good config stays in force
+		}
+	}()
+
+	http.Handle(*metricsPath, metricsHandler(cameraCollector, exporterRegistry, *timeoutOffset, logger))
+	http.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "Healthy")
+	})
+	http.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if err := reload(); err != nil {
+			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
+		}
+	})
+	http.HandleFunc("/-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
+	})
+	http.HandleFunc("/config", func(w http.ResponseWriter, _ *http.Request) {
+		out, err := safeConfig.Get().Redacted()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write(out) //nolint:errcheck // the client went away
+	})
+	if *metricsPath != "/" {
+		landingPage, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "Camera Exporter",
+			Description: "Prometheus exporter for RTSP camera streams",
+			Version:     version.Info(),
+			Links: []web.LandingLinks{
+				{Address: *metricsPath, Text: "Metrics"},
+				{Address: "/config", Text: "Configuration", Description: "with secrets redacted"},
+				{Address: "/-/healthy", Text: "Health"},
+			},
+		})
+		if err != nil {
+			logger.Error("Couldn't create landing page", "err", err)
+			os.Exit(1)
+		}
+		http.Handle("/", landingPage)
+	}
+
+	server := &http.Server{ReadHeaderTimeout: 10 * time.Second}
+	if err := web.ListenAndServe(server, toolkitFlags, logger); err != nil {
+		logger.Error("Error running HTTP server", "err", err)
+		os.Exit(1)
+	}
+}
+
+// metricsHandler gathers the camera collectors with the scrape's deadline,
+// plus the exporter's own metrics. A per-request registry carries the
+// deadline, as blackbox_exporter does for probes.
+func metricsHandler(cc *collector.CameraCollector, exporterMetrics prometheus.Gatherer, timeoutOffset float64, logger *slog.Logger) http.Handler {
+	opts := promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		ErrorHandling: promhttp.ContinueOnError,
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := scrapeContext(r, timeoutOffset)
+		defer cancel()
+		registry := prometheus.NewRegistry()
+		registry.MustRegister(cc.WithContext(ctx))
+		promhttp.HandlerFor(prometheus.Gatherers{exporterMetrics, registry}, opts).ServeHTTP(w, r)
+	})
+}
+
+// scrapeContext ends when Prometheus gives up on the scrape, less offset.
+func scrapeContext(r *http.Request, offset float64) (context.Context, context.CancelFunc) {
+	seconds, err := strconv.ParseFloat(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), 64)
+	if err != nil || seconds <= offset {
+		return context.WithCancel(r.Context())
+	}
+	return context.WithTimeout(r.Context(), time.Duration((seconds-offset)*float64(time.Second)))
+}

@@ -1,0 +1,418 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/metrics.txt from the current output")
+
+// The credentials the test RTSP server demands; they must never show.
+const (
+	cameraUser = "viewer"
+	cameraPass = "Pa55-never-shown"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "camera-exporter-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "camera_exporter")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// exporter is a running camera_exporter process.
+type exporter struct {
+	cmd    *exec.Cmd
+	addr   string
+	config string
+	logs   *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func freeAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func startExporter(t testing.TB, configYAML string, args ...string) *exporter {
+	t.Helper()
+	e := &exporter{addr: freeAddr(t), config: filepath.Join(t.TempDir(), "exporter.yml"), logs: &lockedBuffer{}}
+	if err := os.WriteFile(e.config, []byte(configYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.cmd = exec.Command(binary, append([]string{"--config.file=" + e.config, "--web.listen-address=" + e.addr, "--log.level=debug"}, args...)...)
+	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // may have exited
+		e.cmd.Wait()                          //nolint:errcheck // killed
+	})
+	waitUntil(t, "the exporter to listen", 10*time.Second, func() bool {
+		_, err := e.get("/-/healthy", nil)
+		return err == nil
+	})
+	return e
+}
+
+func (e *exporter) get(path string, header http.Header) (string, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+e.addr+path, nil)
+	if err != nil {
+		return "", err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	return do(req)
+}
+
+func do(req *http.Request) (string, error) {
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return string(body), fmt.Errorf("%s: %s", resp.Status, body)
+	}
+	return string(body), err
+}
+
+func waitUntil(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sample returns the value of the series written exactly as series.
+func sample(metrics, series string) (float64, bool) {
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+func encode(t testing.TB, codec rtsptest.Codec, lavfi string, frames int, extra ...string) *rtsptest.Media {
+	t.Helper()
+	m, err := rtsptest.Encode(context.Background(), t.TempDir(), codec, 25, frames, []string{"-f", "lavfi", "-i", lavfi}, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestEndToEnd(t *testing.T) {
+	srv, err := rtsptest.Start(rtsptest.Options{User: cameraUser, Pass: cameraPass}, map[string]*rtsptest.Media{
+		"gray":  encode(t, rtsptest.H264, "color=c=0x404040:s=320x240:r=25", 25),
+		"half":  encode(t, rtsptest.H265, "color=c=white:s=320x240:r=25,drawbox=x=0:y=0:w=160:h=240:color=black:t=fill", 25),
+		"light": encode(t, rtsptest.MJPEG, "color=c=0xc8c8c8:s=320x240:r=25", 5),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL(""), "rtsp://")
+	passFile := filepath.Join(t.TempDir(), "light.pass")
+	if err := os.WriteFile(passFile, []byte(cameraPass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	silent := silentCamera(t)
+	cfg := fmt.Sprintf(`cameras:
+  - name: gate-north
+    url: rtsp://%[1]s:%[2]s@%[3]sgray
+  - name: gate-south
+    url: rtsp://%[3]shalf
+    username: %[1]s
+    password: %[2]s
+  - name: yard
+    url: rtsp://%[3]slight
+    username: %[1]s
+    password_file: %[4]s
+  - name: silent
+    url: rtsp://%[5]s/stream
+    timeout: 2s
+`, cameraUser, cameraPass, host, passFile, silent)
+	e := startExporter(t, cfg)
+
+	var metrics string
+	waitUntil(t, "all three cameras analyzed", 30*time.Second, func() bool {
+		metrics, _ = e.get("/metrics", nil)
+		return strings.Count(metrics, "camera_frame_brightness_ratio{") == 3
+	})
+
+	t.Run("values", func(t *testing.T) {
+		for _, tc := range []struct {
+			series string
+			want   float64
+			tol    float64
+		}{
+			{`camera_up{camera="gate-north"}`, 1, 0},
+			{`camera_up{camera="silent"}`, 0, 0},
+			{`camera_frame_brightness_ratio{camera="gate-north"}`, 64.0 / 255, 0.005},
+			{`camera_frame_brightness_ratio{camera="yard"}`, 200.0 / 255, 0.005},
+			{`camera_frame_dark_pixels_ratio{camera="gate-south"}`, 0.5, 0.01},
+			{`camera_frame_dark_pixels_ratio{camera="gate-north"}`, 0, 0},
+			{`camera_exporter_config_last_reload_successful`, 1, 0},
+		} {
+			got, ok := sample(metrics, tc.series)
+			if !ok || math.Abs(got-tc.want) > tc.tol {
+				t.Errorf("%s = %v (found %v), want %v ± %v", tc.series, got, ok, tc.want, tc.tol)
+			}
+		}
+	})
+
+	t.Run("promtool", func(t *testing.T) {
+		cmd := exec.Command("promtool", "check", "metrics")
+		cmd.Stdin = strings.NewReader(metrics)
+		out, err := cmd.CombinedOutput()
+		if err != nil || len(out) > 0 {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("fixture", func(t *testing.T) {
+		got := normalize(metrics)
+		fixture := filepath.Join("testdata", "metrics.txt")
+		if *update {
+			if err := os.WriteFile(fixture, []byte(got), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(fixture)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != string(want) {
+			t.Errorf("/metrics differs from %s (rerun with -update after checking):\n%s", fixture, lineDiff(string(want), got))
+		}
+	})
+
+	t.Run("no credentials anywhere", func(t *testing.T) {
+		pages := map[string]string{"/metrics": metrics}
+		for _, path := range []string{"/", "/config"} {
+			body, err := e.get(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages[path] = body
+		}
+		if !strings.Contains(pages["/config"], "<secret>") {
+			t.Errorf("/config does not mark secrets:\n%s", pages["/config"])
+		}
+		pages["logs"] = e.logs.String()
+		for where, text := range pages {
+			if strings.Contains(text, cameraPass) {
+				t.Errorf("password leaked in %s", where)
+			}
+		}
+	})
+
+	t.Run("reload", func(t *testing.T) {
+		post := func() error {
+			req, _ := http.NewRequest(http.MethodPost, "http://"+e.addr+"/-/reload", nil)
+			_, err := do(req)
+			return err
+		}
+		if _, err := e.get("/-/reload", nil); err == nil || !strings.Contains(err.Error(), "405") {
+			t.Errorf("GET /-/reload: %v, want 405", err)
+		}
+
+		// A broken file is refused and the cameras keep running.
+		os.WriteFile(e.config, []byte(cfg+"    bogus_field: 1\n"), 0o600) //nolint:errcheck
+		if err := post(); err == nil || !strings.Contains(err.Error(), "bogus_field") {
+			t.Errorf("reload of a bad file: %v, want an error naming bogus_field", err)
+		}
+		after, _ := e.get("/metrics", nil)
+		if v, _ := sample(after, "camera_exporter_config_last_reload_successful"); v != 0 {
+			t.Error("last_reload_successful not 0 after a failed reload")
+		}
+		if v, _ := sample(after, `camera_up{camera="gate-north"}`); v != 1 {
+			t.Error("cameras stopped after a failed reload")
+		}
+		framesBefore, _ := sample(after, `camera_frames_received_total{camera="gate-north"}`)
+
+		// Dropping a camera by SIGHUP removes its series; others keep counting.
+		trimmed := cfg[:strings.Index(cfg, "  - name: silent")]
+		os.WriteFile(e.config, []byte(trimmed), 0o600) //nolint:errcheck
+		if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the SIGHUP reload", 10*time.Second, func() bool {
+			m, _ := e.get("/metrics", nil)
+			return !strings.Contains(m, `camera="silent"`)
+		})
+		m, _ := e.get("/metrics", nil)
+		if v, _ := sample(m, "camera_exporter_config_last_reload_successful"); v != 1 {
+			t.Error("last_reload_successful not 1 after a good reload")
+		}
+		if v, _ := sample(m, `camera_frames_received_total{camera="gate-north"}`); v < framesBefore {
+			t.Errorf("unchanged camera's counter restarted: %v < %v", v, framesBefore)
+		}
+	})
+}
+
+// silentCamera accepts RTSP connections and never answers.
+func silentCamera(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	return l.Addr().String()
+}
+
+var (
+	exporterOwnMetrics = regexp.MustCompile(`^(# (HELP|TYPE) )?(go_|process_|promhttp_|camera_exporter_build_info|camera_exporter_config_last_reload_success_timestamp)`)
+	sampleLine         = regexp.MustCompile(`^([a-z_]+)(\{[^}]*\})? (\S+)$`)
+	stableValues       = regexp.MustCompile(`^camera_(up|info|frame_analysis_success|exporter_config_last_reload_successful|scrape_collector_success|decode_errors_total|rtp_packets_lost_total)$`)
+	roundedValues      = regexp.MustCompile(`^camera_frame_(brightness|contrast|dark_pixels)_ratio$`)
+)
+
+// normalize keeps what a fixture can pin down: every family, label set and
+// HELP text, with values that vary between runs replaced by "X" and image
+// statistics rounded.
+func normalize(metrics string) string {
+	var out strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(metrics), "\n") {
+		if exporterOwnMetrics.MatchString(line) {
+			continue
+		}
+		if m := sampleLine.FindStringSubmatch(line); m != nil {
+			switch {
+			case stableValues.MatchString(m[1]):
+			case roundedValues.MatchString(m[1]):
+				v, _ := strconv.ParseFloat(m[3], 64)
+				line = fmt.Sprintf("%s%s %.2f", m[1], m[2], v)
+			default:
+				line = m[1] + m[2] + " X"
+			}
+		}
+		out.WriteString(line + "\n")
+	}
+	return out.String()
+}
+
+func lineDiff(want, got string) string {
+	wantLines := map[string]bool{}
+	for _, l := range strings.Split(want, "\n") {
+		wantLines[l] = true
+	}
+	gotLines := map[string]bool{}
+	var b strings.Builder
+	for _, l := range strings.Split(got, "\n") {
+		gotLines[l] = true
+		if !wantLines[l] {
+			b.WriteString("+ " + l + "\n")
+		}
+	}
+	for _, l := range strings.Split(want, "\n") {
+		if !gotLines[l] {
+			b.WriteString("- " + l + "\n")
+		}
+	}
+	return b.String()
+}
+
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yml")
+	bad := filepath.Join(dir, "bad.yml")
+	os.WriteFile(good, []byte("cameras:\n  - name: a\n    url: rtsp://u:Sekrit-1@10.0.0.5/s\n"), 0o600)                    //nolint:errcheck
+	os.WriteFile(bad, []byte("cameras:\n  - name: a\n    url: rtsp://u:Sekrit-1@10.0.0.5/s\n    transprot: tcp\n"), 0o600) //nolint:errcheck
+
+	for _, tc := range []struct {
+		file     string
+		wantCode int
+		want     []string
+	}{
+		{good, 0, []string{"valid", "1 cameras"}},
+		{bad, 1, []string{"bad.yml:4", "transprot"}},
+		{filepath.Join(dir, "missing.yml"), 1, []string{"missing.yml"}},
+	} {
+		out, err := exec.Command(binary, "--config.check", "--config.file="+tc.file).CombinedOutput()
+		code := 0
+		if exitErr, ok := err.(*exec.ExitError); ok {
+			code = exitErr.ExitCode()
+		}
+		if code != tc.wantCode {
+			t.Errorf("%s: exit code %d, want %d\n%s", filepath.Base(tc.file), code, tc.wantCode, out)
+		}
+		for _, want := range tc.want {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("%s: output lacks %q:\n%s", filepath.Base(tc.file), want, out)
+			}
+		}
+		if strings.Contains(string(out), "Sekrit-1") {
+			t.Errorf("%s: password in output:\n%s", filepath.Base(tc.file), out)
+		}
+	}
+}

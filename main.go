@@ -41,7 +41,7 @@ func main() {
 		metricsPath = kingpin.Flag("web.telemetry-path", "Path under which to expose metrics.").
 				Default("/metrics").String()
 		disableExporterMetrics = kingpin.Flag("web.disable-exporter-metrics",
-			"Exclude metrics about the exporter itself (promhttp_*, process_*, go_*).").Bool()
+			"Exclude metrics about the exporter process itself (process_*, go_*).").Bool()
 		timeoutOffset = kingpin.Flag("web.timeout-offset",
 			"Seconds subtracted from Prometheus' scrape timeout, to leave time to send the response.").
 			Default("0.5").Float64()

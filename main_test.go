@@ -395,6 +395,7 @@ func TestConfigCheck(t *testing.T) {
 		want     []string
 	}{
 		{good, 0, []string{"valid", "1 cameras"}},
+		{"exporter.yml", 0, []string{"valid", "2 cameras"}}, // the example shipped in the repository
 		{bad, 1, []string{"bad.yml:4", "transprot"}},
 		{filepath.Join(dir, "missing.yml"), 1, []string{"missing.yml"}},
 	} {

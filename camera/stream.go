@@ -56,6 +56,7 @@ type Stream struct {
 	keyframeSeq   uint64   // counts stored key frames, to skip decoding one twice
 	firstFrame    time.Time
 	decodeAll     bool             // every frame is decoded (config, or no key frames seen)
+	intraRefresh  bool             // no key frames: the decoder resynchronizes on recovery points
 	queue         chan queuedFrame // to the full decoder, when decodeAll
 	dropUntilKey  bool             // the queue overflowed: skip to the next key frame
 
@@ -68,9 +69,9 @@ type Stream struct {
 }
 
 type queuedFrame struct {
-	au    [][]byte
-	codec Codec
-	key   bool
+	au     [][]byte
+	codec  Codec
+	resume bool
 }
 
 // NewStream starts a camera's session loop; Stop ends it.
@@ -322,7 +323,7 @@ func (s *Stream) onPacket(ctx context.Context, tr track, pkt *rtp.Packet) {
 		// Intra-refresh cameras never send a key frame: only decoding
 		// every frame recovers their pictures.
 		s.logger.Warn("No key frame within the camera timeout, decoding every frame instead")
-		s.decodeAll = true
+		s.decodeAll, s.intraRefresh = true, true
 	}
 	if s.decodeAll {
 		s.enqueue(ctx, tr.codec(), au, key)
@@ -335,15 +336,18 @@ func (s *Stream) enqueue(ctx context.Context, codec Codec, au, key [][]byte) {
 		s.queue = make(chan queuedFrame, decodeQueueFrames)
 		go s.decodeLoop(ctx, s.queue)
 	}
-	frame := queuedFrame{codec: codec, key: key != nil}
+	// Decoding can start or resume at a key frame, or anywhere in a stream
+	// without key frames.
+	frame := queuedFrame{codec: codec, resume: key != nil || s.intraRefresh}
 	switch {
 	case key != nil:
 		frame.au = key
 		s.dropUntilKey = false
-	case s.dropUntilKey:
+	case s.dropUntilKey && !frame.resume:
 		return
 	default:
 		frame.au = cloneAU(au)
+		s.dropUntilKey = false
 	}
 	select {
 	case s.queue <- frame:
@@ -369,7 +373,7 @@ func (s *Stream) decodeLoop(ctx context.Context, queue <-chan queuedFrame) {
 		case <-ctx.Done():
 			return
 		case frame := <-queue:
-			if waitKey && !frame.key {
+			if waitKey && !frame.resume {
 				continue
 			}
 			waitKey = !s.decodeFrame(frame)

@@ -243,8 +243,8 @@ func (s *Stream) session(ctx context.Context) error {
 		WriteTimeout:  timeout,
 		Transport:     transport(s.cfg.Transport),
 		OnPacketsLost: func(lost uint64) { s.packetsLost.Add(lost) },
-		// Other RTP/RTCP decode errors are counted per access unit.
-		OnDecodeError: func(error) {},
+		// Malformed RTP/RTCP packets; gortsplib would print them to stderr.
+		OnDecodeError: func(error) { s.decodeErrors.Add(1) },
 	}
 	if err := c.Start2(); err != nil {
 		return err

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,12 +39,15 @@ type stubDecoder struct {
 	brightness float64
 	gate       chan struct{}
 	decodes    *atomic.Int64
+	failFirst  bool
 }
 
 func (d stubDecoder) Decode([][]byte) error { return nil }
 
 func (d stubDecoder) DecodeKeyframe([][]byte) error {
-	d.decodes.Add(1)
+	if d.decodes.Add(1) == 1 && d.failFirst {
+		return errors.New("corrupt key frame")
+	}
 	if d.gate != nil {
 		<-d.gate
 	}
@@ -260,6 +264,26 @@ func TestScrapesWithinMinIntervalShareAnalysis(t *testing.T) {
 	scrapeText(t, context.Background(), cc)
 	if n := f.decodes.Load(); n != 1 {
 		t.Errorf("two scrapes within the min interval decoded %d times, want 1", n)
+	}
+}
+
+func TestFailedAnalysisIsRetriedWithinMinInterval(t *testing.T) {
+	f := newFixture(t, "gate")
+	f.manager = camera.NewManager(func(camera.Codec) (camera.Decoder, error) {
+		return stubDecoder{brightness: 0.5, decodes: &f.decodes, failFirst: true}, nil
+	}, discard)
+	t.Cleanup(f.manager.Close)
+	f.manager.Apply([]config.Camera{f.camera(t, "gate", "")})
+	f.waitUp(t, "gate")
+	cc, err := NewCameraCollector(f.manager, discard, "image")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := scrapeText(t, context.Background(), cc); !strings.Contains(got, `camera_frame_analysis_success{camera="gate"} 0`) {
+		t.Fatalf("first analysis should fail:\n%s", got)
+	}
+	if got := scrapeText(t, context.Background(), cc); !strings.Contains(got, `camera_frame_analysis_success{camera="gate"} 1`) {
+		t.Errorf("a failure was shared with the next scrape:\n%s", got)
 	}
 }
 

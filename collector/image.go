@@ -126,7 +126,8 @@ func (c *imageCollector) analyze(s *camera.Stream, now time.Time) *analysis {
 	if a := c.analyses[s]; a != nil {
 		select {
 		case <-a.done:
-			if now.Sub(a.start) < c.minInterval {
+			// Failures are not shared: most mean no frame had arrived yet.
+			if a.err == nil && now.Sub(a.start) < c.minInterval {
 				return a
 			}
 		default:

@@ -13,7 +13,8 @@ exporter_pid=$!
 trap 'kill $exporter_pid $server 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 
 for _ in $(seq 1 60); do
-  if curl -sf "localhost:$port/metrics" | grep -q '^camera_frame_brightness_ratio'; then break; fi
+  analyzed=$(curl -sf "localhost:$port/metrics" | grep -c '^camera_frame_brightness_ratio' || true)
+  [ "$analyzed" -ge 3 ] && break
   sleep 1
 done
 echo

@@ -299,3 +299,40 @@ func TestStreamWithoutKeyframesDecodesEveryFrame(t *testing.T) {
 		t.Errorf("%d key frames received from a stream without any", n)
 	}
 }
+
+func TestStreamOverUDP(t *testing.T) {
+	rtpPort, rtcpPort := freeUDPPortPair(t)
+	srv := serve(t, rtsptest.Options{UDPPorts: [2]int{rtpPort, rtcpPort}},
+		map[string]*rtsptest.Media{"cam": clip(t, rtsptest.H264, gray64, 25, "-bf", "0")})
+	s := startStream(t, cameraConfig(t, "name: cam\ntransport: udp\nurl: "+srv.URL("cam")), nil)
+	stats := analyzeWhenReady(t, s)
+	if math.Abs(stats.Brightness-64.0/255) > 0.005 {
+		t.Errorf("brightness = %.4f, want %.4f", stats.Brightness, 64.0/255)
+	}
+	if got := s.Status().Transport; got != "udp" {
+		t.Errorf("transport = %q, want udp", got)
+	}
+}
+
+// freeUDPPortPair finds an even UDP port whose successor is free too, as
+// RTP/RTCP pairs need.
+func freeUDPPortPair(t *testing.T) (int, int) {
+	t.Helper()
+	for range 100 {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		c.Close()
+		if port%2 != 0 {
+			continue
+		}
+		if c2, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port+1)); err == nil {
+			c2.Close()
+			return port, port + 1
+		}
+	}
+	t.Fatal("no free UDP port pair")
+	return 0, 0
+}

@@ -266,6 +266,7 @@ func (s *Stream) session(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.codec = tr.codec()
+	s.keyframeAU = nil // the last session's key frame may be of another codec
 	s.mu.Unlock()
 	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) { s.onPacket(ctx, tr, pkt) })
 	if _, err := c.Play(nil); err != nil {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
@@ -38,7 +37,13 @@ type Media struct {
 // "-i", "color=gray") and encodes frames frames at fps into dir, returning
 // the clip. extra is appended to the encoder options (e.g. "-bf", "0").
 func Encode(ctx context.Context, dir string, codec Codec, fps, frames int, input []string, extra ...string) (*Media, error) {
-	out := filepath.Join(dir, fmt.Sprintf("clip-%d.%s", os.Getpid(), codec))
+	f, err := os.CreateTemp(dir, "clip-*."+string(codec))
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
+	out := f.Name()
+	defer os.Remove(out)
 	args := append([]string{"-y", "-loglevel", "error", "-nostdin"}, input...)
 	args = append(args, "-frames:v", fmt.Sprint(frames), "-r", fmt.Sprint(fps))
 	switch codec {
@@ -61,7 +66,6 @@ func Encode(ctx context.Context, dir string, codec Codec, fps, frames int, input
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("ffmpeg: %w: %s", err, msg)
 	}
-	defer os.Remove(out)
 	data, err := os.ReadFile(out)
 	if err != nil {
 		return nil, err

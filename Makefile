@@ -7,7 +7,7 @@ VERSION     ?= $(shell cat VERSION)
 REVISION    ?= $(shell git rev-parse HEAD 2>/dev/null)
 BRANCH      ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
 MODEL_DIR   ?= ../shared/models
-STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
 VERSION_PKG := github.com/prometheus/common/version
 LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
@@ -38,7 +38,7 @@ matprofile:
 	$(GO) test -tags matprofile -count=1 -run Mat ./camera/...
 
 # The test command: everything CI runs.
-test: deps vet
+test: deps vet staticcheck
 	$(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory race matprofile
 

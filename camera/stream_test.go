@@ -181,7 +181,7 @@ func TestStreamReconnectsWhenServerReturns(t *testing.T) {
 	srv.Close()
 	waitFor(t, "camera down after the server stopped", 5*time.Second, func() bool { return !s.Up(time.Now()) })
 
-	srv = serve(t, rtsptest.Options{Addr: srv.Addr}, media)
+	serve(t, rtsptest.Options{Addr: srv.Addr}, media)
 	waitFor(t, "camera up again", 15*time.Second, func() bool { return s.Up(time.Now()) })
 	if got := s.Status().Reconnects; got == 0 {
 		t.Error("reconnects_total did not count the new session")

@@ -339,16 +339,13 @@ func (s *Stream) enqueue(ctx context.Context, codec Codec, au, key [][]byte) {
 	}
 	// Decoding can start or resume at a key frame, or anywhere in a stream
 	// without key frames.
-	frame := queuedFrame{codec: codec, resume: key != nil || s.intraRefresh}
-	switch {
-	case key != nil:
-		frame.au = key
-		s.dropUntilKey = false
-	case s.dropUntilKey && !frame.resume:
+	frame := queuedFrame{codec: codec, au: key, resume: key != nil || s.intraRefresh}
+	if s.dropUntilKey && !frame.resume {
 		return
-	default:
+	}
+	s.dropUntilKey = false
+	if key == nil {
 		frame.au = cloneAU(au)
-		s.dropUntilKey = false
 	}
 	select {
 	case s.queue <- frame:

@@ -68,7 +68,6 @@ type fixture struct {
 	srv     *rtsptest.Server
 	manager *camera.Manager
 	decodes atomic.Int64
-	gates   map[string]chan struct{}
 }
 
 var clipOnce = sync.OnceValues(func() (*rtsptest.Media, error) {
@@ -96,12 +95,18 @@ func newFixture(t *testing.T, names ...string) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	f := &fixture{srv: srv, gates: map[string]chan struct{}{}}
-	f.manager = camera.NewManager(func(camera.Codec) (camera.Decoder, error) {
-		return stubDecoder{brightness: 0.5, decodes: &f.decodes}, nil
-	}, discard)
-	t.Cleanup(f.manager.Close)
+	f := &fixture{srv: srv}
+	f.manager = f.newManager(t, stubDecoder{brightness: 0.5})
 	return f
+}
+
+// newManager returns a manager whose streams decode with copies of stub,
+// counting decodes in f.decodes.
+func (f *fixture) newManager(t *testing.T, stub stubDecoder) *camera.Manager {
+	stub.decodes = &f.decodes
+	m := camera.NewManager(func(camera.Codec) (camera.Decoder, error) { return stub, nil }, discard)
+	t.Cleanup(m.Close)
+	return m
 }
 
 func (f *fixture) camera(t *testing.T, name, extra string) config.Camera {
@@ -128,21 +133,6 @@ func closedAddr(t *testing.T) string {
 	return addr
 }
 
-func (f *fixture) waitUp(t *testing.T, names ...string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for _, s := range f.manager.Streams() {
-		for _, n := range names {
-			for s.Name() == n && !s.Up(time.Now()) {
-				if time.Now().After(deadline) {
-					t.Fatalf("camera %s not up", n)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
-	}
-}
-
 func scrapeText(t *testing.T, ctx context.Context, cc *CameraCollector, names ...string) string {
 	t.Helper()
 	reg := prometheus.NewRegistry()
@@ -164,8 +154,10 @@ func scrapeText(t *testing.T, ctx context.Context, cc *CameraCollector, names ..
 
 func TestScrapeReportsEveryCamera(t *testing.T) {
 	f := newFixture(t, "gate")
-	f.manager.Apply([]config.Camera{f.camera(t, "gate", ""), f.camera(t, "dead-cam", "")})
-	f.waitUp(t, "gate")
+	gate := f.camera(t, "gate", "")
+	f.manager.Apply([]config.Camera{gate})
+	waitAllUp(t, f.manager)
+	f.manager.Apply([]config.Camera{gate, f.camera(t, "dead-cam", "")}) // gate keeps its session
 	cc, err := NewCameraCollector(f.manager, discard)
 	if err != nil {
 		t.Fatal(err)
@@ -196,10 +188,7 @@ func TestScrapeReportsEveryCamera(t *testing.T) {
 func TestScrapeDoesNotWaitForSlowCamera(t *testing.T) {
 	f := newFixture(t, "slow", "fast")
 	gate := make(chan struct{})
-	slowManager := camera.NewManager(func(camera.Codec) (camera.Decoder, error) {
-		return stubDecoder{brightness: 0.5, gate: gate, decodes: &f.decodes}, nil
-	}, discard)
-	t.Cleanup(slowManager.Close)
+	slowManager := f.newManager(t, stubDecoder{brightness: 0.5, gate: gate})
 	t.Cleanup(func() { close(gate) }) // runs first: Close waits for the blocked decode
 	f.manager.Apply([]config.Camera{f.camera(t, "fast", "")})
 	slowManager.Apply([]config.Camera{f.camera(t, "slow", "")})
@@ -253,7 +242,7 @@ func waitAllUp(t *testing.T, c Cameras) {
 func TestScrapesWithinMinIntervalShareAnalysis(t *testing.T) {
 	f := newFixture(t, "gate")
 	f.manager.Apply([]config.Camera{f.camera(t, "gate", "")})
-	f.waitUp(t, "gate")
+	waitAllUp(t, f.manager)
 	cc, err := NewCameraCollector(f.manager, discard, "image")
 	if err != nil {
 		t.Fatal(err)
@@ -269,12 +258,9 @@ func TestScrapesWithinMinIntervalShareAnalysis(t *testing.T) {
 
 func TestFailedAnalysisIsRetriedWithinMinInterval(t *testing.T) {
 	f := newFixture(t, "gate")
-	f.manager = camera.NewManager(func(camera.Codec) (camera.Decoder, error) {
-		return stubDecoder{brightness: 0.5, decodes: &f.decodes, failFirst: true}, nil
-	}, discard)
-	t.Cleanup(f.manager.Close)
+	f.manager = f.newManager(t, stubDecoder{brightness: 0.5, failFirst: true})
 	f.manager.Apply([]config.Camera{f.camera(t, "gate", "")})
-	f.waitUp(t, "gate")
+	waitAllUp(t, f.manager)
 	cc, err := NewCameraCollector(f.manager, discard, "image")
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +276,7 @@ func TestFailedAnalysisIsRetriedWithinMinInterval(t *testing.T) {
 func TestRemovedCameraVanishes(t *testing.T) {
 	f := newFixture(t, "a", "b")
 	f.manager.Apply([]config.Camera{f.camera(t, "a", ""), f.camera(t, "b", "")})
-	f.waitUp(t, "a", "b")
+	waitAllUp(t, f.manager)
 	cc, err := NewCameraCollector(f.manager, discard)
 	if err != nil {
 		t.Fatal(err)
@@ -307,7 +293,7 @@ func TestRemovedCameraVanishes(t *testing.T) {
 func TestMetricsFollowNamingConventions(t *testing.T) {
 	f := newFixture(t, "gate")
 	f.manager.Apply([]config.Camera{f.camera(t, "gate", "")})
-	f.waitUp(t, "gate")
+	waitAllUp(t, f.manager)
 	cc, err := NewCameraCollector(f.manager, discard)
 	if err != nil {
 		t.Fatal(err)

@@ -67,7 +67,8 @@ func (c Camera) Equal(o Camera) bool {
 		c.Transport == o.Transport &&
 		c.Timeout == o.Timeout &&
 		equalFloats(c.DarkThreshold, o.DarkThreshold) &&
-		c.Decode == o.Decode
+		c.Decode == o.Decode &&
+		c.Detect.equal(o.Detect)
 }
 
 func equalFloats(a, b *float64) bool {

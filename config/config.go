@@ -44,16 +44,20 @@ var (
 // get them from the defaults block.
 func builtinDefaults() CameraOptions {
 	darkThreshold := 0.15
+	detect := true
 	return CameraOptions{
 		Transport:     TransportTCP,
 		Timeout:       model.Duration(10 * time.Second),
 		DarkThreshold: &darkThreshold,
 		Decode:        DecodeKeyframe,
+		Detect:        DetectOptions{Enabled: &detect},
 	}
 }
 
 // Config is the content of the configuration file.
 type Config struct {
+	// Detector is nil when no detector is configured.
+	Detector *Detector     `yaml:"detector,omitempty"`
 	Defaults CameraOptions `yaml:"defaults,omitempty"`
 	Cameras  []Camera      `yaml:"cameras"`
 }
@@ -70,6 +74,8 @@ type CameraOptions struct {
 	DarkThreshold *float64 `yaml:"dark_threshold,omitempty"`
 	// Decode is DecodeKeyframe or DecodeAll.
 	Decode string `yaml:"decode,omitempty"`
+	// Detect applies when a detector is configured.
+	Detect DetectOptions `yaml:"detect,omitempty"`
 }
 
 // Camera is an RTSP camera to monitor.
@@ -90,7 +96,7 @@ type Camera struct {
 }
 
 // Load reads the configuration file at path, fills in defaults, reads
-// password files and validates the result.
+// password files and the detector's labels, and validates the result.
 func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -99,8 +105,8 @@ func Load(path string) (*Config, error) {
 	return parse(b, source(path), filepath.Dir(path))
 }
 
-// Parse is Load for a configuration in memory. Relative password_file paths
-// are relative to the working directory.
+// Parse is Load for a configuration in memory. Relative paths are relative
+// to the working directory.
 func Parse(b []byte) (*Config, error) {
 	return parse(b, "", "")
 }
@@ -138,10 +144,18 @@ func decodeStrict(b []byte, cfg *Config) error {
 // resolve validates cfg, reads password files and fills in defaults. It
 // returns all validation errors, so that they can be fixed in one go.
 func (cfg *Config) resolve(src source, dir string, l layout) error {
+	var errs []error
+	if cfg.Detector != nil {
+		r := &reporter{src: src, pos: positionOf(l.detector), subject: "detector"}
+		cfg.Detector.resolve(r, dir)
+		errs = append(errs, r.errs...)
+	}
+
 	defaults := &reporter{src: src, pos: positionOf(l.defaults), subject: "defaults"}
 	cfg.Defaults.check(defaults)
+	cfg.Defaults.Detect.checkClasses(defaults, cfg.Detector)
 	cfg.Defaults.fill(builtinDefaults())
-	errs := defaults.errs
+	errs = append(errs, defaults.errs...)
 
 	nameLines := make(map[string]int) // line of the first camera with each name
 	for i := range cfg.Cameras {
@@ -154,6 +168,7 @@ func (cfg *Config) resolve(src source, dir string, l layout) error {
 			nameLines[c.Name] = r.lineOf("name")
 		}
 		c.readPasswordFile(r, dir)
+		c.Detect.checkClasses(r, cfg.Detector)
 		c.CameraOptions.fill(cfg.Defaults)
 		errs = append(errs, r.errs...)
 	}
@@ -176,6 +191,7 @@ func (o CameraOptions) check(r *reporter) {
 	if o.Decode != "" && !slices.Contains(decodeModes, o.Decode) {
 		r.errorf("decode", "decode %q: must be one of %s", o.Decode, strings.Join(decodeModes, ", "))
 	}
+	o.Detect.check(r)
 }
 
 // fill sets the options that o leaves unset to those of d, which sets all.
@@ -194,6 +210,7 @@ func (o *CameraOptions) fill(d CameraOptions) {
 	if o.Decode == "" {
 		o.Decode = d.Decode
 	}
+	o.Detect.fill(d.Detect)
 }
 
 // subject names c in errors; i is its index, for when it has no name.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func TestLoadFull(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	wantDefaults := options(TransportUDP, 5*time.Second, 0.2, DecodeKeyframe)
+	wantDefaults := options(TransportUDP, 5*time.Second, 0.2, DecodeKeyframe, detect(true, "person"))
 	if got := cfg.Defaults; !equalOptions(got, wantDefaults) {
 		t.Errorf("defaults = %s, want %s", describe(got), describe(wantDefaults))
 	}
@@ -33,7 +34,7 @@ func TestLoadFull(t *testing.T) {
 			redactedURL: "rtsp://10.0.0.5:554/stream1",
 			user:        "viewer",
 			pass:        "file-pw",
-			options:     options(TransportUDP, 5*time.Second, 0.2, DecodeKeyframe),
+			options:     options(TransportUDP, 5*time.Second, 0.2, DecodeKeyframe, detect(true, "person")),
 		},
 		{
 			name:        "yard",
@@ -42,7 +43,7 @@ func TestLoadFull(t *testing.T) {
 			user:        "admin",
 			pass:        "p@ss",
 			// An explicit dark_threshold of 0 is kept, not defaulted.
-			options: options(TransportTCP, 2*time.Second, 0, DecodeAll),
+			options: options(TransportTCP, 2*time.Second, 0, DecodeAll, detect(true, "person", "car")),
 		},
 		{
 			name:        "lobby_1",
@@ -50,7 +51,7 @@ func TestLoadFull(t *testing.T) {
 			redactedURL: "rtsp://10.0.0.7/h264",
 			user:        "ops",
 			pass:        "inline-pw",
-			options:     options(TransportUDP, 5*time.Second, 0.2, DecodeKeyframe),
+			options:     options(TransportUDP, 5*time.Second, 0.2, DecodeKeyframe, detect(false, "person")),
 		},
 	}
 	if len(cfg.Cameras) != len(tests) {
@@ -78,6 +79,108 @@ func TestLoadFull(t *testing.T) {
 	if got, want := cfg.Cameras[0].PasswordFile, filepath.Join("testdata", "gate-north.pass"); got != want {
 		t.Errorf("password_file = %q, want %q", got, want)
 	}
+
+	d := cfg.Detector
+	if d == nil {
+		t.Fatal("no detector")
+	}
+	swapRB := true
+	want := Detector{
+		Model: "testdata/models/tiny.weights", Config: "testdata/models/tiny.cfg", Labels: "testdata/models/tiny.names",
+		Layout: "darknet", InputSize: 320, Resize: "stretch", Scale: 1.0 / 255, Mean: []float64{0, 0, 0}, SwapRB: &swapRB,
+		Confidence: 0.4, NMSThreshold: 0.5, Backend: BackendCUDA, AllowCPUFallback: true, Nets: 2,
+	}
+	// Equal compares the labels and model files as loaded too.
+	want.classes, want.files = d.classes, d.files
+	if !d.Equal(&want) {
+		t.Errorf("detector = %+v, want %+v", *d, want)
+	}
+	if got, want := d.Classes(), []string{"person", "car", "dog"}; !slices.Equal(got, want) {
+		t.Errorf("classes = %q, want %q", got, want)
+	}
+	if len(d.files) != 2 {
+		t.Errorf("got %d model files, want 2", len(d.files))
+	}
+}
+
+func TestDetectorDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("detector:\n  model: testdata/models/tiny.weights\n  labels: testdata/models/tiny.names\n  input_size: 416\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.Detector
+	if d.Layout != LayoutAuto || d.Confidence != 0.25 || d.NMSThreshold != 0.45 || d.Backend != BackendCPU || d.Nets != 1 ||
+		d.Resize != "" || d.Scale != 0 || d.Mean != nil || d.SwapRB != nil || d.AllowCPUFallback {
+		t.Errorf("detector defaults = %+v", *d)
+	}
+
+	// Without a detector block there is none; cameras still detect by
+	// default, should one be added.
+	cfg, err = Parse([]byte("cameras:\n  - name: a\n    url: rtsp://h/\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Detector != nil {
+		t.Errorf("detector = %+v, want none", cfg.Detector)
+	}
+	if e := cfg.Cameras[0].Detect.Enabled; e == nil || !*e {
+		t.Error("camera does not detect by default")
+	}
+}
+
+func TestDetectorEqual(t *testing.T) {
+	base := "detector:\n  model: testdata/models/tiny.weights\n  labels: testdata/models/tiny.names\n  input_size: 320\n"
+	otherLabels := filepath.Join(t.TempDir(), "other.names")
+	if err := os.WriteFile(otherLabels, []byte("person\nbicycle\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, other string
+		want        bool
+	}{
+		{"identical", base, true},
+		{"defaults spelled out", base + "  layout: auto\n  confidence: 0.25\n  nms_threshold: 0.45\n  backend: cpu\n  nets: 1\n", true},
+		{"other input size", strings.Replace(base, "320", "416", 1), false},
+		{"other labels", strings.Replace(base, "testdata/models/tiny.names", otherLabels, 1), false},
+		{"other backend", base + "  backend: cuda\n", false},
+		{"other mean", base + "  mean: [1]\n", false},
+		{"swap_rb set", base + "  swap_rb: false\n", false},
+		{"more nets", base + "  nets: 2\n", false},
+	}
+	a := parseDetector(t, base)
+	for _, test := range tests {
+		b := parseDetector(t, test.other)
+		if got := a.Equal(b); got != test.want {
+			t.Errorf("%s: Equal() = %v, want %v", test.name, got, test.want)
+		}
+	}
+	if a.Equal(nil) || !(*Detector)(nil).Equal(nil) {
+		t.Error("Equal() is wrong for no detector")
+	}
+
+	// A model replaced in place is loaded again on reload.
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.weights")
+	if err := os.WriteFile(model, []byte("v1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := strings.Replace(base, "testdata/models/tiny.weights", model, 1)
+	before := parseDetector(t, in)
+	if err := os.WriteFile(model, []byte("version 2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if before.Equal(parseDetector(t, in)) {
+		t.Error("Equal() does not notice a replaced model file")
+	}
+}
+
+func parseDetector(t *testing.T, in string) *Detector {
+	t.Helper()
+	cfg, err := Parse([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Detector
 }
 
 func TestBuiltinDefaults(t *testing.T) {
@@ -85,7 +188,7 @@ func TestBuiltinDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := options(TransportTCP, 10*time.Second, 0.15, DecodeKeyframe)
+	want := options(TransportTCP, 10*time.Second, 0.15, DecodeKeyframe, detect(true))
 	for _, got := range []CameraOptions{cfg.Defaults, cfg.Cameras[0].CameraOptions} {
 		if !equalOptions(got, want) {
 			t.Errorf("options = %s, want %s", describe(got), describe(want))
@@ -249,6 +352,92 @@ func TestParseErrors(t *testing.T) {
 			want: `line 3: camera "a": url: has credentials, and so must not be combined with username, password or password_file`,
 		},
 		{
+			name: "unknown detector field",
+			in:   "detector:\n  modle: x\n",
+			want: `line 2: field "modle" not found in detector`,
+		},
+		{
+			name: "unknown detect field",
+			in:   "defaults:\n  detect:\n    class: [person]\n",
+			want: `line 3: field "class" not found in detect`,
+		},
+		{
+			name: "detector without model, labels and input_size",
+			in:   "detector:\n  backend: cpu\n",
+			want: "line 2: detector: missing model\nline 2: detector: missing labels\n" +
+				"line 2: detector: input_size 0: must be the network's input width and height, 1 to 4096 (e.g. 320 for Yolo-Fastest, 640 for YOLOv8)",
+		},
+		{
+			name: "missing model file",
+			in:   detectorBlock + "  config: testdata/models/missing.cfg\n",
+			want: `line 5: detector: config: stat testdata/models/missing.cfg: no such file or directory`,
+		},
+		{
+			name: "missing labels file",
+			in:   strings.Replace(detectorBlock, "tiny.names", "missing.names", 1),
+			want: `line 3: detector: labels: open testdata/models/missing.names: no such file or directory`,
+		},
+		{
+			name: "labels with a blank line",
+			in:   strings.Replace(detectorBlock, "testdata/models/tiny.names", "testdata/models/gap.names", 1),
+			want: `line 3: detector: labels: testdata/models/gap.names:2: blank line; line i must name class i-1`,
+		},
+		{
+			name: "bad layout",
+			in:   detectorBlock + "  layout: yolov9\n",
+			want: `line 5: detector: layout "yolov9": must be one of auto, darknet, yolov5, yolov8, ssd`,
+		},
+		{
+			name: "bad resize",
+			in:   detectorBlock + "  resize: crop\n",
+			want: `line 5: detector: resize "crop": must be one of letterbox, stretch`,
+		},
+		{
+			name: "zero scale",
+			in:   detectorBlock + "  scale: 0\n",
+			want: `line 5: detector: scale 0: must be greater than 0`,
+		},
+		{
+			name: "two means",
+			in:   detectorBlock + "  mean: [1, 2]\n",
+			want: `line 5: detector: mean: must be one value, or three in B, G, R order`,
+		},
+		{
+			name: "confidence above 1",
+			in:   detectorBlock + "  confidence: 40\n",
+			want: `line 5: detector: confidence 40: must be greater than 0 and at most 1`,
+		},
+		{
+			name: "zero nms_threshold",
+			in:   detectorBlock + "  nms_threshold: 0\n",
+			want: `line 5: detector: nms_threshold 0: must be greater than 0 and at most 1`,
+		},
+		{
+			name: "bad backend",
+			in:   detectorBlock + "  backend: gpu\n",
+			want: `line 5: detector: backend "gpu": must be one of cpu, cuda, cuda_fp16`,
+		},
+		{
+			name: "zero nets",
+			in:   detectorBlock + "  nets: 0\n",
+			want: `line 5: detector: nets 0: must be 1 to 64`,
+		},
+		{
+			name: "unknown class",
+			in:   detectorBlock + "cameras:\n  - name: a\n    url: rtsp://h/\n    detect:\n      classes: [person, persn]\n",
+			want: `line 8: camera "a": detect.classes: "persn" is not a class of testdata/models/tiny.names`,
+		},
+		{
+			name: "unknown default class",
+			in:   detectorBlock + "defaults:\n  detect:\n    classes: [cat]\n",
+			want: `line 6: defaults: detect.classes: "cat" is not a class of testdata/models/tiny.names`,
+		},
+		{
+			name: "class listed twice",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    detect:\n      classes: [person, person]\n",
+			want: `line 4: camera "a": detect.classes: "person" listed twice`,
+		},
+		{
 			name: "missing password_file",
 			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    password_file: testdata/missing.pass\n",
 			want: `line 4: camera "a": password_file: open testdata/missing.pass: no such file or directory`,
@@ -266,6 +455,10 @@ func TestParseErrors(t *testing.T) {
 		})
 	}
 }
+
+// detectorBlock is a valid detector configuration for Parse from this
+// directory.
+const detectorBlock = "detector:\n  model: testdata/models/tiny.weights\n  labels: testdata/models/tiny.names\n  input_size: 320\n"
 
 func TestLoadErrorsNameFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "exporter.yml")
@@ -389,11 +582,33 @@ func TestRedacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `defaults:
+	want := `detector:
+    model: testdata/models/tiny.weights
+    config: testdata/models/tiny.cfg
+    labels: testdata/models/tiny.names
+    layout: darknet
+    input_size: 320
+    resize: stretch
+    scale: 0.00392156862745098
+    mean:
+        - 0
+        - 0
+        - 0
+    swap_rb: true
+    confidence: 0.4
+    nms_threshold: 0.5
+    backend: cuda
+    allow_cpu_fallback: true
+    nets: 2
+defaults:
     transport: udp
     timeout: 5s
     dark_threshold: 0.2
     decode: keyframe
+    detect:
+        enabled: true
+        classes:
+            - person
 cameras:
     - name: gate-north
       url: rtsp://10.0.0.5:554/stream1
@@ -403,12 +618,21 @@ cameras:
       timeout: 5s
       dark_threshold: 0.2
       decode: keyframe
+      detect:
+        enabled: true
+        classes:
+            - person
     - name: yard
       url: rtsps://<secret>@cam.example.com/live?channel=1
       transport: tcp
       timeout: 2s
       dark_threshold: 0
       decode: all
+      detect:
+        enabled: true
+        classes:
+            - person
+            - car
     - name: lobby_1
       url: rtsp://10.0.0.7/h264
       username: ops
@@ -417,6 +641,10 @@ cameras:
       timeout: 5s
       dark_threshold: 0.2
       decode: keyframe
+      detect:
+        enabled: false
+        classes:
+            - person
 `
 	if string(out) != want {
 		t.Errorf("Redacted() =\n%s\nwant\n%s", out, want)
@@ -549,7 +777,7 @@ func TestEqual(t *testing.T) {
 		{"identical", base, true},
 		{
 			"defaults spelled out",
-			base + "    transport: tcp\n    timeout: 10s\n    dark_threshold: 0.15\n    decode: keyframe\n",
+			base + "    transport: tcp\n    timeout: 10s\n    dark_threshold: 0.15\n    decode: keyframe\n    detect:\n      classes: []\n",
 			true,
 		},
 		{
@@ -579,6 +807,9 @@ func TestEqual(t *testing.T) {
 		{"other timeout", base + "    timeout: 11s\n", false},
 		{"other dark_threshold", base + "    dark_threshold: 0.5\n", false},
 		{"other decode", base + "    decode: all\n", false},
+		{"detect spelled out", base + "    detect:\n      enabled: true\n", true},
+		{"detect disabled", base + "    detect:\n      enabled: false\n", false},
+		{"detect classes", base + "    detect:\n      classes: [person]\n", false},
 	}
 	a := parseCamera(t, base)
 	for _, test := range tests {
@@ -607,13 +838,18 @@ func parseCamera(t *testing.T, entry string) Camera {
 	return cfg.Cameras[0]
 }
 
-func options(transport string, timeout time.Duration, darkThreshold float64, decode string) CameraOptions {
+func options(transport string, timeout time.Duration, darkThreshold float64, decode string, detect DetectOptions) CameraOptions {
 	return CameraOptions{
 		Transport:     transport,
 		Timeout:       model.Duration(timeout),
 		DarkThreshold: &darkThreshold,
 		Decode:        decode,
+		Detect:        detect,
 	}
+}
+
+func detect(enabled bool, classes ...string) DetectOptions {
+	return DetectOptions{Enabled: &enabled, Classes: classes}
 }
 
 func equalOptions(a, b CameraOptions) bool {
@@ -625,5 +861,9 @@ func describe(o CameraOptions) string {
 	if o.DarkThreshold != nil {
 		threshold = fmt.Sprint(*o.DarkThreshold)
 	}
-	return fmt.Sprintf("{%s %s %s %s}", o.Transport, o.Timeout, threshold, o.Decode)
+	enabled := "<nil>"
+	if o.Detect.Enabled != nil {
+		enabled = fmt.Sprint(*o.Detect.Enabled)
+	}
+	return fmt.Sprintf("{%s %s %s %s detect:%s%q}", o.Transport, o.Timeout, threshold, o.Decode, enabled, o.Detect.Classes)
 }

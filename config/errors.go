@@ -39,6 +39,8 @@ var (
 		reflect.TypeFor[Config]().String():        "config",
 		reflect.TypeFor[CameraOptions]().String(): "defaults",
 		reflect.TypeFor[Camera]().String():        "camera",
+		reflect.TypeFor[Detector]().String():      "detector",
+		reflect.TypeFor[DetectOptions]().String(): "detect",
 	}
 )
 

@@ -24,9 +24,10 @@ func checkTimeouts(src source, l layout) error {
 	return errors.Join(errs...)
 }
 
-// layout holds the YAML nodes of the defaults block and of each camera
-// entry, whose lines the decoded structs do not know.
+// layout holds the YAML nodes of the detector and defaults blocks and of
+// each camera entry, whose lines the decoded structs do not know.
 type layout struct {
+	detector *yaml.Node   // nil without a detector block
 	defaults *yaml.Node   // nil without a defaults block
 	cameras  []*yaml.Node // one per camera entry
 }
@@ -36,7 +37,7 @@ func layoutOf(doc *yaml.Node) layout {
 		return layout{}
 	}
 	root := doc.Content[0]
-	l := layout{defaults: mappingValue(root, "defaults")}
+	l := layout{detector: mappingValue(root, "detector"), defaults: mappingValue(root, "defaults")}
 	if cameras := mappingValue(root, "cameras"); cameras != nil && cameras.Kind == yaml.SequenceNode {
 		l.cameras = cameras.Content
 	}

@@ -1,5 +1,5 @@
-// camera_exporter watches RTSP cameras and exports stream health and image
-// statistics for Prometheus.
+// camera_exporter watches RTSP cameras and exports stream health, image
+// statistics and what an object detector finds, for Prometheus.
 package main
 
 import (
@@ -28,6 +28,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/collector"
 	"github.com/camera-exporter/camera_exporter/config"
+	"github.com/camera-exporter/camera_exporter/detector/dnn"
 )
 
 const defaultListenAddress = ":9845"
@@ -56,12 +57,10 @@ func main() {
 	logger := promslog.New(promslogConfig)
 
 	if *configCheck {
-		cfg, err := config.Load(*configFile)
-		if err != nil {
+		if err := checkConfig(*configFile, logger); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		fmt.Printf("%s: valid, %d cameras\n", *configFile, len(cfg.Cameras))
 		os.Exit(0)
 	}
 
@@ -69,10 +68,10 @@ func main() {
 	logger.Info("Build context", "build_context", version.BuildContext(),
 		"opencv", decode.OpenCVVersion(), "libavcodec", decode.LibavcodecVersion())
 
-	manager := camera.NewManager(decode.New, logger)
+	manager := camera.NewManager(decode.New, dnn.Load, logger)
 	defer manager.Close()
 	exporterRegistry := prometheus.NewRegistry()
-	safeConfig := config.NewSafeConfig(exporterRegistry, func(c *config.Config) { manager.Apply(c.Cameras) })
+	safeConfig := config.NewSafeConfig(exporterRegistry, manager.Apply)
 	if err := safeConfig.Reload(*configFile); err != nil {
 		logger.Error("Error loading config", "err", err)
 		os.Exit(1)
@@ -158,6 +157,29 @@ func main() {
 		logger.Error("Error running HTTP server", "err", err)
 		os.Exit(1)
 	}
+}
+
+// checkConfig validates the configuration file and loads its model, as
+// the exporter would at start.
+func checkConfig(path string, logger *slog.Logger) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	if cfg.Detector == nil {
+		fmt.Printf("%s: valid, %d cameras, no detector\n", path, len(cfg.Cameras))
+		return nil
+	}
+	det, err := dnn.Load(cfg.Detector, logger)
+	if err != nil {
+		return fmt.Errorf("%s: detector: %w", path, err)
+	}
+	defer det.Close()
+	info := det.Info()
+	fmt.Printf("%s: valid, %d cameras, detector %s loads: %s layout, %dx%d input, %d classes, %s backend on %s\n",
+		path, len(cfg.Cameras), cfg.Detector.Model, info.Layout, info.InputWidth, info.InputHeight,
+		len(det.Labels()), info.Backend, info.Target)
+	return nil
 }
 
 // metricsHandler gathers the camera collectors with the scrape's deadline,

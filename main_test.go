@@ -177,7 +177,10 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	silent := silentCamera(t)
-	cfg := fmt.Sprintf(`cameras:
+	cfg := detectorBlock(t, "") + fmt.Sprintf(`defaults:
+  detect:
+    classes: [person]
+cameras:
   - name: gate-north
     url: rtsp://%[1]s:%[2]s@%[3]sgray
   - name: gate-south
@@ -333,7 +336,7 @@ func silentCamera(t *testing.T) string {
 var (
 	exporterOwnMetrics = regexp.MustCompile(`^(# (HELP|TYPE) )?(go_|process_|promhttp_|camera_exporter_build_info|camera_exporter_config_last_reload_success_timestamp)`)
 	sampleLine         = regexp.MustCompile(`^([a-z_]+)(\{[^}]*\})? (\S+)$`)
-	stableValues       = regexp.MustCompile(`^camera_(up|info|frame_analysis_success|exporter_config_last_reload_successful|scrape_collector_success|decode_errors_total|rtp_packets_lost_total)$`)
+	stableValues       = regexp.MustCompile(`^camera_(up|info|frame_analysis_success|exporter_config_last_reload_successful|scrape_collector_success|decode_errors_total|rtp_packets_lost_total|detector_info|detected_objects)$`)
 	roundedValues      = regexp.MustCompile(`^camera_frame_(brightness|contrast|dark_pixels)_ratio$`)
 )
 
@@ -382,6 +385,24 @@ func lineDiff(want, got string) string {
 	return b.String()
 }
 
+// shippedExample returns a copy of the repository's exporter.yml next to
+// the models `make models` would download, taken from ../shared.
+func shippedExample(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := os.ReadFile("exporter.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "exporter.yml"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(mustAbs(t, "../shared/models"), filepath.Join(dir, "models")); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "exporter.yml")
+}
+
 func TestConfigCheck(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yml")
@@ -395,7 +416,7 @@ func TestConfigCheck(t *testing.T) {
 		want     []string
 	}{
 		{good, 0, []string{"valid", "1 cameras"}},
-		{"exporter.yml", 0, []string{"valid", "2 cameras"}}, // the example shipped in the repository
+		{shippedExample(t), 0, []string{"valid, 2 cameras, detector", "yolo-fastest-1.1.weights loads: darknet layout, 320x320 input, 80 classes, opencv backend on cpu"}},
 		{bad, 1, []string{"bad.yml:4", "transprot"}},
 		{filepath.Join(dir, "missing.yml"), 1, []string{"missing.yml"}},
 	} {

@@ -7,6 +7,8 @@ package camera
 import (
 	"errors"
 	"time"
+
+	"github.com/camera-exporter/camera_exporter/detector"
 )
 
 // Codec is the video format a camera sends.
@@ -43,6 +45,9 @@ type Decoder interface {
 	DecodeKeyframe(au [][]byte) error
 	// Analyze measures the latest decoded picture.
 	Analyze(darkThreshold float64) (ImageStats, error)
+	// Picture converts the latest decoded picture to BGR scaled to
+	// width x height, for the detector, in a newly allocated Image.
+	Picture(width, height int) (detector.Image, error)
 	Close()
 }
 

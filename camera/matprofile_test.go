@@ -12,7 +12,6 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
-	"github.com/camera-exporter/camera_exporter/config"
 )
 
 // TestStreamsReleaseMats checks that stopping streams, by reload or at
@@ -23,14 +22,14 @@ func TestStreamsReleaseMats(t *testing.T) {
 		"a": clip(t, rtsptest.H264, gray64, 25),
 		"b": clip(t, rtsptest.MJPEG, gray64, 5),
 	})
-	m := camera.NewManager(decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := camera.NewManager(decode.New, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	a := cameraConfig(t, "name: a\nurl: "+srv.URL("a"))
 	b := cameraConfig(t, "name: b\ndecode: all\nurl: "+srv.URL("b"))
-	m.Apply([]config.Camera{a, b})
+	apply(t, m, a, b)
 	for _, s := range m.Streams() {
 		analyzeWhenReady(t, s)
 	}
-	m.Apply([]config.Camera{a}) // b is removed by a reload
+	apply(t, m, a) // b is removed by a reload
 	m.Close()
 	if leaked := gocv.MatProfile.Count() - start; leaked != 0 {
 		t.Errorf("%d Mats leaked", leaked)

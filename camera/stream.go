@@ -17,6 +17,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/camera-exporter/camera_exporter/config"
+	"github.com/camera-exporter/camera_exporter/detector"
 )
 
 // Reconnect backoff bounds. A session that stayed up for stableSession
@@ -64,8 +65,9 @@ type Stream struct {
 	stopped     bool
 	decoder     Decoder
 	decoderOf   Codec
-	analyzedSeq uint64
+	analyzedSeq uint64 // keyframeSeq of the key frame decoded last
 	lastStats   ImageStats
+	pictureSeq  uint64 // counts pictures decoded, for Frame.Seq
 }
 
 type queuedFrame struct {
@@ -139,17 +141,44 @@ func (s *Stream) Up(now time.Time) bool {
 	return s.connected.Load() && last != 0 && now.Sub(time.Unix(0, last)) < time.Duration(s.cfg.Timeout)
 }
 
+// Frame is the result of analyzing a camera's latest picture.
+type Frame struct {
+	// Seq identifies the picture: analyses of the same picture, as of a
+	// key frame that was not followed by another yet, share it.
+	Seq   uint64
+	Stats ImageStats
+	// Picture is the picture converted for the detector, when Analyze was
+	// given a placement.
+	Picture detector.Image
+}
+
 // Analyze decodes and measures the camera's latest picture. In key frame
-// mode it decodes the latest key frame, once: a key frame already analyzed
-// returns the same statistics. It may take as long as one decode; callers
-// that must not wait run it in a goroutine.
-func (s *Stream) Analyze() (ImageStats, error) {
+// mode a key frame is decoded once, however often it is analyzed. With a
+// place function, typically a detector's Place, the picture is also
+// converted to BGR and scaled to place(width, height).
+func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, error) {
 	s.analysisMu.Lock()
 	defer s.analysisMu.Unlock()
 	if s.stopped {
-		return ImageStats{}, ErrStopped
+		return Frame{}, ErrStopped
 	}
+	stats, err := s.analyze()
+	if err != nil {
+		return Frame{}, err
+	}
+	frame := Frame{Seq: s.pictureSeq, Stats: stats}
+	if place != nil {
+		p := place(stats.Width, stats.Height)
+		if frame.Picture, err = s.decoder.Picture(p.Width, p.Height); err != nil {
+			return Frame{}, fmt.Errorf("converting picture for the detector: %w", err)
+		}
+	}
+	return frame, nil
+}
 
+// analyze measures the latest picture, decoding the latest key frame first
+// in key frame mode. Needs analysisMu.
+func (s *Stream) analyze() (ImageStats, error) {
 	s.mu.Lock()
 	decodeAll, au, seq, codec := s.decodeAll, s.keyframeAU, s.keyframeSeq, s.codec
 	s.mu.Unlock()
@@ -174,6 +203,7 @@ func (s *Stream) Analyze() (ImageStats, error) {
 		s.decodeErrors.Add(1)
 		return ImageStats{}, fmt.Errorf("decoding key frame: %w", err)
 	}
+	s.pictureSeq++
 	stats, err := dec.Analyze(*s.cfg.DarkThreshold)
 	if err != nil {
 		return ImageStats{}, err
@@ -396,6 +426,7 @@ func (s *Stream) decodeFrame(frame queuedFrame) bool {
 		s.logger.Debug("Decoding frame failed, waiting for the next key frame", "err", s.redact(err))
 		return false
 	}
+	s.pictureSeq++
 	return true
 }
 

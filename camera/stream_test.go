@@ -17,6 +17,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
 	"github.com/camera-exporter/camera_exporter/config"
+	"github.com/camera-exporter/camera_exporter/detector"
 )
 
 const (
@@ -96,13 +97,21 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 
 func analyzeWhenReady(t testing.TB, s *camera.Stream) camera.ImageStats {
 	t.Helper()
-	var stats camera.ImageStats
+	var frame camera.Frame
 	var err error
 	waitFor(t, "an analyzed frame", 10*time.Second, func() bool {
-		stats, err = s.Analyze()
+		frame, err = s.Analyze(nil)
 		return err == nil
 	})
-	return stats
+	return frame.Stats
+}
+
+// apply puts cameras in force on m, without a detector.
+func apply(t testing.TB, m *camera.Manager, cameras ...config.Camera) {
+	t.Helper()
+	if err := m.Apply(&config.Config{Cameras: cameras}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestStreamImageStatistics(t *testing.T) {
@@ -143,6 +152,49 @@ func TestStreamImageStatistics(t *testing.T) {
 			if !s.Up(time.Now()) {
 				t.Error("stream not up while frames arrive")
 			}
+		})
+	}
+}
+
+// TestStreamPictureForDetector checks that Analyze hands the detector the
+// analyzed picture, scaled as the detector places it, in both decode modes.
+func TestStreamPictureForDetector(t *testing.T) {
+	for _, mode := range []string{config.DecodeKeyframe, config.DecodeAll} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": clip(t, rtsptest.H264, gray64, 25)})
+			s := startStream(t, cameraConfig(t, fmt.Sprintf("name: cam\nurl: %s\ndecode: %s", srv.URL("cam"), mode)), nil)
+			analyzeWhenReady(t, s)
+			var placedW, placedH int
+			place := func(w, h int) detector.Placement {
+				placedW, placedH = w, h
+				return detector.Place(detector.ResizeLetterbox, w, h, 160, 160)
+			}
+			frame, err := s.Analyze(place)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if placedW != 320 || placedH != 240 {
+				t.Errorf("placed a %dx%d picture, want the stream's 320x240", placedW, placedH)
+			}
+			pic := frame.Picture
+			if pic.Width != 160 || pic.Height != 120 || len(pic.Pix) != pic.Stride*pic.Height {
+				t.Fatalf("picture %dx%d stride %d, %d bytes, want 160x120", pic.Width, pic.Height, pic.Stride, len(pic.Pix))
+			}
+			sum := 0
+			for _, v := range pic.Pix {
+				sum += int(v)
+			}
+			if mean := float64(sum) / float64(len(pic.Pix)); math.Abs(mean-64) > 3 {
+				t.Errorf("picture mean %.1f, want the stream's gray 64", mean)
+			}
+			if frame.Seq == 0 {
+				t.Error("frame has no sequence number")
+			}
+			waitFor(t, "a newer picture", 5*time.Second, func() bool {
+				next, err := s.Analyze(nil)
+				return err == nil && next.Seq > frame.Seq
+			})
 		})
 	}
 }
@@ -242,7 +294,7 @@ func TestStreamSilentCameraStaysDown(t *testing.T) {
 	if s.Up(time.Now()) {
 		t.Error("silent camera reported up")
 	}
-	if _, err := s.Analyze(); err != camera.ErrNoFrame {
+	if _, err := s.Analyze(nil); err != camera.ErrNoFrame {
 		t.Errorf("Analyze() error = %v, want ErrNoFrame", err)
 	}
 }
@@ -251,16 +303,16 @@ func TestManagerKeepsUnchangedCameras(t *testing.T) {
 	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"a": clip(t, rtsptest.MJPEG, gray64, 5), "b": clip(t, rtsptest.MJPEG, gray64, 5)})
 	a := cameraConfig(t, "name: a\nurl: "+srv.URL("a"))
 	b := cameraConfig(t, "name: b\nurl: "+srv.URL("b"))
-	m := camera.NewManager(decode.New, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := camera.NewManager(decode.New, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(m.Close)
 
-	m.Apply([]config.Camera{a, b})
+	apply(t, m, a, b)
 	first := m.Streams()
 	if len(first) != 2 || first[0].Name() != "a" || first[1].Name() != "b" {
 		t.Fatalf("streams = %v, want a, b", first)
 	}
 	changedB := cameraConfig(t, "name: b\ntimeout: 3s\nurl: "+srv.URL("b"))
-	m.Apply([]config.Camera{a, changedB})
+	apply(t, m, a, changedB)
 	second := m.Streams()
 	if second[0] != first[0] {
 		t.Error("unchanged camera a was restarted")
@@ -268,11 +320,11 @@ func TestManagerKeepsUnchangedCameras(t *testing.T) {
 	if second[1] == first[1] {
 		t.Error("changed camera b kept its old session")
 	}
-	m.Apply([]config.Camera{changedB})
+	apply(t, m, changedB)
 	if got := m.Streams(); len(got) != 1 || got[0].Name() != "b" {
 		t.Errorf("after removing a: %v", got)
 	}
-	if _, err := first[0].Analyze(); err != camera.ErrStopped {
+	if _, err := first[0].Analyze(nil); err != camera.ErrStopped {
 		t.Errorf("removed stream Analyze() error = %v, want ErrStopped", err)
 	}
 }

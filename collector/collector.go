@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/detector"
 )
 
 // Namespace prefixes every per-camera metric.
@@ -35,9 +36,12 @@ var (
 	)
 )
 
-// Cameras lists the running camera streams; *camera.Manager implements it.
+// Cameras lists the running camera streams and the detector their frames
+// go through; *camera.Manager implements it.
 type Cameras interface {
 	Streams() []*camera.Stream
+	// Detector returns nil when no detector is configured.
+	Detector() detector.Detector
 }
 
 // Collector produces one family of metrics for a scrape.

@@ -23,6 +23,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
 	"github.com/camera-exporter/camera_exporter/config"
+	"github.com/camera-exporter/camera_exporter/detector"
 )
 
 func TestMain(m *testing.M) {
@@ -58,6 +59,10 @@ func (d stubDecoder) Analyze(dark float64) (camera.ImageStats, error) {
 	return camera.ImageStats{Width: 320, Height: 240, Brightness: d.brightness, DarkRatio: dark}, nil
 }
 
+func (d stubDecoder) Picture(width, height int) (detector.Image, error) {
+	return detector.Image{Width: width, Height: height, Stride: 3 * width, Pix: make([]byte, 3*width*height)}, nil
+}
+
 func (d stubDecoder) Close() {}
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -65,9 +70,10 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 // fixture runs an RTSP server with one MJPEG clip per camera name and a
 // camera.Manager whose streams decode with stubs.
 type fixture struct {
-	srv     *rtsptest.Server
-	manager *camera.Manager
-	decodes atomic.Int64
+	srv      *rtsptest.Server
+	manager  *camera.Manager
+	decodes  atomic.Int64
+	detector *stubDetector // what managers load for a detector block
 }
 
 var clipOnce = sync.OnceValues(func() (*rtsptest.Media, error) {
@@ -104,9 +110,23 @@ func newFixture(t *testing.T, names ...string) *fixture {
 // counting decodes in f.decodes.
 func (f *fixture) newManager(t *testing.T, stub stubDecoder) *camera.Manager {
 	stub.decodes = &f.decodes
-	m := camera.NewManager(func(camera.Codec) (camera.Decoder, error) { return stub, nil }, discard)
+	newDetector := func(*config.Detector, *slog.Logger) (detector.Detector, error) {
+		if f.detector == nil {
+			return nil, errors.New("no stub detector")
+		}
+		return f.detector, nil
+	}
+	m := camera.NewManager(func(camera.Codec) (camera.Decoder, error) { return stub, nil }, newDetector, discard)
 	t.Cleanup(m.Close)
 	return m
+}
+
+// apply puts the cameras in force on m, without a detector.
+func apply(t *testing.T, m *camera.Manager, cameras ...config.Camera) {
+	t.Helper()
+	if err := m.Apply(&config.Config{Cameras: cameras}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (f *fixture) camera(t *testing.T, name, extra string) config.Camera {
@@ -155,9 +175,9 @@ func scrapeText(t *testing.T, ctx context.Context, cc *CameraCollector, names ..
 func TestScrapeReportsEveryCamera(t *testing.T) {
 	f := newFixture(t, "gate")
 	gate := f.camera(t, "gate", "")
-	f.manager.Apply([]config.Camera{gate})
+	apply(t, f.manager, gate)
 	waitAllUp(t, f.manager)
-	f.manager.Apply([]config.Camera{gate, f.camera(t, "dead-cam", "")}) // gate keeps its session
+	apply(t, f.manager, gate, f.camera(t, "dead-cam", "")) // gate keeps its session
 	cc, err := NewCameraCollector(f.manager, discard)
 	if err != nil {
 		t.Fatal(err)
@@ -190,8 +210,8 @@ func TestScrapeDoesNotWaitForSlowCamera(t *testing.T) {
 	gate := make(chan struct{})
 	slowManager := f.newManager(t, stubDecoder{brightness: 0.5, gate: gate})
 	t.Cleanup(func() { close(gate) }) // runs first: Close waits for the blocked decode
-	f.manager.Apply([]config.Camera{f.camera(t, "fast", "")})
-	slowManager.Apply([]config.Camera{f.camera(t, "slow", "")})
+	apply(t, f.manager, f.camera(t, "fast", ""))
+	apply(t, slowManager, f.camera(t, "slow", ""))
 	both := multiManager{f.manager, slowManager}
 	waitAllUp(t, both)
 
@@ -218,6 +238,8 @@ func TestScrapeDoesNotWaitForSlowCamera(t *testing.T) {
 // multiManager joins the streams of several managers.
 type multiManager []*camera.Manager
 
+func (m multiManager) Detector() detector.Detector { return nil }
+
 func (m multiManager) Streams() []*camera.Stream {
 	var out []*camera.Stream
 	for _, mm := range m {
@@ -241,7 +263,7 @@ func waitAllUp(t *testing.T, c Cameras) {
 
 func TestScrapesWithinMinIntervalShareAnalysis(t *testing.T) {
 	f := newFixture(t, "gate")
-	f.manager.Apply([]config.Camera{f.camera(t, "gate", "")})
+	apply(t, f.manager, f.camera(t, "gate", ""))
 	waitAllUp(t, f.manager)
 	cc, err := NewCameraCollector(f.manager, discard, "image")
 	if err != nil {
@@ -259,7 +281,7 @@ func TestScrapesWithinMinIntervalShareAnalysis(t *testing.T) {
 func TestFailedAnalysisIsRetriedWithinMinInterval(t *testing.T) {
 	f := newFixture(t, "gate")
 	f.manager = f.newManager(t, stubDecoder{brightness: 0.5, failFirst: true})
-	f.manager.Apply([]config.Camera{f.camera(t, "gate", "")})
+	apply(t, f.manager, f.camera(t, "gate", ""))
 	waitAllUp(t, f.manager)
 	cc, err := NewCameraCollector(f.manager, discard, "image")
 	if err != nil {
@@ -275,7 +297,7 @@ func TestFailedAnalysisIsRetriedWithinMinInterval(t *testing.T) {
 
 func TestRemovedCameraVanishes(t *testing.T) {
 	f := newFixture(t, "a", "b")
-	f.manager.Apply([]config.Camera{f.camera(t, "a", ""), f.camera(t, "b", "")})
+	apply(t, f.manager, f.camera(t, "a", ""), f.camera(t, "b", ""))
 	waitAllUp(t, f.manager)
 	cc, err := NewCameraCollector(f.manager, discard)
 	if err != nil {
@@ -284,7 +306,7 @@ func TestRemovedCameraVanishes(t *testing.T) {
 	if got := scrapeText(t, context.Background(), cc); !strings.Contains(got, `camera="b"`) {
 		t.Fatalf("camera b missing before removal:\n%s", got)
 	}
-	f.manager.Apply([]config.Camera{f.camera(t, "a", "")})
+	apply(t, f.manager, f.camera(t, "a", ""))
 	if got := scrapeText(t, context.Background(), cc); strings.Contains(got, `camera="b"`) {
 		t.Errorf("camera b still exported after removal:\n%s", got)
 	}
@@ -292,9 +314,15 @@ func TestRemovedCameraVanishes(t *testing.T) {
 
 func TestMetricsFollowNamingConventions(t *testing.T) {
 	f := newFixture(t, "gate")
-	f.manager.Apply([]config.Camera{f.camera(t, "gate", "")})
+	apply(t, f.manager, f.camera(t, "gate", ""))
 	waitAllUp(t, f.manager)
-	cc, err := NewCameraCollector(f.manager, discard)
+	lint(t, f.manager)
+}
+
+// lint scrapes every collector and reports what promlint finds.
+func lint(t *testing.T, cameras Cameras) {
+	t.Helper()
+	cc, err := NewCameraCollector(cameras, discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,14 +11,16 @@ import (
 type SafeConfig struct {
 	mu     sync.RWMutex
 	c      *Config
-	apply  func(*Config)
+	apply  func(*Config) error
 	status prometheus.Gauge
 	time   prometheus.Gauge
 }
 
-// NewSafeConfig registers the reload metrics. apply runs after each
-// successful load, under the lock, so concurrent reloads apply in order.
-func NewSafeConfig(reg prometheus.Registerer, apply func(*Config)) *SafeConfig {
+// NewSafeConfig registers the reload metrics. apply puts a configuration
+// that loaded in force, under the lock so that concurrent reloads apply in
+// order; if it fails, as when a model does not load, the reload fails and
+// apply must have left the running configuration as it was.
+func NewSafeConfig(reg prometheus.Registerer, apply func(*Config) error) *SafeConfig {
 	sc := &SafeConfig{
 		c:     &Config{},
 		apply: apply,
@@ -40,12 +42,14 @@ func (sc *SafeConfig) Reload(path string) error {
 	c, err := Load(path)
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
+	if err == nil {
+		err = sc.apply(c)
+	}
 	if err != nil {
 		sc.status.Set(0)
 		return err
 	}
 	sc.c = c
-	sc.apply(c)
 	sc.status.Set(1)
 	sc.time.SetToCurrentTime()
 	return nil

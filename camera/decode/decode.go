@@ -1,8 +1,9 @@
 package decode
 
-// #cgo pkg-config: libavcodec libavutil
+// #cgo pkg-config: libavcodec libavutil libswscale
 // #include <libavcodec/avcodec.h>
 // #include <libavutil/pixdesc.h>
+// #include <libswscale/swscale.h>
 //
 // // decode sends pkt (NULL starts draining) and receives every frame that is
 // // ready, keeping only the latest one in pic. It returns 1 if a picture came
@@ -92,6 +93,52 @@ package decode
 // 	}
 // 	return 0;
 // }
+//
+// // source_format returns the pixel format swscale should read f as: the
+// // deprecated YUVJ formats become their plain twins, their full range being
+// // told by is_full_range instead. swscale warns about them, and a cached
+// // context would never match them since swscale rewrites them likewise.
+// static enum AVPixelFormat source_format(const AVFrame *f) {
+// 	switch (f->format) {
+// 	case AV_PIX_FMT_YUVJ411P: return AV_PIX_FMT_YUV411P;
+// 	case AV_PIX_FMT_YUVJ420P: return AV_PIX_FMT_YUV420P;
+// 	case AV_PIX_FMT_YUVJ422P: return AV_PIX_FMT_YUV422P;
+// 	case AV_PIX_FMT_YUVJ440P: return AV_PIX_FMT_YUV440P;
+// 	case AV_PIX_FMT_YUVJ444P: return AV_PIX_FMT_YUV444P;
+// 	}
+// 	return f->format;
+// }
+//
+// // yuv_matrix returns the SWS_CS_* matrix f was coded with. Untagged
+// // streams get BT.709 from 720 lines up and BT.601 below, as players guess:
+// // HD cameras follow BT.709, SD ones BT.601. JPEG needs no exception since
+// // libavcodec tags it BT.601, as JFIF defines.
+// static int yuv_matrix(const AVFrame *f) {
+// 	switch (f->colorspace) {
+// 	case AVCOL_SPC_BT709:
+// 		return SWS_CS_ITU709;
+// 	case AVCOL_SPC_BT470BG:
+// 	case AVCOL_SPC_SMPTE170M:
+// 		return SWS_CS_ITU601;
+// 	case AVCOL_SPC_FCC:
+// 		return SWS_CS_FCC;
+// 	case AVCOL_SPC_SMPTE240M:
+// 		return SWS_CS_SMPTE240M;
+// 	case AVCOL_SPC_BT2020_NCL:
+// 	case AVCOL_SPC_BT2020_CL:
+// 		return SWS_CS_BT2020;
+// 	}
+// 	return f->height >= 720 ? SWS_CS_ITU709 : SWS_CS_ITU601;
+// }
+//
+// // scale_bgr converts all of f into the packed single plane dst; the plane
+// // arrays are built here because Go memory passed to C must not hold Go
+// // pointers.
+// static int scale_bgr(struct SwsContext *sws, const AVFrame *f, uint8_t *dst, int dst_stride) {
+// 	uint8_t *planes[4] = {dst};
+// 	int strides[4] = {dst_stride};
+// 	return sws_scale(sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, planes, strides);
+// }
 import "C"
 
 import (
@@ -103,6 +150,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/detector"
 )
 
 var _ camera.NewDecoder = New
@@ -131,8 +179,9 @@ type Decoder struct {
 	codec camera.Codec
 	ctx   *C.AVCodecContext
 	pkt   *C.AVPacket
-	pic   *C.AVFrame // latest decoded picture
-	tmp   *C.AVFrame // receives frames before they replace pic
+	pic   *C.AVFrame           // latest decoded picture
+	tmp   *C.AVFrame           // receives frames before they replace pic
+	sws   *C.struct_SwsContext // Picture's scaler, kept while sizes and format stay
 
 	luma   gocv.Mat // full range luma of pic, reused while the size stays
 	mask   gocv.Mat // dark pixels of luma
@@ -264,8 +313,7 @@ func (d *Decoder) Analyze(darkThreshold float64) (camera.ImageStats, error) {
 		full = 1
 	}
 	if C.copy_luma(d.pic, full, (*C.uint8_t)(unsafe.Pointer(&data[0])), C.int(d.luma.Step())) < 0 {
-		return camera.ImageStats{}, fmt.Errorf("unsupported pixel format %q",
-			C.GoString(C.av_get_pix_fmt_name(C.enum_AVPixelFormat(d.pic.format))))
+		return camera.ImageStats{}, d.unsupportedFormat()
 	}
 
 	gocv.MeanStdDev(d.luma, &d.mean, &d.stddev)
@@ -285,9 +333,67 @@ func (d *Decoder) Analyze(darkThreshold float64) (camera.ImageStats, error) {
 	}, nil
 }
 
+// maxPictureSide bounds Picture's sizes: far beyond any network input, and
+// small enough that a mistaken size cannot allocate gigabytes.
+const maxPictureSide = 8192
+
+// Picture converts the latest decoded picture to packed BGR scaled to
+// width x height, honoring the range and YUV matrix the stream was coded
+// with. The Image is newly allocated, so it stays valid after later decodes.
+func (d *Decoder) Picture(width, height int) (detector.Image, error) {
+	if d.pic.data[0] == nil {
+		return detector.Image{}, camera.ErrNoPicture
+	}
+	if width <= 0 || height <= 0 || width > maxPictureSide || height > maxPictureSide {
+		return detector.Image{}, fmt.Errorf("picture size %dx%d out of range", width, height)
+	}
+	full := C.is_full_range(d.pic)
+	if d.codec == camera.CodecMJPEG { // JPEG (JFIF) is always full range.
+		full = 1
+	}
+	src := C.source_format(d.pic)
+	if C.sws_isSupportedInput(src) == 0 {
+		return detector.Image{}, d.unsupportedFormat()
+	}
+	// SWS_AREA averages the source pixels under each output pixel, like
+	// OpenCV's INTER_AREA, so the usual large shrink (1080p to a network's
+	// ~320 px) does not alias. It measured closer to INTER_AREA than
+	// SWS_BILINEAR, whose downscaling filter is wider and slower.
+	d.sws = C.sws_getCachedContext(d.sws, d.pic.width, d.pic.height, src,
+		C.int(width), C.int(height), C.AV_PIX_FMT_BGR24, C.SWS_AREA, nil, nil, nil)
+	if d.sws == nil {
+		return detector.Image{}, fmt.Errorf("cannot scale %dx%d %s to %dx%d BGR",
+			d.pic.width, d.pic.height, C.GoString(C.av_get_pix_fmt_name(src)), width, height)
+	}
+	// Set on every call since the tags may change while the sizes stay;
+	// swscale only recomputes its tables when they differ.
+	coeffs := C.sws_getCoefficients(C.yuv_matrix(d.pic))
+	if C.sws_setColorspaceDetails(d.sws, coeffs, full, coeffs, 1, 0, 1<<16, 1<<16) < 0 {
+		return detector.Image{}, errors.New("cannot set the scaler's colorspace")
+	}
+
+	img := detector.Image{Width: width, Height: height, Stride: 3 * width}
+	img.Pix = make([]byte, img.Stride*height)
+	ret := C.scale_bgr(d.sws, d.pic, (*C.uint8_t)(unsafe.Pointer(&img.Pix[0])), C.int(img.Stride))
+	if ret < 0 {
+		return detector.Image{}, avError("scale picture", ret)
+	}
+	if int(ret) != height {
+		return detector.Image{}, fmt.Errorf("scale picture: %d of %d rows", ret, height)
+	}
+	return img, nil
+}
+
+func (d *Decoder) unsupportedFormat() error {
+	return fmt.Errorf("unsupported pixel format %q",
+		C.GoString(C.av_get_pix_fmt_name(C.enum_AVPixelFormat(d.pic.format))))
+}
+
 // Close frees the decoder's C memory and Mats; the Decoder must not be used
 // afterwards.
 func (d *Decoder) Close() {
+	C.sws_freeContext(d.sws)
+	d.sws = nil
 	C.avcodec_free_context(&d.ctx)
 	C.av_packet_free(&d.pkt)
 	C.av_frame_free(&d.pic)

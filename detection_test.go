@@ -267,3 +267,66 @@ func TestCUDAFallback(t *testing.T) {
 		t.Errorf("the fallback is not logged as a warning:\n%s", logs)
 	}
 }
+
+// TestMakeModels runs `make models` against a local mirror of the upstream
+// repository's layout, built from ../shared: good files are fetched and
+// verified, a file that fails its sha256 is refused and not kept.
+func TestMakeModels(t *testing.T) {
+	mirror := t.TempDir()
+	link := func(upstream, shared string) {
+		t.Helper()
+		path := filepath.Join(mirror, upstream)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(mustAbs(t, filepath.Join("../shared/models", shared)), path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link("LICENSE", "yolo-fastest-1.1/LICENSE")
+	for _, f := range []string{"yolo-fastest-1.1.cfg", "yolo-fastest-1.1.weights", "coco.names"} {
+		link("ModelZoo/yolo-fastest-1.1_coco/"+f, "yolo-fastest-1.1/"+f)
+	}
+	for _, f := range []string{"yolo-fastest-1.1_body.cfg", "yolo-fastest-1.1_body.weights", "body.names"} {
+		link("ModelZoo/yolo-fastest-1.1_body/"+f, "yolo-fastest-1.1-body/"+f)
+	}
+	makeModels := func(dest string) ([]byte, error) {
+		return exec.Command("make", "--no-print-directory", "models", "MODELS_URL=file://"+mirror, "MODELS_DEST="+dest).CombinedOutput()
+	}
+
+	dest := t.TempDir()
+	if out, err := makeModels(dest); err != nil {
+		t.Fatalf("make models: %v\n%s", err, out)
+	}
+	for _, f := range []string{"yolo-fastest-1.1/yolo-fastest-1.1.weights", "yolo-fastest-1.1-body/body.names"} {
+		got, err := os.ReadFile(filepath.Join(dest, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join(mirror, strings.NewReplacer(
+			"yolo-fastest-1.1/", "ModelZoo/yolo-fastest-1.1_coco/", "yolo-fastest-1.1-body/", "ModelZoo/yolo-fastest-1.1_body/").Replace(f)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("%s differs from upstream", f)
+		}
+	}
+
+	// Upstream serving something else is refused.
+	tampered := filepath.Join(mirror, "ModelZoo/yolo-fastest-1.1_coco/coco.names")
+	if err := os.Remove(tampered); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tampered, []byte("person\nworker\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dest = t.TempDir()
+	out, err := makeModels(dest)
+	if err == nil || !strings.Contains(string(out), "coco.names: sha256 mismatch") {
+		t.Errorf("make models with a tampered file: %v, want a sha256 mismatch\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "yolo-fastest-1.1/coco.names")); !os.IsNotExist(err) {
+		t.Errorf("tampered file kept: %v", err)
+	}
+}

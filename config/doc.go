@@ -1,6 +1,11 @@
 // Package config loads and validates the camera_exporter configuration file,
 // exporter.yml:
 //
+//	detector:                  # optional
+//	  model: models/yolo-fastest-1.1/yolo-fastest-1.1.weights
+//	  config: models/yolo-fastest-1.1/yolo-fastest-1.1.cfg
+//	  labels: models/yolo-fastest-1.1/coco.names
+//	  input_size: 320
 //	defaults:                  # optional, for cameras that leave a field unset
 //	  transport: tcp
 //	  timeout: 10s
@@ -12,10 +17,13 @@
 //	    username: viewer
 //	    password_file: gate-north.pass   # or password; not both
 //	    transport: udp
+//	    detect:
+//	      classes: [person]
 //
 // A camera's options come from the camera itself, else from the defaults
-// block, else from the built-in defaults (tcp, 10s, 0.15, keyframe). After
-// [Load] every camera's [CameraOptions] are set.
+// block, else from the built-in defaults (tcp, 10s, 0.15, keyframe, detect
+// enabled for every class). After [Load] every camera's [CameraOptions] are
+// set, and the detector's labels are read.
 //
 // Errors name the file and the line of the offending field. They never
 // contain credentials, and neither does [Config.Redacted], which is meant for

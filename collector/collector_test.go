@@ -185,7 +185,7 @@ func TestScrapeReportsEveryCamera(t *testing.T) {
 	got := scrapeText(t, context.Background(), cc,
 		"camera_up", "camera_frame_brightness_ratio", "camera_frame_dark_pixels_ratio", "camera_frame_analysis_success",
 		"camera_info", "camera_scrape_collector_success")
-	for _, want := range []string{
+	wantLines(t, got,
 		`camera_up{camera="dead-cam"} 0`,
 		`camera_up{camera="gate"} 1`,
 		`camera_frame_brightness_ratio{camera="gate"} 0.5`,
@@ -195,13 +195,19 @@ func TestScrapeReportsEveryCamera(t *testing.T) {
 		`camera_info{camera="gate",codec="mjpeg",height="48",transport="tcp",width="64"} 1`,
 		`camera_scrape_collector_success{collector="image"} 1`,
 		`camera_scrape_collector_success{collector="stream"} 1`,
-	} {
-		if !strings.Contains(got, want+"\n") {
-			t.Errorf("missing %s in:\n%s", want, got)
-		}
-	}
+	)
 	if strings.Contains(got, `camera_frame_brightness_ratio{camera="dead-cam"}`) {
 		t.Error("a dead camera reported image values")
+	}
+}
+
+// wantLines fails t for every line missing from a scrape's text.
+func wantLines(t *testing.T, text string, lines ...string) {
+	t.Helper()
+	for _, want := range lines {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("missing %s in:\n%s", want, text)
+		}
 	}
 }
 
@@ -224,15 +230,11 @@ func TestScrapeDoesNotWaitForSlowCamera(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	got := scrapeText(t, ctx, cc, "camera_frame_analysis_success", "camera_frame_brightness_ratio")
-	for _, want := range []string{
+	wantLines(t, got,
 		`camera_frame_analysis_success{camera="slow"} 0`,
 		`camera_frame_analysis_success{camera="fast"} 1`,
 		`camera_frame_brightness_ratio{camera="fast"} 0.5`,
-	} {
-		if !strings.Contains(got, want+"\n") {
-			t.Errorf("missing %s in:\n%s", want, got)
-		}
-	}
+	)
 }
 
 // multiManager joins the streams of several managers.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+
+	"github.com/camera-exporter/camera_exporter/detector"
 )
 
 func TestLoadFull(t *testing.T) {
@@ -88,7 +90,7 @@ func TestLoadFull(t *testing.T) {
 	want := Detector{
 		Model: "testdata/models/tiny.weights", Config: "testdata/models/tiny.cfg", Labels: "testdata/models/tiny.names",
 		Layout: "darknet", InputSize: 320, Resize: "stretch", Scale: 1.0 / 255, Mean: []float64{0, 0, 0}, SwapRB: &swapRB,
-		Confidence: 0.4, NMSThreshold: 0.5, Backend: BackendCUDA, AllowCPUFallback: true, Nets: 2,
+		Confidence: 0.4, NMSThreshold: 0.5, Backend: detector.BackendCUDA, AllowCPUFallback: true, Nets: 2,
 	}
 	// Equal compares the labels and model files as loaded too.
 	want.classes, want.files = d.classes, d.files
@@ -109,7 +111,7 @@ func TestDetectorDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := cfg.Detector
-	if d.Layout != LayoutAuto || d.Confidence != 0.25 || d.NMSThreshold != 0.45 || d.Backend != BackendCPU || d.Nets != 1 ||
+	if d.Layout != LayoutAuto || d.Confidence != 0.25 || d.NMSThreshold != 0.45 || d.Backend != detector.BackendCPU || d.Nets != 1 ||
 		d.Resize != "" || d.Scale != 0 || d.Mean != nil || d.SwapRB != nil || d.AllowCPUFallback {
 		t.Errorf("detector defaults = %+v", *d)
 	}

@@ -13,13 +13,6 @@ import (
 	"github.com/camera-exporter/camera_exporter/detector"
 )
 
-// Values of Detector.Backend.
-const (
-	BackendCPU      = "cpu"
-	BackendCUDA     = "cuda"
-	BackendCUDAFP16 = "cuda_fp16"
-)
-
 // LayoutAuto, the default Detector.Layout, infers the layout from the
 // shapes of the model's outputs.
 const LayoutAuto = "auto"
@@ -34,7 +27,7 @@ const (
 )
 
 var (
-	backends = []string{BackendCPU, BackendCUDA, BackendCUDAFP16}
+	backends = []string{detector.BackendCPU, detector.BackendCUDA, detector.BackendCUDAFP16}
 	resizes  = []string{string(detector.ResizeLetterbox), string(detector.ResizeStretch)}
 )
 
@@ -64,7 +57,7 @@ type Detector struct {
 	// NMSThreshold is the overlap (IoU) above which the weaker of two
 	// boxes of the same class is dropped.
 	NMSThreshold float64 `yaml:"nms_threshold,omitempty"`
-	// Backend is BackendCPU, BackendCUDA or BackendCUDAFP16.
+	// Backend is detector.BackendCPU, BackendCUDA or BackendCUDAFP16.
 	Backend string `yaml:"backend,omitempty"`
 	// AllowCPUFallback runs the model on the CPU when the CUDA backend
 	// was asked for but is unavailable, instead of refusing to start.
@@ -130,7 +123,7 @@ func (d *Detector) resolve(r *reporter, dir string) {
 		d.NMSThreshold = defaultNMSThreshold
 	}
 	if d.Backend == "" {
-		d.Backend = BackendCPU
+		d.Backend = detector.BackendCPU
 	}
 	if d.Nets == 0 {
 		d.Nets = defaultNets

@@ -9,6 +9,14 @@ import (
 	"time"
 )
 
+// Backends a detector can be asked to run on: OpenCV's own CPU code, or its
+// CUDA backend in full or half precision.
+const (
+	BackendCPU      = "cpu"
+	BackendCUDA     = "cuda"
+	BackendCUDAFP16 = "cuda_fp16"
+)
+
 // Image is a picture in packed 8-bit BGR, OpenCV's channel order: pixel
 // (x, y) is Pix[y*Stride+3*x : y*Stride+3*x+3].
 type Image struct {

@@ -18,13 +18,6 @@ import (
 	"github.com/camera-exporter/camera_exporter/detector"
 )
 
-// Backends a configuration may ask for.
-const (
-	BackendCPU      = "cpu"
-	BackendCUDA     = "cuda"
-	BackendCUDAFP16 = "cuda_fp16"
-)
-
 // Options configure a Detector. Zero values mean the default noted.
 type Options struct {
 	Model  string   // weights path (.weights Darknet, .onnx, .caffemodel, .pb, ...)
@@ -40,7 +33,7 @@ type Options struct {
 	SwapRB                  *bool           // nil = the layout's default
 	Confidence              float32         // 0 = 0.25
 	NMS                     float32         // 0 = 0.45
-	// Backend is BackendCPU ("" = cpu), BackendCUDA or BackendCUDAFP16.
+	// Backend is detector.BackendCPU ("" = cpu), BackendCUDA or BackendCUDAFP16.
 	Backend string
 	// AllowCPUFallback runs the networks on the CPU when CUDA was asked for
 	// but is unavailable, instead of failing.
@@ -94,7 +87,7 @@ func New(opts Options) (*Detector, error) {
 	}
 	requested := o.Backend
 	if requested == "" {
-		requested = BackendCPU
+		requested = detector.BackendCPU
 	}
 	r, err := o.backend(requested)
 	if err != nil {
@@ -148,8 +141,6 @@ func New(opts Options) (*Detector, error) {
 	}
 	d.info.Layout = o.Layout
 	d.pre = o.preprocess()
-	o.Logger.Debug("Loaded detector", "model", o.Model, "layout", o.Layout,
-		"backend", d.info.Backend, "target", d.info.Target, "nets", o.Nets)
 	return d, nil
 }
 
@@ -186,14 +177,14 @@ func (o *Options) validate() error {
 func (o *Options) backend(requested string) (run, error) {
 	var r run
 	switch requested {
-	case BackendCPU:
+	case detector.BackendCPU:
 		return runCPU, nil
-	case BackendCUDA:
+	case detector.BackendCUDA:
 		r = runCUDA
-	case BackendCUDAFP16:
+	case detector.BackendCUDAFP16:
 		r = runCUDAFP16
 	default:
-		return 0, o.errorf("unknown backend %q, want %s, %s or %s", requested, BackendCPU, BackendCUDA, BackendCUDAFP16)
+		return 0, o.errorf("unknown backend %q, want %s, %s or %s", requested, detector.BackendCPU, detector.BackendCUDA, detector.BackendCUDAFP16)
 	}
 	ok, err := available(r)
 	if err != nil {

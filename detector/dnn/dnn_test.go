@@ -247,8 +247,8 @@ func TestNewErrors(t *testing.T) {
 		{"confidence", func(o *Options) { o.Confidence = 2 }, []string{"confidence 2 out of (0, 1]"}},
 		{"nets", func(o *Options) { o.Nets = -1 }, []string{"invalid number of networks -1"}},
 		{"unknown backend", func(o *Options) { o.Backend = "tpu" }, []string{`unknown backend "tpu"`}},
-		{"cuda", func(o *Options) { o.Backend = BackendCUDA }, []string{cudaMissing("cuda"), "allow_cpu_fallback: true"}},
-		{"cuda_fp16", func(o *Options) { o.Backend = BackendCUDAFP16 }, []string{cudaMissing("cuda_fp16"), "allow_cpu_fallback: true"}},
+		{"cuda", func(o *Options) { o.Backend = detector.BackendCUDA }, []string{cudaMissing("cuda"), "allow_cpu_fallback: true"}},
+		{"cuda_fp16", func(o *Options) { o.Backend = detector.BackendCUDAFP16 }, []string{cudaMissing("cuda_fp16"), "allow_cpu_fallback: true"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := cocoOptions(t)
@@ -287,11 +287,11 @@ func TestCUDAMissing(t *testing.T) {
 	if n := CUDADevices(); n > 0 {
 		t.Errorf("CUDADevices() = %d without a CUDA backend", n)
 	}
-	_, err := New(Options{Model: cocoWts, Config: cocoCfg, Labels: []string{"x"}, InputWidth: 320, InputHeight: 320, Backend: BackendCUDA})
+	_, err := New(Options{Model: cocoWts, Config: cocoCfg, Labels: []string{"x"}, InputWidth: 320, InputHeight: 320, Backend: detector.BackendCUDA})
 	if ok, _ := available(runCUDA); !ok && (err == nil || !strings.Contains(err.Error(), "has no CUDA DNN backend (built without CUDA)")) {
 		t.Errorf("New: %v, want an error saying OpenCV lacks CUDA", err)
 	}
-	for _, backend := range []string{BackendCUDA, BackendCUDAFP16} {
+	for _, backend := range []string{detector.BackendCUDA, detector.BackendCUDAFP16} {
 		t.Run(backend, func(t *testing.T) {
 			var logs bytes.Buffer
 			o := cocoOptions(t)

@@ -336,7 +336,7 @@ func silentCamera(t *testing.T) string {
 var (
 	exporterOwnMetrics = regexp.MustCompile(`^(# (HELP|TYPE) )?(go_|process_|promhttp_|camera_exporter_build_info|camera_exporter_config_last_reload_success_timestamp)`)
 	sampleLine         = regexp.MustCompile(`^([a-z_]+)(\{[^}]*\})? (\S+)$`)
-	stableValues       = regexp.MustCompile(`^camera_(up|info|frame_analysis_success|exporter_config_last_reload_successful|scrape_collector_success|decode_errors_total|rtp_packets_lost_total|detector_info|detected_objects)$`)
+	stableValues       = regexp.MustCompile(`^camera_(up|session_up|info|frame_analysis_success|exporter_config_last_reload_successful|scrape_collector_success|decode_errors_total|rtp_packets_lost_total|detector_info|detected_objects)$`)
 	roundedValues      = regexp.MustCompile(`^camera_frame_(brightness|contrast|dark_pixels)_ratio$`)
 )
 

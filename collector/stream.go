@@ -18,7 +18,7 @@ func init() {
 type streamCollector struct {
 	cameras Cameras
 
-	up, info, lastFrame                        *prometheus.Desc
+	up, sessionUp, info, lastFrame             *prometheus.Desc
 	frames, keyframes, bytes, lost, reconnects *prometheus.Desc
 	decodeErrors                               *prometheus.Desc
 }
@@ -32,6 +32,8 @@ func newStreamCollector(cameras Cameras, _ *slog.Logger) (Collector, error) {
 		cameras: cameras,
 		up: cameraDesc("up",
 			"1 if the camera's RTSP session is up and a frame arrived within the camera's timeout, else 0."),
+		sessionUp: cameraDesc("session_up",
+			"1 while the camera's RTSP session is established, whether frames arrive or not, else 0. With camera_up 0 it means a stalled stream."),
 		info: cameraDesc("info",
 			"Stream properties of the camera's current session, value 1.", "codec", "width", "height", "transport"),
 		lastFrame: cameraDesc("last_frame_timestamp_seconds",
@@ -61,6 +63,11 @@ func (c *streamCollector) Update(_ context.Context, ch chan<- prometheus.Metric)
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, name)
+		sessionUp := 0.0
+		if st.Connected {
+			sessionUp = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.sessionUp, prometheus.GaugeValue, sessionUp, name)
 		if st.Codec != "" {
 			ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, name,
 				string(st.Codec), strconv.Itoa(st.Width), strconv.Itoa(st.Height), st.Transport)

@@ -303,8 +303,43 @@ func (s *Stream) session(ctx context.Context) error {
 		return err
 	}
 	s.connected.Store(true)
-	s.logger.Info("Camera session started", "codec", tr.codec())
+	s.logger.Info("Camera session started", "codec", tr.codec(), "transport", s.cfg.Transport)
+	defer s.watchStall(time.Now())()
 	return c.Wait()
+}
+
+// watchStall logs once when the session stays up without video for longer
+// than the camera's timeout, and once when video resumes: a camera whose
+// encoder hangs can keep its session alive with RTCP alone. It returns the
+// function that stops watching.
+func (s *Stream) watchStall(sessionStart time.Time) (stop func()) {
+	timeout := time.Duration(s.cfg.Timeout)
+	done := make(chan struct{})
+	go func() {
+		ticker := time.NewTicker(min(timeout/2, time.Second))
+		defer ticker.Stop()
+		stalled := false
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-ticker.C:
+				last := time.Unix(0, s.lastFrame.Load())
+				if last.Before(sessionStart) {
+					last = sessionStart
+				}
+				switch age := now.Sub(last); {
+				case !stalled && age > timeout:
+					stalled = true
+					s.logger.Warn("Camera stalled: session up but no video", "last_frame_age", age.Round(time.Second))
+				case stalled && age <= timeout:
+					stalled = false
+					s.logger.Info("Camera video resumed")
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 func transport(name string) *gortsplib.Transport {

@@ -388,3 +388,28 @@ func freeUDPPortPair(t *testing.T) (int, int) {
 	t.Fatal("no free UDP port pair")
 	return 0, 0
 }
+
+// TestStreamStall pauses a camera's video while its session stays open:
+// the stream must go down, say so once in the log, and come back up. (The
+// session itself ends at the read timeout too, unless the camera keeps it
+// alive with RTCP, which this server does not.)
+func TestStreamStall(t *testing.T) {
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": clip(t, rtsptest.MJPEG, gray64, 5)})
+	logs := &syncBuffer{}
+	s := startStream(t, cameraConfig(t, "name: cam\ntimeout: 1s\nurl: "+srv.URL("cam")), logs)
+	waitFor(t, "the camera up", 10*time.Second, func() bool { return s.Up(time.Now()) })
+
+	srv.Pause("cam")
+	waitFor(t, "the stall to be logged", 10*time.Second, func() bool {
+		return strings.Contains(logs.String(), "Camera stalled")
+	})
+	if s.Up(time.Now()) {
+		t.Error("stalled camera reported up")
+	}
+
+	srv.Resume("cam")
+	waitFor(t, "the camera up again", 10*time.Second, func() bool { return s.Up(time.Now()) })
+	if n := strings.Count(logs.String(), "Camera stalled"); n != 1 {
+		t.Errorf("stall logged %d times, want once:\n%s", n, logs)
+	}
+}

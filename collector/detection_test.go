@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -175,4 +177,49 @@ func TestDetectionMetricsFollowNamingConventions(t *testing.T) {
 	f.applyWithDetector(t, f.camera(t, "gate", ""))
 	waitAllUp(t, f.manager)
 	lint(t, f.manager)
+}
+
+// TestEventsAreLoggedOnce checks that a failing detector and a dark picture
+// are logged when they start, with the camera's name, and not again on the
+// next scrape.
+func TestEventsAreLoggedOnce(t *testing.T) {
+	f := newFixture(t, "gate")
+	f.detector = &stubDetector{err: errors.New("forward pass failed")}
+	// The stub decoder reports the dark threshold as the dark ratio.
+	f.applyWithDetector(t, f.camera(t, "gate", "    dark_threshold: 0.9\n"))
+	waitAllUp(t, f.manager)
+	var logs syncBuffer
+	cc, err := NewCameraCollector(f.manager, slog.New(slog.NewTextHandler(&logs, nil)), "image")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		scrapeText(t, context.Background(), cc)
+	}
+	for _, want := range []string{
+		`level=WARN msg="Object detection failing" collector=image camera=gate err="detecting objects: forward pass failed"`,
+		`level=WARN msg="Camera picture dark" collector=image camera=gate dark_pixels_ratio=0.9 brightness_ratio=0.5`,
+	} {
+		if n := strings.Count(logs.String(), want); n != 1 {
+			t.Errorf("logged %d times, want once: %s\n%s", n, want, logs.String())
+		}
+	}
+}
+
+// syncBuffer collects log output written from analysis goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -40,12 +40,18 @@ type imageCollector struct {
 	workers     chan struct{}
 	minInterval time.Duration
 
-	mu         sync.Mutex
-	analyses   map[*camera.Stream]*analysis
-	detections map[*camera.Stream]*detections
+	mu     sync.Mutex
+	states map[*camera.Stream]*cameraState
 
 	brightness, contrast, darkRatio, success *prometheus.Desc
 	detection                                detectionDescs
+}
+
+// cameraState is what the collector keeps of a camera between scrapes.
+type cameraState struct {
+	analysis   *analysis   // the latest, or the one in flight
+	detections *detections // nil when the camera does not detect
+	events     *events
 }
 
 // analysis is one camera's latest result, or the one being computed.
@@ -67,8 +73,7 @@ func newImageCollector(cameras Cameras, logger *slog.Logger) (Collector, error) 
 		logger:      logger,
 		workers:     make(chan struct{}, max(*imageWorkers, 1)),
 		minInterval: *imageMinInterval,
-		analyses:    map[*camera.Stream]*analysis{},
-		detections:  map[*camera.Stream]*detections{},
+		states:      map[*camera.Stream]*cameraState{},
 		brightness: cameraDesc("frame_brightness_ratio",
 			"Mean luma of the camera's latest analyzed frame, 0 (black) to 1 (white) on the full-range scale."+shared),
 		contrast: cameraDesc("frame_contrast_ratio",
@@ -91,9 +96,10 @@ func (c *imageCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 	pending := make(map[*camera.Stream]*analysis, len(streams))
 	counters := make(map[*camera.Stream]*detections, len(streams))
 	for _, s := range streams {
-		counters[s] = c.detectionsOf(s, det)
+		st := c.stateOf(s, det)
+		counters[s] = st.detections
 		if s.Up(now) {
-			pending[s] = c.analyze(s, counters[s], now)
+			pending[s] = c.analyze(s, st, now)
 		}
 	}
 	c.forgetRemoved(streams)
@@ -118,61 +124,65 @@ func (c *imageCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 }
 
 // send reports a camera's analysis, a nil one being a camera that is down,
-// and returns the objects found if there is a detection to report.
+// and returns the objects found if there is a detection to report. Failures
+// are logged as they start and end, by events.
 func (c *imageCollector) send(ch chan<- prometheus.Metric, name string, a *analysis) map[string]int {
-	fail := func(msg string, err error) map[string]int {
-		ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, 0, name)
-		if msg != "" {
-			c.logger.Debug(msg, "camera", name, "err", err)
-		}
-		return nil
+	success := func(v float64) {
+		ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, v, name)
 	}
 	if a == nil {
-		return fail("", nil)
+		success(0)
+		return nil
 	}
 	select {
 	case <-a.done:
 	default:
-		return fail("Frame analysis still running at the scrape deadline", nil)
+		c.logger.Debug("Frame analysis still running at the scrape deadline", "camera", name)
+		success(0)
+		return nil
 	}
 	if a.err != nil {
-		return fail("Frame analysis failed", a.err)
+		success(0)
+		return nil
 	}
 	ch <- prometheus.MustNewConstMetric(c.brightness, prometheus.GaugeValue, a.stats.Brightness, name)
 	ch <- prometheus.MustNewConstMetric(c.contrast, prometheus.GaugeValue, a.stats.Contrast, name)
 	ch <- prometheus.MustNewConstMetric(c.darkRatio, prometheus.GaugeValue, a.stats.DarkRatio, name)
 	if a.detectErr != nil {
-		return fail("Object detection failed", a.detectErr)
+		success(0)
+		return nil
 	}
-	ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, 1, name)
+	success(1)
 	return a.objects
 }
 
-// detectionsOf returns the detection counters of a camera that detects,
-// new ones when the detector changed, and nil for a camera that does not.
-func (c *imageCollector) detectionsOf(s *camera.Stream, det detector.Detector) *detections {
+// stateOf returns the camera's state, with detection counters if it
+// detects: new ones when the detector changed.
+func (c *imageCollector) stateOf(s *camera.Stream, det detector.Detector) *cameraState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	st := c.states[s]
+	if st == nil {
+		st = &cameraState{events: &events{logger: c.logger.With("camera", s.Name())}}
+		c.states[s] = st
+	}
 	cfg := s.Config()
-	if det == nil || !*cfg.Detect.Enabled {
-		delete(c.detections, s)
-		return nil
+	switch {
+	case det == nil || !*cfg.Detect.Enabled:
+		st.detections = nil
+	case st.detections == nil || st.detections.detector != det:
+		st.detections = newDetections(det, cfg.Detect.Classes)
 	}
-	d := c.detections[s]
-	if d == nil || d.detector != det {
-		d = newDetections(det, cfg.Detect.Classes)
-		c.detections[s] = d
-	}
-	return d
+	return st
 }
 
 // analyze returns the camera's analysis in flight, a finished one younger
-// than minInterval, or a newly started one. With counters, the analysis
-// runs the frame through their detector.
-func (c *imageCollector) analyze(s *camera.Stream, counters *detections, now time.Time) *analysis {
+// than minInterval, or a newly started one. A camera that detects has the
+// frame run through its detections' detector.
+func (c *imageCollector) analyze(s *camera.Stream, st *cameraState, now time.Time) *analysis {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if a := c.analyses[s]; a != nil {
+	if a := st.analysis; a != nil {
 		select {
 		case <-a.done:
 			// Failures are not shared: most mean no frame had arrived yet.
@@ -184,11 +194,13 @@ func (c *imageCollector) analyze(s *camera.Stream, counters *detections, now tim
 		}
 	}
 	a := &analysis{done: make(chan struct{}), start: now}
-	c.analyses[s] = a
+	st.analysis = a
+	counters, events := st.detections, st.events
 	go func() {
 		c.workers <- struct{}{}
 		defer func() {
 			<-c.workers
+			events.analyzed(a)
 			close(a.done)
 		}()
 		var place func(int, int) detector.Placement
@@ -217,14 +229,9 @@ func (c *imageCollector) forgetRemoved(streams []*camera.Stream) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for s := range c.analyses {
+	for s := range c.states {
 		if !running[s] {
-			delete(c.analyses, s)
-		}
-	}
-	for s := range c.detections {
-		if !running[s] {
-			delete(c.detections, s)
+			delete(c.states, s)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -23,9 +24,18 @@ type Server struct {
 
 	user, pass string
 	server     *gortsplib.Server
-	streams    map[string]*gortsplib.ServerStream
 	stop       chan struct{}
 	wg         sync.WaitGroup
+
+	mu      sync.Mutex
+	streams map[string]*served
+}
+
+// served is one clip's stream and its playback state.
+type served struct {
+	stream *gortsplib.ServerStream
+	paused atomic.Bool
+	stop   chan struct{} // closed by Remove
 }
 
 // Options configure a Server.
@@ -57,7 +67,7 @@ func Start(opts Options, clips map[string]*Media) (*Server, error) {
 		Addr:    addr,
 		user:    opts.User,
 		pass:    opts.Pass,
-		streams: map[string]*gortsplib.ServerStream{},
+		streams: map[string]*served{},
 		stop:    make(chan struct{}),
 	}
 	s.server = &gortsplib.Server{Handler: s, RTSPAddress: addr}
@@ -80,9 +90,10 @@ func Start(opts Options, clips map[string]*Media) (*Server, error) {
 			s.Close()
 			return nil, err
 		}
-		s.streams[name] = stream
+		sv := &served{stream: stream, stop: make(chan struct{})}
+		s.streams[name] = sv
 		s.wg.Add(1)
-		go s.play(stream, medi, forma, clip)
+		go s.play(sv, medi, forma, clip)
 	}
 	return s, nil
 }
@@ -92,12 +103,42 @@ func (s *Server) URL(name string) string {
 	return "rtsp://" + s.Addr + "/" + name
 }
 
+// Pause stops sending the named clip's video while its sessions stay
+// open, as a camera whose encoder hangs does; Resume sends it again.
+func (s *Server) Pause(name string) { s.setPaused(name, true) }
+
+// Resume undoes Pause.
+func (s *Server) Resume(name string) { s.setPaused(name, false) }
+
+func (s *Server) setPaused(name string, paused bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sv, ok := s.streams[name]; ok {
+		sv.paused.Store(paused)
+	}
+}
+
+// Remove takes the named clip off the server, as a camera that dies does:
+// its readers are dropped and new ones are refused.
+func (s *Server) Remove(name string) {
+	s.mu.Lock()
+	sv, ok := s.streams[name]
+	delete(s.streams, name)
+	s.mu.Unlock()
+	if ok {
+		close(sv.stop)
+		sv.stream.Close()
+	}
+}
+
 // Close stops the server and drops every reader.
 func (s *Server) Close() {
 	close(s.stop)
 	s.wg.Wait()
-	for _, st := range s.streams {
-		st.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sv := range s.streams {
+		sv.stream.Close()
 	}
 	s.server.Close()
 }
@@ -136,7 +177,7 @@ func newEncoder(forma format.Format) (auEncoder, error) {
 	return nil, fmt.Errorf("no encoder for %s", forma.Codec())
 }
 
-func (s *Server) play(stream *gortsplib.ServerStream, medi *description.Media, forma format.Format, clip *Media) {
+func (s *Server) play(sv *served, medi *description.Media, forma format.Format, clip *Media) {
 	defer s.wg.Done()
 	encode, err := newEncoder(forma)
 	if err != nil {
@@ -150,7 +191,12 @@ func (s *Server) play(stream *gortsplib.ServerStream, medi *description.Media, f
 		select {
 		case <-s.stop:
 			return
+		case <-sv.stop:
+			return
 		case <-ticker.C:
+		}
+		if sv.paused.Load() {
+			continue
 		}
 		pkts, err := encode(clip.AccessUnits[i%len(clip.AccessUnits)])
 		if err != nil {
@@ -158,18 +204,20 @@ func (s *Server) play(stream *gortsplib.ServerStream, medi *description.Media, f
 		}
 		for _, pkt := range pkts {
 			pkt.Timestamp = rtpTime
-			stream.WritePacketRTP(medi, pkt) //nolint:errcheck // readers come and go.
+			sv.stream.WritePacketRTP(medi, pkt) //nolint:errcheck // readers come and go.
 		}
 		rtpTime += uint32(forma.ClockRate() / clip.FPS)
 	}
 }
 
 func (s *Server) lookup(path string) (*gortsplib.ServerStream, error) {
-	st, ok := s.streams[trimPath(path)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sv, ok := s.streams[trimPath(path)]
 	if !ok {
 		return nil, errors.New("no such stream")
 	}
-	return st, nil
+	return sv.stream, nil
 }
 
 // trimPath maps "/name" and "/name/trackID=0" to "name".

@@ -10,12 +10,28 @@ MODELS_URL  ?= https://raw.githubusercontent.com/dog-qiuqiu/Yolo-Fastest/96a2900
 MODELS_DEST ?= models
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
+# make install: GNU-style directories. The unit reads its configuration from
+# $(SYSCONFDIR); the models go to $(STATEDIR)/models. systemd looks for units
+# and sysusers.d entries under /usr/lib, /usr/local/lib and /etc only.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SYSCONFDIR  ?= /etc
+STATEDIR    ?= /var/lib/camera_exporter
+SYSTEMDDIR  ?= $(if $(filter /usr /usr/local,$(PREFIX)),$(PREFIX)/lib,/etc)
+UNITDIR     ?= $(SYSTEMDDIR)/systemd/system
+SYSUSERSDIR ?= $(SYSTEMDDIR)/sysusers.d
+INSTALL     ?= install
+CONFIG_DIR   = $(SYSCONFDIR)/camera_exporter
+# $(call unless_exists,PATH,COMMAND) runs COMMAND unless PATH exists.
+unless_exists = if [ -e $(1) ] || [ -L $(1) ]; then echo "$(1) exists, kept"; \
+                else echo "$(strip $(2))"; $(2); fi
+
 VERSION_PKG := github.com/prometheus/common/version
 LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
            -X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(USER) \
            -X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 
-.PHONY: all deps build models test vet staticcheck race matprofile demo bench clean
+.PHONY: all deps build models install uninstall test vet staticcheck race matprofile demo bench clean
 
 all: build
 
@@ -29,6 +45,57 @@ build: deps
 # deploy/models/SHA256SUMS. For a service: make models MODELS_DEST=/var/lib/camera_exporter/models
 models:
 	deploy/models/fetch.sh $(MODELS_DEST) $(MODELS_URL)
+
+# The exporter as a hardened systemd service, from the binary `make build`
+# made: make build && sudo make install. Binary, units and sysusers.d entry
+# are replaced; an existing configuration, /etc/default file or models link
+# is kept. exporter.yml holds camera passwords: mode 0640, group
+# camera_exporter. Its model paths are relative to it, so
+# $(CONFIG_DIR)/models is a relative link to $(STATEDIR)/models: the
+# configuration stays the repository's, and the link holds in a DESTDIR as on
+# the target. With DESTDIR set, the user and the group of exporter.yml are
+# left to the target. The models are made readable by the exporter whatever
+# the umask they were fetched with.
+install:
+	@test -x $(BIN) || { echo "$(BIN) not found: run make build first" >&2; exit 1; }
+	$(INSTALL) -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/camera_exporter
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(CONFIG_DIR) $(DESTDIR)$(STATEDIR)
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/etc/camera_exporter|$(CONFIG_DIR)|g' \
+		-e 's|/etc/default/|$(SYSCONFDIR)/default/|g' -e 's|/var/lib/camera_exporter|$(STATEDIR)|g' \
+		deploy/systemd/camera_exporter.service > $(DESTDIR)$(UNITDIR)/camera_exporter.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/camera_exporter.service
+	$(INSTALL) -m 0644 deploy/systemd/camera_exporter.socket $(DESTDIR)$(UNITDIR)/
+	$(INSTALL) -m 0644 deploy/systemd/camera_exporter.sysusers $(DESTDIR)$(SYSUSERSDIR)/camera_exporter.conf
+	$(if $(DESTDIR),,systemd-sysusers $(SYSUSERSDIR)/camera_exporter.conf)
+	@$(call unless_exists,$(DESTDIR)$(SYSCONFDIR)/default/camera_exporter,\
+		$(INSTALL) -m 0644 deploy/systemd/camera_exporter.default $(DESTDIR)$(SYSCONFDIR)/default/camera_exporter)
+	@$(call unless_exists,$(DESTDIR)$(CONFIG_DIR)/exporter.yml,\
+		$(INSTALL) -m 0640 $(if $(DESTDIR),,-g camera_exporter) exporter.yml $(DESTDIR)$(CONFIG_DIR)/exporter.yml)
+	$(MAKE) --no-print-directory models MODELS_DEST=$(DESTDIR)$(STATEDIR)/models
+	chmod -R u=rwX,go=rX $(DESTDIR)$(STATEDIR)/models
+	@$(call unless_exists,$(DESTDIR)$(CONFIG_DIR)/models,\
+		ln -sr $(DESTDIR)$(STATEDIR)/models $(DESTDIR)$(CONFIG_DIR)/models)
+	@echo
+	@$(if $(DESTDIR),echo "On the target system: create the user and let it read the configuration:"; \
+		echo "  systemd-sysusers $(SYSUSERSDIR)/camera_exporter.conf"; \
+		echo "  chgrp camera_exporter $(CONFIG_DIR)/exporter.yml";)
+	@echo "Edit $(CONFIG_DIR)/exporter.yml and check it as the service will read it:"
+	@echo "  runuser -u camera_exporter -- $(BINDIR)/camera_exporter --config.check --config.file=$(CONFIG_DIR)/exporter.yml"
+	@echo "For backend: cuda, add the GPU to the sandbox:"
+	@echo "  install -D -m 0644 deploy/systemd/cuda.conf /etc/systemd/system/camera_exporter.service.d/cuda.conf"
+	@echo "Then start the exporter:"
+	@echo "  systemctl daemon-reload"
+	@echo "  systemctl enable --now camera_exporter.service"
+
+# Removes what make install put in place, but the configuration, the models
+# and the user. Stop the service first:
+#   systemctl disable --now camera_exporter.service camera_exporter.socket
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/camera_exporter $(DESTDIR)$(UNITDIR)/camera_exporter.service \
+		$(DESTDIR)$(UNITDIR)/camera_exporter.socket $(DESTDIR)$(SYSUSERSDIR)/camera_exporter.conf
+	@echo "Kept $(CONFIG_DIR), $(SYSCONFDIR)/default/camera_exporter, $(STATEDIR) and the user camera_exporter."
+	@echo "Now: systemctl daemon-reload"
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

@@ -31,7 +31,7 @@ LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REV
            -X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(USER) \
            -X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 
-.PHONY: all deps build models install uninstall test vet staticcheck race matprofile demo bench clean
+.PHONY: all deps build models install uninstall test vet staticcheck race matprofile dashboards demo bench clean
 
 all: build
 
@@ -110,10 +110,16 @@ race:
 matprofile:
 	$(GO) test -tags matprofile -count=1 -run Mat . ./camera/... ./detector/...
 
+# The dashboard generator is a module of its own, so that the exporter does
+# not depend on the Grafana SDK and on Prometheus' PromQL parser.
+# Regenerate deploy/grafana/dashboards/camera.json with: cd deploy/grafana && go generate
+dashboards:
+	cd deploy/grafana && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./... && $(GO) test -count=1 ./...
+
 # The test command: everything CI runs.
 test: deps vet staticcheck
 	$(GO) test -count=1 ./...
-	$(MAKE) --no-print-directory race matprofile
+	$(MAKE) --no-print-directory race matprofile dashboards
 
 # A built-in test stream served locally and the exporter scraping it.
 demo: build

@@ -81,19 +81,6 @@ func (s dockerStage) aptInstalls() []string {
 	return pkgs
 }
 
-// dockerBuildExporter builds the exporter from the repository and returns
-// the binary's path.
-func dockerBuildExporter(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "camera_exporter")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // dockerLibraries returns the path of every shared library that bin loads,
 // by name, as ldd finds them.
 func dockerLibraries(t *testing.T, bin string) map[string]string {
@@ -227,7 +214,7 @@ func TestDockerfileRuntimePackages(t *testing.T) {
 		}
 	}
 
-	bin := dockerBuildExporter(t)
+	bin := exporterBinary(t)
 	f, err := elf.Open(bin)
 	if err != nil {
 		t.Fatal(err)

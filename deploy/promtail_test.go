@@ -182,7 +182,7 @@ func promtailDecodeStage(t *testing.T, kind string, node *yaml.Node, cfg any) {
 // connections and returns the first line it logs about the camera.
 func promtailExporterLine(t *testing.T, camera string) string {
 	t.Helper()
-	bin := dockerBuildExporter(t)
+	bin := exporterBinary(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

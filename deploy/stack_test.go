@@ -166,11 +166,7 @@ func stackTail(s string, lines int) string {
 
 func stackStartExporter(t *testing.T, dir, addr string, cameras *rtsptest.Server) {
 	t.Helper()
-	bin := filepath.Join(dir, "camera_exporter")
-	build := exec.Command("go", "build", "-o", bin, "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the exporter: %v\n%s", err, out)
-	}
+	bin := exporterBinary(t)
 	models, err := filepath.Abs("../../shared/models/yolo-fastest-1.1")
 	if err != nil {
 		t.Fatal(err)

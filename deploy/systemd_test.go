@@ -250,12 +250,7 @@ func TestSystemdSecurity(t *testing.T) {
 // install keeps what the administrator changed, and that make uninstall
 // leaves the configuration and the models.
 func TestSystemdMakeInstall(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "camera_exporter")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := exporterBinary(t)
 	mirror := systemdModelsMirror(t)
 	root := t.TempDir()
 	out := systemdInstall(t, bin, root, mirror)

@@ -298,3 +298,20 @@ func BenchmarkDecodeAll1080p(b *testing.B) {
 		})
 	}
 }
+
+// TestStretchLuma checks every level against the exact integer mapping of
+// limited to full range.
+func TestStretchLuma(t *testing.T) {
+	m := gocv.NewMatWithSize(1, 256, gocv.MatTypeCV8UC1)
+	defer m.Close()
+	for v := range 256 {
+		m.SetUCharAt(0, v, uint8(v))
+	}
+	stretchLuma(&m)
+	for v := range 256 {
+		s := min(max(v-16, 0), 219)
+		if got, want := m.GetUCharAt(0, v), uint8((s*255+109)/219); got != want {
+			t.Errorf("level %d: %d, want %d", v, got, want)
+		}
+	}
+}

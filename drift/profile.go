@@ -1,0 +1,224 @@
+package drift
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/camera-exporter/camera_exporter/camera"
+)
+
+// profileVersion is the version of the reference file format.
+const profileVersion = 1
+
+// Sample is what one analyzed frame contributes.
+type Sample struct {
+	Stats camera.ImageStats
+	// Detected is false when the camera does not detect; then Objects and
+	// Confidences are ignored.
+	Detected bool
+	// Objects holds the counted objects per class in the frame. A class
+	// missing from it counts 0, but only the classes it holds, 0 or not,
+	// make it into a Profile: give every counted class.
+	Objects map[string]int
+	// Confidences are those of the counted objects.
+	Confidences []float32
+}
+
+// Profile is a camera's reference: the distribution of every feature over
+// the bins of Bins, and the scene signature.
+type Profile struct {
+	Version int       `json:"version"`
+	Created time.Time `json:"created"`
+	// Source tells where the frames came from, e.g. "images:/data/train",
+	// "stream:rtsp://host/path" (without credentials) or "calibration".
+	Source string `json:"source"`
+	Frames int    `json:"frames"`
+	// Features holds the counts per bin of each feature.
+	Features map[string][]float64 `json:"features"`
+	// Signature is the mean scene signature, camera.SignatureWidth x
+	// camera.SignatureHeight luma from 0 to 1, when all frames came from
+	// one camera's view; nil for a folder of unrelated images.
+	Signature []float32 `json:"signature,omitempty"`
+}
+
+// Builder accumulates samples into a Profile.
+type Builder struct {
+	counts *counts
+	// Sum of the signatures, when the Builder averages them.
+	signature  []float64
+	signatures int
+}
+
+// NewBuilder returns an empty Builder. With scene, it also averages the
+// samples' signatures: for frames of a camera's own view, not for unrelated
+// images.
+func NewBuilder(scene bool) *Builder {
+	b := &Builder{counts: newCounts()}
+	if scene {
+		b.signature = make([]float64, camera.SignatureWidth*camera.SignatureHeight)
+	}
+	return b
+}
+
+// Add counts a sample in.
+func (b *Builder) Add(s Sample) {
+	var f frame
+	f.set(&s)
+	b.counts.add(&f, 1)
+	if s.Detected {
+		// Counted classes with no object in this frame are known classes
+		// all the same: the profile must say they were absent.
+		for class := range s.Objects {
+			b.counts.class(class)
+		}
+	}
+	if b.signature != nil && len(s.Stats.Signature) == len(b.signature) {
+		for i, v := range s.Stats.Signature {
+			b.signature[i] += float64(v)
+		}
+		b.signatures++
+	}
+}
+
+// Frames returns the number of samples added.
+func (b *Builder) Frames() int {
+	return b.counts.frames
+}
+
+// Profile returns the reference made of the samples added so far. The
+// detector's features are present once a sample was detected, the
+// confidence once an object was counted.
+func (b *Builder) Profile(source string, created time.Time) *Profile {
+	c := b.counts
+	p := &Profile{
+		Version:  profileVersion,
+		Created:  created,
+		Source:   source,
+		Frames:   c.frames,
+		Features: make(map[string][]float64),
+	}
+	for i := range imageFeatures {
+		p.Features[imageFeatures[i].name] = append([]float64(nil), c.image[i]...)
+	}
+	if c.detected > 0 {
+		p.Features[FeatureObjects] = append([]float64(nil), c.objects...)
+		p.Features[FeatureEmptyOutput] = append([]float64(nil), c.empty...)
+		for class := range c.classes {
+			h := make([]float64, len(objectEdges))
+			c.classHistogram(h, class)
+			p.Features[FeatureClassPrefix+class] = h
+		}
+	}
+	if n := sum(c.confidence); n > 0 {
+		p.Features[FeatureConfidence] = append([]float64(nil), c.confidence...)
+	}
+	if b.signatures > 0 {
+		p.Signature = make([]float32, len(b.signature))
+		for i, v := range b.signature {
+			p.Signature[i] = float32(v / float64(b.signatures) / 255)
+		}
+	}
+	return p
+}
+
+func sum(h []float64) float64 {
+	var n float64
+	for _, v := range h {
+		n += v
+	}
+	return n
+}
+
+// Load reads a reference file written by Save and checks that this package
+// can use it: its version, the number of bins of every feature, the size of
+// the signature.
+func Load(path string) (*Profile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err // An *os.PathError names the path.
+	}
+	var p Profile
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("drift profile %s: %w", path, err)
+	}
+	if err := p.validate(); err != nil {
+		return nil, fmt.Errorf("drift profile %s: %w", path, err)
+	}
+	return &p, nil
+}
+
+func (p *Profile) validate() error {
+	if p.Version != profileVersion {
+		return fmt.Errorf("unsupported version %d, want %d", p.Version, profileVersion)
+	}
+	if p.Frames < 0 {
+		return fmt.Errorf("negative frame count %d", p.Frames)
+	}
+	for i := range imageFeatures {
+		if _, ok := p.Features[imageFeatures[i].name]; !ok {
+			return fmt.Errorf("feature %q missing", imageFeatures[i].name)
+		}
+	}
+	for name, h := range p.Features {
+		e := edges(name)
+		if e == nil {
+			return fmt.Errorf("unknown feature %q", name)
+		}
+		if len(h) != len(e) {
+			return fmt.Errorf("feature %q has %d bins, want %d", name, len(h), len(e))
+		}
+		for _, v := range h {
+			if !(v >= 0) || math.IsInf(v, 1) {
+				return fmt.Errorf("feature %q has an invalid count %v", name, v)
+			}
+		}
+	}
+	if n := len(p.Signature); n != 0 && n != camera.SignatureWidth*camera.SignatureHeight {
+		return fmt.Errorf("signature has %d values, want %d (%dx%d)", n,
+			camera.SignatureWidth*camera.SignatureHeight, camera.SignatureWidth, camera.SignatureHeight)
+	}
+	for _, v := range p.Signature {
+		if !(v >= 0 && v <= 1) {
+			return fmt.Errorf("signature value %v outside 0 to 1", v)
+		}
+	}
+	return nil
+}
+
+// Save writes p to path atomically, through a temporary file in the same
+// directory renamed over it, so that a reader never sees half a file. The
+// directory must exist.
+func (p *Profile) Save(path string) (err error) {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("drift profile %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		return err
+	}
+	// CreateTemp makes the file private; a reference is not secret.
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

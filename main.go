@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -29,6 +30,8 @@ import (
 	"github.com/camera-exporter/camera_exporter/collector"
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector/dnn"
+	"github.com/camera-exporter/camera_exporter/drift"
+	"github.com/camera-exporter/camera_exporter/reference"
 )
 
 const defaultListenAddress = ":9845"
@@ -47,14 +50,32 @@ func main() {
 			"Seconds subtracted from Prometheus' scrape timeout, to leave time to send the response.").
 			Default("0.5").Float64()
 		toolkitFlags = kingpinflag.AddFlags(kingpin.CommandLine, defaultListenAddress)
+
+		_          = kingpin.Command("serve", "Run the exporter (the default command).").Default()
+		refBuild   = kingpin.Command("reference", "Reference profiles for the drift scores.").Command("build", "Build a camera's reference profile from a folder of images or from its stream, with the camera's settings and the detector of --config.file.")
+		refCamera  = refBuild.Flag("camera", "The camera, by name in --config.file, whose settings, and stream without --images, the reference is built with.").Required().String()
+		refImages  = refBuild.Flag("images", "Build from the images in this folder and below (e.g. the detector's training set) instead of the stream.").ExistingDir()
+		refFor     = refBuild.Flag("duration", "How long to watch the camera's stream.").Default("10m").Duration()
+		refEvery   = refBuild.Flag("interval", "How often to analyze a frame of the stream.").Default("5s").Duration()
+		refOutput  = refBuild.Flag("output", "The file to write; by default the camera's reference file, <reference.dir>/<camera>.json.").String()
+		refReplace = refBuild.Flag("replace", "Overwrite an existing reference.").Bool()
 	)
 	promslogConfig := &promslog.Config{}
 	flag.AddFlags(kingpin.CommandLine, promslogConfig)
 	kingpin.Version(version.Print("camera_exporter"))
 	kingpin.CommandLine.UsageWriter(os.Stdout)
 	kingpin.HelpFlag.Short('h')
-	kingpin.Parse()
+	command := kingpin.Parse()
 	logger := promslog.New(promslogConfig)
+
+	if command == refBuild.FullCommand() {
+		err := buildReference(*configFile, *refCamera, *refImages, *refFor, *refEvery, *refOutput, *refReplace, logger)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 
 	if *configCheck {
 		if err := checkConfig(*configFile, logger); err != nil {
@@ -179,6 +200,50 @@ func checkConfig(path string, logger *slog.Logger) error {
 	fmt.Printf("%s: valid, %d cameras, detector %s loads: %s layout, %dx%d input, %d classes, %s backend on %s\n",
 		path, len(cfg.Cameras), cfg.Detector.Model, info.Layout, info.InputWidth, info.InputHeight,
 		len(det.Labels()), info.Backend, info.Target)
+	return nil
+}
+
+// buildReference builds and writes a camera's reference profile.
+func buildReference(configFile, name, images string, duration, interval time.Duration, output string, replace bool, logger *slog.Logger) error {
+	cfg, err := config.Load(configFile)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(cfg.Cameras, func(c config.Camera) bool { return c.Name == name })
+	if i < 0 {
+		return fmt.Errorf("%s: no camera %q", configFile, name)
+	}
+	cam := cfg.Cameras[i]
+	if output == "" {
+		if output = cam.ReferenceFile(); output == "" {
+			return fmt.Errorf("camera %q has no reference.dir: give --output", name)
+		}
+	}
+	opts := reference.Options{DarkThreshold: *cam.DarkThreshold, Classes: cam.Detect.Classes}
+	if cfg.Detector != nil && *cam.Detect.Enabled {
+		det, err := dnn.Load(cfg.Detector, logger)
+		if err != nil {
+			return fmt.Errorf("detector: %w", err)
+		}
+		defer det.Close()
+		opts.Detector = det
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var profile *drift.Profile
+	if images != "" {
+		profile, err = reference.FromImages(ctx, images, opts, logger)
+	} else {
+		logger.Info("Watching the camera", "camera", name, "duration", duration)
+		profile, err = reference.FromCamera(ctx, cam, duration, interval, opts, logger)
+	}
+	if err != nil {
+		return err
+	}
+	if err := reference.Write(profile, output, replace); err != nil {
+		return err
+	}
+	fmt.Printf("%s: reference of camera %s from %d frames (%s)\n", output, name, profile.Frames, profile.Source)
 	return nil
 }
 

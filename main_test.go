@@ -86,24 +86,38 @@ func freeAddr(t testing.TB) string {
 
 func startExporter(t testing.TB, configYAML string, args ...string) *exporter {
 	t.Helper()
-	e := &exporter{addr: freeAddr(t), config: filepath.Join(t.TempDir(), "exporter.yml"), logs: &lockedBuffer{}}
-	if err := os.WriteFile(e.config, []byte(configYAML), 0o600); err != nil {
+	path := filepath.Join(t.TempDir(), "exporter.yml")
+	if err := os.WriteFile(path, []byte(configYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return startExporterWithConfig(t, path, args...)
+}
+
+// startExporterWithConfig runs the exporter on a configuration file until
+// the test ends or stop.
+func startExporterWithConfig(t testing.TB, path string, args ...string) *exporter {
+	t.Helper()
+	e := &exporter{addr: freeAddr(t), config: path, logs: &lockedBuffer{}}
 	e.cmd = exec.Command(binary, append([]string{"--config.file=" + e.config, "--web.listen-address=" + e.addr, "--log.level=debug"}, args...)...)
 	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		e.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // may have exited
-		e.cmd.Wait()                          //nolint:errcheck // killed
-	})
+	t.Cleanup(func() { e.stop(t) })
 	waitUntil(t, "the exporter to listen", 10*time.Second, func() bool {
 		_, err := e.get("/-/healthy", nil)
 		return err == nil
 	})
 	return e
+}
+
+// stop ends the exporter as systemd would, and waits for it.
+func (e *exporter) stop(t testing.TB) {
+	if e.cmd.ProcessState != nil {
+		return
+	}
+	e.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // may have exited
+	e.cmd.Wait()                          //nolint:errcheck // killed
 }
 
 func (e *exporter) get(path string, header http.Header) (string, error) {

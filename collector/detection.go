@@ -58,7 +58,7 @@ type detections struct {
 
 	mu           sync.Mutex // guards the fields below
 	seq          uint64     // the frame detected last
-	last         map[string]int
+	last         *found
 	objectsTotal map[string]uint64
 	frames       uint64
 	empty        uint64
@@ -80,9 +80,15 @@ func newDetections(det detector.Detector, classes []string) *detections {
 	return d
 }
 
+// found is what the detector found in a frame, of the counted classes.
+type found struct {
+	objects     map[string]int // per class
+	confidences []float32
+}
+
 // detect runs a camera's frame through the detector, unless it is the frame
-// detected last, and returns the objects of each counted class in it.
-func (d *detections) detect(s *camera.Stream, frame camera.Frame) (map[string]int, error) {
+// detected last, and returns what it found of the counted classes.
+func (d *detections) detect(s *camera.Stream, frame camera.Frame) (*found, error) {
 	d.mu.Lock()
 	seq, last := d.seq, d.last
 	d.mu.Unlock()
@@ -102,39 +108,42 @@ func (d *detections) detect(s *camera.Stream, frame camera.Frame) (map[string]in
 
 // record counts a detected frame's objects of the counted classes, all
 // classes when none are listed.
-func (d *detections) record(seq uint64, res detector.Result, classes []string) map[string]int {
-	objects := make(map[string]int, len(classes))
+func (d *detections) record(seq uint64, res detector.Result, classes []string) *found {
+	f := &found{objects: make(map[string]int, len(classes))}
 	for _, class := range classes {
-		objects[class] = 0
+		f.objects[class] = 0
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	found := 0
 	for _, det := range res.Detections {
 		if len(classes) > 0 && !slices.Contains(classes, det.Label) {
 			continue
 		}
-		objects[det.Label]++
-		found++
-		d.confidence.observe(float64(det.Confidence))
+		f.objects[det.Label]++
+		f.confidences = append(f.confidences, det.Confidence)
 	}
-	for class, n := range objects {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range f.confidences {
+		d.confidence.observe(float64(c))
+	}
+	for class, n := range f.objects {
 		d.objectsTotal[class] += uint64(n)
 	}
 	d.frames++
-	if found == 0 {
+	if len(f.confidences) == 0 {
 		d.empty++
 	}
 	d.inference.observe(res.Duration.Seconds())
-	d.seq, d.last = seq, objects
-	return objects
+	d.seq, d.last = seq, f
+	return f
 }
 
 // collect sends the camera's counters, and the objects in its latest frame
 // if it was analyzed in this scrape.
-func (d *detections) collect(ch chan<- prometheus.Metric, descs detectionDescs, name string, objects map[string]int) {
-	for _, class := range sortedKeys(objects) {
-		ch <- prometheus.MustNewConstMetric(descs.objects, prometheus.GaugeValue, float64(objects[class]), name, class)
+func (d *detections) collect(ch chan<- prometheus.Metric, descs detectionDescs, name string, f *found) {
+	if f != nil {
+		for _, class := range sortedKeys(f.objects) {
+			ch <- prometheus.MustNewConstMetric(descs.objects, prometheus.GaugeValue, float64(f.objects[class]), name, class)
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -69,14 +69,14 @@ func (f *fixture) applyWithDetector(t *testing.T, cameras ...config.Camera) {
 	}
 }
 
-func found(label string, confidence float32) detector.Detection {
+func detection(label string, confidence float32) detector.Detection {
 	return detector.Detection{Label: label, Confidence: confidence, Box: detector.Box{Width: 10, Height: 10}}
 }
 
 func TestDetectionMetrics(t *testing.T) {
 	f := newFixture(t, "gate", "yard", "lobby")
 	f.detector = &stubDetector{result: detector.Result{
-		Detections: []detector.Detection{found("person", 0.92), found("dog", 0.5), found("person", 0.61)},
+		Detections: []detector.Detection{detection("person", 0.92), detection("dog", 0.5), detection("person", 0.61)},
 		Duration:   30 * time.Millisecond,
 	}}
 	f.applyWithDetector(t,
@@ -146,7 +146,7 @@ func scrapePersonCamera(t *testing.T, det *stubDetector) string {
 }
 
 func TestFramesWithoutDetections(t *testing.T) {
-	got := scrapePersonCamera(t, &stubDetector{result: detector.Result{Detections: []detector.Detection{found("dog", 0.9)}}})
+	got := scrapePersonCamera(t, &stubDetector{result: detector.Result{Detections: []detector.Detection{detection("dog", 0.9)}}})
 	wantLines(t, got,
 		`camera_detected_objects{camera="gate",class="person"} 0`,
 		`camera_analyzed_frames_total{camera="gate"} 1`,
@@ -173,7 +173,7 @@ func TestDetectionFailure(t *testing.T) {
 
 func TestDetectionMetricsFollowNamingConventions(t *testing.T) {
 	f := newFixture(t, "gate")
-	f.detector = &stubDetector{result: detector.Result{Detections: []detector.Detection{found("person", 0.9)}}}
+	f.detector = &stubDetector{result: detector.Result{Detections: []detector.Detection{detection("person", 0.9)}}}
 	f.applyWithDetector(t, f.camera(t, "gate", ""))
 	waitAllUp(t, f.manager)
 	lint(t, f.manager)

@@ -40,7 +40,7 @@ func (e *events) analyzed(a *analysis) {
 		e.dark = false
 		e.logger.Info("Camera picture no longer dark", "dark_pixels_ratio", ratio, "brightness_ratio", a.stats.Brightness)
 	}
-	if a.objects != nil || a.detectErr != nil {
+	if a.found != nil || a.detectErr != nil {
 		e.detectFails = e.change(e.detectFails, a.detectErr, "Object detection failing", "Object detection recovered")
 	}
 }

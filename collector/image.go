@@ -43,8 +43,11 @@ type imageCollector struct {
 	mu     sync.Mutex
 	states map[*camera.Stream]*cameraState
 
-	brightness, contrast, darkRatio, success *prometheus.Desc
-	detection                                detectionDescs
+	brightness, contrast, darkRatio, success        *prometheus.Desc
+	overexposed, sharpness, edgeDensity, saturation *prometheus.Desc
+	channelMean                                     *prometheus.Desc
+	detection                                       detectionDescs
+	drift                                           driftDescs
 }
 
 // cameraState is what the collector keeps of a camera between scrapes.
@@ -52,6 +55,7 @@ type cameraState struct {
 	analysis   *analysis   // the latest, or the one in flight
 	detections *detections // nil when the camera does not detect
 	events     *events
+	drift      *driftState
 }
 
 // analysis is one camera's latest result, or the one being computed.
@@ -60,9 +64,9 @@ type analysis struct {
 	start time.Time
 	stats camera.ImageStats
 	err   error
-	// objects counts the frame's objects per counted class; nil when the
-	// camera does not detect or detection failed, with detectErr.
-	objects   map[string]int
+	// found is what the detector found; nil when the camera does not
+	// detect or detection failed, with detectErr.
+	found     *found
 	detectErr error
 }
 
@@ -82,7 +86,18 @@ func newImageCollector(cameras Cameras, logger *slog.Logger) (Collector, error) 
 			"Share of pixels of the camera's latest analyzed frame whose luma is below the camera's dark_threshold."+shared),
 		success: cameraDesc("frame_analysis_success",
 			"1 if the camera's latest frame was decoded, analyzed and, if the camera detects, run through the detector within the scrape's deadline, else 0."),
+		overexposed: cameraDesc("frame_overexposed_pixels_ratio",
+			"Share of pixels of the camera's latest analyzed frame that are near white (luma at or above 0.95): glare, a camera facing the sun."+shared),
+		sharpness: cameraDesc("frame_sharpness",
+			"Variance of the Laplacian of luma (0 to 1 scale) of the camera's latest analyzed frame at 320 pixels wide: a defocused, dirty or fogged lens lowers it."+shared),
+		edgeDensity: cameraDesc("frame_edge_density_ratio",
+			"Share of edge pixels of the camera's latest analyzed frame at 320 pixels wide: a covered lens or a blocked view lowers it."+shared),
+		saturation: cameraDesc("frame_saturation_ratio",
+			"Mean colour saturation of the camera's latest analyzed frame: 0 for gray pictures, as in infrared night mode, 1 for pure colours."+shared),
+		channelMean: cameraDesc("frame_channel_mean_ratio",
+			"Mean of a colour channel of the camera's latest analyzed frame, 0 to 1: a colour cast sets one apart."+shared, "channel"),
 		detection: newDetectionDescs(),
+		drift:     newDriftDescs(),
 	}, nil
 }
 
@@ -95,9 +110,10 @@ func (c *imageCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 	now := time.Now()
 	pending := make(map[*camera.Stream]*analysis, len(streams))
 	counters := make(map[*camera.Stream]*detections, len(streams))
+	drifts := make(map[*camera.Stream]*driftState, len(streams))
 	for _, s := range streams {
 		st := c.stateOf(s, det)
-		counters[s] = st.detections
+		counters[s], drifts[s] = st.detections, st.drift
 		if s.Up(now) {
 			pending[s] = c.analyze(s, st, now)
 		}
@@ -115,18 +131,19 @@ func (c *imageCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 			}
 			cancel()
 		}
-		objects := c.send(ch, s.Name(), a)
+		f := c.send(ch, s.Name(), a)
 		if d := counters[s]; d != nil {
-			d.collect(ch, c.detection, s.Name(), objects)
+			d.collect(ch, c.detection, s.Name(), f)
 		}
+		drifts[s].collect(ch, c.drift, s.Name(), now)
 	}
 	return nil
 }
 
 // send reports a camera's analysis, a nil one being a camera that is down,
-// and returns the objects found if there is a detection to report. Failures
+// and returns what the detector found if there is a detection to report. Failures
 // are logged as they start and end, by events.
-func (c *imageCollector) send(ch chan<- prometheus.Metric, name string, a *analysis) map[string]int {
+func (c *imageCollector) send(ch chan<- prometheus.Metric, name string, a *analysis) *found {
 	success := func(v float64) {
 		ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, v, name)
 	}
@@ -148,12 +165,19 @@ func (c *imageCollector) send(ch chan<- prometheus.Metric, name string, a *analy
 	ch <- prometheus.MustNewConstMetric(c.brightness, prometheus.GaugeValue, a.stats.Brightness, name)
 	ch <- prometheus.MustNewConstMetric(c.contrast, prometheus.GaugeValue, a.stats.Contrast, name)
 	ch <- prometheus.MustNewConstMetric(c.darkRatio, prometheus.GaugeValue, a.stats.DarkRatio, name)
+	ch <- prometheus.MustNewConstMetric(c.overexposed, prometheus.GaugeValue, a.stats.OverexposedRatio, name)
+	ch <- prometheus.MustNewConstMetric(c.sharpness, prometheus.GaugeValue, a.stats.Sharpness, name)
+	ch <- prometheus.MustNewConstMetric(c.edgeDensity, prometheus.GaugeValue, a.stats.EdgeDensity, name)
+	ch <- prometheus.MustNewConstMetric(c.saturation, prometheus.GaugeValue, a.stats.Saturation, name)
+	for channel, v := range map[string]float64{"red": a.stats.Red, "green": a.stats.Green, "blue": a.stats.Blue} {
+		ch <- prometheus.MustNewConstMetric(c.channelMean, prometheus.GaugeValue, v, name, channel)
+	}
 	if a.detectErr != nil {
 		success(0)
 		return nil
 	}
 	success(1)
-	return a.objects
+	return a.found
 }
 
 // stateOf returns the camera's state, with detection counters if it
@@ -163,7 +187,8 @@ func (c *imageCollector) stateOf(s *camera.Stream, det detector.Detector) *camer
 	defer c.mu.Unlock()
 	st := c.states[s]
 	if st == nil {
-		st = &cameraState{events: &events{logger: c.logger.With("camera", s.Name())}}
+		logger := c.logger.With("camera", s.Name())
+		st = &cameraState{events: &events{logger: logger}, drift: newDriftState(s.Config(), logger, c.drift)}
 		c.states[s] = st
 	}
 	cfg := s.Config()
@@ -195,7 +220,7 @@ func (c *imageCollector) analyze(s *camera.Stream, st *cameraState, now time.Tim
 	}
 	a := &analysis{done: make(chan struct{}), start: now}
 	st.analysis = a
-	counters, events := st.detections, st.events
+	counters, events, drifts := st.detections, st.events, st.drift
 	go func() {
 		c.workers <- struct{}{}
 		defer func() {
@@ -214,8 +239,9 @@ func (c *imageCollector) analyze(s *camera.Stream, st *cameraState, now time.Tim
 		}
 		a.stats = frame.Stats
 		if counters != nil {
-			a.objects, a.detectErr = counters.detect(s, frame)
+			a.found, a.detectErr = counters.detect(s, frame)
 		}
+		drifts.observe(time.Now(), frame.Seq, frame.Stats, a.found, c.drift)
 	}()
 	return a
 }

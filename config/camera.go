@@ -68,7 +68,8 @@ func (c Camera) Equal(o Camera) bool {
 		c.Timeout == o.Timeout &&
 		equalFloats(c.DarkThreshold, o.DarkThreshold) &&
 		c.Decode == o.Decode &&
-		c.Detect.equal(o.Detect)
+		c.Detect.equal(o.Detect) &&
+		c.Reference == o.Reference
 }
 
 func equalFloats(a, b *float64) bool {

@@ -51,6 +51,7 @@ func builtinDefaults() CameraOptions {
 		DarkThreshold: &darkThreshold,
 		Decode:        DecodeKeyframe,
 		Detect:        DetectOptions{Enabled: &detect},
+		Reference:     ReferenceOptions{Window: model.Duration(time.Hour)},
 	}
 }
 
@@ -76,6 +77,9 @@ type CameraOptions struct {
 	Decode string `yaml:"decode,omitempty"`
 	// Detect applies when a detector is configured.
 	Detect DetectOptions `yaml:"detect,omitempty"`
+	// Reference is where the camera's reference profile is and how it is
+	// learned, for the drift scores.
+	Reference ReferenceOptions `yaml:"reference,omitempty"`
 }
 
 // Camera is an RTSP camera to monitor.
@@ -153,6 +157,7 @@ func (cfg *Config) resolve(src source, dir string, l layout) error {
 
 	defaults := &reporter{src: src, pos: positionOf(l.defaults), subject: "defaults"}
 	cfg.Defaults.check(defaults)
+	cfg.Defaults.Reference.resolve(dir)
 	cfg.Defaults.Detect.checkClasses(defaults, cfg.Detector)
 	cfg.Defaults.fill(builtinDefaults())
 	errs = append(errs, defaults.errs...)
@@ -168,8 +173,10 @@ func (cfg *Config) resolve(src source, dir string, l layout) error {
 			nameLines[c.Name] = r.lineOf("name")
 		}
 		c.readPasswordFile(r, dir)
+		c.Reference.resolve(dir)
 		c.Detect.checkClasses(r, cfg.Detector)
 		c.CameraOptions.fill(cfg.Defaults)
+		c.Reference.checkFilled(r)
 		errs = append(errs, r.errs...)
 	}
 	return errors.Join(errs...)
@@ -211,6 +218,7 @@ func (o *CameraOptions) fill(d CameraOptions) {
 		o.Decode = d.Decode
 	}
 	o.Detect.fill(d.Detect)
+	o.Reference.fill(d.Reference)
 }
 
 // subject names c in errors; i is its index, for when it has no name.

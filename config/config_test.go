@@ -105,6 +105,34 @@ func TestLoadFull(t *testing.T) {
 	}
 }
 
+func TestReferenceOptions(t *testing.T) {
+	cfg, err := Load("testdata/reference.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("testdata", "references")
+	for _, tc := range []struct {
+		camera      int
+		file        string
+		calibration time.Duration
+		window      time.Duration
+	}{
+		{0, filepath.Join(dir, "gate.json"), 24 * time.Hour, time.Hour},
+		{1, filepath.Join(dir, "yard.json"), 24 * time.Hour, 30 * time.Minute},
+	} {
+		c := cfg.Cameras[tc.camera]
+		if got := c.ReferenceFile(); got != tc.file {
+			t.Errorf("%s: reference file %q, want %q", c.Name, got, tc.file)
+		}
+		if got := time.Duration(c.Reference.Calibration); got != tc.calibration {
+			t.Errorf("%s: calibration %s, want %s", c.Name, got, tc.calibration)
+		}
+		if got := time.Duration(c.Reference.Window); got != tc.window {
+			t.Errorf("%s: window %s, want %s", c.Name, got, tc.window)
+		}
+	}
+}
+
 func TestDetectorDefaults(t *testing.T) {
 	cfg, err := Parse([]byte("detector:\n  model: testdata/models/tiny.weights\n  labels: testdata/models/tiny.names\n  input_size: 416\n"))
 	if err != nil {
@@ -440,6 +468,11 @@ func TestParseErrors(t *testing.T) {
 			want: `line 4: camera "a": detect.classes: "person" listed twice`,
 		},
 		{
+			name: "calibration without a directory",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    reference:\n      calibration: 24h\n",
+			want: `line 4: camera "a": reference.calibration needs reference.dir, where the learned reference is saved`,
+		},
+		{
 			name: "missing password_file",
 			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    password_file: testdata/missing.pass\n",
 			want: `line 4: camera "a": password_file: open testdata/missing.pass: no such file or directory`,
@@ -611,6 +644,8 @@ defaults:
         enabled: true
         classes:
             - person
+    reference:
+        window: 1h
 cameras:
     - name: gate-north
       url: rtsp://10.0.0.5:554/stream1
@@ -624,6 +659,8 @@ cameras:
         enabled: true
         classes:
             - person
+      reference:
+        window: 1h
     - name: yard
       url: rtsps://<secret>@cam.example.com/live?channel=1
       transport: tcp
@@ -635,6 +672,8 @@ cameras:
         classes:
             - person
             - car
+      reference:
+        window: 1h
     - name: lobby_1
       url: rtsp://10.0.0.7/h264
       username: ops
@@ -647,6 +686,8 @@ cameras:
         enabled: false
         classes:
             - person
+      reference:
+        window: 1h
 `
 	if string(out) != want {
 		t.Errorf("Redacted() =\n%s\nwant\n%s", out, want)
@@ -847,6 +888,7 @@ func options(transport string, timeout time.Duration, darkThreshold float64, dec
 		DarkThreshold: &darkThreshold,
 		Decode:        decode,
 		Detect:        detect,
+		Reference:     ReferenceOptions{Window: model.Duration(time.Hour)},
 	}
 }
 
@@ -867,5 +909,5 @@ func describe(o CameraOptions) string {
 	if o.Detect.Enabled != nil {
 		enabled = fmt.Sprint(*o.Detect.Enabled)
 	}
-	return fmt.Sprintf("{%s %s %s %s detect:%s%q}", o.Transport, o.Timeout, threshold, o.Decode, enabled, o.Detect.Classes)
+	return fmt.Sprintf("{%s %s %s %s detect:%s%q reference:%+v}", o.Transport, o.Timeout, threshold, o.Decode, enabled, o.Detect.Classes, o.Reference)
 }

@@ -1,0 +1,266 @@
+package collector
+
+import (
+	"errors"
+	"io/fs"
+	"log/slog"
+	"math"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/config"
+	"github.com/camera-exporter/camera_exporter/drift"
+)
+
+// identicalFramesFrozen is how many times in a row a distinct frame must
+// repeat the previous one for the camera to count as frozen: once could be
+// a still scene without noise between two frames.
+const identicalFramesFrozen = 2
+
+// distributionBuckets are the buckets of the statistics' histograms.
+var distributionBuckets = []float64{0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95}
+
+// distribution is a statistic of analyzed frames exported as a histogram,
+// so that dashboards can show the input distribution over any window.
+type distribution struct {
+	desc  *prometheus.Desc
+	value func(camera.ImageStats) float64
+}
+
+// driftDescs describe the camera health and drift metrics.
+type driftDescs struct {
+	difference, frozen, scene, score, combined *prometheus.Desc
+	refAge, refFrames, calibrating             *prometheus.Desc
+	distributions                              []distribution
+}
+
+func newDriftDescs() driftDescs {
+	dist := func(name, help string, value func(camera.ImageStats) float64) distribution {
+		return distribution{
+			desc:  cameraDesc("frame_"+name+"_distribution_ratio", help+" of the camera's analyzed frames."),
+			value: value,
+		}
+	}
+	return driftDescs{
+		difference: cameraDesc("frame_difference_ratio",
+			"Mean absolute luma difference, 0 to 1, between the camera's two latest distinct analyzed frames; 0 is the same picture."),
+		frozen: cameraDesc("frame_frozen",
+			"1 if the camera's latest analyzed frames repeat the same picture while frames still arrive (a frozen encoder), else 0."),
+		scene: cameraDesc("scene_change_score",
+			"How much the camera's view differs from its reference scene: 0 the same view, about 0.5 an unrelated one. Brightness and contrast changes do not count."),
+		score: cameraDesc("drift_score",
+			"Population stability index of a feature's distribution over the camera's recent frames against its reference: below 0.1 no drift, above 0.25 significant.", "feature"),
+		combined: cameraDesc("drift_combined_score",
+			"The camera's drift over all features, on the scale of camera_drift_score."),
+		refAge: cameraDesc("reference_age_seconds",
+			"Time since the camera's reference profile was built."),
+		refFrames: cameraDesc("reference_frames",
+			"Frames the camera's reference profile was built from."),
+		calibrating: cameraDesc("reference_calibrating",
+			"1 while the exporter learns the camera's reference from its frames, else 0."),
+		distributions: []distribution{
+			dist("brightness", "Mean luma", func(s camera.ImageStats) float64 { return s.Brightness }),
+			dist("contrast", "Standard deviation of luma", func(s camera.ImageStats) float64 { return s.Contrast }),
+			dist("dark_pixels", "Share of dark pixels", func(s camera.ImageStats) float64 { return s.DarkRatio }),
+			dist("overexposed_pixels", "Share of near-white pixels", func(s camera.ImageStats) float64 { return s.OverexposedRatio }),
+			dist("edge_density", "Share of edge pixels", func(s camera.ImageStats) float64 { return s.EdgeDensity }),
+			dist("saturation", "Mean colour saturation", func(s camera.ImageStats) float64 { return s.Saturation }),
+		},
+	}
+}
+
+// driftState follows one camera's distinct analyzed frames: whether they
+// repeat, how they compare with the camera's reference, and the
+// distributions of their statistics.
+type driftState struct {
+	logger      *slog.Logger
+	file        string // the reference; "" without a reference directory
+	calibration time.Duration
+
+	mu             sync.Mutex // guards the fields below
+	ref            *drift.Profile
+	refStamp       fileStamp
+	builder        *drift.Builder // while calibrating
+	calibrateUntil time.Time
+	recent         *drift.Window
+	seq            uint64
+	signature      []uint8
+	difference     float64
+	seen           int // distinct frames seen, up to 2
+	identical      int // distinct frames in a row that repeated the previous one
+	scene          float64
+	hasScene       bool
+	scores         map[string]float64
+	combined       float64
+	distributions  []histogram
+}
+
+// fileStamp tells when a reference file was replaced.
+type fileStamp struct {
+	size    int64
+	modTime time.Time
+}
+
+func newDriftState(cfg config.Camera, logger *slog.Logger, descs driftDescs) *driftState {
+	window := time.Duration(cfg.Reference.Window)
+	d := &driftState{
+		logger:      logger,
+		file:        cfg.ReferenceFile(),
+		calibration: time.Duration(cfg.Reference.Calibration),
+		// A sample per second at most, far more than scrapes give.
+		recent: drift.NewWindow(window, int(window/time.Second)+1),
+	}
+	for range descs.distributions {
+		d.distributions = append(d.distributions, newHistogram(distributionBuckets))
+	}
+	// A saved reference shows at once, before the camera's first frame.
+	d.refresh(time.Now())
+	return d
+}
+
+// observe takes a camera's analyzed frame, once per distinct frame, with
+// what the detector found in it (nil when the camera does not detect or
+// detection failed).
+func (d *driftState) observe(now time.Time, seq uint64, stats camera.ImageStats, f *found, descs driftDescs) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen > 0 && seq == d.seq {
+		return
+	}
+	if d.seen > 0 {
+		// NaN, never frozen, for a decoder that gives no signature.
+		d.difference = drift.FrameDifference(d.signature, stats.Signature)
+		if d.difference < drift.FrozenDifference {
+			d.identical++
+		} else {
+			d.identical = 0
+		}
+	}
+	d.seq, d.signature, d.seen = seq, stats.Signature, min(d.seen+1, 2)
+	for i, dist := range descs.distributions {
+		d.distributions[i].observe(dist.value(stats))
+	}
+
+	sample := drift.Sample{Stats: stats, Detected: f != nil}
+	if f != nil {
+		sample.Objects, sample.Confidences = f.objects, f.confidences
+	}
+	d.refresh(now)
+	if d.builder != nil {
+		d.builder.Add(sample)
+		d.finishCalibration(now)
+	}
+	d.recent.Add(now, sample)
+	if d.ref == nil {
+		return
+	}
+	d.scene, d.hasScene = drift.SceneChange(d.ref.Signature, stats.Signature)
+	var ok bool
+	if d.scores, d.combined, ok = d.recent.Scores(d.ref, now); !ok {
+		d.scores = nil
+	}
+}
+
+// refresh loads the reference when its file appeared or was replaced, as
+// by `camera_exporter reference build`, or starts learning one.
+func (d *driftState) refresh(now time.Time) {
+	if d.file == "" {
+		return
+	}
+	fi, err := os.Stat(d.file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if d.ref == nil && d.builder == nil && d.calibration > 0 {
+			d.builder = drift.NewBuilder(true)
+			d.calibrateUntil = now.Add(d.calibration)
+			d.logger.Info("Learning the camera's reference", "until", d.calibrateUntil.Format(time.RFC3339), "file", d.file)
+		}
+		return
+	case err != nil:
+		d.logger.Warn("Cannot read the camera's reference", "err", err)
+		return
+	}
+	stamp := fileStamp{size: fi.Size(), modTime: fi.ModTime()}
+	if stamp == d.refStamp {
+		return
+	}
+	d.refStamp = stamp
+	ref, err := drift.Load(d.file)
+	if err != nil {
+		d.logger.Warn("Cannot load the camera's reference", "err", err)
+		return
+	}
+	d.ref, d.builder = ref, nil
+	d.logger.Info("Loaded the camera's reference", "file", d.file, "frames", ref.Frames, "source", ref.Source)
+}
+
+// finishCalibration saves the learned reference once the calibration
+// window is over and enough frames came.
+func (d *driftState) finishCalibration(now time.Time) {
+	if now.Before(d.calibrateUntil) || d.builder.Frames() < drift.MinSamples {
+		return
+	}
+	ref := d.builder.Profile("calibration", now)
+	d.builder = nil
+	d.ref = ref
+	if err := ref.Save(d.file); err != nil {
+		d.logger.Warn("Cannot save the learned reference; it is used until the exporter stops", "err", err)
+		return
+	}
+	if fi, err := os.Stat(d.file); err == nil {
+		d.refStamp = fileStamp{size: fi.Size(), modTime: fi.ModTime()}
+	}
+	d.logger.Info("Learned the camera's reference", "file", d.file, "frames", ref.Frames)
+}
+
+func (d *driftState) collect(ch chan<- prometheus.Metric, descs driftDescs, name string, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append([]string{name}, labels...)...)
+	}
+	for i, dist := range descs.distributions {
+		ch <- d.distributions[i].metric(dist.desc, name)
+	}
+	if d.seen == 2 && !math.IsNaN(d.difference) {
+		gauge(descs.difference, d.difference)
+	}
+	if d.seen > 0 {
+		gauge(descs.frozen, boolValue(d.identical >= identicalFramesFrozen))
+	}
+	if d.file != "" {
+		gauge(descs.calibrating, boolValue(d.builder != nil))
+	}
+	if d.ref == nil {
+		return
+	}
+	gauge(descs.refAge, now.Sub(d.ref.Created).Seconds())
+	gauge(descs.refFrames, float64(d.ref.Frames))
+	if d.hasScene {
+		gauge(descs.scene, d.scene)
+	}
+	if d.scores == nil {
+		return
+	}
+	features := make([]string, 0, len(d.scores))
+	for f := range d.scores {
+		features = append(features, f)
+	}
+	sort.Strings(features)
+	for _, f := range features {
+		gauge(descs.score, d.scores[f], f)
+	}
+	gauge(descs.combined, d.combined)
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+)
+
+// noisyPhotoStream encodes a photograph, through an ffmpeg filter, as a
+// clip with sensor-like noise that changes every frame, as a real camera's
+// picture of a still scene does.
+func noisyPhotoStream(t testing.TB, name, filter string) *rtsptest.Media {
+	t.Helper()
+	vf := "scale=trunc(iw/2)*2:trunc(ih/2)*2,noise=alls=6:allf=t"
+	if filter != "" {
+		vf = filter + "," + vf
+	}
+	m, err := rtsptest.Encode(t.Context(), t.TempDir(), rtsptest.H264, 25, 50,
+		[]string{"-loop", "1", "-i", filepath.Join(sharedImages, name)}, "-vf", vf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestDrift builds a reference of a camera from its stream, then scores
+// altered versions of its scene against it, as the exporter does live.
+func TestDrift(t *testing.T) {
+	srv, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{
+		"scene":   noisyPhotoStream(t, "person.jpg", ""),
+		"dusk":    noisyPhotoStream(t, "person.jpg", "eq=brightness=-0.35"),
+		"blurred": noisyPhotoStream(t, "person.jpg", "gblur=sigma=6"),
+		"moved":   noisyPhotoStream(t, "giraffe.jpg", ""),
+		"frozen":  photoStream(t, "person.jpg"), // the same picture, frame after frame
+		"moving":  encode(t, rtsptest.H264, "testsrc2=s=320x240:r=25", 50),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	refs := t.TempDir()
+	// Every frame is decoded, so that rapid scrapes give many distinct
+	// frames; the reference of "learner" is learned online.
+	cfg := detectorBlock(t, "") + fmt.Sprintf("defaults:\n  decode: all\n  reference:\n    dir: %s\n  detect:\n    classes: [person]\ncameras:\n", refs)
+	for _, name := range []string{"scene", "dusk", "blurred", "moved", "frozen", "moving"} {
+		cfg += fmt.Sprintf("  - name: %s\n    url: %s\n", name, srv.URL(name))
+	}
+	cfg += fmt.Sprintf("  - name: learner\n    url: %s\n    reference:\n      calibration: 3s\n", srv.URL("scene"))
+	cfgPath := filepath.Join(t.TempDir(), "exporter.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// The reference of the unchanged scene, from its stream; every altered
+	// camera is compared with it.
+	out, err := exec.Command(binary, "reference", "build", "--config.file="+cfgPath, "--camera=scene",
+		"--duration=10s", "--interval=50ms").CombinedOutput()
+	if err != nil {
+		t.Fatalf("reference build: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "reference of camera scene") {
+		t.Errorf("reference build says:\n%s", out)
+	}
+	ref, err := os.ReadFile(filepath.Join(refs, "scene.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"dusk", "blurred", "moved"} {
+		if err := os.WriteFile(filepath.Join(refs, name+".json"), ref, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	e := startExporterWithConfig(t, cfgPath, "--collector.image.min-interval=0s")
+	var metrics string
+	// The learner's reference is learned online meanwhile.
+	waitUntil(t, "drift scores of every camera with a reference", 60*time.Second, func() bool {
+		metrics, _ = e.get("/metrics", nil)
+		return strings.Count(metrics, "camera_drift_combined_score{") == 5
+	})
+
+	value := func(series string) float64 {
+		t.Helper()
+		v, ok := sample(metrics, series)
+		if !ok {
+			t.Fatalf("no %s in:\n%s", series, metrics)
+		}
+		return v
+	}
+	t.Run("drift", func(t *testing.T) {
+		if v := value(`camera_drift_combined_score{camera="scene"}`); v > 0.1 {
+			t.Errorf("the unchanged scene drifts by %.3f, want at most 0.1", v)
+		}
+		if v := value(`camera_drift_score{camera="dusk",feature="brightness"}`); v < 0.25 {
+			t.Errorf("the darkened scene's brightness drifts by %.3f, want over 0.25", v)
+		}
+		if v := value(`camera_drift_score{camera="blurred",feature="sharpness"}`); v < 0.25 {
+			t.Errorf("the blurred scene's sharpness drifts by %.3f, want over 0.25", v)
+		}
+		for _, name := range []string{"dusk", "blurred"} {
+			if v, base := value(fmt.Sprintf(`camera_drift_combined_score{camera=%q}`, name)), value(`camera_drift_combined_score{camera="scene"}`); v <= base {
+				t.Errorf("%s drifts by %.3f, no more than the unchanged scene's %.3f", name, v, base)
+			}
+		}
+	})
+	t.Run("scene change", func(t *testing.T) {
+		if v := value(`camera_scene_change_score{camera="moved"}`); v < 0.3 {
+			t.Errorf("another view scores %.3f, want over 0.3", v)
+		}
+		for _, name := range []string{"scene", "dusk"} {
+			if v := value(fmt.Sprintf(`camera_scene_change_score{camera=%q}`, name)); v > 0.15 {
+				t.Errorf("%s, the reference's view, scores %.3f, want under 0.15", name, v)
+			}
+		}
+	})
+	t.Run("frozen", func(t *testing.T) {
+		waitUntil(t, "the frozen camera flagged", 10*time.Second, func() bool {
+			m, _ := e.get("/metrics", nil)
+			v, _ := sample(m, `camera_frame_frozen{camera="frozen"}`)
+			return v == 1
+		})
+		m, _ := e.get("/metrics", nil)
+		for _, name := range []string{"moving", "scene"} {
+			if v, _ := sample(m, fmt.Sprintf(`camera_frame_frozen{camera=%q}`, name)); v != 0 {
+				t.Errorf("%s flagged frozen", name)
+			}
+		}
+	})
+	t.Run("learned reference survives a restart", func(t *testing.T) {
+		learned := filepath.Join(refs, "learner.json")
+		waitUntil(t, "the learned reference saved", 30*time.Second, func() bool {
+			e.get("/metrics", nil) //nolint:errcheck // scrapes drive the analyses
+			_, err := os.Stat(learned)
+			return err == nil
+		})
+		e.stop(t)
+		again := startExporterWithConfig(t, cfgPath)
+		waitUntil(t, "the reference loaded after the restart", 30*time.Second, func() bool {
+			m, _ := again.get("/metrics", nil)
+			frames, ok := sample(m, `camera_reference_frames{camera="learner"}`)
+			calibrating, _ := sample(m, `camera_reference_calibrating{camera="learner"}`)
+			return ok && frames > 0 && calibrating == 0
+		})
+	})
+}

@@ -31,9 +31,14 @@ var alertmanagerRoutes = []struct {
 	{[]string{"alertname=CameraExporterDown", "severity=critical", "site=site-a", "box=edge-box-1"}, "oncall"},
 	{[]string{"alertname=CameraDown", "severity=critical", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "oncall"},
 	{[]string{"alertname=CameraStalled", "severity=critical", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "oncall"},
+	{[]string{"alertname=CameraFrozen", "severity=critical", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "oncall"},
 	{[]string{"alertname=CameraTooDark", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
+	{[]string{"alertname=CameraOverexposed", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
 	{[]string{"alertname=CameraBrightnessShifted", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
+	{[]string{"alertname=CameraLensBlurred", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
+	{[]string{"alertname=CameraMoved", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
 	{[]string{"alertname=CameraNoDetections", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
+	{[]string{"alertname=CameraDrifted", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
 	{[]string{"alertname=CameraAnalysisFailing", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "team-webhook"},
 	{[]string{"alertname=CameraInferenceSlow", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "team-webhook"},
 	{[]string{"alertname=CameraDecodeErrors", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "team-webhook"},
@@ -65,7 +70,7 @@ func alertmanagerAmtool(t *testing.T, args ...string) string {
 func TestAlertmanagerConfig(t *testing.T) {
 	out := alertmanagerAmtool(t, "check-config", alertmanagerConfig)
 	// The configuration counts: a section dropped by mistake still parses.
-	for _, want := range []string{"SUCCESS", "3 inhibit rules", "3 receivers"} {
+	for _, want := range []string{"SUCCESS", "4 inhibit rules", "3 receivers"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("amtool check-config: no %q in\n%s", want, out)
 		}
@@ -130,6 +135,7 @@ func TestAlertmanagerInhibition(t *testing.T) {
 	exporterDown := alert(box1, "alertname=CameraExporterDown", "severity=critical")
 	cameraDown := alert(box2, "alertname=CameraDown", "severity=critical", "camera=yard")
 	stalled := alert(box2, "alertname=CameraStalled", "severity=critical", "camera=gate")
+	frozen := alert(box2, "alertname=CameraFrozen", "severity=critical", "camera=lift")
 	// The sources come first: Alertmanager's inhibitor takes the alerts in
 	// the order they are posted, so once the later alerts show their
 	// expected inhibitions, every source is known, and so is an alert
@@ -138,6 +144,9 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		{exporterDown, nil},
 		{cameraDown, nil},
 		{stalled, nil},
+		{frozen, nil},
+		// A stream without frames has no picture to freeze.
+		{alert(box2, "alertname=CameraFrozen", "severity=critical", "camera=gate"), stalled},
 		// Targets without site and box labels: as empty labels are equal,
 		// only instance tells these boxes apart.
 		{alert(box3, "alertname=CameraExporterDown", "severity=critical"), nil},
@@ -151,6 +160,13 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		// camera with a critical alert.
 		{alert(box2, "alertname=CameraReconnectStorm", "severity=warning", "camera=yard"), cameraDown},
 		{alert(box2, "alertname=CameraInferenceSlow", "severity=warning", "camera=gate"), stalled},
+		{alert(box2, "alertname=CameraOverexposed", "severity=warning", "camera=gate"), stalled},
+		{alert(box2, "alertname=CameraLensBlurred", "severity=warning", "camera=yard"), cameraDown},
+		{alert(box1, "alertname=CameraDrifted", "severity=warning", "camera=gate-north"), exporterDown},
+		// A frozen picture explains the picture, drift and detection alerts.
+		{alert(box2, "alertname=CameraMoved", "severity=warning", "camera=lift"), frozen},
+		{alert(box2, "alertname=CameraDrifted", "severity=warning", "camera=lift"), frozen},
+		{alert(box2, "alertname=CameraBrightnessShifted", "severity=warning", "camera=lift"), frozen},
 		// Another camera of the same box.
 		{alert(box2, "alertname=CameraTooDark", "severity=warning", "camera=crane"), nil},
 	}

@@ -33,7 +33,8 @@ import (
 func TestStack(t *testing.T) {
 	dir := t.TempDir()
 	cameras, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{
-		"bright": stackClip(t, "color=c=0xc0c0c0:s=320x240:r=5"),
+		// A moving test pattern: a picture with a scene to compare.
+		"bright": stackClip(t, "testsrc2=s=320x240:r=5"),
 		"dark":   stackClip(t, "color=c=0x080808:s=320x240:r=5"),
 		"dying":  stackClip(t, "color=c=0x808080:s=320x240:r=5"),
 	})
@@ -70,9 +71,11 @@ func TestStack(t *testing.T) {
 		if len(queries) < 10 {
 			t.Fatalf("found only %d queries in the dashboard", len(queries))
 		}
-		// Rates need a few scrapes in their window.
-		stackWait(t, "rate() data", func() bool {
-			return len(prom.query("rate(camera_frames_received_total[30s])")) > 0
+		// Rates need a few scrapes in their window, drift scores a
+		// reference and a window of frames.
+		stackWait(t, "rate() data and drift scores", func() bool {
+			return len(prom.query("rate(camera_frames_received_total[30s])")) > 0 &&
+				len(prom.query("camera_drift_combined_score")) == 3
 		})
 		for _, q := range queries {
 			if len(prom.query(q)) == 0 {
@@ -117,7 +120,7 @@ func TestStack(t *testing.T) {
 
 func stackClip(t *testing.T, lavfi string) *rtsptest.Media {
 	t.Helper()
-	m, err := rtsptest.Encode(t.Context(), t.TempDir(), rtsptest.MJPEG, 5, 5, []string{"-f", "lavfi", "-i", lavfi})
+	m, err := rtsptest.Encode(t.Context(), t.TempDir(), rtsptest.MJPEG, 5, 25, []string{"-f", "lavfi", "-i", lavfi})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +183,12 @@ defaults:
   timeout: 2s
   detect:
     classes: [person]
+  # Every camera learns its reference from its first frames.
+  reference:
+    dir: %[2]s
+    calibration: 2s
 cameras:
-`, models)
+`, models, filepath.Join(dir, "references"))
 	for _, name := range []string{"bright", "dark", "dying"} {
 		cfg += fmt.Sprintf("  - name: %s\n    url: %s\n", name, cameras.URL(name))
 	}
@@ -189,7 +196,12 @@ cameras:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	stackRun(t, dir, bin, "--config.file="+cfgPath, "--web.listen-address="+addr)
+	if err := os.Mkdir(filepath.Join(dir, "references"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Every scrape analyzes a new frame, so that references and drift
+	// windows fill in seconds.
+	stackRun(t, dir, bin, "--config.file="+cfgPath, "--web.listen-address="+addr, "--collector.image.min-interval=0s")
 	stackWait(t, "the exporter", func() bool { return stackGet("http://"+addr+"/-/healthy") == nil })
 }
 
@@ -224,7 +236,8 @@ func stackStartPrometheus(t *testing.T, dir, addr, exporterAddr, amAddr string) 
 		}},
 		"rule_files": ruleFiles,
 		"scrape_configs": []any{map[string]any{
-			"job_name": "camera",
+			"job_name":        "camera",
+			"scrape_interval": "200ms",
 			"static_configs": []any{map[string]any{
 				"targets": []string{exporterAddr},
 				"labels":  map[string]string{"site": "test-site", "box": "box-1"},

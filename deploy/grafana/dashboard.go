@@ -45,6 +45,10 @@ var (
 func perCamera(metric string) string { return metric + "{" + cameraMatchers + "}" }
 func perBox(metric string) string    { return metric + "{" + boxMatchers + "}" }
 
+// frozenExpr is 1 for a camera whose picture is frozen as the CameraFrozen
+// alert sees it, else 0: identical frames of a picture that is not flat.
+var frozenExpr = perCamera("camera_frame_frozen") + " * (" + perCamera("camera_frame_contrast_ratio") + " >= bool 0.02)"
+
 // stateExpr is 2 for a camera that is up, 1 for a stalled stream (session up,
 // no frames) and 0 for one without a session: camera_up implies
 // camera_session_up.
@@ -243,12 +247,14 @@ func countBars(title, description, metric string) *timeseries.PanelBuilder {
 		FillOpacity(80)
 }
 
-func statPanel(title, description, expr string) *stat.PanelBuilder {
+// statPanel shows the latest value of each query; several show side by side,
+// named by their legends.
+func statPanel(title, description string, qs ...query) *stat.PanelBuilder {
 	return stat.NewPanelBuilder().
 		Title(title).
 		Description(description).
 		Datasource(prometheusDatasource).
-		Targets(promTargets(query{expr, ""})).
+		Targets(promTargets(qs...)).
 		ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"})).
 		GraphMode(common.BigValueGraphModeNone).
 		Orientation(common.VizOrientationAuto)
@@ -331,6 +337,12 @@ func at(value float64, color string) dashboard.Threshold {
 	return dashboard.Threshold{Value: &value, Color: color}
 }
 
+// driftThresholds are the usual bounds of a population stability index:
+// below 0.1 no drift, up to 0.25 moderate, above significant.
+func driftThresholds() *dashboard.ThresholdsConfigBuilder {
+	return thresholds("green", at(0.1, "orange"), at(0.25, "red"))
+}
+
 // dashedThresholds draws the thresholds of a time series as dashed lines.
 func dashedThresholds() *common.GraphThresholdsStyleConfigBuilder {
 	return common.NewGraphThresholdsStyleConfigBuilder().Mode(common.GraphThresholdsStyleModeDashed)
@@ -345,9 +357,35 @@ func valueTexts(texts ...[3]string) []dashboard.ValueMapping {
 	return []dashboard.ValueMapping{{ValueMap: &dashboard.ValueMap{Type: dashboard.MappingTypeValueToText, Options: options}}}
 }
 
+// property is a field override property. Its value goes through JSON as
+// the SDK decodes it, into maps, whose keys encode sorted: a struct's fields
+// would keep their order, and the dashboard would change when decoded and
+// encoded again.
+func property(id string, value any) dashboard.DynamicConfigValue {
+	b, err := json.Marshal(value)
+	if err != nil {
+		panic(err) // the values of this file are all encodable
+	}
+	var decoded any
+	if err := json.Unmarshal(b, &decoded); err != nil {
+		panic(err)
+	}
+	return dashboard.DynamicConfigValue{Id: id, Value: decoded}
+}
+
+// fixedColor draws a series in one color.
+func fixedColor(color string) dashboard.DynamicConfigValue {
+	return property("color", map[string]string{"mode": "fixed", "fixedColor": color})
+}
+
 // cameraStates names the values of stateExpr.
 func cameraStates() []dashboard.ValueMapping {
 	return valueTexts([3]string{"2", "Up", "green"}, [3]string{"1", "Stalled", "orange"}, [3]string{"0", "Down", "red"})
+}
+
+// frozenStates names the values of frozenExpr and camera_frame_frozen.
+func frozenStates() []dashboard.ValueMapping {
+	return valueTexts([3]string{"1", "Frozen", "red"}, [3]string{"0", "Live", "green"})
 }
 
 // successes names the values of a success gauge.
@@ -357,23 +395,35 @@ func successes(ok, failed string) []dashboard.ValueMapping {
 
 func overviewPanels() []cog.Builder[dashboard.Panel] {
 	return []cog.Builder[dashboard.Panel]{
-		statPanel("Cameras", "Configured cameras.", "count("+perCamera("camera_up")+")").
+		statPanel("Cameras", "Configured cameras.", query{"count(" + perCamera("camera_up") + ")", ""}).
 			Unit("none").ColorMode(common.BigValueColorModeNone).
 			Span(4).Height(4),
-		statPanel("Up", "Cameras with an RTSP session that sent a frame within their timeout.", "sum("+perCamera("camera_up")+")").
+		statPanel("Up", "Cameras with an RTSP session that sent a frame within their timeout.", query{"sum(" + perCamera("camera_up") + ")", ""}).
 			Unit("none").ColorMode(common.BigValueColorModeValue).Thresholds(thresholds("green")).
 			Span(5).Height(4),
 		statPanel("Stalled", "Cameras that keep their RTSP session up but send no video.",
-			"sum("+perCamera("camera_session_up")+" > bool "+perCamera("camera_up")+")").
+			query{"sum(" + perCamera("camera_session_up") + " > bool " + perCamera("camera_up") + ")", ""}).
 			Unit("none").ColorMode(common.BigValueColorModeValue).Thresholds(thresholds("green", at(1, "orange"))).NoValue("0").
 			Span(5).Height(4),
-		statPanel("Down", "Cameras without an RTSP session.", "sum(1 - "+perCamera("camera_session_up")+")").
+		statPanel("Down", "Cameras without an RTSP session.", query{"sum(1 - " + perCamera("camera_session_up") + ")", ""}).
 			Unit("none").ColorMode(common.BigValueColorModeValue).Thresholds(thresholds("green", at(1, "red"))).NoValue("0").
 			Span(5).Height(4),
 		statPanel("Exporters down", "Exporters Prometheus fails to scrape: their cameras are missing from every other panel.",
-			`sum(1 - up{job="camera", `+boxMatchers+`})`).
+			query{`sum(1 - up{job="camera", ` + boxMatchers + `})`, ""}).
 			Unit("none").ColorMode(common.BigValueColorModeValue).Thresholds(thresholds("green", at(1, "red"))).NoValue("0").
 			Span(5).Height(4),
+		statPanel("Frozen", "Cameras whose stream keeps delivering the same picture: a stuck encoder. Flat pictures (contrast below 0.02), which repeat by nature, do not count.",
+			query{"sum(" + frozenExpr + ")", ""}).
+			Unit("none").ColorMode(common.BigValueColorModeValue).Thresholds(thresholds("green", at(1, "red"))).NoValue("0").
+			Span(8).Height(4),
+		statPanel("Drifted", "Cameras whose combined drift score is above 0.25: their pictures and detections of the last hour differ significantly from their reference. Cameras without a reference have no score.",
+			query{"sum(" + perCamera("camera_drift_combined_score") + " > bool 0.25)", ""}).
+			Unit("none").ColorMode(common.BigValueColorModeValue).Thresholds(thresholds("green", at(1, "orange"))).NoValue("0").
+			Span(8).Height(4),
+		statPanel("Moved", "Cameras whose view differs from their reference scene by more than 0.3: moved, turned, tampered with or blocked.",
+			query{"sum(" + perCamera("camera_scene_change_score") + " > bool 0.3)", ""}).
+			Unit("none").ColorMode(common.BigValueColorModeValue).Thresholds(thresholds("green", at(1, "orange"))).NoValue("0").
+			Span(8).Height(4),
 		stateTimeline("Camera state",
 			"Up: frames arrive. Stalled: the RTSP session is up but no frame arrived within the camera's timeout. Down: no RTSP session.",
 			cameraStates(), query{stateExpr, "{{box}} {{camera}}"}).
@@ -428,7 +478,7 @@ func exporterPanels() []cog.Builder[dashboard.Panel] {
 
 func cameraPanels() []cog.Builder[dashboard.Panel] {
 	return []cog.Builder[dashboard.Panel]{
-		statPanel("State", "Up: frames arrive. Stalled: the RTSP session is up but no frame arrived within the camera's timeout. Down: no RTSP session.", stateExpr).
+		statPanel("State", "Up: frames arrive. Stalled: the RTSP session is up but no frame arrived within the camera's timeout. Down: no RTSP session.", query{stateExpr, ""}).
 			Unit("none").Mappings(cameraStates()).ColorMode(common.BigValueColorModeBackground).
 			Span(4).Height(6),
 		timeSeries("Frame rate", "Complete frames received per second, and the key frames among them.", "suffix: fps",
@@ -452,21 +502,77 @@ func cameraPanels() []cog.Builder[dashboard.Panel] {
 			Thresholds(thresholds("green", at(0.8, "red"))).ThresholdsStyle(dashedThresholds()).
 			Span(8).Height(7),
 
-		heatmapPanel("Brightness distribution",
+		// Sharpness spans orders of magnitude between scenes, and blur
+		// divides it: a logarithmic axis shows a fall as a step whatever
+		// the scene.
+		timeSeries("Sharpness", "Variance of the Laplacian of luma at 320 px wide: about 1e-5 for a flat picture, 1e-3 to 1e-2 for a sharp scene. It falls several times when the lens is dirty, fogged or out of focus, and at night with noise reduction; the CameraLensBlurred alert compares the last hour with the same hour on past days.", "sci",
+			query{perCamera("camera_frame_sharpness"), "{{camera}}"}).
+			ScaleDistribution(common.NewScaleDistributionConfigBuilder().Type(common.ScaleDistributionLog).Log(10)).
+			Span(8).Height(7),
+		timeSeries("Edge density", "Share of edge pixels (Canny). A covered lens or a flat picture drops it towards 0.", "percentunit",
+			query{perCamera("camera_frame_edge_density_ratio"), "{{camera}}"}).
+			Min(0).Span(8).Height(7),
+		ratioSeries("Overexposed pixels", "Share of near-white pixels (luma at least 95%). Above 30% glare hides people: the sun or a floodlight in the view, or a wrong exposure.",
+			query{perCamera("camera_frame_overexposed_pixels_ratio"), "{{camera}}"}).
+			Thresholds(thresholds("green", at(0.3, "red"))).ThresholdsStyle(dashedThresholds()).
+			Span(8).Height(7),
+
+		ratioSeries("Colour", "Mean HSV saturation, 0 in infrared night mode, and the mean of each colour channel: a colour cast sets one channel apart.",
+			query{perCamera("camera_frame_saturation_ratio"), "saturation"},
+			query{perCamera("camera_frame_channel_mean_ratio"), "{{channel}}"}).
+			OverrideByName("saturation", []dashboard.DynamicConfigValue{fixedColor("purple")}).
+			OverrideByName("red", []dashboard.DynamicConfigValue{fixedColor("red")}).
+			OverrideByName("green", []dashboard.DynamicConfigValue{fixedColor("green")}).
+			OverrideByName("blue", []dashboard.DynamicConfigValue{fixedColor("blue")}).
+			Span(8).Height(7),
+		// The frozen state fills the panel's height in red while it lasts,
+		// on an axis of its own.
+		timeSeries("Frame difference", "Mean absolute luma difference between the two latest distinct analyzed frames: near 0 for a still scene, 0 for a frozen one. Red: the stream delivers identical frames of a picture that is not flat, a stuck encoder.", "percentunit",
+			query{perCamera("camera_frame_difference_ratio"), "difference"},
+			query{frozenExpr, "frozen"}).
+			Min(0).
+			OverrideByQuery("B", []dashboard.DynamicConfigValue{
+				fixedColor("red"),
+				property("unit", "none"),
+				property("min", 0),
+				property("max", 1),
+				property("mappings", frozenStates()),
+				property("custom.axisPlacement", common.AxisPlacementHidden),
+				property("custom.lineInterpolation", common.LineInterpolationStepAfter),
+				property("custom.lineWidth", 0),
+				property("custom.fillOpacity", 30),
+			}).
+			Span(8).Height(7),
+		timeSeries("Scene change", "How much the view differs from the camera's reference scene: 0 the same view, about 0.5 an unrelated one. Above 0.3 for 15 minutes the CameraMoved alert fires: moved, turned, tampered with or blocked.", "none",
+			query{perCamera("camera_scene_change_score"), "{{camera}}"}).
+			Thresholds(thresholds("green", at(0.3, "red"))).ThresholdsStyle(dashedThresholds()).
+			Decimals(2).Min(0).AxisSoftMax(0.5).Span(8).Height(7),
+
+		bucketHeatmap("Brightness distribution",
 			"How the brightness of the analyzed frames spreads in each time slot: day and night show as two bands, a camera that stays black as one at the bottom.",
-			heatmap.NewYAxisConfigBuilder().Unit("percentunit").Min(0).Max(1)).
-			Targets(promTargets(query{perCamera("camera_frame_brightness_ratio"), "{{camera}}"})).
-			// Grafana buckets the gauge's samples itself, 5% a bucket.
-			Calculate(true).
-			Calculation(common.NewHeatmapCalculationOptionsBuilder().
-				YBuckets(common.NewHeatmapCalculationBucketConfigBuilder().
-					Mode(common.HeatmapCalculationModeSize).
-					Value("0.05"))).
+			"camera_frame_brightness_distribution_ratio", "percentunit").
 			Span(12).Height(8),
 		timeSeries("Objects in frame", "Objects of each counted class in the latest analyzed frame.", "short",
 			query{perCamera("camera_detected_objects"), "{{class}}"}).
 			LineInterpolation(common.LineInterpolationStepAfter).
 			Min(0).Span(12).Height(8),
+
+		timeSeries("Drift", "Population stability index of each feature's distribution over the last hour against the camera's reference, and the combined score (bold): below 0.1 no drift, up to 0.25 moderate, above significant. Cameras without a reference have none.", "none",
+			query{perCamera("camera_drift_score"), "{{feature}}"},
+			query{perCamera("camera_drift_combined_score"), "combined"}).
+			Thresholds(driftThresholds()).ThresholdsStyle(dashedThresholds()).
+			OverrideByQuery("B", []dashboard.DynamicConfigValue{fixedColor("text"), property("custom.lineWidth", 3)}).
+			Decimals(2).Min(0).Span(16).Height(8),
+		statPanel("Reference", "The camera's reference profile: its age, the frames it was made of, and whether the exporter is still learning it (calibrating), when the drift scores are absent.",
+			query{perCamera("camera_reference_age_seconds"), "age"},
+			query{perCamera("camera_reference_frames"), "frames"},
+			query{perCamera("camera_reference_calibrating"), "state"}).
+			ColorMode(common.BigValueColorModeValue).Thresholds(thresholds("text")).
+			OverrideByQuery("A", []dashboard.DynamicConfigValue{property("unit", "s")}).
+			OverrideByQuery("B", []dashboard.DynamicConfigValue{property("unit", "short")}).
+			OverrideByQuery("C", []dashboard.DynamicConfigValue{property("mappings", valueTexts(
+				[3]string{"1", "Calibrating", "orange"}, [3]string{"0", "Ready", "green"}))}).
+			Unit("none").Span(8).Height(8),
 
 		timeSeries("Detections", "Objects of each counted class found per minute, over all analyzed frames.", "cpm",
 			query{"60 * sum by (class) (" + rate("camera_detected_objects_total") + ")", "{{class}}"}).

@@ -43,6 +43,25 @@ var exporterMetrics = map[string]bool{
 	"camera_frame_contrast_ratio":                                  true,
 	"camera_frame_dark_pixels_ratio":                               true,
 	"camera_frame_analysis_success":                                true,
+	"camera_frame_overexposed_pixels_ratio":                        true,
+	"camera_frame_sharpness":                                       true,
+	"camera_frame_edge_density_ratio":                              true,
+	"camera_frame_saturation_ratio":                                true,
+	"camera_frame_channel_mean_ratio":                              true,
+	"camera_frame_difference_ratio":                                true,
+	"camera_frame_frozen":                                          true,
+	"camera_frame_brightness_distribution_ratio":                   true,
+	"camera_frame_contrast_distribution_ratio":                     true,
+	"camera_frame_dark_pixels_distribution_ratio":                  true,
+	"camera_frame_overexposed_pixels_distribution_ratio":           true,
+	"camera_frame_edge_density_distribution_ratio":                 true,
+	"camera_frame_saturation_distribution_ratio":                   true,
+	"camera_scene_change_score":                                    true,
+	"camera_drift_score":                                           true,
+	"camera_drift_combined_score":                                  true,
+	"camera_reference_age_seconds":                                 true,
+	"camera_reference_frames":                                      true,
+	"camera_reference_calibrating":                                 true,
 	"camera_detected_objects":                                      true,
 	"camera_detected_objects_total":                                true,
 	"camera_analyzed_frames_total":                                 true,
@@ -61,7 +80,16 @@ var exporterMetrics = map[string]bool{
 
 // exporterHistograms are served as classic histograms: only their _bucket,
 // _sum and _count series exist.
-var exporterHistograms = []string{"camera_inference_duration_seconds", "camera_detection_confidence"}
+var exporterHistograms = []string{
+	"camera_inference_duration_seconds",
+	"camera_detection_confidence",
+	"camera_frame_brightness_distribution_ratio",
+	"camera_frame_contrast_distribution_ratio",
+	"camera_frame_dark_pixels_distribution_ratio",
+	"camera_frame_overexposed_pixels_distribution_ratio",
+	"camera_frame_edge_density_distribution_ratio",
+	"camera_frame_saturation_distribution_ratio",
+}
 
 // The values the tests put in place of the dashboard's variables: plausible
 // for Grafana to send, and recognizable in the parsed matchers.

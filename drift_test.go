@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/drift"
 )
 
 // noisyPhotoStream encodes a photograph, through an ffmpeg filter, as a
@@ -148,4 +149,48 @@ func TestDrift(t *testing.T) {
 			return ok && frames > 0 && calibrating == 0
 		})
 	})
+}
+
+// TestReferenceFromImages builds a reference from a folder of photographs,
+// as from a detector's training set: every image counts, and unrelated
+// views give no scene signature.
+func TestReferenceFromImages(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "exporter.yml")
+	if err := os.WriteFile(cfg, []byte(detectorBlock(t, "")+"cameras:\n  - name: gate\n    url: rtsp://192.0.2.1/s\n    detect:\n      classes: [person]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A file that is not an image is skipped.
+	images := t.TempDir()
+	for _, name := range []string{"person.jpg", "dog.jpg", "giraffe.jpg", "eagle.jpg"} {
+		if err := os.Symlink(mustAbs(t, filepath.Join(sharedImages, name)), filepath.Join(images, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(images, "README"), []byte("the training set\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "gate.json")
+	build := func() ([]byte, error) {
+		return exec.Command(binary, "reference", "build", "--config.file="+cfg, "--camera=gate",
+			"--images="+images, "--output="+out).CombinedOutput()
+	}
+	if msg, err := build(); err != nil {
+		t.Fatalf("reference build: %v\n%s", err, msg)
+	}
+	ref, err := drift.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.Frames != 4 || ref.Signature != nil || !strings.HasPrefix(ref.Source, "images:") {
+		t.Errorf("reference of %d frames from %s, signature %v; want 4 images and none", ref.Frames, ref.Source, ref.Signature != nil)
+	}
+	// person.jpg has one person, the other photos none: 3 frames of 4 in
+	// the bin of no person.
+	if got := ref.Features[drift.FeatureObjects]; len(got) == 0 || got[0] != 3 {
+		t.Errorf("objects per frame %v, want 3 frames without a person", got)
+	}
+	if msg, err := build(); err == nil || !strings.Contains(string(msg), "--replace") {
+		t.Errorf("a second build over the first: %v, want a refusal that names --replace\n%s", err, msg)
+	}
 }

@@ -33,9 +33,9 @@
 //
 // PSI depends on sample size: n frames drawn from the reference's own
 // distribution over k bins score about (k−1)/n by chance. Over the image
-// features of a typical picture that is about 0.25 at MinSamples (20), 0.08
-// at 60 and 0.02 at 240, an hour of 15-second scrapes: use windows of a few
-// hundred frames, and let alerts wait for them to fill.
+// features of a typical picture that is about 0.25 at 20 frames, 0.08 at
+// MinSamples (60) and 0.02 at 240, an hour of 15-second scrapes: use
+// windows of a few hundred frames, and let alerts wait for them to fill.
 //
 // The combined score is the mean PSI of the image features: a change of
 // light moves several of them together (brightness, contrast, dark pixels,

@@ -135,9 +135,13 @@ func (s *Server) Remove(name string) {
 func (s *Server) Close() {
 	close(s.stop)
 	s.wg.Wait()
+	// Not under mu: the server waits for its connections, which may be
+	// waiting for mu in lookup.
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, sv := range s.streams {
+	streams := s.streams
+	s.streams = nil
+	s.mu.Unlock()
+	for _, sv := range streams {
 		sv.stream.Close()
 	}
 	s.server.Close()

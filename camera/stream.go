@@ -67,7 +67,9 @@ type Stream struct {
 	decoderOf   Codec
 	analyzedSeq uint64 // keyframeSeq of the key frame decoded last
 	lastStats   ImageStats
-	pictureSeq  uint64 // counts pictures decoded, for Frame.Seq
+	pictureSeq  uint64         // counts pictures decoded, for Frame.Seq
+	picture     detector.Image // the latest conversion for the detector
+	pictureOf   uint64         // the pictureSeq it was converted from
 }
 
 type queuedFrame struct {
@@ -148,7 +150,7 @@ type Frame struct {
 	Seq   uint64
 	Stats ImageStats
 	// Picture is the picture converted for the detector, when Analyze was
-	// given a placement.
+	// given a placement. Analyses of one picture share it: read only.
 	Picture detector.Image
 }
 
@@ -167,12 +169,19 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 		return Frame{}, err
 	}
 	frame := Frame{Seq: s.pictureSeq, Stats: stats}
-	if place != nil {
-		p := place(stats.Width, stats.Height)
-		if frame.Picture, err = s.decoder.Picture(p.Width, p.Height); err != nil {
+	if place == nil {
+		return frame, nil
+	}
+	// A key frame outlives several scrapes: convert it once.
+	p := place(stats.Width, stats.Height)
+	if s.pictureOf != s.pictureSeq || s.picture.Width != p.Width || s.picture.Height != p.Height {
+		pic, err := s.decoder.Picture(p.Width, p.Height)
+		if err != nil {
 			return Frame{}, fmt.Errorf("converting picture for the detector: %w", err)
 		}
+		s.picture, s.pictureOf = pic, s.pictureSeq
 	}
+	frame.Picture = s.picture
 	return frame, nil
 }
 

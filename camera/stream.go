@@ -18,6 +18,7 @@ import (
 
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 // Reconnect backoff bounds. A session that stayed up for stableSession
@@ -66,7 +67,7 @@ type Stream struct {
 	decoder     Decoder
 	decoderOf   Codec
 	analyzedSeq uint64 // keyframeSeq of the key frame decoded last
-	lastStats   ImageStats
+	lastStats   imagestats.Stats
 	pictureSeq  uint64         // counts pictures decoded, for Frame.Seq
 	picture     detector.Image // the latest conversion for the detector
 	pictureOf   uint64         // the pictureSeq it was converted from
@@ -148,7 +149,7 @@ type Frame struct {
 	// Seq identifies the picture: analyses of the same picture, as of a
 	// key frame that was not followed by another yet, share it.
 	Seq   uint64
-	Stats ImageStats
+	Stats imagestats.Stats
 	// Picture is the picture converted for the detector, when Analyze was
 	// given a placement. Analyses of one picture share it: read only.
 	Picture detector.Image
@@ -187,35 +188,35 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 
 // analyze measures the latest picture, decoding the latest key frame first
 // in key frame mode. Needs analysisMu.
-func (s *Stream) analyze() (ImageStats, error) {
+func (s *Stream) analyze() (imagestats.Stats, error) {
 	s.mu.Lock()
 	decodeAll, au, seq, codec := s.decodeAll, s.keyframeAU, s.keyframeSeq, s.codec
 	s.mu.Unlock()
 
 	if decodeAll {
 		if s.decoder == nil {
-			return ImageStats{}, ErrNoFrame
+			return imagestats.Stats{}, ErrNoFrame
 		}
 		return s.decoder.Analyze(*s.cfg.DarkThreshold)
 	}
 	if au == nil {
-		return ImageStats{}, ErrNoFrame
+		return imagestats.Stats{}, ErrNoFrame
 	}
 	if seq == s.analyzedSeq {
 		return s.lastStats, nil
 	}
 	dec, err := s.decoderFor(codec)
 	if err != nil {
-		return ImageStats{}, err
+		return imagestats.Stats{}, err
 	}
 	if err := dec.DecodeKeyframe(au); err != nil {
 		s.decodeErrors.Add(1)
-		return ImageStats{}, fmt.Errorf("decoding key frame: %w", err)
+		return imagestats.Stats{}, fmt.Errorf("decoding key frame: %w", err)
 	}
 	s.pictureSeq++
 	stats, err := dec.Analyze(*s.cfg.DarkThreshold)
 	if err != nil {
-		return ImageStats{}, err
+		return imagestats.Stats{}, err
 	}
 	s.analyzedSeq, s.lastStats = seq, stats
 	return stats, nil

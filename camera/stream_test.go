@@ -18,6 +18,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 const (
@@ -95,7 +96,7 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
-func analyzeWhenReady(t testing.TB, s *camera.Stream) camera.ImageStats {
+func analyzeWhenReady(t testing.TB, s *camera.Stream) imagestats.Stats {
 	t.Helper()
 	var frame camera.Frame
 	var err error

@@ -24,6 +24,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 func TestMain(m *testing.M) {
@@ -55,8 +56,8 @@ func (d stubDecoder) DecodeKeyframe([][]byte) error {
 	return nil
 }
 
-func (d stubDecoder) Analyze(dark float64) (camera.ImageStats, error) {
-	return camera.ImageStats{Width: 320, Height: 240, Brightness: d.brightness, DarkRatio: dark}, nil
+func (d stubDecoder) Analyze(dark float64) (imagestats.Stats, error) {
+	return imagestats.Stats{Width: 320, Height: 240, Brightness: d.brightness, DarkRatio: dark}, nil
 }
 
 func (d stubDecoder) Picture(width, height int) (detector.Image, error) {

@@ -12,9 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/drift"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 // identicalFramesFrozen is how many times in a row a distinct frame must
@@ -29,7 +29,7 @@ var distributionBuckets = []float64{0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8
 // so that dashboards can show the input distribution over any window.
 type distribution struct {
 	desc  *prometheus.Desc
-	value func(camera.ImageStats) float64
+	value func(imagestats.Stats) float64
 }
 
 // driftDescs describe the camera health and drift metrics.
@@ -40,7 +40,7 @@ type driftDescs struct {
 }
 
 func newDriftDescs() driftDescs {
-	dist := func(name, help string, value func(camera.ImageStats) float64) distribution {
+	dist := func(name, help string, value func(imagestats.Stats) float64) distribution {
 		return distribution{
 			desc:  cameraDesc("frame_"+name+"_distribution_ratio", help+" of the camera's analyzed frames."),
 			value: value,
@@ -64,12 +64,12 @@ func newDriftDescs() driftDescs {
 		calibrating: cameraDesc("reference_calibrating",
 			"1 while the exporter learns the camera's reference from its frames, else 0."),
 		distributions: []distribution{
-			dist("brightness", "Mean luma", func(s camera.ImageStats) float64 { return s.Brightness }),
-			dist("contrast", "Standard deviation of luma", func(s camera.ImageStats) float64 { return s.Contrast }),
-			dist("dark_pixels", "Share of dark pixels", func(s camera.ImageStats) float64 { return s.DarkRatio }),
-			dist("overexposed_pixels", "Share of near-white pixels", func(s camera.ImageStats) float64 { return s.OverexposedRatio }),
-			dist("edge_density", "Share of edge pixels", func(s camera.ImageStats) float64 { return s.EdgeDensity }),
-			dist("saturation", "Mean colour saturation", func(s camera.ImageStats) float64 { return s.Saturation }),
+			dist("brightness", "Mean luma", func(s imagestats.Stats) float64 { return s.Brightness }),
+			dist("contrast", "Standard deviation of luma", func(s imagestats.Stats) float64 { return s.Contrast }),
+			dist("dark_pixels", "Share of dark pixels", func(s imagestats.Stats) float64 { return s.DarkRatio }),
+			dist("overexposed_pixels", "Share of near-white pixels", func(s imagestats.Stats) float64 { return s.OverexposedRatio }),
+			dist("edge_density", "Share of edge pixels", func(s imagestats.Stats) float64 { return s.EdgeDensity }),
+			dist("saturation", "Mean colour saturation", func(s imagestats.Stats) float64 { return s.Saturation }),
 		},
 	}
 }
@@ -126,7 +126,7 @@ func newDriftState(cfg config.Camera, logger *slog.Logger, descs driftDescs) *dr
 // observe takes a camera's analyzed frame, once per distinct frame, with
 // what the detector found in it (nil when the camera does not detect or
 // detection failed).
-func (d *driftState) observe(now time.Time, seq uint64, stats camera.ImageStats, f *found, descs driftDescs) {
+func (d *driftState) observe(now time.Time, seq uint64, stats imagestats.Stats, f *found, descs driftDescs) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.seen > 0 && seq == d.seq {

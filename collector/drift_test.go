@@ -12,17 +12,17 @@ import (
 	"github.com/prometheus/common/expfmt"
 	promModel "github.com/prometheus/common/model"
 
-	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/drift"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 // signature is a picture signature of one gray level with a gradient, so
 // that it has a scene to compare.
 func signature(level int) []uint8 {
-	sig := make([]uint8, camera.SignatureWidth*camera.SignatureHeight)
+	sig := make([]uint8, imagestats.SignatureWidth*imagestats.SignatureHeight)
 	for i := range sig {
-		sig[i] = uint8(level + i%camera.SignatureWidth/4)
+		sig[i] = uint8(level + i%imagestats.SignatureWidth/4)
 	}
 	return sig
 }
@@ -60,7 +60,7 @@ func TestFrozenCamera(t *testing.T) {
 	d := newDriftState(config.Camera{}, discard, descs)
 	now := time.Now()
 	observe := func(seq uint64, level int) {
-		d.observe(now, seq, camera.ImageStats{Brightness: 0.5, Signature: signature(level)}, nil, descs)
+		d.observe(now, seq, imagestats.Stats{Brightness: 0.5, Signature: signature(level)}, nil, descs)
 	}
 	for _, step := range []struct {
 		seq    uint64
@@ -96,7 +96,7 @@ func TestCalibratedReferenceSurvivesRestart(t *testing.T) {
 	start := time.Now()
 	for i := range 2 * drift.MinSamples {
 		now := start.Add(time.Duration(i) * 100 * time.Millisecond)
-		d.observe(now, uint64(i+1), camera.ImageStats{Brightness: 0.5 + float64(i%3)/100, Signature: signature(100 + i%2)}, nil, descs)
+		d.observe(now, uint64(i+1), imagestats.Stats{Brightness: 0.5 + float64(i%3)/100, Signature: signature(100 + i%2)}, nil, descs)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.Reference.Dir, "gate.json")); err != nil {
 		t.Fatalf("the learned reference was not saved: %v", err)

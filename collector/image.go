@@ -13,6 +13,7 @@ import (
 
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 var (
@@ -62,7 +63,7 @@ type cameraState struct {
 type analysis struct {
 	done  chan struct{} // closed when the fields below are set
 	start time.Time
-	stats camera.ImageStats
+	stats imagestats.Stats
 	err   error
 	// found is what the detector found; nil when the camera does not
 	// detect or detection failed, with detectErr.

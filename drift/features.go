@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 // The features, by their stable names: label values of the drift metrics
@@ -65,18 +65,18 @@ func logEdges(from, to, perDecade int) []float64 {
 type imageFeature struct {
 	name  string
 	edges []float64
-	value func(*camera.ImageStats) float64
+	value func(*imagestats.Stats) float64
 }
 
 // imageFeatures are scored for every camera and make up the combined score.
 var imageFeatures = [...]imageFeature{
-	{FeatureBrightness, tenthEdges, func(s *camera.ImageStats) float64 { return s.Brightness }},
-	{FeatureContrast, contrastEdges, func(s *camera.ImageStats) float64 { return s.Contrast }},
-	{FeatureDarkPixels, shareEdges, func(s *camera.ImageStats) float64 { return s.DarkRatio }},
-	{FeatureOverexposedPixels, shareEdges, func(s *camera.ImageStats) float64 { return s.OverexposedRatio }},
-	{FeatureSharpness, sharpnessEdges, func(s *camera.ImageStats) float64 { return s.Sharpness }},
-	{FeatureEdgeDensity, shareEdges, func(s *camera.ImageStats) float64 { return s.EdgeDensity }},
-	{FeatureSaturation, tenthEdges, func(s *camera.ImageStats) float64 { return s.Saturation }},
+	{FeatureBrightness, tenthEdges, func(s *imagestats.Stats) float64 { return s.Brightness }},
+	{FeatureContrast, contrastEdges, func(s *imagestats.Stats) float64 { return s.Contrast }},
+	{FeatureDarkPixels, shareEdges, func(s *imagestats.Stats) float64 { return s.DarkRatio }},
+	{FeatureOverexposedPixels, shareEdges, func(s *imagestats.Stats) float64 { return s.OverexposedRatio }},
+	{FeatureSharpness, sharpnessEdges, func(s *imagestats.Stats) float64 { return s.Sharpness }},
+	{FeatureEdgeDensity, shareEdges, func(s *imagestats.Stats) float64 { return s.EdgeDensity }},
+	{FeatureSaturation, tenthEdges, func(s *imagestats.Stats) float64 { return s.Saturation }},
 }
 
 // Bins returns the upper edges of a feature's bins, or nil for an unknown

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 // profileVersion is the version of the reference file format.
@@ -16,7 +16,7 @@ const profileVersion = 1
 
 // Sample is what one analyzed frame contributes.
 type Sample struct {
-	Stats camera.ImageStats
+	Stats imagestats.Stats
 	// Detected is false when the camera does not detect; then Objects and
 	// Confidences are ignored.
 	Detected bool
@@ -39,8 +39,8 @@ type Profile struct {
 	Frames int    `json:"frames"`
 	// Features holds the counts per bin of each feature.
 	Features map[string][]float64 `json:"features"`
-	// Signature is the mean scene signature, camera.SignatureWidth x
-	// camera.SignatureHeight luma from 0 to 1, when all frames came from
+	// Signature is the mean scene signature, imagestats.SignatureWidth x
+	// imagestats.SignatureHeight luma from 0 to 1, when all frames came from
 	// one camera's view; nil for a folder of unrelated images.
 	Signature []float32 `json:"signature,omitempty"`
 }
@@ -59,7 +59,7 @@ type Builder struct {
 func NewBuilder(scene bool) *Builder {
 	b := &Builder{counts: newCounts()}
 	if scene {
-		b.signature = make([]float64, camera.SignatureWidth*camera.SignatureHeight)
+		b.signature = make([]float64, imagestats.SignatureWidth*imagestats.SignatureHeight)
 	}
 	return b
 }
@@ -177,9 +177,9 @@ func (p *Profile) validate() error {
 			}
 		}
 	}
-	if n := len(p.Signature); n != 0 && n != camera.SignatureWidth*camera.SignatureHeight {
+	if n := len(p.Signature); n != 0 && n != imagestats.SignatureWidth*imagestats.SignatureHeight {
 		return fmt.Errorf("signature has %d values, want %d (%dx%d)", n,
-			camera.SignatureWidth*camera.SignatureHeight, camera.SignatureWidth, camera.SignatureHeight)
+			imagestats.SignatureWidth*imagestats.SignatureHeight, imagestats.SignatureWidth, imagestats.SignatureHeight)
 	}
 	for _, v := range p.Signature {
 		if !(v >= 0 && v <= 1) {

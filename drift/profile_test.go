@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/drift"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 // flatSignature returns a signature of one level.
 func flatSignature(level uint8) []uint8 {
-	sig := make([]uint8, camera.SignatureWidth*camera.SignatureHeight)
+	sig := make([]uint8, imagestats.SignatureWidth*imagestats.SignatureHeight)
 	for i := range sig {
 		sig[i] = level
 	}
@@ -24,13 +24,13 @@ func flatSignature(level uint8) []uint8 {
 func TestBuilder(t *testing.T) {
 	b := drift.NewBuilder(true)
 	samples := []drift.Sample{
-		{Stats: camera.ImageStats{Brightness: 0.45, Contrast: 0.2, Sharpness: 3e-3, Signature: flatSignature(0)},
+		{Stats: imagestats.Stats{Brightness: 0.45, Contrast: 0.2, Sharpness: 3e-3, Signature: flatSignature(0)},
 			Detected: true, Objects: map[string]int{"person": 2, "car": 0}, Confidences: []float32{0.55, 0.91}},
-		{Stats: camera.ImageStats{Brightness: 0.05, DarkRatio: 0.5, Signature: flatSignature(255)},
+		{Stats: imagestats.Stats{Brightness: 0.05, DarkRatio: 0.5, Signature: flatSignature(255)},
 			Detected: true, Objects: map[string]int{"person": 0}},
 		// Not run through the detector: image features only; and no
 		// signature, so the mean is of the two others.
-		{Stats: camera.ImageStats{Brightness: 1, OverexposedRatio: 1, EdgeDensity: 0.07, Saturation: 0.3}},
+		{Stats: imagestats.Stats{Brightness: 1, OverexposedRatio: 1, EdgeDensity: 0.07, Saturation: 0.3}},
 	}
 	for _, s := range samples {
 		b.Add(s)
@@ -64,14 +64,14 @@ func TestBuilder(t *testing.T) {
 	if p.Version != 1 || p.Frames != 3 || p.Source != "stream:rtsp://cam1/live" || !p.Created.Equal(created) {
 		t.Errorf("Profile = version %d, %d frames, source %q, created %v", p.Version, p.Frames, p.Source, p.Created)
 	}
-	if len(p.Signature) != camera.SignatureWidth*camera.SignatureHeight || p.Signature[0] != 0.5 || p.Signature[len(p.Signature)-1] != 0.5 {
-		t.Errorf("Signature: %d values, first %v, want %d of 0.5", len(p.Signature), p.Signature[0], camera.SignatureWidth*camera.SignatureHeight)
+	if len(p.Signature) != imagestats.SignatureWidth*imagestats.SignatureHeight || p.Signature[0] != 0.5 || p.Signature[len(p.Signature)-1] != 0.5 {
+		t.Errorf("Signature: %d values, first %v, want %d of 0.5", len(p.Signature), p.Signature[0], imagestats.SignatureWidth*imagestats.SignatureHeight)
 	}
 }
 
 func TestBuilderWithoutDetectionOrScene(t *testing.T) {
 	b := drift.NewBuilder(false)
-	b.Add(drift.Sample{Stats: camera.ImageStats{Brightness: 0.5, Signature: flatSignature(9)}})
+	b.Add(drift.Sample{Stats: imagestats.Stats{Brightness: 0.5, Signature: flatSignature(9)}})
 	p := b.Profile("images:/data/train", time.Now())
 	if p.Signature != nil {
 		t.Errorf("Signature of unrelated images = %d values, want nil", len(p.Signature))
@@ -92,7 +92,7 @@ func TestSaveLoad(t *testing.T) {
 		sig := flatSignature(uint8(i))
 		sig[0] = 200
 		b.Add(drift.Sample{
-			Stats:    camera.ImageStats{Brightness: float64(i) / 30, Sharpness: 1e-3, Signature: sig},
+			Stats:    imagestats.Stats{Brightness: float64(i) / 30, Sharpness: 1e-3, Signature: sig},
 			Detected: true, Objects: map[string]int{"person": i % 3}, Confidences: []float32{0.7},
 		})
 	}

@@ -5,15 +5,15 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/drift"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 // view returns the signature of a made-up view: a gradient in some
 // direction with blobs, the same for a seed.
 func view(seed uint64) []uint8 {
 	r := rand.New(rand.NewPCG(seed, 2))
-	w, h := camera.SignatureWidth, camera.SignatureHeight
+	w, h := imagestats.SignatureWidth, imagestats.SignatureHeight
 	type blob struct{ x, y, r, level float64 }
 	blobs := make([]blob, 12)
 	for i := range blobs {

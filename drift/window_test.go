@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/drift"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 // scene draws the samples of a camera: a picture whose statistics vary
@@ -39,7 +39,7 @@ func (s *scene) sample() drift.Sample {
 		conf[i] = float32(0.5 + 0.45*r.Float64())
 	}
 	return drift.Sample{
-		Stats: camera.ImageStats{
+		Stats: imagestats.Stats{
 			Brightness:       ratio(s.brightness + 0.08*r.NormFloat64()),
 			Contrast:         ratio(0.2 + 0.03*r.NormFloat64()),
 			DarkRatio:        ratio(r.ExpFloat64() * 0.03),

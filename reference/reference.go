@@ -21,6 +21,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/drift"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 // Options are the camera settings a reference is built with, so that it
@@ -36,7 +37,7 @@ type Options struct {
 // picture is what FromImages and FromCamera analyze: a decoded frame or a
 // photograph.
 type picture interface {
-	Analyze(darkThreshold float64) (camera.ImageStats, error)
+	Analyze(darkThreshold float64) (imagestats.Stats, error)
 	Picture(width, height int) (detector.Image, error)
 }
 
@@ -159,7 +160,7 @@ func FromCamera(ctx context.Context, cam config.Camera, duration, interval time.
 // converted.
 type analyzedFrame struct{ camera.Frame }
 
-func (f analyzedFrame) Analyze(float64) (camera.ImageStats, error) { return f.Stats, nil }
+func (f analyzedFrame) Analyze(float64) (imagestats.Stats, error) { return f.Stats, nil }
 
 func (f analyzedFrame) Picture(width, height int) (detector.Image, error) {
 	if f.Frame.Picture.Width != width || f.Frame.Picture.Height != height {

@@ -148,6 +148,7 @@ import (
 
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 var _ camera.NewDecoder = New
@@ -293,12 +294,12 @@ func (d *Decoder) fill(au [][]byte) error {
 
 // Analyze measures the latest decoded picture: luma levels on the full
 // range scale at full size, detail on the luma scaled to
-// camera.AnalysisWidth, colours on a small BGR conversion that honors the
+// imagestats.AnalysisWidth, colours on a small BGR conversion that honors the
 // stream's range and YUV matrix. Dark pixels are those whose luma is
 // strictly below darkThreshold.
-func (d *Decoder) Analyze(darkThreshold float64) (camera.ImageStats, error) {
+func (d *Decoder) Analyze(darkThreshold float64) (imagestats.Stats, error) {
 	if d.pic.data[0] == nil {
-		return camera.ImageStats{}, camera.ErrNoPicture
+		return imagestats.Stats{}, camera.ErrNoPicture
 	}
 	w, h := int(d.pic.width), int(d.pic.height)
 	if d.luma.Cols() != w || d.luma.Rows() != h {
@@ -307,10 +308,10 @@ func (d *Decoder) Analyze(darkThreshold float64) (camera.ImageStats, error) {
 	}
 	data, err := d.luma.DataPtrUint8()
 	if err != nil {
-		return camera.ImageStats{}, err
+		return imagestats.Stats{}, err
 	}
 	if C.copy_luma(d.pic, (*C.uint8_t)(unsafe.Pointer(&data[0])), C.int(d.luma.Step())) < 0 {
-		return camera.ImageStats{}, d.unsupportedFormat()
+		return imagestats.Stats{}, d.unsupportedFormat()
 	}
 	if !d.fullRange() {
 		stretchLuma(&d.luma)
@@ -323,14 +324,14 @@ func (d *Decoder) Analyze(darkThreshold float64) (camera.ImageStats, error) {
 	}
 	pix, err := d.color.DataPtrUint8()
 	if err != nil {
-		return camera.ImageStats{}, err
+		return imagestats.Stats{}, err
 	}
 	// Without full chroma interpolation swscale's scaled BGR output reads
 	// mid-gray 128 as green 126, a cast the colour means would report. At
 	// this small size it costs what the plain conversion does at
 	// AnalysisWidth: about 0.6 ms for 1080p.
 	if err := d.scale(&d.analysisSws, C.SWS_AREA|C.SWS_FULL_CHR_H_INT, cw, ch, pix, d.color.Step()); err != nil {
-		return camera.ImageStats{}, err
+		return imagestats.Stats{}, err
 	}
 	return d.analyzer.measure(d.luma, d.color, darkThreshold)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 var codecs = []camera.Codec{camera.CodecH264, camera.CodecH265, camera.CodecMJPEG}
@@ -45,7 +46,7 @@ func newDecoder(tb testing.TB, codec camera.Codec) camera.Decoder {
 	return d
 }
 
-func analyze(t *testing.T, d camera.Decoder, darkThreshold float64) camera.ImageStats {
+func analyze(t *testing.T, d camera.Decoder, darkThreshold float64) imagestats.Stats {
 	t.Helper()
 	stats, err := d.Analyze(darkThreshold)
 	if err != nil {

@@ -14,7 +14,7 @@
 //
 // Brightness, contrast, dark and overexposed ratios are measured on the full
 // size luma. Sharpness and edge density are measured on the luma shrunk to
-// camera.AnalysisWidth (area averaging, aspect kept, never enlarged), so
+// imagestats.AnalysisWidth (area averaging, aspect kept, never enlarged), so
 // their scales do not depend on the camera's resolution; the colours on a
 // BGR picture half that size. Measured on the shared test photos (640 to
 // 773 px wide), as JPEG files and through MJPEG and H264:

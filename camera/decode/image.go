@@ -7,8 +7,8 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 // Image is a photograph (JPEG, PNG, ... anything gocv.IMRead reads) analyzed
@@ -52,7 +52,7 @@ func OpenImage(path string) (*Image, error) {
 // Analyze measures the photograph as Decoder.Analyze measures a frame. Its
 // luma is BT.601 full range, as JPEG defines it; the colours are measured
 // on an area resize, as swscale's is for frames.
-func (im *Image) Analyze(darkThreshold float64) (camera.ImageStats, error) {
+func (im *Image) Analyze(darkThreshold float64) (imagestats.Stats, error) {
 	gocv.CvtColor(im.bgr, &im.luma, gocv.ColorBGRToGray)
 	w, h := colorSize(im.bgr.Cols(), im.bgr.Rows())
 	gocv.Resize(im.bgr, &im.color, image.Pt(w, h), 0, 0, gocv.InterpolationArea)

@@ -5,7 +5,7 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 // The Canny thresholds of EdgeDensity, on 8-bit luma: OpenCV's usual pair.
@@ -16,15 +16,15 @@ const (
 )
 
 // analysisSize returns the size at which the sharpness, edges and
-// signature of a width x height picture are measured: camera.AnalysisWidth
+// signature of a width x height picture are measured: imagestats.AnalysisWidth
 // wide with the picture's aspect, or the picture's own size if it is
 // narrower, since upscaling adds no detail.
 func analysisSize(width, height int) (int, int) {
-	if width <= camera.AnalysisWidth {
+	if width <= imagestats.AnalysisWidth {
 		return width, height
 	}
-	h := (height*camera.AnalysisWidth + width/2) / width
-	return camera.AnalysisWidth, max(h, 1)
+	h := (height*imagestats.AnalysisWidth + width/2) / width
+	return imagestats.AnalysisWidth, max(h, 1)
 }
 
 // colorSize returns the size at which colours are measured: half
@@ -78,10 +78,10 @@ func newAnalyzer() analyzer {
 // measure computes the statistics of a picture from its full range 8-bit
 // luma at full size and its BGR version at colorSize. Dark pixels are those
 // whose luma is strictly below darkThreshold.
-func (a *analyzer) measure(luma, bgr gocv.Mat, darkThreshold float64) (camera.ImageStats, error) {
+func (a *analyzer) measure(luma, bgr gocv.Mat, darkThreshold float64) (imagestats.Stats, error) {
 	w, h := luma.Cols(), luma.Rows()
 	n := float64(w * h)
-	stats := camera.ImageStats{Width: w, Height: h}
+	stats := imagestats.Stats{Width: w, Height: h}
 
 	// The luma levels are measured at full size, where a small bright or
 	// dark area still counts exactly.
@@ -92,7 +92,7 @@ func (a *analyzer) measure(luma, bgr gocv.Mat, darkThreshold float64) (camera.Im
 	// above the highest level that is not overexposed.
 	gocv.Threshold(luma, &a.mask, float32(levelsBelow(darkThreshold)-1), 255, gocv.ThresholdBinaryInv)
 	stats.DarkRatio = float64(gocv.CountNonZero(a.mask)) / n
-	gocv.Threshold(luma, &a.mask, float32(levelsBelow(camera.OverexposedLuma)-1), 255, gocv.ThresholdBinary)
+	gocv.Threshold(luma, &a.mask, float32(levelsBelow(imagestats.OverexposedLuma)-1), 255, gocv.ThresholdBinary)
 	stats.OverexposedRatio = float64(gocv.CountNonZero(a.mask)) / n
 
 	// Detail is measured at a fixed width, so that the scales do not
@@ -114,10 +114,10 @@ func (a *analyzer) measure(luma, bgr gocv.Mat, darkThreshold float64) (camera.Im
 	c := bgr.Mean()
 	stats.Blue, stats.Green, stats.Red = c.Val1/255, c.Val2/255, c.Val3/255
 
-	gocv.Resize(a.small, &a.signature, image.Pt(camera.SignatureWidth, camera.SignatureHeight), 0, 0, gocv.InterpolationArea)
+	gocv.Resize(a.small, &a.signature, image.Pt(imagestats.SignatureWidth, imagestats.SignatureHeight), 0, 0, gocv.InterpolationArea)
 	sig, err := a.signature.DataPtrUint8()
 	if err != nil {
-		return camera.ImageStats{}, err
+		return imagestats.Stats{}, err
 	}
 	// Callers keep signatures to compare them with later ones.
 	stats.Signature = append([]uint8(nil), sig...)

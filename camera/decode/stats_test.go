@@ -16,6 +16,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 // sharedImage returns the path of one of the shared test photos, which live
@@ -55,7 +56,7 @@ func openImage(t *testing.T, path string) *Image {
 	return im
 }
 
-func analyzeImage(t *testing.T, path string) camera.ImageStats {
+func analyzeImage(t *testing.T, path string) imagestats.Stats {
 	t.Helper()
 	stats, err := openImage(t, path).Analyze(0.15)
 	if err != nil {
@@ -66,7 +67,7 @@ func analyzeImage(t *testing.T, path string) camera.ImageStats {
 
 // photoStats encodes a photo as a one frame clip of codec and analyzes its
 // key frame.
-func photoStats(t *testing.T, codec camera.Codec, path string) camera.ImageStats {
+func photoStats(t *testing.T, codec camera.Codec, path string) imagestats.Stats {
 	t.Helper()
 	// libx264 needs even dimensions.
 	aus := encode(t, codec, 1, []string{"-i", path}, "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2")
@@ -81,7 +82,7 @@ func photoStats(t *testing.T, codec camera.Codec, path string) camera.ImageStats
 // 8-bit levels.
 func signatureDistance(t *testing.T, a, b []uint8) float64 {
 	t.Helper()
-	const n = camera.SignatureWidth * camera.SignatureHeight
+	const n = imagestats.SignatureWidth * imagestats.SignatureHeight
 	if len(a) != n || len(b) != n {
 		t.Fatalf("signatures of %d and %d samples, want %d", len(a), len(b), n)
 	}
@@ -92,7 +93,7 @@ func signatureDistance(t *testing.T, a, b []uint8) float64 {
 	return float64(sum) / n
 }
 
-func logStats(t *testing.T, name string, s camera.ImageStats) {
+func logStats(t *testing.T, name string, s imagestats.Stats) {
 	t.Helper()
 	t.Logf("%s: %dx%d brightness %.4f contrast %.4f dark %.4f overexposed %.4f sharpness %.6f edges %.4f saturation %.4f RGB %.4f %.4f %.4f",
 		name, s.Width, s.Height, s.Brightness, s.Contrast, s.DarkRatio, s.OverexposedRatio,
@@ -266,11 +267,11 @@ func TestStatsBlur(t *testing.T) {
 	blurred := filtered(t, path, "gblur=sigma=4")
 	for _, tc := range []struct {
 		name  string
-		stats func(path string) camera.ImageStats
+		stats func(path string) imagestats.Stats
 	}{
-		{"image", func(path string) camera.ImageStats { return analyzeImage(t, path) }},
-		{"mjpeg", func(path string) camera.ImageStats { return photoStats(t, camera.CodecMJPEG, path) }},
-		{"h264", func(path string) camera.ImageStats { return photoStats(t, camera.CodecH264, path) }},
+		{"image", func(path string) imagestats.Stats { return analyzeImage(t, path) }},
+		{"mjpeg", func(path string) imagestats.Stats { return photoStats(t, camera.CodecMJPEG, path) }},
+		{"h264", func(path string) imagestats.Stats { return photoStats(t, camera.CodecH264, path) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sharp, blur := tc.stats(path), tc.stats(blurred)
@@ -299,10 +300,10 @@ func TestStatsDarkened(t *testing.T) {
 	dark := filtered(t, path, "eq=brightness=-0.3")
 	for _, tc := range []struct {
 		name  string
-		stats func(path string) camera.ImageStats
+		stats func(path string) imagestats.Stats
 	}{
-		{"image", func(path string) camera.ImageStats { return analyzeImage(t, path) }},
-		{"mjpeg", func(path string) camera.ImageStats { return photoStats(t, camera.CodecMJPEG, path) }},
+		{"image", func(path string) imagestats.Stats { return analyzeImage(t, path) }},
+		{"mjpeg", func(path string) imagestats.Stats { return photoStats(t, camera.CodecMJPEG, path) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before, after := tc.stats(path), tc.stats(dark)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"testing"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
@@ -146,4 +147,16 @@ func splitJPEG(data []byte) ([][][]byte, error) {
 		data = data[next:]
 	}
 	return aus, nil
+}
+
+// Clip encodes frames frames of an ffmpeg lavfi source graph (e.g.
+// "color=c=gray:s=320x240:r=25") at 25 fps for a test, failing tb if
+// ffmpeg does. extra is appended to the encoder options.
+func Clip(tb testing.TB, codec Codec, lavfi string, frames int, extra ...string) *Media {
+	tb.Helper()
+	m, err := Encode(tb.Context(), tb.TempDir(), codec, 25, frames, []string{"-f", "lavfi", "-i", lavfi}, extra...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }

@@ -16,16 +16,20 @@ import (
 type NewDetector func(cfg *config.Detector, logger *slog.Logger) (detector.Detector, error)
 
 // Manager runs what the configuration describes: one Stream per camera,
-// and the detector their frames go through. It applies reloads.
+// and the detector their frames go through. It applies reloads without
+// blocking scrapes: models load and streams stop outside the lock that
+// Streams and Detector take.
 type Manager struct {
 	newDecoder  NewDecoder
 	newDetector NewDetector
 	logger      *slog.Logger
 
-	mu          sync.RWMutex
-	streams     map[string]*Stream
-	detector    detector.Detector // nil without one
-	detectorCfg *config.Detector
+	applyMu     sync.Mutex       // serializes Apply; guards detectorCfg
+	detectorCfg *config.Detector // of the detector in force
+
+	mu       sync.RWMutex // guards the fields below
+	streams  map[string]*Stream
+	detector detector.Detector // nil without one
 }
 
 // NewManager returns a Manager without cameras or detector; Apply adds them.
@@ -36,61 +40,69 @@ func NewManager(newDecoder NewDecoder, newDetector NewDetector, logger *slog.Log
 // Apply puts cfg in force. A changed detector is loaded first, so that a
 // model that fails to load changes nothing; an unchanged one is kept.
 // Unchanged cameras keep their session and counters, changed ones restart,
-// removed ones stop.
+// removed ones stop. Only the swap holds the lock scrapes need: loading a
+// model and stopping streams (which waits for their analyses in flight)
+// happen outside it.
 func (m *Manager) Apply(cfg *config.Config) error {
-	m.mu.Lock()
-	old, err := m.applyDetector(cfg.Detector)
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	det, changed, err := m.loadDetector(cfg.Detector)
 	if err != nil {
-		m.mu.Unlock()
 		return err
 	}
-	m.applyCameras(cfg.Cameras)
+
+	m.mu.Lock()
+	next := make(map[string]*Stream, len(cfg.Cameras))
+	for _, c := range cfg.Cameras {
+		if old, ok := m.streams[c.Name]; ok && old.Config().Equal(c) {
+			next[c.Name] = old
+			delete(m.streams, c.Name)
+			continue
+		}
+		next[c.Name] = NewStream(c, m.newDecoder, m.logger) // starts a goroutine, no more
+	}
+	removed := m.streams // what is left over was removed or replaced
+	m.streams = next
+	replaced := m.detector
+	if changed {
+		m.detector, m.detectorCfg = det, cfg.Detector
+	}
 	m.mu.Unlock()
-	// Outside the lock: Close waits for the detections in flight, and
-	// scrapes must not wait for it.
-	if old != nil {
-		old.Close()
+
+	stopAll(removed)
+	if changed && replaced != nil {
+		replaced.Close() // waits for the detections in flight
 	}
 	return nil
 }
 
-// applyDetector loads cfg's detector if it changed, and returns the one it
-// replaces, to be closed. Needs mu.
-func (m *Manager) applyDetector(cfg *config.Detector) (replaced detector.Detector, err error) {
+// loadDetector loads cfg's detector if it differs from the one in force,
+// and reports whether it did. Needs applyMu.
+func (m *Manager) loadDetector(cfg *config.Detector) (det detector.Detector, changed bool, err error) {
 	if m.detectorCfg.Equal(cfg) {
-		return nil, nil
+		return nil, false, nil
 	}
-	var det detector.Detector
-	if cfg != nil {
-		if det, err = m.newDetector(cfg, m.logger); err != nil {
-			return nil, fmt.Errorf("loading detector: %w", err)
-		}
-		info := det.Info()
-		m.logger.Info("Loaded detector", "model", info.Model, "layout", info.Layout,
-			"input", fmt.Sprintf("%dx%d", info.InputWidth, info.InputHeight),
-			"backend", info.Backend, "target", info.Target, "nets", cfg.Nets)
+	if cfg == nil {
+		return nil, true, nil
 	}
-	replaced = m.detector
-	m.detector, m.detectorCfg = det, cfg
-	return replaced, nil
+	if det, err = m.newDetector(cfg, m.logger); err != nil {
+		return nil, false, fmt.Errorf("loading detector: %w", err)
+	}
+	info := det.Info()
+	m.logger.Info("Loaded detector", "model", info.Model, "layout", info.Layout,
+		"input", fmt.Sprintf("%dx%d", info.InputWidth, info.InputHeight),
+		"backend", info.Backend, "target", info.Target, "nets", cfg.Nets)
+	return det, true, nil
 }
 
-// applyCameras makes the running streams match cameras. Needs mu.
-func (m *Manager) applyCameras(cameras []config.Camera) {
-	next := make(map[string]*Stream, len(cameras))
-	for _, cfg := range cameras {
-		if old, ok := m.streams[cfg.Name]; ok && old.Config().Equal(cfg) {
-			next[cfg.Name] = old
-			delete(m.streams, cfg.Name)
-			continue
-		}
-		next[cfg.Name] = NewStream(cfg, m.newDecoder, m.logger)
+// stopAll stops streams at the same time: each waits for its TEARDOWN to
+// be sent, or to time out on a camera that stopped answering.
+func stopAll(streams map[string]*Stream) {
+	var wg sync.WaitGroup
+	for _, s := range streams {
+		wg.Go(s.Stop)
 	}
-	// What is left over was removed or replaced.
-	for _, old := range m.streams {
-		old.Stop()
-	}
-	m.streams = next
+	wg.Wait()
 }
 
 // Streams returns the running streams sorted by camera name.
@@ -112,7 +124,8 @@ func (m *Manager) Detector() detector.Detector {
 	return m.detector
 }
 
-// Close stops every stream and frees the detector.
+// Close stops every stream, ending each session with a TEARDOWN, and frees
+// the detector.
 func (m *Manager) Close() {
 	m.Apply(&config.Config{}) //nolint:errcheck // removing the detector cannot fail
 }

@@ -9,17 +9,19 @@ import (
 // SafeConfig holds the configuration in force. Reload swaps it only when the
 // new file is valid, so a bad edit keeps the last good configuration.
 type SafeConfig struct {
-	mu     sync.RWMutex
-	c      *Config
-	apply  func(*Config) error
-	status prometheus.Gauge
-	time   prometheus.Gauge
+	reloadMu sync.Mutex // serializes reloads, so that they apply in order
+	apply    func(*Config) error
+	status   prometheus.Gauge
+	time     prometheus.Gauge
+
+	mu sync.RWMutex // guards c
+	c  *Config
 }
 
 // NewSafeConfig registers the reload metrics. apply puts a configuration
-// that loaded in force, under the lock so that concurrent reloads apply in
-// order; if it fails, as when a model does not load, the reload fails and
-// apply must have left the running configuration as it was.
+// that loaded in force; if it fails, as when a model does not load, the
+// reload fails and apply must have left the running configuration as it
+// was.
 func NewSafeConfig(reg prometheus.Registerer, apply func(*Config) error) *SafeConfig {
 	sc := &SafeConfig{
 		c:     &Config{},
@@ -38,10 +40,12 @@ func NewSafeConfig(reg prometheus.Registerer, apply func(*Config) error) *SafeCo
 }
 
 // Reload loads and validates path and, if it is good, puts it in force.
+// Loading and applying, which may load a model, happen outside the lock
+// that Get takes: only the swap holds it.
 func (sc *SafeConfig) Reload(path string) error {
+	sc.reloadMu.Lock()
+	defer sc.reloadMu.Unlock()
 	c, err := Load(path)
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
 	if err == nil {
 		err = sc.apply(c)
 	}
@@ -49,7 +53,9 @@ func (sc *SafeConfig) Reload(path string) error {
 		sc.status.Set(0)
 		return err
 	}
+	sc.mu.Lock()
 	sc.c = c
+	sc.mu.Unlock()
 	sc.status.Set(1)
 	sc.time.SetToCurrentTime()
 	return nil

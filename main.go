@@ -99,7 +99,7 @@ func main() {
 	}
 	logger.Info("Loaded config file", "file", *configFile, "cameras", len(safeConfig.Get().Cameras))
 
-	cameraCollector, err := collector.NewCameraCollector(manager, logger)
+	cameraCollector, err := collector.NewCameraCollector(collector.ManagerCameras(manager), logger)
 	if err != nil {
 		logger.Error("Couldn't create collector", "err", err)
 		os.Exit(1)

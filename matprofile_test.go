@@ -50,7 +50,7 @@ func TestMatProfileAfterScrapes(t *testing.T) {
 	if err := manager.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	cc, err := collector.NewCameraCollector(manager, logger, "image")
+	cc, err := collector.NewCameraCollector(collector.ManagerCameras(manager), logger, "image")
 	if err != nil {
 		t.Fatal(err)
 	}

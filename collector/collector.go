@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
 )
 
@@ -36,12 +37,42 @@ var (
 	)
 )
 
-// Cameras lists the running camera streams and the detector their frames
-// go through; *camera.Manager implements it.
+// Camera is one running camera as the collectors see it: its settings,
+// its session's state and counters, and an analysis of its latest picture.
+// *camera.Stream implements it; tests use fakes.
+type Camera interface {
+	Name() string
+	Config() config.Camera
+	// Up reports whether a frame arrived within the camera's timeout.
+	Up(now time.Time) bool
+	Status() camera.Status
+	// Analyze decodes and measures the latest picture and, with a place
+	// function, converts it for the detector. It may block for as long as
+	// decoding takes.
+	Analyze(place func(srcW, srcH int) detector.Placement) (camera.Frame, error)
+}
+
+// Cameras lists the running cameras and the detector their frames go
+// through.
 type Cameras interface {
-	Streams() []*camera.Stream
+	// Cameras returns the running cameras sorted by name.
+	Cameras() []Camera
 	// Detector returns nil when no detector is configured.
 	Detector() detector.Detector
+}
+
+// ManagerCameras adapts the cameras a camera.Manager runs to Cameras.
+func ManagerCameras(m *camera.Manager) Cameras { return managerCameras{m} }
+
+type managerCameras struct{ *camera.Manager }
+
+func (m managerCameras) Cameras() []Camera {
+	streams := m.Streams()
+	cameras := make([]Camera, len(streams))
+	for i, s := range streams {
+		cameras[i] = s
+	}
+	return cameras
 }
 
 // Collector produces one family of metrics for a scrape.

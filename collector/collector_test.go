@@ -3,28 +3,20 @@ package collector
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/prometheus/common/expfmt"
 
 	"github.com/camera-exporter/camera_exporter/camera"
-	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
-	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
-	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
 func TestMain(m *testing.M) {
@@ -34,305 +26,223 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// stubDecoder stands in for the cgo decoder: these tests are about scrape
-// semantics, not pixels. It reports a fixed brightness and, when gate is
-// set, blocks every decode until the gate closes.
-type stubDecoder struct {
-	brightness float64
-	gate       chan struct{}
-	decodes    *atomic.Int64
-	failFirst  bool
-}
-
-func (d stubDecoder) Decode([][]byte) error { return nil }
-
-func (d stubDecoder) DecodeKeyframe([][]byte) error {
-	if d.decodes.Add(1) == 1 && d.failFirst {
-		return errors.New("corrupt key frame")
-	}
-	if d.gate != nil {
-		<-d.gate
-	}
-	return nil
-}
-
-func (d stubDecoder) Analyze(dark float64) (imagestats.Stats, error) {
-	return imagestats.Stats{Width: 320, Height: 240, Brightness: d.brightness, DarkRatio: dark}, nil
-}
-
-func (d stubDecoder) Picture(width, height int) (detector.Image, error) {
-	return detector.Image{Width: width, Height: height, Stride: 3 * width, Pix: make([]byte, 3*width*height)}, nil
-}
-
-func (d stubDecoder) Close() {}
-
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// fixture runs an RTSP server with one MJPEG clip per camera name and a
-// camera.Manager whose streams decode with stubs.
-type fixture struct {
-	srv      *rtsptest.Server
-	manager  *camera.Manager
-	decodes  atomic.Int64
-	detector *stubDetector // what managers load for a detector block
+func TestStreamMetrics(t *testing.T) {
+	cams := cameras(newCamera(t, "dead", "").down(), newCamera(t, "gate", "    transport: udp\n"))
+	compare(t, context.Background(), newCollector(t, cams, "stream"), `
+# TYPE camera_up gauge
+camera_up{camera="dead"} 0
+camera_up{camera="gate"} 1
+# TYPE camera_session_up gauge
+camera_session_up{camera="dead"} 0
+camera_session_up{camera="gate"} 1
+# TYPE camera_info gauge
+camera_info{camera="gate",codec="mjpeg",height="240",transport="udp",width="320"} 1
+# TYPE camera_last_frame_timestamp_seconds gauge
+camera_last_frame_timestamp_seconds{camera="gate"} 1.7e+09
+# TYPE camera_frames_received_total counter
+camera_frames_received_total{camera="dead"} 0
+camera_frames_received_total{camera="gate"} 250
+# TYPE camera_rtp_packets_lost_total counter
+camera_rtp_packets_lost_total{camera="dead"} 0
+camera_rtp_packets_lost_total{camera="gate"} 3
+# TYPE camera_reconnects_total counter
+camera_reconnects_total{camera="dead"} 4
+camera_reconnects_total{camera="gate"} 1
+# TYPE camera_scrape_collector_success gauge
+camera_scrape_collector_success{collector="stream"} 1
+`, "camera_up", "camera_session_up", "camera_info", "camera_last_frame_timestamp_seconds",
+		"camera_frames_received_total", "camera_rtp_packets_lost_total", "camera_reconnects_total",
+		"camera_scrape_collector_success")
 }
 
-var clipOnce = sync.OnceValues(func() (*rtsptest.Media, error) {
-	dir, err := os.MkdirTemp("", "collector-test")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	return rtsptest.Encode(context.Background(), dir, rtsptest.MJPEG, 25, 5,
-		[]string{"-f", "lavfi", "-i", "color=c=gray:s=64x48:r=25"})
-})
-
-func newFixture(t *testing.T, names ...string) *fixture {
-	t.Helper()
-	media, err := clipOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	clips := map[string]*rtsptest.Media{}
-	for _, n := range names {
-		clips[n] = media
-	}
-	srv, err := rtsptest.Start(rtsptest.Options{}, clips)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	f := &fixture{srv: srv}
-	f.manager = f.newManager(t, stubDecoder{brightness: 0.5})
-	return f
-}
-
-// newManager returns a manager whose streams decode with copies of stub,
-// counting decodes in f.decodes.
-func (f *fixture) newManager(t *testing.T, stub stubDecoder) *camera.Manager {
-	stub.decodes = &f.decodes
-	newDetector := func(*config.Detector, *slog.Logger) (detector.Detector, error) {
-		if f.detector == nil {
-			return nil, errors.New("no stub detector")
-		}
-		return f.detector, nil
-	}
-	m := camera.NewManager(func(camera.Codec) (camera.Decoder, error) { return stub, nil }, newDetector, discard)
-	t.Cleanup(m.Close)
-	return m
-}
-
-// apply puts the cameras in force on m, without a detector.
-func apply(t *testing.T, m *camera.Manager, cameras ...config.Camera) {
-	t.Helper()
-	if err := m.Apply(&config.Config{Cameras: cameras}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (f *fixture) camera(t *testing.T, name, extra string) config.Camera {
-	t.Helper()
-	url := f.srv.URL(name)
-	if strings.HasPrefix(name, "dead") {
-		url = "rtsp://" + closedAddr(t) + "/dead"
-	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf("cameras:\n  - name: %s\n    url: %s\n    timeout: 2s\n%s", name, url, extra)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg.Cameras[0]
-}
-
-// closedAddr is an address nothing listens on.
-func closedAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
-func scrapeText(t *testing.T, ctx context.Context, cc *CameraCollector, names ...string) string {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(cc.WithContext(ctx))
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	for _, mf := range families {
-		if len(names) == 0 || slices.Contains(names, mf.GetName()) {
-			if _, err := expfmt.MetricFamilyToText(&out, mf); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	return out.String()
-}
-
-func TestScrapeReportsEveryCamera(t *testing.T) {
-	f := newFixture(t, "gate")
-	gate := f.camera(t, "gate", "")
-	apply(t, f.manager, gate)
-	waitAllUp(t, f.manager)
-	apply(t, f.manager, gate, f.camera(t, "dead-cam", "")) // gate keeps its session
-	cc, err := NewCameraCollector(f.manager, discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := scrapeText(t, context.Background(), cc,
-		"camera_up", "camera_frame_brightness_ratio", "camera_frame_dark_pixels_ratio", "camera_frame_analysis_success",
-		"camera_info", "camera_scrape_collector_success")
-	wantLines(t, got,
-		`camera_up{camera="dead-cam"} 0`,
-		`camera_up{camera="gate"} 1`,
-		`camera_frame_brightness_ratio{camera="gate"} 0.5`,
-		`camera_frame_dark_pixels_ratio{camera="gate"} 0.15`, // the stub echoes the default threshold
-		`camera_frame_analysis_success{camera="dead-cam"} 0`,
-		`camera_frame_analysis_success{camera="gate"} 1`,
-		`camera_info{camera="gate",codec="mjpeg",height="48",transport="tcp",width="64"} 1`,
-		`camera_scrape_collector_success{collector="image"} 1`,
-		`camera_scrape_collector_success{collector="stream"} 1`,
-	)
-	if strings.Contains(got, `camera_frame_brightness_ratio{camera="dead-cam"}`) {
-		t.Error("a dead camera reported image values")
-	}
-}
-
-// wantLines fails t for every line missing from a scrape's text.
-func wantLines(t *testing.T, text string, lines ...string) {
-	t.Helper()
-	for _, want := range lines {
-		if !strings.Contains(text, want+"\n") {
-			t.Errorf("missing %s in:\n%s", want, text)
-		}
-	}
+func TestImageMetrics(t *testing.T) {
+	cams := cameras(newCamera(t, "dead", "").down(), newCamera(t, "gate", ""), newCamera(t, "yard", "    dark_threshold: 0.3\n"))
+	compare(t, context.Background(), newCollector(t, cams, "image"), `
+# TYPE camera_frame_analysis_success gauge
+camera_frame_analysis_success{camera="dead"} 0
+camera_frame_analysis_success{camera="gate"} 1
+camera_frame_analysis_success{camera="yard"} 1
+# TYPE camera_frame_brightness_ratio gauge
+camera_frame_brightness_ratio{camera="gate"} 0.5
+camera_frame_brightness_ratio{camera="yard"} 0.5
+# TYPE camera_frame_dark_pixels_ratio gauge
+camera_frame_dark_pixels_ratio{camera="gate"} 0.15
+camera_frame_dark_pixels_ratio{camera="yard"} 0.3
+# TYPE camera_scrape_collector_success gauge
+camera_scrape_collector_success{collector="image"} 1
+`, "camera_frame_analysis_success", "camera_frame_brightness_ratio", "camera_frame_dark_pixels_ratio",
+		"camera_scrape_collector_success")
 }
 
 func TestScrapeDoesNotWaitForSlowCamera(t *testing.T) {
-	f := newFixture(t, "slow", "fast")
-	gate := make(chan struct{})
-	slowManager := f.newManager(t, stubDecoder{brightness: 0.5, gate: gate})
-	t.Cleanup(func() { close(gate) }) // runs first: Close waits for the blocked decode
-	apply(t, f.manager, f.camera(t, "fast", ""))
-	apply(t, slowManager, f.camera(t, "slow", ""))
-	both := multiManager{f.manager, slowManager}
-	waitAllUp(t, both)
-
-	cc, err := NewCameraCollector(both, discard, "image")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The slow camera's decode is blocked on gate for the whole test, so
-	// the scrape can only return by cutting it off at the deadline.
+	slow := newCamera(t, "slow", "")
+	slow.gate = make(chan struct{})
+	t.Cleanup(func() { close(slow.gate) })
+	cc := newCollector(t, cameras(newCamera(t, "fast", ""), slow), "image")
+	// The slow camera's analysis is blocked for the whole test, so the
+	// scrape can only return by cutting it off at the deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	got := scrapeText(t, ctx, cc, "camera_frame_analysis_success", "camera_frame_brightness_ratio")
-	wantLines(t, got,
-		`camera_frame_analysis_success{camera="slow"} 0`,
-		`camera_frame_analysis_success{camera="fast"} 1`,
-		`camera_frame_brightness_ratio{camera="fast"} 0.5`,
-	)
-}
-
-// multiManager joins the streams of several managers.
-type multiManager []*camera.Manager
-
-func (m multiManager) Detector() detector.Detector { return nil }
-
-func (m multiManager) Streams() []*camera.Stream {
-	var out []*camera.Stream
-	for _, mm := range m {
-		out = append(out, mm.Streams()...)
-	}
-	return out
-}
-
-func waitAllUp(t *testing.T, c Cameras) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for _, s := range c.Streams() {
-		for !s.Up(time.Now()) {
-			if time.Now().After(deadline) {
-				t.Fatalf("camera %s not up", s.Name())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	compare(t, ctx, cc, `
+# TYPE camera_frame_analysis_success gauge
+camera_frame_analysis_success{camera="fast"} 1
+camera_frame_analysis_success{camera="slow"} 0
+# TYPE camera_frame_brightness_ratio gauge
+camera_frame_brightness_ratio{camera="fast"} 0.5
+`, "camera_frame_analysis_success", "camera_frame_brightness_ratio")
 }
 
 func TestScrapesWithinMinIntervalShareAnalysis(t *testing.T) {
-	f := newFixture(t, "gate")
-	apply(t, f.manager, f.camera(t, "gate", ""))
-	waitAllUp(t, f.manager)
-	cc, err := NewCameraCollector(f.manager, discard, "image")
-	if err != nil {
-		t.Fatal(err)
+	gate := newCamera(t, "gate", "")
+	cc := newCollector(t, cameras(gate), "image")
+	// Every analysis of the fake is of a new picture, so only the
+	// collector's min-interval cache can make the second scrape skip one.
+	for range 2 {
+		compare(t, context.Background(), cc, "# TYPE camera_frame_analysis_success gauge\ncamera_frame_analysis_success{camera=\"gate\"} 1\n",
+			"camera_frame_analysis_success")
 	}
-	// MJPEG makes every frame a new key frame, so only the collector's
-	// min-interval cache can make the second scrape skip decoding.
-	scrapeText(t, context.Background(), cc)
-	scrapeText(t, context.Background(), cc)
-	if n := f.decodes.Load(); n != 1 {
-		t.Errorf("two scrapes within the min interval decoded %d times, want 1", n)
+	if n := gate.analyses.Load(); n != 1 {
+		t.Errorf("two scrapes within the min interval analyzed %d times, want 1", n)
 	}
 }
 
 func TestFailedAnalysisIsRetriedWithinMinInterval(t *testing.T) {
-	f := newFixture(t, "gate")
-	f.manager = f.newManager(t, stubDecoder{brightness: 0.5, failFirst: true})
-	apply(t, f.manager, f.camera(t, "gate", ""))
-	waitAllUp(t, f.manager)
-	cc, err := NewCameraCollector(f.manager, discard, "image")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := scrapeText(t, context.Background(), cc); !strings.Contains(got, `camera_frame_analysis_success{camera="gate"} 0`) {
-		t.Fatalf("first analysis should fail:\n%s", got)
-	}
-	if got := scrapeText(t, context.Background(), cc); !strings.Contains(got, `camera_frame_analysis_success{camera="gate"} 1`) {
-		t.Errorf("a failure was shared with the next scrape:\n%s", got)
+	gate := newCamera(t, "gate", "").failing(errors.New("corrupt key frame"))
+	cc := newCollector(t, cameras(gate), "image")
+	for _, want := range []string{"0", "1"} {
+		compare(t, context.Background(), cc, "# TYPE camera_frame_analysis_success gauge\ncamera_frame_analysis_success{camera=\"gate\"} "+want+"\n",
+			"camera_frame_analysis_success")
 	}
 }
 
 func TestRemovedCameraVanishes(t *testing.T) {
-	f := newFixture(t, "a", "b")
-	apply(t, f.manager, f.camera(t, "a", ""), f.camera(t, "b", ""))
-	waitAllUp(t, f.manager)
-	cc, err := NewCameraCollector(f.manager, discard)
-	if err != nil {
-		t.Fatal(err)
+	a, b := newCamera(t, "a", ""), newCamera(t, "b", "")
+	cams := cameras(a, b)
+	cc := newCollector(t, cams)
+	const both = `
+# TYPE camera_up gauge
+camera_up{camera="a"} 1
+camera_up{camera="b"} 1
+# TYPE camera_frame_analysis_success gauge
+camera_frame_analysis_success{camera="a"} 1
+camera_frame_analysis_success{camera="b"} 1
+`
+	compare(t, context.Background(), cc, both, "camera_up", "camera_frame_analysis_success")
+	cams.set(nil, a)
+	compare(t, context.Background(), cc, strings.NewReplacer("camera_up{camera=\"b\"} 1\n", "", "camera_frame_analysis_success{camera=\"b\"} 1\n", "").Replace(both),
+		"camera_up", "camera_frame_analysis_success")
+}
+
+// TestCollectorSuccess checks that camera_scrape_collector_success says
+// whether the image collector could do its job, not whether every camera
+// is well: that is what the per-camera metrics say.
+func TestCollectorSuccess(t *testing.T) {
+	failed := errors.New("decoder failed")
+	blind := &stubDetector{err: errors.New("forward pass failed")}
+	for _, tc := range []struct {
+		name     string
+		detector detector.Detector
+		cameras  func(t *testing.T) []*fakeCamera
+		want     string
+	}{
+		{"all analyzed", nil, func(t *testing.T) []*fakeCamera {
+			return []*fakeCamera{newCamera(t, "a", ""), newCamera(t, "b", "")}
+		}, "1"},
+		{"one of two fails", nil, func(t *testing.T) []*fakeCamera {
+			return []*fakeCamera{newCamera(t, "a", "").failing(failed), newCamera(t, "b", "")}
+		}, "1"},
+		{"every camera up fails", nil, func(t *testing.T) []*fakeCamera {
+			return []*fakeCamera{newCamera(t, "a", "").failing(failed), newCamera(t, "b", "").failing(failed), newCamera(t, "c", "").down()}
+		}, "0"},
+		{"no camera up", nil, func(t *testing.T) []*fakeCamera {
+			return []*fakeCamera{newCamera(t, "a", "").down()}
+		}, "1"},
+		{"no camera", nil, func(*testing.T) []*fakeCamera { return nil }, "1"},
+		{"up, waiting for a key frame", nil, func(t *testing.T) []*fakeCamera {
+			return []*fakeCamera{newCamera(t, "a", "").failing(camera.ErrNoFrame)}
+		}, "1"},
+		{"every analysis cut off at the deadline", nil, func(t *testing.T) []*fakeCamera {
+			slow := newCamera(t, "a", "")
+			slow.gate = make(chan struct{})
+			t.Cleanup(func() { close(slow.gate) })
+			return []*fakeCamera{slow}
+		}, "0"},
+		{"detector fails on every camera", blind, func(t *testing.T) []*fakeCamera {
+			return []*fakeCamera{newCamera(t, "a", ""), newCamera(t, "b", "    detect:\n      enabled: false\n")}
+		}, "0"},
+		{"detector works", &stubDetector{}, func(t *testing.T) []*fakeCamera {
+			return []*fakeCamera{newCamera(t, "a", "")}
+		}, "1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc := newCollector(t, cameras().set(tc.detector, tc.cameras(t)...), "image")
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			compare(t, ctx, cc, "# TYPE camera_scrape_collector_success gauge\ncamera_scrape_collector_success{collector=\"image\"} "+tc.want+"\n",
+				"camera_scrape_collector_success")
+		})
 	}
-	if got := scrapeText(t, context.Background(), cc); !strings.Contains(got, `camera="b"`) {
-		t.Fatalf("camera b missing before removal:\n%s", got)
+}
+
+// TestConcurrentScrapesAndReloads scrapes from many goroutines while
+// reloads add and remove cameras and the detector; -race checks that no
+// scrape reads what another writes.
+func TestConcurrentScrapesAndReloads(t *testing.T) {
+	det := &stubDetector{result: detector.Result{Detections: []detector.Detection{detection("person", 0.75)}}}
+	all := []*fakeCamera{
+		newCamera(t, "a", ""), newCamera(t, "b", ""),
+		newCamera(t, "c", "    detect:\n      enabled: false\n"), newCamera(t, "d", "    detect:\n      classes: [car]\n"),
 	}
-	apply(t, f.manager, f.camera(t, "a", ""))
-	if got := scrapeText(t, context.Background(), cc); strings.Contains(got, `camera="b"`) {
-		t.Errorf("camera b still exported after removal:\n%s", got)
+	cams := cameras().set(det, all...)
+	cc := newCollector(t, cams)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(cc.WithContext(context.Background()))
+
+	stop := make(chan struct{})
+	var reloads sync.WaitGroup
+	reloads.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			switch i % 3 {
+			case 0:
+				cams.set(nil, all...)
+			case 1:
+				cams.set(det, all[:2]...)
+			default:
+				cams.set(det, all...)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	var scrapes sync.WaitGroup
+	for range 16 {
+		scrapes.Go(func() {
+			for range 100 {
+				if _, err := reg.Gather(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
 	}
+	scrapes.Wait()
+	close(stop)
+	reloads.Wait()
 }
 
 func TestMetricsFollowNamingConventions(t *testing.T) {
-	f := newFixture(t, "gate")
-	apply(t, f.manager, f.camera(t, "gate", ""))
-	waitAllUp(t, f.manager)
-	lint(t, f.manager)
-}
-
-// lint scrapes every collector and reports what promlint finds.
-func lint(t *testing.T, cameras Cameras) {
-	t.Helper()
-	cc, err := NewCameraCollector(cameras, discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	det := &stubDetector{result: detector.Result{Detections: []detector.Detection{detection("person", 0.75)}}}
+	cams := cameras().set(det, newCamera(t, "gate", ""), newCamera(t, "dead", "").down())
 	// Not CollectAndLint: its pedantic registry rejects const metrics whose
 	// descriptors a collector cannot know before the scrape.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(cc.WithContext(context.Background()))
+	reg.MustRegister(newCollector(t, cams).WithContext(context.Background()))
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +253,7 @@ func lint(t *testing.T, cameras Cameras) {
 }
 
 func TestUnknownCollectorFilter(t *testing.T) {
-	if _, err := NewCameraCollector(multiManager{}, discard, "nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+	if _, err := NewCameraCollector(cameras(), discard, "nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("error = %v, want it to name the unknown collector", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
 )
 
@@ -88,14 +89,13 @@ type found struct {
 
 // detect runs a camera's frame through the detector, unless it is the frame
 // detected last, and returns what it found of the counted classes.
-func (d *detections) detect(s *camera.Stream, frame camera.Frame) (*found, error) {
+func (d *detections) detect(cfg config.Camera, frame camera.Frame) (*found, error) {
 	d.mu.Lock()
 	seq, last := d.seq, d.last
 	d.mu.Unlock()
 	if last != nil && seq == frame.Seq {
 		return last, nil
 	}
-	cfg := s.Config()
 	// Analyses outlive scrapes; this bounds the wait for a free network.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Timeout))
 	defer cancel()

@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
-	"os"
 	"sort"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/reference"
 )
 
 // identicalFramesFrozen is how many times in a row a distinct frame must
@@ -79,12 +79,11 @@ func newDriftDescs() driftDescs {
 // distributions of their statistics.
 type driftState struct {
 	logger      *slog.Logger
-	file        string // the reference; "" without a reference directory
 	calibration time.Duration
 
-	mu             sync.Mutex // guards the fields below
+	mu             sync.Mutex      // guards the fields below
+	file           *reference.File // nil without a reference directory
 	ref            *drift.Profile
-	refStamp       fileStamp
 	builder        *drift.Builder // while calibrating
 	calibrateUntil time.Time
 	recent         *drift.Window
@@ -100,20 +99,16 @@ type driftState struct {
 	distributions  []histogram
 }
 
-// fileStamp tells when a reference file was replaced.
-type fileStamp struct {
-	size    int64
-	modTime time.Time
-}
-
 func newDriftState(cfg config.Camera, logger *slog.Logger, descs driftDescs) *driftState {
 	window := time.Duration(cfg.Reference.Window)
 	d := &driftState{
 		logger:      logger,
-		file:        cfg.ReferenceFile(),
 		calibration: time.Duration(cfg.Reference.Calibration),
 		// A sample per second at most, far more than scrapes give.
 		recent: drift.NewWindow(window, int(window/time.Second)+1),
+	}
+	if path := cfg.ReferenceFile(); path != "" {
+		d.file = reference.NewFile(path)
 	}
 	for range descs.distributions {
 		d.distributions = append(d.distributions, newHistogram(distributionBuckets))
@@ -167,40 +162,29 @@ func (d *driftState) observe(now time.Time, seq uint64, stats imagestats.Stats, 
 }
 
 // refresh loads the reference when its file appeared or was replaced, as
-// by `camera_exporter reference build`, or starts learning one.
+// by `camera_exporter reference build`, or starts learning one. Needs mu.
 func (d *driftState) refresh(now time.Time) {
-	if d.file == "" {
+	if d.file == nil {
 		return
 	}
-	fi, err := os.Stat(d.file)
+	ref, err := d.file.Changed()
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if d.ref == nil && d.builder == nil && d.calibration > 0 {
 			d.builder = drift.NewBuilder(true)
 			d.calibrateUntil = now.Add(d.calibration)
-			d.logger.Info("Learning the camera's reference", "until", d.calibrateUntil.Format(time.RFC3339), "file", d.file)
+			d.logger.Info("Learning the camera's reference", "until", d.calibrateUntil.Format(time.RFC3339), "file", d.file.Path())
 		}
-		return
 	case err != nil:
-		d.logger.Warn("Cannot read the camera's reference", "err", err)
-		return
-	}
-	stamp := fileStamp{size: fi.Size(), modTime: fi.ModTime()}
-	if stamp == d.refStamp {
-		return
-	}
-	d.refStamp = stamp
-	ref, err := drift.Load(d.file)
-	if err != nil {
 		d.logger.Warn("Cannot load the camera's reference", "err", err)
-		return
+	case ref != nil:
+		d.ref, d.builder = ref, nil
+		d.logger.Info("Loaded the camera's reference", "file", d.file.Path(), "frames", ref.Frames, "source", ref.Source)
 	}
-	d.ref, d.builder = ref, nil
-	d.logger.Info("Loaded the camera's reference", "file", d.file, "frames", ref.Frames, "source", ref.Source)
 }
 
 // finishCalibration saves the learned reference once the calibration
-// window is over and enough frames came.
+// window is over and enough frames came. Needs mu.
 func (d *driftState) finishCalibration(now time.Time) {
 	if now.Before(d.calibrateUntil) || d.builder.Frames() < drift.MinSamples {
 		return
@@ -208,14 +192,11 @@ func (d *driftState) finishCalibration(now time.Time) {
 	ref := d.builder.Profile("calibration", now)
 	d.builder = nil
 	d.ref = ref
-	if err := ref.Save(d.file); err != nil {
+	if err := d.file.Save(ref); err != nil {
 		d.logger.Warn("Cannot save the learned reference; it is used until the exporter stops", "err", err)
 		return
 	}
-	if fi, err := os.Stat(d.file); err == nil {
-		d.refStamp = fileStamp{size: fi.Size(), modTime: fi.ModTime()}
-	}
-	d.logger.Info("Learned the camera's reference", "file", d.file, "frames", ref.Frames)
+	d.logger.Info("Learned the camera's reference", "file", d.file.Path(), "frames", ref.Frames)
 }
 
 func (d *driftState) collect(ch chan<- prometheus.Metric, descs driftDescs, name string, now time.Time) {
@@ -233,7 +214,7 @@ func (d *driftState) collect(ch chan<- prometheus.Metric, descs driftDescs, name
 	if d.seen > 0 {
 		gauge(descs.frozen, boolValue(d.identical >= identicalFramesFrozen))
 	}
-	if d.file != "" {
+	if d.file != nil {
 		gauge(descs.calibrating, boolValue(d.builder != nil))
 	}
 	if d.ref == nil {

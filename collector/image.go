@@ -2,6 +2,8 @@ package collector
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"strconv"
@@ -42,7 +44,7 @@ type imageCollector struct {
 	minInterval time.Duration
 
 	mu     sync.Mutex
-	states map[*camera.Stream]*cameraState
+	states map[Camera]*cameraState
 
 	brightness, contrast, darkRatio, success        *prometheus.Desc
 	overexposed, sharpness, edgeDensity, saturation *prometheus.Desc
@@ -78,7 +80,7 @@ func newImageCollector(cameras Cameras, logger *slog.Logger) (Collector, error) 
 		logger:      logger,
 		workers:     make(chan struct{}, max(*imageWorkers, 1)),
 		minInterval: *imageMinInterval,
-		states:      map[*camera.Stream]*cameraState{},
+		states:      map[Camera]*cameraState{},
 		brightness: cameraDesc("frame_brightness_ratio",
 			"Mean luma of the camera's latest analyzed frame, 0 (black) to 1 (white) on the full-range scale."+shared),
 		contrast: cameraDesc("frame_contrast_ratio",
@@ -102,41 +104,92 @@ func newImageCollector(cameras Cameras, logger *slog.Logger) (Collector, error) 
 	}, nil
 }
 
+// Update fails when it could not do its job at all: cameras are up but
+// none could be analyzed within the deadline (a frame that is not
+// decodable yet aside), or the detector failed on every camera it ran on.
+// A single camera's failure is camera_frame_analysis_success 0.
 func (c *imageCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
-	streams := c.cameras.Streams()
+	cameras := c.cameras.Cameras()
 	det := c.cameras.Detector()
 	if det != nil {
 		ch <- c.detection.infoMetric(det)
 	}
 	now := time.Now()
-	pending := make(map[*camera.Stream]*analysis, len(streams))
-	counters := make(map[*camera.Stream]*detections, len(streams))
-	drifts := make(map[*camera.Stream]*driftState, len(streams))
-	for _, s := range streams {
-		st := c.stateOf(s, det)
-		counters[s], drifts[s] = st.detections, st.drift
-		if s.Up(now) {
-			pending[s] = c.analyze(s, st, now)
-		}
+	jobs := make([]analysisJob, len(cameras))
+	for i, cam := range cameras {
+		jobs[i] = c.begin(cam, det, now)
 	}
-	c.forgetRemoved(streams)
+	c.forgetRemoved(cameras)
 
-	for _, s := range streams {
-		a := pending[s]
+	var outcome scrapeOutcome
+	for _, job := range jobs {
+		cam, a := job.camera, job.analysis
 		if a != nil {
 			// Deadlines count from the scrape's start, so slow cameras do not add up.
-			deadline, cancel := context.WithDeadline(ctx, now.Add(time.Duration(s.Config().Timeout)))
+			deadline, cancel := context.WithDeadline(ctx, now.Add(time.Duration(cam.Config().Timeout)))
 			select {
 			case <-a.done:
 			case <-deadline.Done():
 			}
 			cancel()
+			outcome.add(a, job.detections != nil)
 		}
-		f := c.send(ch, s.Name(), a)
-		if d := counters[s]; d != nil {
-			d.collect(ch, c.detection, s.Name(), f)
+		f := c.send(ch, cam.Name(), a)
+		if job.detections != nil {
+			job.detections.collect(ch, c.detection, cam.Name(), f)
 		}
-		drifts[s].collect(ch, c.drift, s.Name(), now)
+		job.drift.collect(ch, c.drift, cam.Name(), now)
+	}
+	return outcome.err()
+}
+
+// analysisJob is a camera's part of a scrape: what begin read of its state
+// under the lock, and its analysis, nil when the camera is down.
+type analysisJob struct {
+	camera     Camera
+	analysis   *analysis
+	detections *detections // nil when the camera does not detect
+	drift      *driftState
+}
+
+// scrapeOutcome counts a scrape's analyses, to tell a collector that could
+// not do its job from cameras that fail one by one.
+type scrapeOutcome struct {
+	analyzed, failed int // finished and good; failed or cut off at the deadline
+	detected, missed int // of the analyzed frames of detecting cameras
+}
+
+func (o *scrapeOutcome) add(a *analysis, detects bool) {
+	select {
+	case <-a.done:
+	default:
+		o.failed++
+		return
+	}
+	switch {
+	case errors.Is(a.err, camera.ErrNoFrame):
+		// Up, but no decodable frame yet: nothing to analyze, no failure.
+	case a.err != nil:
+		o.failed++
+	default:
+		o.analyzed++
+		if !detects {
+			break
+		}
+		if a.detectErr != nil {
+			o.missed++
+		} else {
+			o.detected++
+		}
+	}
+}
+
+func (o scrapeOutcome) err() error {
+	switch {
+	case o.analyzed == 0 && o.failed > 0:
+		return fmt.Errorf("none of the %d cameras that are up could be analyzed", o.failed)
+	case o.detected == 0 && o.missed > 0:
+		return fmt.Errorf("the detector failed on all %d cameras it ran on", o.missed)
 	}
 	return nil
 }
@@ -181,33 +234,37 @@ func (c *imageCollector) send(ch chan<- prometheus.Metric, name string, a *analy
 	return a.found
 }
 
-// stateOf returns the camera's state, with detection counters if it
-// detects: new ones when the detector changed.
-func (c *imageCollector) stateOf(s *camera.Stream, det detector.Detector) *cameraState {
+// begin returns the camera's part of the scrape, with its analysis in
+// flight, a finished one younger than minInterval, or a newly started one
+// when the camera is up. What it returns was read under the lock, since
+// concurrent scrapes replace the camera's detections. A camera that
+// detects has the frame run through its detections' detector, new
+// detections being made when the detector changed.
+func (c *imageCollector) begin(cam Camera, det detector.Detector, now time.Time) analysisJob {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.states[s]
+	st := c.states[cam]
+	cfg := cam.Config()
 	if st == nil {
-		logger := c.logger.With("camera", s.Name())
-		st = &cameraState{events: &events{logger: logger}, drift: newDriftState(s.Config(), logger, c.drift)}
-		c.states[s] = st
+		logger := c.logger.With("camera", cam.Name())
+		st = &cameraState{events: &events{logger: logger}, drift: newDriftState(cfg, logger, c.drift)}
+		c.states[cam] = st
 	}
-	cfg := s.Config()
 	switch {
 	case det == nil || !*cfg.Detect.Enabled:
 		st.detections = nil
 	case st.detections == nil || st.detections.detector != det:
 		st.detections = newDetections(det, cfg.Detect.Classes)
 	}
-	return st
+	job := analysisJob{camera: cam, detections: st.detections, drift: st.drift}
+	if cam.Up(now) {
+		job.analysis = c.analysis(cam, st, now)
+	}
+	return job
 }
 
-// analyze returns the camera's analysis in flight, a finished one younger
-// than minInterval, or a newly started one. A camera that detects has the
-// frame run through its detections' detector.
-func (c *imageCollector) analyze(s *camera.Stream, st *cameraState, now time.Time) *analysis {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// analysis returns the camera's analysis to share, or starts one. Needs mu.
+func (c *imageCollector) analysis(cam Camera, st *cameraState, now time.Time) *analysis {
 	if a := st.analysis; a != nil {
 		select {
 		case <-a.done:
@@ -233,26 +290,26 @@ func (c *imageCollector) analyze(s *camera.Stream, st *cameraState, now time.Tim
 		if counters != nil {
 			place = counters.detector.Place
 		}
-		frame, err := s.Analyze(place)
+		frame, err := cam.Analyze(place)
 		if err != nil {
 			a.err = err
 			return
 		}
 		a.stats = frame.Stats
 		if counters != nil {
-			a.found, a.detectErr = counters.detect(s, frame)
+			a.found, a.detectErr = counters.detect(cam.Config(), frame)
 		}
 		drifts.observe(time.Now(), frame.Seq, frame.Stats, a.found, c.drift)
 	}()
 	return a
 }
 
-// forgetRemoved drops the state of streams no longer running, which a
+// forgetRemoved drops the state of cameras no longer running, which a
 // reload stopped or replaced.
-func (c *imageCollector) forgetRemoved(streams []*camera.Stream) {
-	running := make(map[*camera.Stream]bool, len(streams))
-	for _, s := range streams {
-		running[s] = true
+func (c *imageCollector) forgetRemoved(cameras []Camera) {
+	running := make(map[Camera]bool, len(cameras))
+	for _, cam := range cameras {
+		running[cam] = true
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -53,9 +53,11 @@ func newStreamCollector(cameras Cameras, _ *slog.Logger) (Collector, error) {
 	}, nil
 }
 
+// Update never fails: it reads counters the sessions keep in memory, and a
+// camera that is down is a value (camera_up 0), not a failure to collect.
 func (c *streamCollector) Update(_ context.Context, ch chan<- prometheus.Metric) error {
 	now := time.Now()
-	for _, s := range c.cameras.Streams() {
+	for _, s := range c.cameras.Cameras() {
 		name := s.Name()
 		st := s.Status()
 		up := 0.0

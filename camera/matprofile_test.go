@@ -19,8 +19,8 @@ import (
 func TestStreamsReleaseMats(t *testing.T) {
 	start := gocv.MatProfile.Count()
 	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{
-		"a": clip(t, rtsptest.H264, gray64, 25),
-		"b": clip(t, rtsptest.MJPEG, gray64, 5),
+		"a": rtsptest.Clip(t, rtsptest.H264, gray64, 25),
+		"b": rtsptest.Clip(t, rtsptest.MJPEG, gray64, 5),
 	})
 	m := camera.NewManager(decode.New, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	a := cameraConfig(t, "name: a\nurl: "+srv.URL("a"))

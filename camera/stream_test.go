@@ -1,15 +1,12 @@
 package camera_test
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,23 +16,13 @@ import (
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
 const (
 	gray64    = "color=c=0x404040:s=320x240:r=25"
 	halfBlack = "color=c=white:s=320x240:r=25,drawbox=x=0:y=0:w=160:h=240:color=black:t=fill"
 )
-
-// clip encodes frames of a lavfi source with ffmpeg.
-func clip(t testing.TB, codec rtsptest.Codec, lavfi string, frames int, extra ...string) *rtsptest.Media {
-	t.Helper()
-	m, err := rtsptest.Encode(context.Background(), t.TempDir(), codec, 25, frames,
-		[]string{"-f", "lavfi", "-i", lavfi}, extra...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 func serve(t testing.TB, opts rtsptest.Options, clips map[string]*rtsptest.Media) *rtsptest.Server {
 	t.Helper()
@@ -57,24 +44,6 @@ func cameraConfig(t testing.TB, entry string) config.Camera {
 	return cfg.Cameras[0]
 }
 
-// syncBuffer collects log output written from stream goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func startStream(t testing.TB, cfg config.Camera, logs io.Writer) *camera.Stream {
 	t.Helper()
 	if logs == nil {
@@ -85,22 +54,11 @@ func startStream(t testing.TB, cfg config.Camera, logs io.Writer) *camera.Stream
 	return s
 }
 
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func analyzeWhenReady(t testing.TB, s *camera.Stream) imagestats.Stats {
 	t.Helper()
 	var frame camera.Frame
 	var err error
-	waitFor(t, "an analyzed frame", 10*time.Second, func() bool {
+	testutil.WaitFor(t, "an analyzed frame", 10*time.Second, func() bool {
 		frame, err = s.Analyze(nil)
 		return err == nil
 	})
@@ -137,7 +95,7 @@ func TestStreamImageStatistics(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": clip(t, tc.codec, tc.lavfi, 25)})
+			srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, tc.codec, tc.lavfi, 25)})
 			s := startStream(t, cameraConfig(t, fmt.Sprintf("name: cam\nurl: %s\ndecode: %s", srv.URL("cam"), tc.decode)), nil)
 			stats := analyzeWhenReady(t, s)
 			if math.Abs(stats.Brightness-tc.brightness) > 0.005 {
@@ -163,7 +121,7 @@ func TestStreamPictureForDetector(t *testing.T) {
 	for _, mode := range []string{config.DecodeKeyframe, config.DecodeAll} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": clip(t, rtsptest.H264, gray64, 25)})
+			srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.H264, gray64, 25)})
 			s := startStream(t, cameraConfig(t, fmt.Sprintf("name: cam\nurl: %s\ndecode: %s", srv.URL("cam"), mode)), nil)
 			analyzeWhenReady(t, s)
 			var placedW, placedH int
@@ -192,7 +150,7 @@ func TestStreamPictureForDetector(t *testing.T) {
 			if frame.Seq == 0 {
 				t.Error("frame has no sequence number")
 			}
-			waitFor(t, "a newer picture", 5*time.Second, func() bool {
+			testutil.WaitFor(t, "a newer picture", 5*time.Second, func() bool {
 				next, err := s.Analyze(nil)
 				return err == nil && next.Seq > frame.Seq
 			})
@@ -201,9 +159,9 @@ func TestStreamPictureForDetector(t *testing.T) {
 }
 
 func TestStreamCountsFramesAtStreamRate(t *testing.T) {
-	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": clip(t, rtsptest.H264, gray64, 25)})
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.H264, gray64, 25)})
 	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), nil)
-	waitFor(t, "the first frame", 10*time.Second, func() bool { return s.Status().FramesReceived > 0 })
+	testutil.WaitFor(t, "the first frame", 10*time.Second, func() bool { return s.Status().FramesReceived > 0 })
 
 	before, start := s.Status(), time.Now()
 	time.Sleep(2 * time.Second)
@@ -223,19 +181,19 @@ func TestStreamCountsFramesAtStreamRate(t *testing.T) {
 }
 
 func TestStreamReconnectsWhenServerReturns(t *testing.T) {
-	media := map[string]*rtsptest.Media{"cam": clip(t, rtsptest.MJPEG, gray64, 5)}
+	media := map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.MJPEG, gray64, 5)}
 	srv, err := rtsptest.Start(rtsptest.Options{}, media)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := startStream(t, cameraConfig(t, "name: cam\ntimeout: 1s\nurl: "+srv.URL("cam")), nil)
-	waitFor(t, "camera up", 10*time.Second, func() bool { return s.Up(time.Now()) })
+	testutil.WaitFor(t, "camera up", 10*time.Second, func() bool { return s.Up(time.Now()) })
 
 	srv.Close()
-	waitFor(t, "camera down after the server stopped", 5*time.Second, func() bool { return !s.Up(time.Now()) })
+	testutil.WaitFor(t, "camera down after the server stopped", 5*time.Second, func() bool { return !s.Up(time.Now()) })
 
 	serve(t, rtsptest.Options{Addr: srv.Addr}, media)
-	waitFor(t, "camera up again", 15*time.Second, func() bool { return s.Up(time.Now()) })
+	testutil.WaitFor(t, "camera up again", 15*time.Second, func() bool { return s.Up(time.Now()) })
 	if got := s.Status().Reconnects; got == 0 {
 		t.Error("reconnects_total did not count the new session")
 	}
@@ -243,7 +201,7 @@ func TestStreamReconnectsWhenServerReturns(t *testing.T) {
 
 func TestStreamCredentials(t *testing.T) {
 	const user, pass = "viewer", "s3cr3t-Pa55"
-	srv := serve(t, rtsptest.Options{User: user, Pass: pass}, map[string]*rtsptest.Media{"cam": clip(t, rtsptest.MJPEG, gray64, 5)})
+	srv := serve(t, rtsptest.Options{User: user, Pass: pass}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.MJPEG, gray64, 5)})
 	host := strings.TrimPrefix(srv.URL("cam"), "rtsp://")
 
 	for _, tc := range []struct {
@@ -256,12 +214,12 @@ func TestStreamCredentials(t *testing.T) {
 		{"wrong password", fmt.Sprintf("name: cam\ntimeout: 1s\nurl: rtsp://%s\nusername: %s\npassword: wrong-%s", host, user, pass), false, "wrong-" + pass},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs testutil.SyncBuffer
 			s := startStream(t, cameraConfig(t, tc.entry), &logs)
 			if tc.wantUp {
-				waitFor(t, "camera up", 10*time.Second, func() bool { return s.Up(time.Now()) })
+				testutil.WaitFor(t, "camera up", 10*time.Second, func() bool { return s.Up(time.Now()) })
 			} else {
-				waitFor(t, "a failed attempt", 10*time.Second, func() bool { return strings.Contains(logs.String(), "reconnecting") })
+				testutil.WaitFor(t, "a failed attempt", 10*time.Second, func() bool { return strings.Contains(logs.String(), "reconnecting") })
 				if s.Up(time.Now()) {
 					t.Error("camera up with a wrong password")
 				}
@@ -301,7 +259,7 @@ func TestStreamSilentCameraStaysDown(t *testing.T) {
 }
 
 func TestManagerKeepsUnchangedCameras(t *testing.T) {
-	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"a": clip(t, rtsptest.MJPEG, gray64, 5), "b": clip(t, rtsptest.MJPEG, gray64, 5)})
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"a": rtsptest.Clip(t, rtsptest.MJPEG, gray64, 5), "b": rtsptest.Clip(t, rtsptest.MJPEG, gray64, 5)})
 	a := cameraConfig(t, "name: a\nurl: "+srv.URL("a"))
 	b := cameraConfig(t, "name: b\nurl: "+srv.URL("b"))
 	m := camera.NewManager(decode.New, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -333,7 +291,7 @@ func TestManagerKeepsUnchangedCameras(t *testing.T) {
 func TestStreamWithoutKeyframesDecodesEveryFrame(t *testing.T) {
 	// An intra-refresh stream whose only IDR picture is removed, as a
 	// camera that joins mid-stream and never sends one would look.
-	media := clip(t, rtsptest.H264, gray64, 50, "-bf", "0", "-x264-params", "intra-refresh=1")
+	media := rtsptest.Clip(t, rtsptest.H264, gray64, 50, "-bf", "0", "-x264-params", "intra-refresh=1")
 	var first [][]byte
 	for _, nalu := range media.AccessUnits[0] {
 		if nalu[0]&0x1f != 5 { // keep everything but the IDR slice
@@ -356,7 +314,7 @@ func TestStreamWithoutKeyframesDecodesEveryFrame(t *testing.T) {
 func TestStreamOverUDP(t *testing.T) {
 	rtpPort, rtcpPort := freeUDPPortPair(t)
 	srv := serve(t, rtsptest.Options{UDPPorts: [2]int{rtpPort, rtcpPort}},
-		map[string]*rtsptest.Media{"cam": clip(t, rtsptest.H264, gray64, 25, "-bf", "0")})
+		map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.H264, gray64, 25, "-bf", "0")})
 	s := startStream(t, cameraConfig(t, "name: cam\ntransport: udp\nurl: "+srv.URL("cam")), nil)
 	stats := analyzeWhenReady(t, s)
 	if math.Abs(stats.Brightness-64.0/255) > 0.005 {
@@ -395,13 +353,13 @@ func freeUDPPortPair(t *testing.T) (int, int) {
 // session itself ends at the read timeout too, unless the camera keeps it
 // alive with RTCP, which this server does not.)
 func TestStreamStall(t *testing.T) {
-	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": clip(t, rtsptest.MJPEG, gray64, 5)})
-	logs := &syncBuffer{}
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.MJPEG, gray64, 5)})
+	logs := &testutil.SyncBuffer{}
 	s := startStream(t, cameraConfig(t, "name: cam\ntimeout: 1s\nurl: "+srv.URL("cam")), logs)
-	waitFor(t, "the camera up", 10*time.Second, func() bool { return s.Up(time.Now()) })
+	testutil.WaitFor(t, "the camera up", 10*time.Second, func() bool { return s.Up(time.Now()) })
 
 	srv.Pause("cam")
-	waitFor(t, "the stall to be logged", 10*time.Second, func() bool {
+	testutil.WaitFor(t, "the stall to be logged", 10*time.Second, func() bool {
 		return strings.Contains(logs.String(), "Camera stalled")
 	})
 	if s.Up(time.Now()) {
@@ -409,7 +367,7 @@ func TestStreamStall(t *testing.T) {
 	}
 
 	srv.Resume("cam")
-	waitFor(t, "the camera up again", 10*time.Second, func() bool { return s.Up(time.Now()) })
+	testutil.WaitFor(t, "the camera up again", 10*time.Second, func() bool { return s.Up(time.Now()) })
 	if n := strings.Count(logs.String(), "Camera stalled"); n != 1 {
 		t.Errorf("stall logged %d times, want once:\n%s", n, logs)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
@@ -36,12 +37,12 @@ var errIncomplete = errors.New("access unit incomplete")
 func findTrack(desc *description.Session) (*description.Media, format.Format, track, error) {
 	var h264f *format.H264
 	if medi := desc.FindFormat(&h264f); medi != nil {
-		t, err := newH264Track(h264f)
+		t, err := newNALTrack(&h264Codec, h264f)
 		return medi, h264f, t, err
 	}
 	var h265f *format.H265
 	if medi := desc.FindFormat(&h265f); medi != nil {
-		t, err := newH265Track(h265f)
+		t, err := newNALTrack(&h265Codec, h265f)
 		return medi, h265f, t, err
 	}
 	var mjpegf *format.MJPEG
@@ -63,171 +64,160 @@ func checkNALUs(au [][]byte, headerSize int) error {
 	return nil
 }
 
-// paramSets remembers the latest parameter sets of an H264/H265 stream:
-// cameras change them in-band or leave them out of the SDP.
-type paramSets struct {
+// depacketizer is the Decode method of a gortsplib RTP decoder.
+type depacketizer func(*rtp.Packet) ([][]byte, error)
+
+// nalCodec is what nalTrack needs to know about H264 or H265: the two
+// differ only in these details.
+type nalCodec struct {
+	codec        Codec
+	headerSize   int    // shorter NAL units are rejected
+	paramSets    []byte // parameter set NAL unit types, in decoder order
+	spsType      byte
+	naluType     func(nalu []byte) byte
+	spsSize      func(sps []byte) (width, height int, err error)
+	randomAccess func(au [][]byte) bool
+	// open creates the RTP depacketizer of a format and returns the
+	// parameter sets of its SDP, which may be absent or empty.
+	open func(f format.Format) (dec depacketizer, params [][]byte, err error)
+	// incomplete are the depacketizer's errors that mean more packets are needed.
+	incomplete []error
+}
+
+var h264Codec = nalCodec{
+	codec:      CodecH264,
+	headerSize: 1,
+	paramSets:  []byte{byte(h264.NALUTypeSPS), byte(h264.NALUTypePPS)},
+	spsType:    byte(h264.NALUTypeSPS),
+	naluType:   func(nalu []byte) byte { return nalu[0] & 0x1f },
+	spsSize: func(nalu []byte) (int, int, error) {
+		var sps h264.SPS
+		if err := sps.Unmarshal(nalu); err != nil {
+			return 0, 0, err
+		}
+		return sps.Width(), sps.Height(), nil
+	},
+	randomAccess: h264.IsRandomAccess,
+	open: func(f format.Format) (depacketizer, [][]byte, error) {
+		h := f.(*format.H264)
+		dec, err := h.CreateDecoder()
+		if err != nil {
+			return nil, nil, err
+		}
+		sps, pps := h.SafeParams()
+		return dec.Decode, [][]byte{sps, pps}, nil
+	},
+	incomplete: []error{rtph264.ErrMorePacketsNeeded, rtph264.ErrNonStartingPacketAndNoPrevious},
+}
+
+var h265Codec = nalCodec{
+	codec:      CodecH265,
+	headerSize: 2,
+	paramSets: []byte{
+		byte(h265.NALUType_VPS_NUT), byte(h265.NALUType_SPS_NUT), byte(h265.NALUType_PPS_NUT)},
+	spsType:  byte(h265.NALUType_SPS_NUT),
+	naluType: func(nalu []byte) byte { return (nalu[0] >> 1) & 0x3f },
+	spsSize: func(nalu []byte) (int, int, error) {
+		var sps h265.SPS
+		if err := sps.Unmarshal(nalu); err != nil {
+			return 0, 0, err
+		}
+		return sps.Width(), sps.Height(), nil
+	},
+	randomAccess: h265.IsRandomAccess,
+	open: func(f format.Format) (depacketizer, [][]byte, error) {
+		h := f.(*format.H265)
+		dec, err := h.CreateDecoder()
+		if err != nil {
+			return nil, nil, err
+		}
+		vps, sps, pps := h.SafeParams()
+		return dec.Decode, [][]byte{vps, sps, pps}, nil
+	},
+	incomplete: []error{rtph265.ErrMorePacketsNeeded, rtph265.ErrNonStartingPacketAndNoPrevious},
+}
+
+// nalTrack is the track of an H264 or H265 stream. It remembers the latest
+// parameter sets: cameras change them in-band or leave them out of the SDP.
+type nalTrack struct {
+	c             *nalCodec
+	dec           depacketizer
 	sets          map[byte][]byte // by NAL unit type
-	order         []byte          // the order a decoder needs them in
-	width, height int
+	width, height int             // from the latest SPS
 }
 
-func newParamSets(order ...byte) paramSets {
-	return paramSets{sets: map[byte][]byte{}, order: order}
-}
-
-// update stores nalu when it is a parameter set of type typ and reports
-// whether it changed.
-func (p *paramSets) update(typ byte, nalu []byte) bool {
-	if bytes.Equal(p.sets[typ], nalu) {
-		return false
+func newNALTrack(c *nalCodec, f format.Format) (*nalTrack, error) {
+	dec, params, err := c.open(f)
+	if err != nil {
+		return nil, err
 	}
-	p.sets[typ] = bytes.Clone(nalu)
-	return true
+	t := &nalTrack{c: c, dec: dec, sets: map[byte][]byte{}}
+	t.observe(params)
+	return t, nil
 }
 
-// prepend builds a self-contained key frame: every known parameter set,
+func (t *nalTrack) codec() Codec { return t.c.codec }
+
+func (t *nalTrack) depacketize(pkt *rtp.Packet) ([][]byte, error) {
+	au, err := t.dec(pkt)
+	for _, e := range t.c.incomplete {
+		if errors.Is(err, e) {
+			return nil, errIncomplete
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return au, checkNALUs(au, t.c.headerSize)
+}
+
+func (t *nalTrack) isParamSet(nalu []byte) bool {
+	return slices.Contains(t.c.paramSets, t.c.naluType(nalu))
+}
+
+// observe stores the parameter sets of au, reading the picture size from
+// a changed SPS.
+func (t *nalTrack) observe(au [][]byte) {
+	for _, nalu := range au {
+		if len(nalu) < t.c.headerSize || !t.isParamSet(nalu) { // those from the SDP may be absent
+			continue
+		}
+		typ := t.c.naluType(nalu)
+		if bytes.Equal(t.sets[typ], nalu) {
+			continue
+		}
+		t.sets[typ] = bytes.Clone(nalu)
+		if typ == t.c.spsType {
+			if w, h, err := t.c.spsSize(nalu); err == nil {
+				t.width, t.height = w, h
+			}
+		}
+	}
+}
+
+// keyframe builds a self-contained key frame: every known parameter set,
 // then the access unit's other NAL units, all copied because gortsplib may
 // reuse its buffers.
-func (p *paramSets) prepend(au [][]byte, isParamSet func([]byte) bool) [][]byte {
-	out := make([][]byte, 0, len(p.order)+len(au))
-	for _, typ := range p.order {
-		if ps := p.sets[typ]; ps != nil {
+func (t *nalTrack) keyframe(au [][]byte) [][]byte {
+	t.observe(au)
+	if !t.c.randomAccess(au) {
+		return nil
+	}
+	out := make([][]byte, 0, len(t.c.paramSets)+len(au))
+	for _, typ := range t.c.paramSets {
+		if ps := t.sets[typ]; ps != nil {
 			out = append(out, ps)
 		}
 	}
 	for _, nalu := range au {
-		if !isParamSet(nalu) {
+		if !t.isParamSet(nalu) {
 			out = append(out, bytes.Clone(nalu))
 		}
 	}
 	return out
 }
 
-type h264Track struct {
-	dec *rtph264.Decoder
-	ps  paramSets
-}
-
-func newH264Track(f *format.H264) (*h264Track, error) {
-	dec, err := f.CreateDecoder()
-	if err != nil {
-		return nil, err
-	}
-	t := &h264Track{dec: dec, ps: newParamSets(byte(h264.NALUTypeSPS), byte(h264.NALUTypePPS))}
-	sps, pps := f.SafeParams()
-	t.observe([][]byte{sps, pps})
-	return t, nil
-}
-
-func (t *h264Track) codec() Codec { return CodecH264 }
-
-func (t *h264Track) depacketize(pkt *rtp.Packet) ([][]byte, error) {
-	au, err := t.dec.Decode(pkt)
-	if errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
-		return nil, errIncomplete
-	}
-	if err != nil {
-		return nil, err
-	}
-	return au, checkNALUs(au, 1)
-}
-
-func h264Type(nalu []byte) h264.NALUType { return h264.NALUType(nalu[0] & 0x1f) }
-
-func isH264ParamSet(nalu []byte) bool {
-	typ := h264Type(nalu)
-	return typ == h264.NALUTypeSPS || typ == h264.NALUTypePPS
-}
-
-func (t *h264Track) observe(au [][]byte) {
-	for _, nalu := range au {
-		if len(nalu) == 0 || !isH264ParamSet(nalu) { // parameter sets from the SDP may be absent
-			continue
-		}
-		typ := h264Type(nalu)
-		if t.ps.update(byte(typ), nalu) && typ == h264.NALUTypeSPS {
-			var sps h264.SPS
-			if sps.Unmarshal(nalu) == nil {
-				t.ps.width, t.ps.height = sps.Width(), sps.Height()
-			}
-		}
-	}
-}
-
-func (t *h264Track) keyframe(au [][]byte) [][]byte {
-	t.observe(au)
-	if !h264.IsRandomAccess(au) {
-		return nil
-	}
-	return t.ps.prepend(au, isH264ParamSet)
-}
-
-func (t *h264Track) size() (int, int) { return t.ps.width, t.ps.height }
-
-type h265Track struct {
-	dec *rtph265.Decoder
-	ps  paramSets
-}
-
-func newH265Track(f *format.H265) (*h265Track, error) {
-	dec, err := f.CreateDecoder()
-	if err != nil {
-		return nil, err
-	}
-	t := &h265Track{dec: dec, ps: newParamSets(
-		byte(h265.NALUType_VPS_NUT), byte(h265.NALUType_SPS_NUT), byte(h265.NALUType_PPS_NUT))}
-	vps, sps, pps := f.SafeParams()
-	t.observe([][]byte{vps, sps, pps})
-	return t, nil
-}
-
-func (t *h265Track) codec() Codec { return CodecH265 }
-
-func (t *h265Track) depacketize(pkt *rtp.Packet) ([][]byte, error) {
-	au, err := t.dec.Decode(pkt)
-	if errors.Is(err, rtph265.ErrMorePacketsNeeded) || errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious) {
-		return nil, errIncomplete
-	}
-	if err != nil {
-		return nil, err
-	}
-	return au, checkNALUs(au, 2)
-}
-
-func h265Type(nalu []byte) h265.NALUType { return h265.NALUType((nalu[0] >> 1) & 0x3f) }
-
-func isH265ParamSet(nalu []byte) bool {
-	switch h265Type(nalu) {
-	case h265.NALUType_VPS_NUT, h265.NALUType_SPS_NUT, h265.NALUType_PPS_NUT:
-		return true
-	}
-	return false
-}
-
-func (t *h265Track) observe(au [][]byte) {
-	for _, nalu := range au {
-		if len(nalu) < 2 || !isH265ParamSet(nalu) { // parameter sets from the SDP may be absent
-			continue
-		}
-		typ := h265Type(nalu)
-		if t.ps.update(byte(typ), nalu) && typ == h265.NALUType_SPS_NUT {
-			var sps h265.SPS
-			if sps.Unmarshal(nalu) == nil {
-				t.ps.width, t.ps.height = sps.Width(), sps.Height()
-			}
-		}
-	}
-}
-
-func (t *h265Track) keyframe(au [][]byte) [][]byte {
-	t.observe(au)
-	if !h265.IsRandomAccess(au) {
-		return nil
-	}
-	return t.ps.prepend(au, isH265ParamSet)
-}
-
-func (t *h265Track) size() (int, int) { return t.ps.width, t.ps.height }
+func (t *nalTrack) size() (int, int) { return t.width, t.height }
 
 // mjpegTrack: every JPEG is a key frame, and rtpmjpeg allocates a fresh
 // buffer for each, so no copy is needed.

@@ -1,0 +1,247 @@
+package camera
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtp"
+
+	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+)
+
+// nalTrackCodecs are the codecs nalTrack serves, each with what the test
+// needs to build its SDP format and to read NAL unit types on its own.
+var nalTrackCodecs = []struct {
+	codec      rtsptest.Codec
+	nal        *nalCodec
+	headerSize int
+	paramTypes []byte // VPS, SPS, PPS as the codec has them, in decoder order
+	naluType   func([]byte) byte
+	// newFormat returns the SDP format, with params (in decoder order)
+	// when not nil.
+	newFormat func(params [][]byte) format.Format
+	// packetize makes RTP packets of payloads at most maxPayload bytes.
+	packetize func(t *testing.T, au [][]byte, maxPayload int) []*rtp.Packet
+}{
+	{
+		codec:      rtsptest.H264,
+		nal:        &h264Codec,
+		headerSize: 1,
+		paramTypes: []byte{7, 8},
+		naluType:   func(n []byte) byte { return n[0] & 0x1f },
+		newFormat: func(params [][]byte) format.Format {
+			f := &format.H264{PayloadTyp: 96, PacketizationMode: 1}
+			if params != nil {
+				f.SPS, f.PPS = params[0], params[1]
+			}
+			return f
+		},
+		packetize: func(t *testing.T, au [][]byte, maxPayload int) []*rtp.Packet {
+			f := &format.H264{PayloadTyp: 96, PacketizationMode: 1}
+			enc, err := f.CreateEncoder()
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc.PayloadMaxSize = maxPayload
+			pkts, err := enc.Encode(au)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pkts
+		},
+	},
+	{
+		codec:      rtsptest.H265,
+		nal:        &h265Codec,
+		headerSize: 2,
+		paramTypes: []byte{32, 33, 34},
+		naluType:   func(n []byte) byte { return (n[0] >> 1) & 0x3f },
+		newFormat: func(params [][]byte) format.Format {
+			f := &format.H265{PayloadTyp: 96}
+			if params != nil {
+				f.VPS, f.SPS, f.PPS = params[0], params[1], params[2]
+			}
+			return f
+		},
+		packetize: func(t *testing.T, au [][]byte, maxPayload int) []*rtp.Packet {
+			f := &format.H265{PayloadTyp: 96}
+			enc, err := f.CreateEncoder()
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc.PayloadMaxSize = maxPayload
+			pkts, err := enc.Encode(au)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pkts
+		},
+	},
+}
+
+func TestNALTrack(t *testing.T) {
+	for _, cc := range nalTrackCodecs {
+		t.Run(string(cc.codec), func(t *testing.T) {
+			t.Parallel()
+			small := rtsptest.Clip(t, cc.codec, "color=c=gray:s=320x240:r=25", 25)
+			large := rtsptest.Clip(t, cc.codec, "color=c=gray:s=640x480:r=25", 1)
+			key, delta := small.AccessUnits[0], small.AccessUnits[1]
+
+			isParamSet := func(nalu []byte) bool { return slices.Contains(cc.paramTypes, cc.naluType(nalu)) }
+			// paramSets returns au's parameter sets in decoder order.
+			paramSets := func(t *testing.T, au [][]byte) [][]byte {
+				t.Helper()
+				var ps [][]byte
+				for _, typ := range cc.paramTypes {
+					i := slices.IndexFunc(au, func(n []byte) bool { return cc.naluType(n) == typ })
+					if i < 0 {
+						t.Fatalf("access unit has no parameter set of type %d", typ)
+					}
+					ps = append(ps, au[i])
+				}
+				return ps
+			}
+			// others returns au without its parameter sets.
+			others := func(au [][]byte) [][]byte {
+				return slices.DeleteFunc(slices.Clone(au), isParamSet)
+			}
+			// newTrack finds the track of a session as Stream does.
+			newTrack := func(t *testing.T, params [][]byte) track {
+				t.Helper()
+				_, _, tr, err := findTrack(&description.Session{Medias: []*description.Media{{
+					Type: description.MediaTypeVideo, Formats: []format.Format{cc.newFormat(params)},
+				}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tr.codec() != Codec(cc.codec) {
+					t.Errorf("codec() = %s, want %s", tr.codec(), cc.codec)
+				}
+				return tr
+			}
+			// checkKeyframe wants got to be params then others, copied.
+			checkKeyframe := func(t *testing.T, got, params, others [][]byte) {
+				t.Helper()
+				want := append(slices.Clone(params), others...)
+				if g, w := types(got, cc.naluType), types(want, cc.naluType); !slices.Equal(g, w) {
+					t.Fatalf("key frame has NAL units of types %v, want %v", g, w)
+				}
+				for i := range got {
+					if !bytes.Equal(got[i], want[i]) {
+						t.Fatalf("key frame NAL unit %d (type %d) differs", i, cc.naluType(got[i]))
+					}
+					if &got[i][0] == &want[i][0] {
+						t.Fatalf("key frame NAL unit %d shares the input's buffer", i)
+					}
+				}
+			}
+			checkSize := func(t *testing.T, tr track, width, height int) {
+				t.Helper()
+				if w, h := tr.size(); w != width || h != height {
+					t.Errorf("size() = %dx%d, want %dx%d", w, h, width, height)
+				}
+			}
+
+			for _, tc := range []struct {
+				name string
+				run  func(t *testing.T)
+			}{
+				{"in-band parameter sets", func(t *testing.T) {
+					tr := newTrack(t, nil)
+					checkSize(t, tr, 0, 0)
+					checkKeyframe(t, tr.keyframe(key), paramSets(t, key), others(key))
+					checkSize(t, tr, 320, 240)
+				}},
+				{"empty SDP parameter sets", func(t *testing.T) {
+					empty := make([][]byte, len(cc.paramTypes))
+					for i := range empty {
+						empty[i] = []byte{}
+					}
+					tr := newTrack(t, empty)
+					checkKeyframe(t, tr.keyframe(key), paramSets(t, key), others(key))
+					checkSize(t, tr, 320, 240)
+				}},
+				{"non-key access unit", func(t *testing.T) {
+					tr := newTrack(t, nil)
+					tr.keyframe(key)
+					if got := tr.keyframe(delta); got != nil {
+						t.Errorf("keyframe() of a non-key access unit = types %v, want nil", types(got, cc.naluType))
+					}
+					checkSize(t, tr, 320, 240)
+				}},
+				{"SDP parameter sets", func(t *testing.T) {
+					tr := newTrack(t, paramSets(t, key))
+					checkSize(t, tr, 320, 240)
+					checkKeyframe(t, tr.keyframe(others(key)), paramSets(t, key), others(key))
+				}},
+				{"changed SPS", func(t *testing.T) {
+					tr := newTrack(t, paramSets(t, key))
+					next := large.AccessUnits[0]
+					checkKeyframe(t, tr.keyframe(next), paramSets(t, next), others(next))
+					checkSize(t, tr, 640, 480)
+				}},
+				{"copies survive buffer reuse", func(t *testing.T) {
+					tr := newTrack(t, nil)
+					au := make([][]byte, len(key))
+					for i, n := range key {
+						au[i] = bytes.Clone(n)
+					}
+					got := tr.keyframe(au)
+					for _, n := range au {
+						clear(n) // as gortsplib reusing its buffers would
+					}
+					checkKeyframe(t, got, paramSets(t, key), others(key))
+				}},
+				{"depacketize", func(t *testing.T) {
+					tr := newTrack(t, nil)
+					// Small packets fragment every NAL unit but the PPS.
+					pkts := cc.packetize(t, key, 20)
+					// A session joined mid-unit starts with the last fragment.
+					if _, err := tr.depacketize(pkts[len(pkts)-1]); !errors.Is(err, errIncomplete) {
+						t.Fatalf("depacketize(non-starting fragment) error = %v, want errIncomplete", err)
+					}
+					for i, pkt := range pkts {
+						au, err := tr.depacketize(pkt)
+						if i < len(pkts)-1 {
+							if !errors.Is(err, errIncomplete) {
+								t.Fatalf("packet %d of %d: error = %v, want errIncomplete", i+1, len(pkts), err)
+							}
+							continue
+						}
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !slices.EqualFunc(au, key, bytes.Equal) {
+							t.Errorf("depacketized types %v, want %v", types(au, cc.naluType), types(key, cc.naluType))
+						}
+					}
+				}},
+				{"truncated NAL unit", func(t *testing.T) {
+					for _, tc := range []struct {
+						size int
+						ok   bool
+					}{{cc.headerSize - 1, false}, {cc.headerSize, true}} {
+						au := append(slices.Clone(key), key[len(key)-1][:tc.size])
+						if err := checkNALUs(au, cc.nal.headerSize); (err == nil) != tc.ok {
+							t.Errorf("access unit with a %d-byte NAL unit: error = %v, want ok %v", tc.size, err, tc.ok)
+						}
+					}
+				}},
+			} {
+				t.Run(tc.name, tc.run)
+			}
+		})
+	}
+}
+
+func types(au [][]byte, naluType func([]byte) byte) []byte {
+	var out []byte
+	for _, n := range au {
+		out = append(out, naluType(n))
+	}
+	return out
+}

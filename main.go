@@ -29,7 +29,6 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/collector"
 	"github.com/camera-exporter/camera_exporter/config"
-	"github.com/camera-exporter/camera_exporter/detector/dnn"
 	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/reference"
 )
@@ -89,7 +88,7 @@ func main() {
 	logger.Info("Build context", "build_context", version.BuildContext(),
 		"opencv", decode.OpenCVVersion(), "libavcodec", decode.LibavcodecVersion())
 
-	manager := camera.NewManager(decode.New, dnn.Load, logger)
+	manager := camera.NewManager(decode.New, loadDetector, logger)
 	defer manager.Close()
 	exporterRegistry := prometheus.NewRegistry()
 	safeConfig := config.NewSafeConfig(exporterRegistry, manager.Apply)
@@ -191,7 +190,7 @@ func checkConfig(path string, logger *slog.Logger) error {
 		fmt.Printf("%s: valid, %d cameras, no detector\n", path, len(cfg.Cameras))
 		return nil
 	}
-	det, err := dnn.Load(cfg.Detector, logger)
+	det, err := loadDetector(cfg.Detector, logger)
 	if err != nil {
 		return fmt.Errorf("%s: detector: %w", path, err)
 	}
@@ -221,7 +220,7 @@ func buildReference(configFile, name, images string, duration, interval time.Dur
 	}
 	opts := reference.Options{DarkThreshold: *cam.DarkThreshold, Classes: cam.Detect.Classes}
 	if cfg.Detector != nil && *cam.Detect.Enabled {
-		det, err := dnn.Load(cfg.Detector, logger)
+		det, err := loadDetector(cfg.Detector, logger)
 		if err != nil {
 			return fmt.Errorf("detector: %w", err)
 		}

@@ -19,7 +19,6 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
 	"github.com/camera-exporter/camera_exporter/collector"
 	"github.com/camera-exporter/camera_exporter/config"
-	"github.com/camera-exporter/camera_exporter/detector/dnn"
 )
 
 // TestMatProfileAfterScrapes runs the whole pipeline in process, real
@@ -46,7 +45,7 @@ func TestMatProfileAfterScrapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	manager := camera.NewManager(decode.New, dnn.Load, logger)
+	manager := camera.NewManager(decode.New, loadDetector, logger)
 	if err := manager.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -102,6 +103,44 @@ func TestLoadFull(t *testing.T) {
 	}
 	if len(d.files) != 2 {
 		t.Errorf("got %d model files, want 2", len(d.files))
+	}
+}
+
+func TestDetectorOptions(t *testing.T) {
+	cfg, err := Load("testdata/full.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapRB := true
+	want := detector.Options{
+		Model: "testdata/models/tiny.weights", Config: "testdata/models/tiny.cfg", Labels: []string{"person", "car", "dog"},
+		Layout: detector.LayoutDarknet, InputWidth: 320, InputHeight: 320, Resize: detector.ResizeStretch,
+		Scale: 1.0 / 255, Mean: []float64{0, 0, 0}, SwapRB: &swapRB,
+		Confidence: 0.4, NMSThreshold: 0.5, Backend: detector.BackendCUDA, AllowCPUFallback: true, Nets: 2,
+	}
+	o := cfg.Detector.Options()
+	if !reflect.DeepEqual(o, want) {
+		t.Errorf("Options() = %+v, want %+v", o, want)
+	}
+	if err := o.Validate(); err != nil {
+		t.Errorf("Options().Validate(): %v", err)
+	}
+	// The options are a copy: changing them leaves the configuration alone.
+	o.Labels[0], o.Mean[0], *o.SwapRB = "x", 1, false
+	if cfg.Detector.Classes()[0] != "person" || cfg.Detector.Mean[0] != 0 || !*cfg.Detector.SwapRB {
+		t.Errorf("changing Options() changed the configuration: %+v", *cfg.Detector)
+	}
+
+	// What is left out is a default of package detector; auto is an
+	// inferred layout.
+	d := parseDetector(t, "detector:\n  model: testdata/models/tiny.weights\n  labels: testdata/models/tiny.names\n  input_size: 416\n  mean: [127.5]\n")
+	want = detector.Options{
+		Model: "testdata/models/tiny.weights", Labels: []string{"person", "car", "dog"}, InputWidth: 416, InputHeight: 416,
+		Mean: []float64{127.5}, Confidence: detector.DefaultConfidence, NMSThreshold: detector.DefaultNMSThreshold,
+		Backend: detector.BackendCPU, Nets: detector.DefaultNets,
+	}
+	if o := d.Options(); !reflect.DeepEqual(o, want) {
+		t.Errorf("Options() = %+v, want %+v", o, want)
 	}
 }
 
@@ -446,6 +485,24 @@ func TestParseErrors(t *testing.T) {
 			name: "bad backend",
 			in:   detectorBlock + "  backend: gpu\n",
 			want: `line 5: detector: backend "gpu": must be one of cpu, cuda, cuda_fp16`,
+		},
+		{
+			name: "empty mean",
+			in:   detectorBlock + "  mean: []\n",
+			want: `line 5: detector: mean: must be one value, or three in B, G, R order`,
+		},
+		{
+			name: "input_size too large",
+			in:   strings.Replace(detectorBlock, "320", "5000", 1),
+			want: `line 4: detector: input_size 5000: must be the network's input width and height, 1 to 4096 (e.g. 320 for Yolo-Fastest, 640 for YOLOv8)`,
+		},
+		{
+			name: "several detector errors",
+			in:   "detector:\n  labels: testdata/models/tiny.names\n  input_size: 320\n  layout: x\n  confidence: 0\n  nets: 65\n",
+			want: "line 2: detector: missing model\n" +
+				`line 4: detector: layout "x": must be one of auto, darknet, yolov5, yolov8, ssd` + "\n" +
+				"line 6: detector: nets 65: must be 1 to 64\n" +
+				"line 5: detector: confidence 0: must be greater than 0 and at most 1",
 		},
 		{
 			name: "zero nets",

@@ -3,7 +3,7 @@ package config
 import (
 	"bufio"
 	"bytes"
-	"math"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,20 +16,6 @@ import (
 // LayoutAuto, the default Detector.Layout, infers the layout from the
 // shapes of the model's outputs.
 const LayoutAuto = "auto"
-
-// Built-in detector defaults.
-const (
-	defaultConfidence   = 0.25
-	defaultNMSThreshold = 0.45
-	defaultNets         = 1
-	maxInputSize        = 4096
-	maxNets             = 64
-)
-
-var (
-	backends = []string{detector.BackendCPU, detector.BackendCUDA, detector.BackendCUDAFP16}
-	resizes  = []string{string(detector.ResizeLetterbox), string(detector.ResizeStretch)}
-)
 
 // Detector configures the object detector that analyzed frames go through.
 // Load makes relative paths relative to the configuration file's directory.
@@ -102,6 +88,36 @@ func equalBools(a, b *bool) bool {
 	return *a == *b
 }
 
+// Options are the detector's settings as package detector takes them, so
+// that loading a detector is dnn.New(d.Options(), logger): layout auto is
+// "" (inferred), the input is InputSize square, the labels are the classes
+// read from the labels file, the mean is as written.
+func (d *Detector) Options() detector.Options {
+	o := detector.Options{
+		Model:            d.Model,
+		Config:           d.Config,
+		Labels:           slices.Clone(d.classes),
+		InputWidth:       d.InputSize,
+		InputHeight:      d.InputSize,
+		Resize:           detector.Resize(d.Resize),
+		Scale:            d.Scale,
+		Mean:             slices.Clone(d.Mean),
+		Confidence:       d.Confidence,
+		NMSThreshold:     d.NMSThreshold,
+		Backend:          d.Backend,
+		AllowCPUFallback: d.AllowCPUFallback,
+		Nets:             d.Nets,
+	}
+	if d.Layout != LayoutAuto {
+		o.Layout = detector.Layout(d.Layout)
+	}
+	if d.SwapRB != nil {
+		swapRB := *d.SwapRB
+		o.SwapRB = &swapRB
+	}
+	return o
+}
+
 // resolve validates d, makes its paths absolute to dir, reads the labels
 // and fills in defaults.
 func (d *Detector) resolve(r *reporter, dir string) {
@@ -113,61 +129,78 @@ func (d *Detector) resolve(r *reporter, dir string) {
 	}
 	d.stampFiles(r)
 	d.readLabels(r)
-	if d.Layout == "" {
-		d.Layout = LayoutAuto
+	d.fill()
+}
+
+// check reports what is wrong with the settings. Package detector knows
+// the ranges and the allowed values; config adds what only the YAML tells.
+func (d *Detector) check(r *reporter) {
+	o := d.Options()
+	for _, err := range unjoin(o.Validate()) {
+		var fe *detector.FieldError
+		if !errors.As(err, &fe) {
+			r.errorf("", "%v", err)
+			continue
+		}
+		switch fe.Field {
+		case "labels":
+			// The options' labels are the classes, not read yet:
+			// readLabels reports what is wrong with the file.
+			if d.Labels != "" {
+				continue
+			}
+		case "layout":
+			// "auto" is the configuration's word for an inferred layout.
+			layouts := []string{LayoutAuto}
+			for _, l := range detector.Layouts {
+				layouts = append(layouts, string(l))
+			}
+			r.errorf("layout", "layout %q: must be one of %s", d.Layout, strings.Join(layouts, ", "))
+			continue
+		}
+		r.errorf(fe.Field, "%s", fe.Msg)
 	}
-	if d.Confidence == 0 {
-		d.Confidence = defaultConfidence
+	// Decoding cannot tell "nets: 0" or "mean: []" from a field left out,
+	// the YAML can: only leaving a field out gives the default.
+	if r.has("scale") && d.Scale == 0 {
+		r.errorf("scale", "scale 0: must be greater than 0")
 	}
-	if d.NMSThreshold == 0 {
-		d.NMSThreshold = defaultNMSThreshold
+	if r.has("mean") && len(d.Mean) == 0 {
+		r.errorf("mean", "mean: must be one value, or three in B, G, R order")
 	}
-	if d.Backend == "" {
-		d.Backend = detector.BackendCPU
+	for _, f := range []struct {
+		name  string
+		value float64
+	}{{"confidence", d.Confidence}, {"nms_threshold", d.NMSThreshold}} {
+		if r.has(f.name) && f.value == 0 {
+			r.errorf(f.name, "%s 0: must be greater than 0 and at most 1", f.name)
+		}
 	}
-	if d.Nets == 0 {
-		d.Nets = defaultNets
+	if r.has("nets") && d.Nets == 0 {
+		r.errorf("nets", "nets 0: must be 1 to %d", detector.MaxNets)
 	}
 }
 
-func (d *Detector) check(r *reporter) {
-	if d.Model == "" {
-		r.errorf("", "missing model")
+// unjoin returns the errors that errors.Join joined into err.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
 	}
-	if d.Labels == "" {
-		r.errorf("", "missing labels")
+	if err != nil {
+		return []error{err}
 	}
-	layouts := []string{LayoutAuto}
-	for _, l := range detector.Layouts {
-		layouts = append(layouts, string(l))
+	return nil
+}
+
+// fill fills in the defaults of the fields left out, so that the loaded
+// configuration shows what the detector runs with.
+func (d *Detector) fill() {
+	if d.Layout == "" {
+		d.Layout = LayoutAuto
 	}
-	if d.Layout != "" && !slices.Contains(layouts, d.Layout) {
-		r.errorf("layout", "layout %q: must be one of %s", d.Layout, strings.Join(layouts, ", "))
-	}
-	if d.InputSize <= 0 || d.InputSize > maxInputSize {
-		r.errorf("input_size", "input_size %d: must be the network's input width and height, 1 to %d (e.g. 320 for Yolo-Fastest, 640 for YOLOv8)", d.InputSize, maxInputSize)
-	}
-	if d.Resize != "" && !slices.Contains(resizes, d.Resize) {
-		r.errorf("resize", "resize %q: must be one of %s", d.Resize, strings.Join(resizes, ", "))
-	}
-	if !(d.Scale >= 0) || math.IsInf(d.Scale, 0) || (r.has("scale") && d.Scale == 0) {
-		r.errorf("scale", "scale %v: must be greater than 0", d.Scale)
-	}
-	if r.has("mean") && len(d.Mean) != 1 && len(d.Mean) != 3 {
-		r.errorf("mean", "mean: must be one value, or three in B, G, R order")
-	}
-	// Negated so that NaN is rejected too; 0 is rejected only when written.
-	for field, v := range map[string]float64{"confidence": d.Confidence, "nms_threshold": d.NMSThreshold} {
-		if !(v >= 0 && v <= 1) || (r.has(field) && v == 0) {
-			r.errorf(field, "%s %v: must be greater than 0 and at most 1", field, v)
-		}
-	}
-	if d.Backend != "" && !slices.Contains(backends, d.Backend) {
-		r.errorf("backend", "backend %q: must be one of %s", d.Backend, strings.Join(backends, ", "))
-	}
-	if d.Nets < 0 || d.Nets > maxNets || (r.has("nets") && d.Nets == 0) {
-		r.errorf("nets", "nets %d: must be 1 to %d", d.Nets, maxNets)
-	}
+	o := d.Options()
+	o.SetDefaults()
+	d.Confidence, d.NMSThreshold, d.Backend, d.Nets = o.Confidence, o.NMSThreshold, o.Backend, o.Nets
 }
 
 // stampFiles records the model files' sizes and times; a missing one is

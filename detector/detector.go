@@ -1,5 +1,6 @@
 // Package detector holds what the exporter needs to know about object
-// detection without cgo: the Detector interface, how a picture is placed in
+// detection without cgo: the Detector interface, the Options that describe
+// a detector with their defaults and validation, how a picture is placed in
 // a network's input, and how each family of models encodes its detections.
 // The OpenCV DNN implementation lives in detector/dnn.
 package detector

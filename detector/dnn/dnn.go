@@ -18,32 +18,6 @@ import (
 	"github.com/camera-exporter/camera_exporter/detector"
 )
 
-// Options configure a Detector. Zero values mean the default noted.
-type Options struct {
-	Model  string   // weights path (.weights Darknet, .onnx, .caffemodel, .pb, ...)
-	Config string   // Darknet .cfg, Caffe .prototxt, TF .pbtxt; "" for ONNX
-	Labels []string // class names, index = class id (required, non-empty)
-	// Layout is how the outputs encode detections; "" detects it from the
-	// output shapes (detector.DetectLayout).
-	Layout                  detector.Layout
-	InputWidth, InputHeight int             // network input size (required, > 0)
-	Resize                  detector.Resize // "" = the layout's default
-	Scale                   float64         // 0 = the layout's default
-	Mean                    *[3]float64     // in BGR order; nil = the layout's default
-	SwapRB                  *bool           // nil = the layout's default
-	Confidence              float32         // 0 = 0.25
-	NMS                     float32         // 0 = 0.45
-	// Backend is detector.BackendCPU ("" = cpu), BackendCUDA or BackendCUDAFP16.
-	Backend string
-	// AllowCPUFallback runs the networks on the CPU when CUDA was asked for
-	// but is unavailable, instead of failing.
-	AllowCPUFallback bool
-	// Nets is the number of networks loaded, hence of detections that can
-	// run at the same time; 0 = 1.
-	Nets   int
-	Logger *slog.Logger // nil = discard
-}
-
 // Detector is a detector.Detector running a model with OpenCV's DNN module.
 // A cv::dnn::Net is not safe for concurrent use, so it keeps a pool of
 // networks and each detection borrows one.
@@ -65,31 +39,24 @@ var _ detector.Detector = (*Detector)(nil)
 // errClosed is returned by Detect after Close.
 var errClosed = errors.New("detector closed")
 
-// New loads Nets copies of the network, checks that each runs a forward
-// pass on a picture of the input size, and works out the layout of its
-// outputs. Every error names the model.
-func New(opts Options) (*Detector, error) {
-	o := opts
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+// New loads opts.Nets copies of the network, checks that each runs a
+// forward pass on a picture of the input size, and works out the layout of
+// its outputs. The options are validated and defaulted as package detector
+// says (Options.Validate, Options.SetDefaults). Warnings go to logger; nil
+// discards them. Every error names the model, if one is given.
+func New(opts detector.Options, logger *slog.Logger) (*Detector, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Confidence == 0 {
-		o.Confidence = 0.25
+	o := &loader{Options: opts, logger: logger}
+	o.SetDefaults()
+	if err := o.Validate(); err != nil {
+		if o.Model == "" {
+			return nil, err
+		}
+		return nil, o.errorf("%w", err)
 	}
-	if o.NMS == 0 {
-		o.NMS = 0.45
-	}
-	if o.Nets == 0 {
-		o.Nets = 1
-	}
-	if err := o.validate(); err != nil {
-		return nil, err
-	}
-	requested := o.Backend
-	if requested == "" {
-		requested = detector.BackendCPU
-	}
-	r, err := o.backend(requested)
+	r, err := o.backend()
 	if err != nil {
 		return nil, err
 	}
@@ -102,13 +69,13 @@ func New(opts Options) (*Detector, error) {
 			Model:       filepath.Base(o.Model),
 			Backend:     "opencv",
 			Target:      "cpu",
-			Requested:   requested,
+			Requested:   o.Backend,
 			InputWidth:  o.InputWidth,
 			InputHeight: o.InputHeight,
 		},
 		labels: slices.Clone(o.Labels),
-		conf:   o.Confidence,
-		nms:    o.NMS,
+		conf:   float32(o.Confidence),
+		nms:    float32(o.NMSThreshold),
 		free:   make(chan *net, o.Nets),
 		closed: make(chan struct{}),
 	}
@@ -140,41 +107,26 @@ func New(opts Options) (*Detector, error) {
 		}
 	}
 	d.info.Layout = o.Layout
-	d.pre = o.preprocess()
+	d.pre = o.Preprocess()
 	return d, nil
 }
 
-// errorf returns an error naming the model.
-func (o *Options) errorf(format string, args ...any) error {
-	return fmt.Errorf("model %s: "+format, append([]any{o.Model}, args...)...)
+// loader is what New works with: the options, the layout once inferred,
+// and where warnings go.
+type loader struct {
+	detector.Options
+	logger *slog.Logger
 }
 
-// validate checks the options that need no file.
-func (o *Options) validate() error {
-	switch {
-	case o.Model == "":
-		return errors.New("no model file given")
-	case len(o.Labels) == 0:
-		return o.errorf("no labels")
-	case o.InputWidth < 1 || o.InputHeight < 1:
-		return o.errorf("invalid input size %dx%d", o.InputWidth, o.InputHeight)
-	case o.Resize != "" && o.Resize != detector.ResizeLetterbox && o.Resize != detector.ResizeStretch:
-		return o.errorf("unknown resize %q, want %s or %s", o.Resize, detector.ResizeLetterbox, detector.ResizeStretch)
-	case o.Scale < 0 || math.IsNaN(o.Scale) || math.IsInf(o.Scale, 0):
-		return o.errorf("invalid scale %v", o.Scale)
-	case !(o.Confidence > 0 && o.Confidence <= 1):
-		return o.errorf("confidence %v out of (0, 1]", o.Confidence)
-	case !(o.NMS > 0 && o.NMS <= 1):
-		return o.errorf("NMS threshold %v out of (0, 1]", o.NMS)
-	case o.Nets < 0:
-		return o.errorf("invalid number of networks %d", o.Nets)
-	}
-	return nil
+// errorf returns an error naming the model.
+func (o *loader) errorf(format string, args ...any) error {
+	return fmt.Errorf("model %s: "+format, append([]any{o.Model}, args...)...)
 }
 
 // backend picks what the networks run on. OpenCV quietly runs on the CPU
 // when CUDA is missing, so that is checked here, to fail or to say so.
-func (o *Options) backend(requested string) (run, error) {
+func (o *loader) backend() (run, error) {
+	requested := o.Backend
 	var r run
 	switch requested {
 	case detector.BackendCPU:
@@ -184,7 +136,7 @@ func (o *Options) backend(requested string) (run, error) {
 	case detector.BackendCUDAFP16:
 		r = runCUDAFP16
 	default:
-		return 0, o.errorf("unknown backend %q, want %s, %s or %s", requested, detector.BackendCPU, detector.BackendCUDA, detector.BackendCUDAFP16)
+		return 0, o.errorf("unknown backend %q", requested) // Validate lets none through
 	}
 	ok, err := available(r)
 	if err != nil {
@@ -203,14 +155,14 @@ func (o *Options) backend(requested string) (run, error) {
 	if !o.AllowCPUFallback {
 		return 0, o.errorf("backend %s: %s; %s or set backend: cpu or allow_cpu_fallback: true", requested, why, fix)
 	}
-	o.Logger.Warn("CUDA is unavailable, running the detector on the CPU",
+	o.logger.Warn("CUDA is unavailable, running the detector on the CPU",
 		"model", o.Model, "backend", requested, "reason", why)
 	return runCPU, nil
 }
 
 // checkFiles makes sure the model files can be read, so that the error
 // names the file rather than OpenCV's parser.
-func (o *Options) checkFiles() error {
+func (o *loader) checkFiles() error {
 	for _, path := range []string{o.Model, o.Config} {
 		if path == "" {
 			continue
@@ -233,7 +185,7 @@ func (o *Options) checkFiles() error {
 
 // darknet reports whether OpenCV's readNet reads the model as Darknet, and
 // the weights file then.
-func (o *Options) darknet() (string, bool) {
+func (o *loader) darknet() (string, bool) {
 	switch {
 	case filepath.Ext(o.Model) == ".cfg":
 		return o.Config, true
@@ -271,7 +223,7 @@ func darknetHeader(weights string) (int64, error) {
 // load reads and configures one network and runs it on a gray picture,
 // which also has OpenCV allocate its buffers before the first detection.
 // first checks the model more, for what all copies share.
-func (o *Options) load(r run, first bool) (*net, [][]int, error) {
+func (o *loader) load(r run, first bool) (*net, [][]int, error) {
 	weights, isDarknet := o.darknet()
 	var header int64
 	if first && isDarknet {
@@ -298,7 +250,7 @@ func (o *Options) load(r run, first bool) (*net, [][]int, error) {
 		gray.Pix[i] = 128
 	}
 	full := detector.Placement{Width: w, Height: h, InputWidth: w, InputHeight: h}
-	outs, err := n.forward(gray, full, o.preprocess())
+	outs, err := n.forward(gray, full, o.Preprocess())
 	if err != nil {
 		n.free()
 		return nil, nil, o.errorf("forward pass with %dx%d input failed: %w", w, h, trim(err))
@@ -317,7 +269,7 @@ func (o *Options) load(r run, first bool) (*net, [][]int, error) {
 // checkWeights compares the size of a Darknet weights file with what its
 // cfg needs: OpenCV reads a truncated file without a word, leaving the rest
 // of the weights uninitialized.
-func (o *Options) checkWeights(n *net, weights string, header int64) error {
+func (o *loader) checkWeights(n *net, weights string, header int64) error {
 	count, err := n.weights()
 	if err != nil {
 		return o.errorf("counting weights: %w", trim(err))
@@ -332,29 +284,10 @@ func (o *Options) checkWeights(n *net, weights string, header int64) error {
 		return o.errorf("%s holds %d bytes but config %s needs %d: truncated, or weights of another model",
 			weights, fi.Size(), o.Config, want)
 	case fi.Size() > want:
-		o.Logger.Warn("Darknet weights file is larger than its config needs: are they for this config?",
+		o.logger.Warn("Darknet weights file is larger than its config needs: are they for this config?",
 			"weights", weights, "config", o.Config, "size", fi.Size(), "needed", want)
 	}
 	return nil
-}
-
-// preprocess is the layout's default preprocessing with the options'
-// overrides.
-func (o *Options) preprocess() detector.Preprocess {
-	p := detector.DefaultPreprocess(o.Layout)
-	if o.Resize != "" {
-		p.Resize = o.Resize
-	}
-	if o.Scale != 0 {
-		p.Scale = o.Scale
-	}
-	if o.Mean != nil {
-		p.Mean = *o.Mean
-	}
-	if o.SwapRB != nil {
-		p.SwapRB = *o.SwapRB
-	}
-	return p
 }
 
 func notFinite(v float32) bool {

@@ -126,7 +126,7 @@ func TestDetectGray(t *testing.T) {
 }
 
 func TestDetectBody(t *testing.T) {
-	d := newDetector(t, Options{
+	d := newDetector(t, detector.Options{
 		Model:       filepath.Join(bodyDir, "yolo-fastest-1.1_body.weights"),
 		Config:      filepath.Join(bodyDir, "yolo-fastest-1.1_body.cfg"),
 		Labels:      readLabels(t, filepath.Join(bodyDir, "body.names")),
@@ -224,31 +224,33 @@ func TestNewErrors(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		change func(*Options)
+		change func(*detector.Options)
 		want   []string
 	}{
-		{"missing model", func(o *Options) { o.Model = filepath.Join(dir, "missing.weights") }, []string{"no such file"}},
-		{"missing config", func(o *Options) { o.Config = filepath.Join(dir, "missing.cfg") }, []string{"missing.cfg", "no such file"}},
-		{"directory", func(o *Options) { o.Model = dir }, []string{"is a directory"}},
-		{"random weights", func(o *Options) { o.Model = writeFile(t, dir, "random.weights", noise(100000)) }, []string{"random.weights is not Darknet weights: version"}},
-		{"garbage weights", func(o *Options) { o.Model = writeFile(t, dir, "garbage.weights", garbage) }, []string{"NaN or infinite", "corrupt weights"}},
-		{"truncated weights", func(o *Options) { o.Model = writeFile(t, dir, "truncated.weights", weights[:1000]) },
+		{"missing model", func(o *detector.Options) { o.Model = filepath.Join(dir, "missing.weights") }, []string{"no such file"}},
+		{"missing config", func(o *detector.Options) { o.Config = filepath.Join(dir, "missing.cfg") }, []string{"missing.cfg", "no such file"}},
+		{"directory", func(o *detector.Options) { o.Model = dir }, []string{"is a directory"}},
+		{"random weights", func(o *detector.Options) { o.Model = writeFile(t, dir, "random.weights", noise(100000)) }, []string{"random.weights is not Darknet weights: version"}},
+		{"garbage weights", func(o *detector.Options) { o.Model = writeFile(t, dir, "garbage.weights", garbage) }, []string{"NaN or infinite", "corrupt weights"}},
+		{"truncated weights", func(o *detector.Options) { o.Model = writeFile(t, dir, "truncated.weights", weights[:1000]) },
 			[]string{"holds 1000 bytes but config " + cocoCfg + " needs 1384268: truncated"}},
-		{"empty weights", func(o *Options) { o.Model = writeFile(t, dir, "empty.weights", nil) }, []string{"too short for Darknet weights"}},
-		{"random config", func(o *Options) { o.Config = writeFile(t, dir, "random.cfg", noise(5000)) },
+		{"empty weights", func(o *detector.Options) { o.Model = writeFile(t, dir, "empty.weights", nil) }, []string{"too short for Darknet weights"}},
+		{"random config", func(o *detector.Options) { o.Config = writeFile(t, dir, "random.cfg", noise(5000)) },
 			[]string{"reading model", "(config " + filepath.Join(dir, "random.cfg") + "): OpenCV"}},
-		{"input size", func(o *Options) { o.InputWidth, o.InputHeight = 100, 100 },
+		{"input size", func(o *detector.Options) { o.InputWidth, o.InputHeight = 100, 100 },
 			[]string{"forward pass with 100x100 input failed", "Inconsistent shape for ConcatLayer"}},
-		{"labels", func(o *Options) { o.Labels = []string{"a", "b", "c"} }, []string{"fit no known layout for 3 classes"}},
-		{"layout", func(o *Options) { o.Layout = detector.LayoutYOLOv8 }, []string{"do not fit layout yolov8"}},
-		{"no labels", func(o *Options) { o.Labels = nil }, []string{"no labels"}},
-		{"no input size", func(o *Options) { o.InputWidth = 0 }, []string{"invalid input size 0x320"}},
-		{"resize", func(o *Options) { o.Resize = "crop" }, []string{`unknown resize "crop"`}},
-		{"confidence", func(o *Options) { o.Confidence = 2 }, []string{"confidence 2 out of (0, 1]"}},
-		{"nets", func(o *Options) { o.Nets = -1 }, []string{"invalid number of networks -1"}},
-		{"unknown backend", func(o *Options) { o.Backend = "tpu" }, []string{`unknown backend "tpu"`}},
-		{"cuda", func(o *Options) { o.Backend = detector.BackendCUDA }, []string{cudaMissing("cuda"), "allow_cpu_fallback: true"}},
-		{"cuda_fp16", func(o *Options) { o.Backend = detector.BackendCUDAFP16 }, []string{cudaMissing("cuda_fp16"), "allow_cpu_fallback: true"}},
+		{"labels", func(o *detector.Options) { o.Labels = []string{"a", "b", "c"} }, []string{"fit no known layout for 3 classes"}},
+		{"layout", func(o *detector.Options) { o.Layout = detector.LayoutYOLOv8 }, []string{"do not fit layout yolov8"}},
+		{"no model", func(o *detector.Options) { o.Model = "" }, []string{"missing model"}},
+		{"no labels", func(o *detector.Options) { o.Labels = nil }, []string{"missing labels"}},
+		{"no input size", func(o *detector.Options) { o.InputWidth = 0 }, []string{"input_size 0x320: width and height must be 1 to 4096"}},
+		{"resize", func(o *detector.Options) { o.Resize = "crop" }, []string{`resize "crop": must be one of letterbox, stretch`}},
+		{"confidence", func(o *detector.Options) { o.Confidence = 2 }, []string{"confidence 2: must be greater than 0 and at most 1"}},
+		{"nets", func(o *detector.Options) { o.Nets = -1 }, []string{"nets -1: must be 1 to 64"}},
+		{"unknown backend", func(o *detector.Options) { o.Backend = "tpu" }, []string{`backend "tpu": must be one of cpu, cuda, cuda_fp16`}},
+		{"invalid options", func(o *detector.Options) { o.Labels, o.Nets = nil, 100 }, []string{"missing labels\nnets 100: must be 1 to 64"}},
+		{"cuda", func(o *detector.Options) { o.Backend = detector.BackendCUDA }, []string{cudaMissing("cuda"), "allow_cpu_fallback: true"}},
+		{"cuda_fp16", func(o *detector.Options) { o.Backend = detector.BackendCUDAFP16 }, []string{cudaMissing("cuda_fp16"), "allow_cpu_fallback: true"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := cocoOptions(t)
@@ -256,7 +258,7 @@ func TestNewErrors(t *testing.T) {
 			if strings.HasPrefix(o.Backend, "cuda") && cudaWorks(t) {
 				t.Skip("CUDA works here")
 			}
-			d, err := New(o)
+			d, err := New(o, nil)
 			if err == nil {
 				d.Close()
 				t.Fatal("New succeeded")
@@ -268,6 +270,22 @@ func TestNewErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNewInvalidOptions checks that New refuses what detector.Options.Validate
+// does, every problem a *detector.FieldError, before loading anything.
+func TestNewInvalidOptions(t *testing.T) {
+	o := cocoOptions(t)
+	o.Model = filepath.Join(t.TempDir(), "missing.weights")
+	o.Confidence, o.Backend = -1, "tpu"
+	_, err := New(o, nil)
+	var fe *detector.FieldError
+	if !errors.As(err, &fe) || fe.Field != "confidence" {
+		t.Fatalf("New: %v, want a *detector.FieldError about confidence first", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, `backend "tpu"`) || strings.Contains(msg, "no such file") {
+		t.Errorf("New: %q, want every invalid option and no file checked", msg)
 	}
 }
 
@@ -287,7 +305,7 @@ func TestCUDAMissing(t *testing.T) {
 	if n := CUDADevices(); n > 0 {
 		t.Errorf("CUDADevices() = %d without a CUDA backend", n)
 	}
-	_, err := New(Options{Model: cocoWts, Config: cocoCfg, Labels: []string{"x"}, InputWidth: 320, InputHeight: 320, Backend: detector.BackendCUDA})
+	_, err := New(detector.Options{Model: cocoWts, Config: cocoCfg, Labels: []string{"x"}, InputWidth: 320, InputHeight: 320, Backend: detector.BackendCUDA}, nil)
 	if ok, _ := available(runCUDA); !ok && (err == nil || !strings.Contains(err.Error(), "has no CUDA DNN backend (built without CUDA)")) {
 		t.Errorf("New: %v, want an error saying OpenCV lacks CUDA", err)
 	}
@@ -297,8 +315,11 @@ func TestCUDAMissing(t *testing.T) {
 			o := cocoOptions(t)
 			o.Backend = backend
 			o.AllowCPUFallback = true
-			o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-			d := newDetector(t, o)
+			d, err := New(o, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(d.Close)
 			info := d.Info()
 			if info.Backend != "opencv" || info.Target != "cpu" || info.Requested != backend {
 				t.Errorf("Info() = %+v, want backend opencv, target cpu, requested %s", info, backend)
@@ -406,7 +427,7 @@ func TestPoolBusy(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	d, err := New(cocoOptions(t))
+	d, err := New(cocoOptions(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,8 +45,8 @@ func readLabels(t testing.TB, path string) []string {
 }
 
 // cocoOptions are the options of the 80-class model.
-func cocoOptions(t testing.TB) Options {
-	return Options{
+func cocoOptions(t testing.TB) detector.Options {
+	return detector.Options{
 		Model:       cocoWts,
 		Config:      cocoCfg,
 		Labels:      readLabels(t, filepath.Join(cocoDir, "coco.names")),
@@ -56,9 +56,9 @@ func cocoOptions(t testing.TB) Options {
 }
 
 // newDetector is New that fails the test on error and closes at its end.
-func newDetector(t testing.TB, o Options) *Detector {
+func newDetector(t testing.TB, o detector.Options) *Detector {
 	t.Helper()
-	d, err := New(o)
+	d, err := New(o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

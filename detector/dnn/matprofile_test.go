@@ -14,7 +14,7 @@ import (
 // the helpers' included.
 func TestMatProfile(t *testing.T) {
 	start := gocv.MatProfile.Count()
-	d, err := New(cocoOptions(t))
+	d, err := New(cocoOptions(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

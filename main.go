@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
@@ -36,7 +34,11 @@ import (
 
 const defaultListenAddress = ":9845"
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run runs the command line's command and returns the process's exit code,
+// so that its deferred cleanups run.
+func run() int {
 	var (
 		configFile = kingpin.Flag("config.file", "Camera exporter configuration file.").
 				Default("exporter.yml").String()
@@ -72,17 +74,17 @@ func main() {
 		err := buildReference(*configFile, *refCamera, *refImages, *refFor, *refEvery, *refOutput, *refReplace, logger)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			return 1
 		}
-		os.Exit(0)
+		return 0
 	}
 
 	if *configCheck {
 		if err := checkConfig(*configFile, logger); err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			return 1
 		}
-		os.Exit(0)
+		return 0
 	}
 
 	logger.Info("Starting camera_exporter", "version", version.Info())
@@ -95,14 +97,14 @@ func main() {
 	safeConfig := config.NewSafeConfig(exporterRegistry, manager.Apply)
 	if err := safeConfig.Reload(*configFile); err != nil {
 		logger.Error("Error loading config", "err", err)
-		os.Exit(1)
+		return 1
 	}
 	logger.Info("Loaded config file", "file", *configFile, "cameras", len(safeConfig.Get().Cameras))
 
 	cameraCollector, err := collector.NewCameraCollector(manager, logger)
 	if err != nil {
 		logger.Error("Couldn't create collector", "err", err)
-		os.Exit(1)
+		return 1
 	}
 	logger.Info("Enabled collectors", "collectors", cameraCollector.Names())
 
@@ -168,7 +170,7 @@ func main() {
 		})
 		if err != nil {
 			logger.Error("Couldn't create landing page", "err", err)
-			os.Exit(1)
+			return 1
 		}
 		http.Handle("/", landingPage)
 	}
@@ -176,8 +178,9 @@ func main() {
 	server := &http.Server{ReadHeaderTimeout: 10 * time.Second}
 	if err := web.ListenAndServe(server, toolkitFlags, logger); err != nil {
 		logger.Error("Error running HTTP server", "err", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 // checkConfig validates the configuration file and loads its model, as
@@ -245,30 +248,4 @@ func buildReference(configFile, name, images string, duration, interval time.Dur
 	}
 	fmt.Printf("%s: reference of camera %s from %d frames (%s)\n", output, name, profile.Frames, profile.Source)
 	return nil
-}
-
-// metricsHandler gathers the camera collectors with the scrape's deadline,
-// plus the exporter's own metrics. A per-request registry carries the
-// deadline, as blackbox_exporter does for probes.
-func metricsHandler(cc *collector.CameraCollector, exporterMetrics prometheus.Gatherer, timeoutOffset float64, logger *slog.Logger) http.Handler {
-	opts := promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
-		ErrorHandling: promhttp.ContinueOnError,
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := scrapeContext(r, timeoutOffset)
-		defer cancel()
-		registry := prometheus.NewRegistry()
-		registry.MustRegister(cc.WithContext(ctx))
-		promhttp.HandlerFor(prometheus.Gatherers{exporterMetrics, registry}, opts).ServeHTTP(w, r)
-	})
-}
-
-// scrapeContext ends when Prometheus gives up on the scrape, less offset.
-func scrapeContext(r *http.Request, offset float64) (context.Context, context.CancelFunc) {
-	seconds, err := strconv.ParseFloat(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), 64)
-	if err != nil || seconds <= offset {
-		return context.WithCancel(r.Context())
-	}
-	return context.WithTimeout(r.Context(), time.Duration((seconds-offset)*float64(time.Second)))
 }

@@ -91,6 +91,11 @@ func run() int {
 	logger.Info("Build context", "build_context", version.BuildContext(),
 		"opencv", decode.OpenCVVersion(), "libavcodec", decode.LibavcodecVersion())
 
+	// Caught from the start: a reload asked for while the configuration
+	// loads waits for the reloader.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+
 	manager := camera.NewManager(decode.New, dnn.Load, logger)
 	defer manager.Close()
 	exporterRegistry := prometheus.NewRegistry()
@@ -120,31 +125,21 @@ func run() int {
 		)
 	}
 
-	reload := func() error {
+	reloads := startReloader(func() error {
 		if err := safeConfig.Reload(*configFile); err != nil {
 			logger.Error("Error reloading config", "err", err)
 			return err
 		}
 		logger.Info("Reloaded config file", "cameras", len(safeConfig.Get().Cameras))
 		return nil
-	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for range hup {
-			_ = reload() // logged; the last good config stays in force
-		}
-	}()
+	}, hup)
+	defer reloads.stop(context.Background()) //nolint:errcheck // waits for a reload in progress
 
 	http.Handle(*metricsPath, metricsHandler(cameraCollector, exporterRegistry, *timeoutOffset, logger))
 	http.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy")
 	})
-	http.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
-		if err := reload(); err != nil {
-			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
-		}
-	})
+	http.Handle("POST /-/reload", reloads)
 	http.HandleFunc("/-/reload", func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
 	})

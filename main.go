@@ -34,11 +34,18 @@ import (
 
 const defaultListenAddress = ":9845"
 
+// The bounds of a shutdown: scrapes in flight get httpShutdownTimeout to
+// finish, then the cameras closeTimeout to end their sessions.
+const (
+	httpShutdownTimeout = 2 * time.Second
+	closeTimeout        = 3 * time.Second
+)
+
 func main() { os.Exit(run()) }
 
 // run runs the command line's command and returns the process's exit code,
 // so that its deferred cleanups run.
-func run() int {
+func run() (code int) {
 	var (
 		configFile = kingpin.Flag("config.file", "Camera exporter configuration file.").
 				Default("exporter.yml").String()
@@ -91,13 +98,24 @@ func run() int {
 	logger.Info("Build context", "build_context", version.BuildContext(),
 		"opencv", decode.OpenCVVersion(), "libavcodec", decode.LibavcodecVersion())
 
-	// Caught from the start: a reload asked for while the configuration
+	// Caught from the start, so that the cameras' sessions always end
+	// with a TEARDOWN, and a reload asked for while the configuration
 	// loads waits for the reloader.
+	term := make(chan os.Signal, 2)
+	signal.Notify(term, syscall.SIGTERM, os.Interrupt)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 
 	manager := camera.NewManager(decode.New, dnn.Load, logger)
-	defer manager.Close()
+	var reloads *reloader // once the configuration is loaded
+	defer func() {
+		if err := closeCameras(manager, reloads, closeTimeout); err != nil {
+			logger.Error("Error shutting down", "err", err)
+			code = 1
+			return
+		}
+		logger.Info("Camera sessions closed")
+	}()
 	exporterRegistry := prometheus.NewRegistry()
 	safeConfig := config.NewSafeConfig(exporterRegistry, manager.Apply)
 	if err := safeConfig.Reload(*configFile); err != nil {
@@ -125,7 +143,7 @@ func run() int {
 		)
 	}
 
-	reloads := startReloader(func() error {
+	reloads = startReloader(func() error {
 		if err := safeConfig.Reload(*configFile); err != nil {
 			logger.Error("Error reloading config", "err", err)
 			return err
@@ -133,7 +151,6 @@ func run() int {
 		logger.Info("Reloaded config file", "cameras", len(safeConfig.Get().Cameras))
 		return nil
 	}, hup)
-	defer reloads.stop(context.Background()) //nolint:errcheck // waits for a reload in progress
 
 	http.Handle(*metricsPath, metricsHandler(cameraCollector, exporterRegistry, *timeoutOffset, logger))
 	http.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
@@ -171,11 +188,52 @@ func run() int {
 	}
 
 	server := &http.Server{ReadHeaderTimeout: 10 * time.Second}
-	if err := web.ListenAndServe(server, toolkitFlags, logger); err != nil {
+	served := make(chan error, 1)
+	go func() { served <- web.ListenAndServe(server, toolkitFlags, logger) }()
+	select {
+	case err := <-served:
 		logger.Error("Error running HTTP server", "err", err)
 		return 1
+	case sig := <-term:
+		logger.Info("Shutting down", "signal", sig)
 	}
-	return 0
+	go func() {
+		sig := <-term
+		logger.Error("Second signal during shutdown, exiting at once", "signal", sig)
+		os.Exit(1)
+	}()
+	// No new scrapes; those in flight may finish.
+	ctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+	defer cancel()
+	if err := server.Shutdown(ctx); err != nil {
+		logger.Warn("Scrapes still running at shutdown, closing their connections", "err", err)
+		server.Close() //nolint:errcheck // the listeners are closed already
+	}
+	return 0 // the cameras close on the way out
+}
+
+// closeCameras stops the reloads, so that none starts a camera again, then
+// ends every camera's session with a TEARDOWN and frees the decoders and the
+// detector, waiting at most timeout in all. reloads may be nil.
+func closeCameras(manager *camera.Manager, reloads *reloader, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if reloads != nil {
+		if err := reloads.stop(ctx); err != nil {
+			return err
+		}
+	}
+	closed := make(chan struct{})
+	go func() {
+		manager.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("camera sessions still closing after %s", timeout)
+	}
 }
 
 // checkConfig validates the configuration file and loads its model, as

@@ -94,11 +94,28 @@ func startExporterWithConfig(t testing.TB, path string, args ...string) *exporte
 
 // stop ends the exporter as systemd would, and waits for it.
 func (e *exporter) stop(t testing.TB) {
+	t.Helper()
 	if e.cmd.ProcessState != nil {
 		return
 	}
 	e.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // may have exited
-	e.cmd.Wait()                          //nolint:errcheck // killed
+	if exited, _ := e.wait(10 * time.Second); !exited {
+		t.Errorf("the exporter still ran 10s after SIGTERM; killed it\n%s", e.logs)
+	}
+}
+
+// wait waits for the exporter to exit and returns Wait's error; after
+// timeout it kills it and returns exited false.
+func (e *exporter) wait(timeout time.Duration) (exited bool, err error) {
+	done := make(chan error, 1)
+	go func() { done <- e.cmd.Wait() }()
+	select {
+	case err := <-done:
+		return true, err
+	case <-time.After(timeout):
+		e.cmd.Process.Kill() //nolint:errcheck // may have exited meanwhile
+		return false, <-done
+	}
 }
 
 func (e *exporter) get(path string, header http.Header) (string, error) {
@@ -411,5 +428,71 @@ func TestConfigCheck(t *testing.T) {
 		if strings.Contains(string(out), "Sekrit-1") {
 			t.Errorf("%s: password in output:\n%s", filepath.Base(tc.file), out)
 		}
+	}
+}
+
+// TestShutdown checks that SIGTERM, as systemd sends, and SIGINT, as ^C
+// does, end the exporter within a few seconds with exit code 0, every
+// camera's session closed with a TEARDOWN: a camera with few session slots
+// keeps a dead session until its timeout, and refuses the restarted
+// exporter meanwhile.
+func TestShutdown(t *testing.T) {
+	clip := rtsptest.Clip(t, rtsptest.H264, "color=c=gray:s=160x120:r=25", 25)
+	cameras := []string{"gate", "yard"}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			srv, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{"gate": clip, "yard": clip})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			cfg := "cameras:\n"
+			for _, name := range cameras {
+				cfg += fmt.Sprintf("  - name: %s\n    url: %s\n", name, srv.URL(name))
+			}
+			e := startExporter(t, cfg)
+			testutil.WaitFor(t, "every camera up", 30*time.Second, func() bool {
+				m, _ := e.get("/metrics", nil)
+				for _, name := range cameras {
+					if v, _ := sample(m, fmt.Sprintf("camera_up{camera=%q}", name)); v != 1 {
+						return false
+					}
+				}
+				return true
+			})
+			before := map[string]int{}
+			for _, name := range cameras {
+				before[name] = srv.Teardowns(name)
+			}
+
+			start := time.Now()
+			if err := e.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			exited, err := e.wait(30 * time.Second)
+			took := time.Since(start)
+			if !exited {
+				t.Fatalf("still running 30s after %v; killed it\n%s", sig, e.logs)
+			}
+			if ws, ok := e.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				t.Fatalf("killed by %v, want an exit\n%s", ws.Signal(), e.logs)
+			}
+			if err != nil {
+				t.Errorf("%v: %v, want exit code 0\n%s", sig, err, e.logs)
+			}
+			if took > 5*time.Second {
+				t.Errorf("exited %v after %v, want within 5s", took.Round(time.Millisecond), sig)
+			}
+			// The server counts a TEARDOWN when it reads it; the exporter
+			// may be gone by then.
+			for _, name := range cameras {
+				testutil.WaitFor(t, "the TEARDOWN of "+name, 2*time.Second, func() bool {
+					return srv.Teardowns(name) > before[name]
+				})
+			}
+			if want := `msg="Shutting down" signal=` + sig.String(); !strings.Contains(e.logs.String(), want) {
+				t.Errorf("no %s in the logs:\n%s", want, e.logs)
+			}
+		})
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"syscall"
 	"time"
 
@@ -28,7 +27,6 @@ import (
 	"github.com/camera-exporter/camera_exporter/collector"
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector/dnn"
-	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/reference"
 )
 
@@ -78,11 +76,26 @@ func run() (code int) {
 	logger := promslog.New(promslogConfig)
 
 	if command == refBuild.FullCommand() {
-		err := buildReference(*configFile, *refCamera, *refImages, *refFor, *refEvery, *refOutput, *refReplace, logger)
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		path, profile, err := reference.Build(ctx, reference.BuildOptions{
+			ConfigFile:  *configFile,
+			Camera:      *refCamera,
+			Images:      *refImages,
+			Duration:    *refFor,
+			Interval:    *refEvery,
+			Output:      *refOutput,
+			Replace:     *refReplace,
+			NewDecoder:  decode.New,
+			OpenImage:   openImage,
+			NewDetector: dnn.Load,
+			Logger:      logger,
+		})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		fmt.Printf("%s: reference of camera %s from %d frames (%s)\n", path, *refCamera, profile.Frames, profile.Source)
 		return 0
 	}
 
@@ -259,46 +272,11 @@ func checkConfig(path string, logger *slog.Logger) error {
 	return nil
 }
 
-// buildReference builds and writes a camera's reference profile.
-func buildReference(configFile, name, images string, duration, interval time.Duration, output string, replace bool, logger *slog.Logger) error {
-	cfg, err := config.Load(configFile)
+// openImage reads a photograph for reference.FromImages.
+func openImage(path string) (reference.Image, error) {
+	im, err := decode.OpenImage(path)
 	if err != nil {
-		return err
+		return nil, err // not a nil *decode.Image in a non-nil interface
 	}
-	i := slices.IndexFunc(cfg.Cameras, func(c config.Camera) bool { return c.Name == name })
-	if i < 0 {
-		return fmt.Errorf("%s: no camera %q", configFile, name)
-	}
-	cam := cfg.Cameras[i]
-	if output == "" {
-		if output = cam.ReferenceFile(); output == "" {
-			return fmt.Errorf("camera %q has no reference.dir: give --output", name)
-		}
-	}
-	opts := reference.Options{DarkThreshold: *cam.DarkThreshold, Classes: cam.Detect.Classes}
-	if cfg.Detector != nil && *cam.Detect.Enabled {
-		det, err := dnn.Load(cfg.Detector, logger)
-		if err != nil {
-			return fmt.Errorf("detector: %w", err)
-		}
-		defer det.Close()
-		opts.Detector = det
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var profile *drift.Profile
-	if images != "" {
-		profile, err = reference.FromImages(ctx, images, opts, logger)
-	} else {
-		logger.Info("Watching the camera", "camera", name, "duration", duration)
-		profile, err = reference.FromCamera(ctx, cam, duration, interval, opts, logger)
-	}
-	if err != nil {
-		return err
-	}
-	if err := reference.Write(profile, output, replace); err != nil {
-		return err
-	}
-	fmt.Printf("%s: reference of camera %s from %d frames (%s)\n", output, name, profile.Frames, profile.Source)
-	return nil
+	return im, nil
 }

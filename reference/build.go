@@ -41,8 +41,9 @@ type BuildOptions struct {
 }
 
 // Build builds a camera's reference profile as opts say, writes it, and
-// returns the file it wrote and the profile. It stops early, failing,
-// when ctx ends.
+// returns the file it wrote and the profile. When ctx ends, a build from
+// images fails; one from the stream ends early with the frames analyzed so
+// far, as at the end of Duration.
 func Build(ctx context.Context, opts BuildOptions) (string, *drift.Profile, error) {
 	cfg, err := config.Load(opts.ConfigFile)
 	if err != nil {

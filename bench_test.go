@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
 // BenchmarkExporter runs the exporter binary against BENCH_CAMERAS (default
@@ -20,11 +21,7 @@ func BenchmarkExporter(b *testing.B) {
 	cameras := envInt("BENCH_CAMERAS", 4)
 	seconds := envInt("BENCH_SECONDS", 60)
 	// testsrc2 moves every frame, so P-frames cost what a real scene's do.
-	clip, err := rtsptest.Encode(b.Context(), b.TempDir(), rtsptest.H264, 25, 250,
-		[]string{"-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=25"}, "-preset", "veryfast", "-g", "50")
-	if err != nil {
-		b.Fatal(err)
-	}
+	clip := rtsptest.Clip(b, rtsptest.H264, "testsrc2=s=1920x1080:r=25", 250, "-preset", "veryfast", "-g", "50")
 	clips := map[string]*rtsptest.Media{}
 	var cfg strings.Builder
 	cfg.WriteString("cameras:\n")
@@ -50,7 +47,7 @@ func BenchmarkExporter(b *testing.B) {
 		b.Run(mode.name, func(b *testing.B) {
 			for range b.N {
 				e := startExporter(b, mode.config+cfg.String())
-				waitUntil(b, "every camera analyzed", 60*time.Second, func() bool {
+				testutil.WaitFor(b, "every camera analyzed", 60*time.Second, func() bool {
 					m, _ := e.get("/metrics", nil)
 					return strings.Count(m, "camera_frame_brightness_ratio{") == cameras
 				})

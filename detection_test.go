@@ -14,6 +14,7 @@ import (
 
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
 	"github.com/camera-exporter/camera_exporter/detector/dnn"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
 // The real detectors and photographs, shared by every checkout; never
@@ -58,7 +59,7 @@ func TestDetection(t *testing.T) {
 		"dog":     photoStream(t, "dog.jpg"),
 		"giraffe": photoStream(t, "giraffe.jpg"),
 		"eagle":   photoStream(t, "eagle.jpg"),
-		"gray":    encode(t, rtsptest.H264, "color=c=gray:s=320x240:r=25", 25),
+		"gray":    rtsptest.Clip(t, rtsptest.H264, "color=c=gray:s=320x240:r=25", 25),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +75,7 @@ func TestDetection(t *testing.T) {
 	e := startExporter(t, cfg)
 
 	var metrics string
-	waitUntil(t, "every camera detected", 60*time.Second, func() bool {
+	testutil.WaitFor(t, "every camera detected", 60*time.Second, func() bool {
 		metrics, _ = e.get("/metrics", nil)
 		for _, name := range []string{"person", "dog", "giraffe", "eagle", "gray", "person-all"} {
 			if v, _ := sample(metrics, fmt.Sprintf("camera_analyzed_frames_total{camera=%q}", name)); v < 1 {
@@ -146,7 +147,7 @@ func TestDetection(t *testing.T) {
 		if err := postReload(e); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, "the body model to find the person", 30*time.Second, func() bool {
+		testutil.WaitFor(t, "the body model to find the person", 30*time.Second, func() bool {
 			m, _ := e.get("/metrics", nil)
 			v, _ := sample(m, `camera_detected_objects{camera="person",class="body"}`)
 			return v >= 1 && strings.Contains(m, `model="yolo-fastest-1.1_body.weights"`)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
 	"github.com/camera-exporter/camera_exporter/drift"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
 // noisyPhotoStream encodes a photograph, through an ffmpeg filter, as a
@@ -39,7 +40,7 @@ func TestDrift(t *testing.T) {
 		"blurred": noisyPhotoStream(t, "person.jpg", "gblur=sigma=6"),
 		"moved":   noisyPhotoStream(t, "giraffe.jpg", ""),
 		"frozen":  photoStream(t, "person.jpg"), // the same picture, frame after frame
-		"moving":  encode(t, rtsptest.H264, "testsrc2=s=320x240:r=25", 50),
+		"moving":  rtsptest.Clip(t, rtsptest.H264, "testsrc2=s=320x240:r=25", 50),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +82,7 @@ func TestDrift(t *testing.T) {
 	e := startExporterWithConfig(t, cfgPath, "--collector.image.min-interval=0s")
 	var metrics string
 	// The learner's reference is learned online meanwhile.
-	waitUntil(t, "drift scores of every camera with a reference", 60*time.Second, func() bool {
+	testutil.WaitFor(t, "drift scores of every camera with a reference", 60*time.Second, func() bool {
 		metrics, _ = e.get("/metrics", nil)
 		return strings.Count(metrics, "camera_drift_combined_score{") == 5
 	})
@@ -121,7 +122,7 @@ func TestDrift(t *testing.T) {
 		}
 	})
 	t.Run("frozen", func(t *testing.T) {
-		waitUntil(t, "the frozen camera flagged", 10*time.Second, func() bool {
+		testutil.WaitFor(t, "the frozen camera flagged", 10*time.Second, func() bool {
 			m, _ := e.get("/metrics", nil)
 			v, _ := sample(m, `camera_frame_frozen{camera="frozen"}`)
 			return v == 1
@@ -135,14 +136,14 @@ func TestDrift(t *testing.T) {
 	})
 	t.Run("learned reference survives a restart", func(t *testing.T) {
 		learned := filepath.Join(refs, "learner.json")
-		waitUntil(t, "the learned reference saved", 30*time.Second, func() bool {
+		testutil.WaitFor(t, "the learned reference saved", 30*time.Second, func() bool {
 			e.get("/metrics", nil) //nolint:errcheck // scrapes drive the analyses
 			_, err := os.Stat(learned)
 			return err == nil
 		})
 		e.stop(t)
 		again := startExporterWithConfig(t, cfgPath)
-		waitUntil(t, "the reference loaded after the restart", 30*time.Second, func() bool {
+		testutil.WaitFor(t, "the reference loaded after the restart", 30*time.Second, func() bool {
 			m, _ := again.get("/metrics", nil)
 			frames, ok := sample(m, `camera_reference_frames{camera="learner"}`)
 			calibrating, _ := sample(m, `camera_reference_calibrating{camera="learner"}`)

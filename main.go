@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -18,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
@@ -29,13 +26,23 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/collector"
 	"github.com/camera-exporter/camera_exporter/config"
-	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/reference"
 )
 
 const defaultListenAddress = ":9845"
 
-func main() {
+// The bounds of a shutdown: scrapes in flight get httpShutdownTimeout to
+// finish, then the cameras closeTimeout to end their sessions.
+const (
+	httpShutdownTimeout = 2 * time.Second
+	closeTimeout        = 3 * time.Second
+)
+
+func main() { os.Exit(run()) }
+
+// run runs the command line's command and returns the process's exit code,
+// so that its deferred cleanups run.
+func run() (code int) {
 	var (
 		configFile = kingpin.Flag("config.file", "Camera exporter configuration file.").
 				Default("exporter.yml").String()
@@ -68,40 +75,71 @@ func main() {
 	logger := promslog.New(promslogConfig)
 
 	if command == refBuild.FullCommand() {
-		err := buildReference(*configFile, *refCamera, *refImages, *refFor, *refEvery, *refOutput, *refReplace, logger)
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		path, profile, err := reference.Build(ctx, reference.BuildOptions{
+			ConfigFile:  *configFile,
+			Camera:      *refCamera,
+			Images:      *refImages,
+			Duration:    *refFor,
+			Interval:    *refEvery,
+			Output:      *refOutput,
+			Replace:     *refReplace,
+			NewDecoder:  decode.New,
+			OpenImage:   openImage,
+			NewDetector: loadDetector,
+			Logger:      logger,
+		})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			return 1
 		}
-		os.Exit(0)
+		fmt.Printf("%s: reference of camera %s from %d frames (%s)\n", path, *refCamera, profile.Frames, profile.Source)
+		return 0
 	}
 
 	if *configCheck {
 		if err := checkConfig(*configFile, logger); err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			return 1
 		}
-		os.Exit(0)
+		return 0
 	}
 
 	logger.Info("Starting camera_exporter", "version", version.Info())
 	logger.Info("Build context", "build_context", version.BuildContext(),
 		"opencv", decode.OpenCVVersion(), "libavcodec", decode.LibavcodecVersion())
 
+	// Caught from the start, so that the cameras' sessions always end
+	// with a TEARDOWN, and a reload asked for while the configuration
+	// loads waits for the reloader.
+	term := make(chan os.Signal, 2)
+	signal.Notify(term, syscall.SIGTERM, os.Interrupt)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+
 	manager := camera.NewManager(decode.New, loadDetector, logger)
-	defer manager.Close()
+	var reloads *reloader // once the configuration is loaded
+	defer func() {
+		if err := closeCameras(manager, reloads, closeTimeout); err != nil {
+			logger.Error("Error shutting down", "err", err)
+			code = 1
+			return
+		}
+		logger.Info("Camera sessions closed")
+	}()
 	exporterRegistry := prometheus.NewRegistry()
 	safeConfig := config.NewSafeConfig(exporterRegistry, manager.Apply)
 	if err := safeConfig.Reload(*configFile); err != nil {
 		logger.Error("Error loading config", "err", err)
-		os.Exit(1)
+		return 1
 	}
 	logger.Info("Loaded config file", "file", *configFile, "cameras", len(safeConfig.Get().Cameras))
 
 	cameraCollector, err := collector.NewCameraCollector(collector.ManagerCameras(manager), logger)
 	if err != nil {
 		logger.Error("Couldn't create collector", "err", err)
-		os.Exit(1)
+		return 1
 	}
 	logger.Info("Enabled collectors", "collectors", cameraCollector.Names())
 
@@ -117,31 +155,20 @@ func main() {
 		)
 	}
 
-	reload := func() error {
+	reloads = startReloader(func() error {
 		if err := safeConfig.Reload(*configFile); err != nil {
 			logger.Error("Error reloading config", "err", err)
 			return err
 		}
 		logger.Info("Reloaded config file", "cameras", len(safeConfig.Get().Cameras))
 		return nil
-	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for range hup {
-			_ = reload() // logged; the last good config stays in force
-		}
-	}()
+	}, hup)
 
 	http.Handle(*metricsPath, metricsHandler(cameraCollector, exporterRegistry, *timeoutOffset, logger))
 	http.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy")
 	})
-	http.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
-		if err := reload(); err != nil {
-			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
-		}
-	})
+	http.Handle("POST /-/reload", reloads)
 	http.HandleFunc("/-/reload", func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
 	})
@@ -167,15 +194,57 @@ func main() {
 		})
 		if err != nil {
 			logger.Error("Couldn't create landing page", "err", err)
-			os.Exit(1)
+			return 1
 		}
 		http.Handle("/", landingPage)
 	}
 
 	server := &http.Server{ReadHeaderTimeout: 10 * time.Second}
-	if err := web.ListenAndServe(server, toolkitFlags, logger); err != nil {
+	served := make(chan error, 1)
+	go func() { served <- web.ListenAndServe(server, toolkitFlags, logger) }()
+	select {
+	case err := <-served:
 		logger.Error("Error running HTTP server", "err", err)
+		return 1
+	case sig := <-term:
+		logger.Info("Shutting down", "signal", sig)
+	}
+	go func() {
+		sig := <-term
+		logger.Error("Second signal during shutdown, exiting at once", "signal", sig)
 		os.Exit(1)
+	}()
+	// No new scrapes; those in flight may finish.
+	ctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+	defer cancel()
+	if err := server.Shutdown(ctx); err != nil {
+		logger.Warn("Scrapes still running at shutdown, closing their connections", "err", err)
+		server.Close() //nolint:errcheck // the listeners are closed already
+	}
+	return 0 // the cameras close on the way out
+}
+
+// closeCameras stops the reloads, so that none starts a camera again, then
+// ends every camera's session with a TEARDOWN and frees the decoders and the
+// detector, waiting at most timeout in all. reloads may be nil.
+func closeCameras(manager *camera.Manager, reloads *reloader, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if reloads != nil {
+		if err := reloads.stop(ctx); err != nil {
+			return err
+		}
+	}
+	closed := make(chan struct{})
+	go func() {
+		manager.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("camera sessions still closing after %s", timeout)
 	}
 }
 
@@ -202,72 +271,11 @@ func checkConfig(path string, logger *slog.Logger) error {
 	return nil
 }
 
-// buildReference builds and writes a camera's reference profile.
-func buildReference(configFile, name, images string, duration, interval time.Duration, output string, replace bool, logger *slog.Logger) error {
-	cfg, err := config.Load(configFile)
+// openImage reads a photograph for reference.FromImages.
+func openImage(path string) (reference.Image, error) {
+	im, err := decode.OpenImage(path)
 	if err != nil {
-		return err
+		return nil, err // not a nil *decode.Image in a non-nil interface
 	}
-	i := slices.IndexFunc(cfg.Cameras, func(c config.Camera) bool { return c.Name == name })
-	if i < 0 {
-		return fmt.Errorf("%s: no camera %q", configFile, name)
-	}
-	cam := cfg.Cameras[i]
-	if output == "" {
-		if output = cam.ReferenceFile(); output == "" {
-			return fmt.Errorf("camera %q has no reference.dir: give --output", name)
-		}
-	}
-	opts := reference.Options{DarkThreshold: *cam.DarkThreshold, Classes: cam.Detect.Classes}
-	if cfg.Detector != nil && *cam.Detect.Enabled {
-		det, err := loadDetector(cfg.Detector, logger)
-		if err != nil {
-			return fmt.Errorf("detector: %w", err)
-		}
-		defer det.Close()
-		opts.Detector = det
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var profile *drift.Profile
-	if images != "" {
-		profile, err = reference.FromImages(ctx, images, opts, logger)
-	} else {
-		logger.Info("Watching the camera", "camera", name, "duration", duration)
-		profile, err = reference.FromCamera(ctx, cam, duration, interval, opts, logger)
-	}
-	if err != nil {
-		return err
-	}
-	if err := reference.Write(profile, output, replace); err != nil {
-		return err
-	}
-	fmt.Printf("%s: reference of camera %s from %d frames (%s)\n", output, name, profile.Frames, profile.Source)
-	return nil
-}
-
-// metricsHandler gathers the camera collectors with the scrape's deadline,
-// plus the exporter's own metrics. A per-request registry carries the
-// deadline, as blackbox_exporter does for probes.
-func metricsHandler(cc *collector.CameraCollector, exporterMetrics prometheus.Gatherer, timeoutOffset float64, logger *slog.Logger) http.Handler {
-	opts := promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
-		ErrorHandling: promhttp.ContinueOnError,
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := scrapeContext(r, timeoutOffset)
-		defer cancel()
-		registry := prometheus.NewRegistry()
-		registry.MustRegister(cc.WithContext(ctx))
-		promhttp.HandlerFor(prometheus.Gatherers{exporterMetrics, registry}, opts).ServeHTTP(w, r)
-	})
-}
-
-// scrapeContext ends when Prometheus gives up on the scrape, less offset.
-func scrapeContext(r *http.Request, offset float64) (context.Context, context.CancelFunc) {
-	seconds, err := strconv.ParseFloat(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), 64)
-	if err != nil || seconds <= offset {
-		return context.WithCancel(r.Context())
-	}
-	return context.WithTimeout(r.Context(), time.Duration((seconds-offset)*float64(time.Second)))
+	return im, nil
 }

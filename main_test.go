@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -15,12 +13,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/metrics.txt from the current output")
@@ -55,24 +53,7 @@ type exporter struct {
 	cmd    *exec.Cmd
 	addr   string
 	config string
-	logs   *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs   *testutil.SyncBuffer
 }
 
 func freeAddr(t testing.TB) string {
@@ -97,14 +78,14 @@ func startExporter(t testing.TB, configYAML string, args ...string) *exporter {
 // the test ends or stop.
 func startExporterWithConfig(t testing.TB, path string, args ...string) *exporter {
 	t.Helper()
-	e := &exporter{addr: freeAddr(t), config: path, logs: &lockedBuffer{}}
+	e := &exporter{addr: freeAddr(t), config: path, logs: &testutil.SyncBuffer{}}
 	e.cmd = exec.Command(binary, append([]string{"--config.file=" + e.config, "--web.listen-address=" + e.addr, "--log.level=debug"}, args...)...)
 	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.stop(t) })
-	waitUntil(t, "the exporter to listen", 10*time.Second, func() bool {
+	testutil.WaitFor(t, "the exporter to listen", 10*time.Second, func() bool {
 		_, err := e.get("/-/healthy", nil)
 		return err == nil
 	})
@@ -113,11 +94,28 @@ func startExporterWithConfig(t testing.TB, path string, args ...string) *exporte
 
 // stop ends the exporter as systemd would, and waits for it.
 func (e *exporter) stop(t testing.TB) {
+	t.Helper()
 	if e.cmd.ProcessState != nil {
 		return
 	}
 	e.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // may have exited
-	e.cmd.Wait()                          //nolint:errcheck // killed
+	if exited, _ := e.wait(10 * time.Second); !exited {
+		t.Errorf("the exporter still ran 10s after SIGTERM; killed it\n%s", e.logs)
+	}
+}
+
+// wait waits for the exporter to exit and returns Wait's error; after
+// timeout it kills it and returns exited false.
+func (e *exporter) wait(timeout time.Duration) (exited bool, err error) {
+	done := make(chan error, 1)
+	go func() { done <- e.cmd.Wait() }()
+	select {
+	case err := <-done:
+		return true, err
+	case <-time.After(timeout):
+		e.cmd.Process.Kill() //nolint:errcheck // may have exited meanwhile
+		return false, <-done
+	}
 }
 
 func (e *exporter) get(path string, header http.Header) (string, error) {
@@ -144,17 +142,6 @@ func do(req *http.Request) (string, error) {
 	return string(body), err
 }
 
-func waitUntil(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // sample returns the value of the series written exactly as series.
 func sample(metrics, series string) (float64, bool) {
 	for _, line := range strings.Split(metrics, "\n") {
@@ -166,20 +153,11 @@ func sample(metrics, series string) (float64, bool) {
 	return 0, false
 }
 
-func encode(t testing.TB, codec rtsptest.Codec, lavfi string, frames int, extra ...string) *rtsptest.Media {
-	t.Helper()
-	m, err := rtsptest.Encode(context.Background(), t.TempDir(), codec, 25, frames, []string{"-f", "lavfi", "-i", lavfi}, extra...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 func TestEndToEnd(t *testing.T) {
 	srv, err := rtsptest.Start(rtsptest.Options{User: cameraUser, Pass: cameraPass}, map[string]*rtsptest.Media{
-		"gray":  encode(t, rtsptest.H264, "color=c=0x404040:s=320x240:r=25", 25),
-		"half":  encode(t, rtsptest.H265, "color=c=white:s=320x240:r=25,drawbox=x=0:y=0:w=160:h=240:color=black:t=fill", 25),
-		"light": encode(t, rtsptest.MJPEG, "color=c=0xc8c8c8:s=320x240:r=25", 5),
+		"gray":  rtsptest.Clip(t, rtsptest.H264, "color=c=0x404040:s=320x240:r=25", 25),
+		"half":  rtsptest.Clip(t, rtsptest.H265, "color=c=white:s=320x240:r=25,drawbox=x=0:y=0:w=160:h=240:color=black:t=fill", 25),
+		"light": rtsptest.Clip(t, rtsptest.MJPEG, "color=c=0xc8c8c8:s=320x240:r=25", 5),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +190,7 @@ cameras:
 	e := startExporter(t, cfg)
 
 	var metrics string
-	waitUntil(t, "all three cameras analyzed", 30*time.Second, func() bool {
+	testutil.WaitFor(t, "all three cameras analyzed", 30*time.Second, func() bool {
 		metrics, _ = e.get("/metrics", nil)
 		return strings.Count(metrics, "camera_frame_brightness_ratio{") == 3
 	})
@@ -314,7 +292,7 @@ cameras:
 		if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, "the SIGHUP reload", 10*time.Second, func() bool {
+		testutil.WaitFor(t, "the SIGHUP reload", 10*time.Second, func() bool {
 			m, _ := e.get("/metrics", nil)
 			return !strings.Contains(m, `camera="silent"`)
 		})
@@ -450,5 +428,71 @@ func TestConfigCheck(t *testing.T) {
 		if strings.Contains(string(out), "Sekrit-1") {
 			t.Errorf("%s: password in output:\n%s", filepath.Base(tc.file), out)
 		}
+	}
+}
+
+// TestShutdown checks that SIGTERM, as systemd sends, and SIGINT, as ^C
+// does, end the exporter within a few seconds with exit code 0, every
+// camera's session closed with a TEARDOWN: a camera with few session slots
+// keeps a dead session until its timeout, and refuses the restarted
+// exporter meanwhile.
+func TestShutdown(t *testing.T) {
+	clip := rtsptest.Clip(t, rtsptest.H264, "color=c=gray:s=160x120:r=25", 25)
+	cameras := []string{"gate", "yard"}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			srv, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{"gate": clip, "yard": clip})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			cfg := "cameras:\n"
+			for _, name := range cameras {
+				cfg += fmt.Sprintf("  - name: %s\n    url: %s\n", name, srv.URL(name))
+			}
+			e := startExporter(t, cfg)
+			testutil.WaitFor(t, "every camera up", 30*time.Second, func() bool {
+				m, _ := e.get("/metrics", nil)
+				for _, name := range cameras {
+					if v, _ := sample(m, fmt.Sprintf("camera_up{camera=%q}", name)); v != 1 {
+						return false
+					}
+				}
+				return true
+			})
+			before := map[string]int{}
+			for _, name := range cameras {
+				before[name] = srv.Teardowns(name)
+			}
+
+			start := time.Now()
+			if err := e.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			exited, err := e.wait(30 * time.Second)
+			took := time.Since(start)
+			if !exited {
+				t.Fatalf("still running 30s after %v; killed it\n%s", sig, e.logs)
+			}
+			if ws, ok := e.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				t.Fatalf("killed by %v, want an exit\n%s", ws.Signal(), e.logs)
+			}
+			if err != nil {
+				t.Errorf("%v: %v, want exit code 0\n%s", sig, err, e.logs)
+			}
+			if took > 5*time.Second {
+				t.Errorf("exited %v after %v, want within 5s", took.Round(time.Millisecond), sig)
+			}
+			// The server counts a TEARDOWN when it reads it; the exporter
+			// may be gone by then.
+			for _, name := range cameras {
+				testutil.WaitFor(t, "the TEARDOWN of "+name, 2*time.Second, func() bool {
+					return srv.Teardowns(name) > before[name]
+				})
+			}
+			if want := `msg="Shutting down" signal=` + sig.String(); !strings.Contains(e.logs.String(), want) {
+				t.Errorf("no %s in the logs:\n%s", want, e.logs)
+			}
+		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
 	"github.com/camera-exporter/camera_exporter/collector"
 	"github.com/camera-exporter/camera_exporter/config"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
 // TestMatProfileAfterScrapes runs the whole pipeline in process, real
@@ -32,7 +33,7 @@ func TestMatProfileAfterScrapes(t *testing.T) {
 	start := gocv.MatProfile.Count()
 	srv, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{
 		"person": photoStream(t, "person.jpg"),
-		"gray":   encode(t, rtsptest.MJPEG, "color=c=gray:s=320x240:r=25", 5),
+		"gray":   rtsptest.Clip(t, rtsptest.MJPEG, "color=c=gray:s=320x240:r=25", 5),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +61,7 @@ func TestMatProfileAfterScrapes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, "both cameras up", 10*time.Second, func() bool {
+	testutil.WaitFor(t, "both cameras up", 10*time.Second, func() bool {
 		for _, s := range manager.Streams() {
 			if !s.Up(time.Now()) {
 				return false

@@ -3,6 +3,9 @@
 // detector's training set, say) or from the camera's own stream. It backs
 // `camera_exporter reference build`; the exporter can also learn a
 // reference online (collector, reference.calibration).
+//
+// It needs no cgo: what decodes frames and photographs, and the detector,
+// are passed in (camera/decode and detector/dnn provide them).
 package reference
 
 import (
@@ -17,7 +20,6 @@ import (
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/camera"
-	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/drift"
@@ -40,6 +42,19 @@ type picture interface {
 	Analyze(darkThreshold float64) (imagestats.Stats, error)
 	Picture(width, height int) (detector.Image, error)
 }
+
+// Image is a photograph, analyzed like a decoded frame: Analyze measures
+// it as camera.Decoder.Analyze measures a frame, and Picture converts it
+// for the detector. decode.Image is one.
+type Image interface {
+	picture
+	// Close frees the image.
+	Close()
+}
+
+// OpenImage reads the image file at path; it fails on a file that is not
+// an image. decode.OpenImage is one, wrapped to return an Image.
+type OpenImage func(path string) (Image, error)
 
 // sample analyzes a picture and runs the detector on it.
 func (o Options) sample(ctx context.Context, p picture) (drift.Sample, error) {
@@ -73,11 +88,11 @@ func (o Options) sample(ctx context.Context, p picture) (drift.Sample, error) {
 	return s, nil
 }
 
-// FromImages builds a reference from every image in dir and below.
-// Unrelated images have no common scene, so the reference has no scene
-// signature. Files that are not images are skipped, and listed in the error
-// only if no image was found.
-func FromImages(ctx context.Context, dir string, opts Options, logger *slog.Logger) (*drift.Profile, error) {
+// FromImages builds a reference from every image in dir and below, which
+// open reads. Unrelated images have no common scene, so the reference has
+// no scene signature. Files that are not images are skipped, and counted in
+// the error only if no image was found.
+func FromImages(ctx context.Context, dir string, open OpenImage, opts Options, logger *slog.Logger) (*drift.Profile, error) {
 	b := drift.NewBuilder(false)
 	var skipped []string
 	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
@@ -87,7 +102,7 @@ func FromImages(ctx context.Context, dir string, opts Options, logger *slog.Logg
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		im, err := decode.OpenImage(path)
+		im, err := open(path)
 		if err != nil {
 			skipped = append(skipped, path)
 			logger.Debug("Skipping a file that is not an image", "file", path, "err", err)
@@ -110,11 +125,11 @@ func FromImages(ctx context.Context, dir string, opts Options, logger *slog.Logg
 	return b.Profile("images:"+dir, time.Now()), nil
 }
 
-// FromCamera builds a reference from a camera's stream, analyzing a frame
-// every interval for duration. The frames share the camera's view, so the
-// reference has a scene signature.
-func FromCamera(ctx context.Context, cam config.Camera, duration, interval time.Duration, opts Options, logger *slog.Logger) (*drift.Profile, error) {
-	s := camera.NewStream(cam, decode.New, logger)
+// FromCamera builds a reference from a camera's stream, decoded by
+// newDecoder's decoders, analyzing a frame every interval for duration. The
+// frames share the camera's view, so the reference has a scene signature.
+func FromCamera(ctx context.Context, cam config.Camera, newDecoder camera.NewDecoder, duration, interval time.Duration, opts Options, logger *slog.Logger) (*drift.Profile, error) {
+	s := camera.NewStream(cam, newDecoder, logger)
 	defer s.Stop()
 	b := drift.NewBuilder(true)
 	ctx, cancel := context.WithTimeout(ctx, duration)

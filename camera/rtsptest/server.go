@@ -27,8 +27,9 @@ type Server struct {
 	stop       chan struct{}
 	wg         sync.WaitGroup
 
-	mu      sync.Mutex
-	streams map[string]*served
+	mu        sync.Mutex
+	streams   map[string]*served
+	teardowns map[string]int // by clip name; kept after Remove and Close
 }
 
 // served is one clip's stream and its playback state.
@@ -64,11 +65,12 @@ func Start(opts Options, clips map[string]*Media) (*Server, error) {
 		l.Close()
 	}
 	s := &Server{
-		Addr:    addr,
-		user:    opts.User,
-		pass:    opts.Pass,
-		streams: map[string]*served{},
-		stop:    make(chan struct{}),
+		Addr:      addr,
+		user:      opts.User,
+		pass:      opts.Pass,
+		streams:   map[string]*served{},
+		teardowns: map[string]int{},
+		stop:      make(chan struct{}),
 	}
 	s.server = &gortsplib.Server{Handler: s, RTSPAddress: addr}
 	if opts.UDPPorts[0] != 0 {
@@ -129,6 +131,15 @@ func (s *Server) Remove(name string) {
 		close(sv.stop)
 		sv.stream.Close()
 	}
+}
+
+// Teardowns returns how many RTSP TEARDOWN requests the server received
+// for the named clip: a client that closes its session properly sends one,
+// a client that dies or just drops the connection does not.
+func (s *Server) Teardowns(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.teardowns[name]
 }
 
 // Close stops the server and drops every reader.
@@ -239,6 +250,17 @@ func trimPath(p string) string {
 
 func (s *Server) authorized(conn *gortsplib.ServerConn, req *base.Request) bool {
 	return s.user == "" || conn.VerifyCredentials(req, s.user, s.pass)
+}
+
+// OnRequest implements gortsplib.ServerHandlerOnRequest; it counts
+// TEARDOWNs.
+func (s *Server) OnRequest(_ *gortsplib.ServerConn, req *base.Request) {
+	if req.Method != base.Teardown || req.URL == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.teardowns[trimPath(req.URL.Path)]++
 }
 
 // OnDescribe implements gortsplib.ServerHandlerOnDescribe.

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/camera-exporter/camera_exporter/collector"
+)
+
+// metricsHandler gathers the camera collectors with the scrape's deadline,
+// plus the exporter's own metrics. A per-request registry carries the
+// deadline, as blackbox_exporter does for probes.
+func metricsHandler(cc *collector.CameraCollector, exporterMetrics prometheus.Gatherer, timeoutOffset float64, logger *slog.Logger) http.Handler {
+	opts := promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		ErrorHandling: promhttp.ContinueOnError,
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := scrapeContext(r, timeoutOffset)
+		defer cancel()
+		registry := prometheus.NewRegistry()
+		registry.MustRegister(cc.WithContext(ctx))
+		promhttp.HandlerFor(prometheus.Gatherers{exporterMetrics, registry}, opts).ServeHTTP(w, r)
+	})
+}
+
+// scrapeContext ends when Prometheus gives up on the scrape, less offset.
+func scrapeContext(r *http.Request, offset float64) (context.Context, context.CancelFunc) {
+	seconds, err := strconv.ParseFloat(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), 64)
+	if err != nil || seconds <= offset {
+		return context.WithCancel(r.Context())
+	}
+	return context.WithTimeout(r.Context(), time.Duration((seconds-offset)*float64(time.Second)))
+}

@@ -50,6 +50,7 @@ type Stream struct {
 	reconnects   atomic.Uint64
 	decodeErrors atomic.Uint64
 	lastFrame    atomic.Int64 // unix nanoseconds
+	stalled      bool         // no video for the timeout; owned by the session's watchStall
 
 	mu            sync.Mutex // guards the fields below
 	codec         Codec
@@ -320,36 +321,45 @@ func (s *Stream) session(ctx context.Context) error {
 
 // watchStall logs once when the session stays up without video for longer
 // than the camera's timeout, and once when video resumes: a camera whose
-// encoder hangs can keep its session alive with RTCP alone. It returns the
-// function that stops watching.
+// encoder hangs can keep its session alive with RTCP alone. A session that
+// ends for want of video stalled too, and reconnecting does not resume the
+// video, so the state outlives the session. It returns the function that
+// stops watching, once the watcher is done.
 func (s *Stream) watchStall(sessionStart time.Time) (stop func()) {
 	timeout := time.Duration(s.cfg.Timeout)
-	done := make(chan struct{})
+	done, stopped := make(chan struct{}), make(chan struct{})
+	check := func(now time.Time) {
+		last, since := time.Unix(0, s.lastFrame.Load()), sessionStart
+		if last.After(since) {
+			since = last
+		}
+		switch age := now.Sub(since); {
+		case !s.stalled && age > timeout:
+			s.stalled = true
+			s.logger.Warn("Camera stalled: session up but no video", "last_frame_age", age.Round(time.Second))
+		case s.stalled && now.Sub(last) <= timeout:
+			s.stalled = false
+			s.logger.Info("Camera video resumed")
+		}
+	}
 	go func() {
+		defer close(stopped)
 		ticker := time.NewTicker(min(timeout/2, time.Second))
 		defer ticker.Stop()
-		stalled := false
 		for {
 			select {
 			case <-done:
+				check(time.Now())
 				return
 			case now := <-ticker.C:
-				last := time.Unix(0, s.lastFrame.Load())
-				if last.Before(sessionStart) {
-					last = sessionStart
-				}
-				switch age := now.Sub(last); {
-				case !stalled && age > timeout:
-					stalled = true
-					s.logger.Warn("Camera stalled: session up but no video", "last_frame_age", age.Round(time.Second))
-				case stalled && age <= timeout:
-					stalled = false
-					s.logger.Info("Camera video resumed")
-				}
+				check(now)
 			}
 		}
 	}()
-	return func() { close(done) }
+	return func() {
+		close(done)
+		<-stopped
+	}
 }
 
 func transport(name string) *gortsplib.Transport {

@@ -31,10 +31,13 @@ func metricsHandler(cc *collector.CameraCollector, exporterMetrics prometheus.Ga
 }
 
 // scrapeContext ends when Prometheus gives up on the scrape, less offset.
+// A timeout too short to leave the offset keeps half of itself: a scrape
+// that outlives Prometheus' timeout fails, and every series of the target
+// goes stale with it.
 func scrapeContext(r *http.Request, offset float64) (context.Context, context.CancelFunc) {
 	seconds, err := strconv.ParseFloat(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), 64)
-	if err != nil || seconds <= offset {
+	if err != nil || !(seconds > 0) {
 		return context.WithCancel(r.Context())
 	}
-	return context.WithTimeout(r.Context(), time.Duration((seconds-offset)*float64(time.Second)))
+	return context.WithTimeout(r.Context(), time.Duration(max(seconds-offset, seconds/2)*float64(time.Second)))
 }

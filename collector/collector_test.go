@@ -13,10 +13,11 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -243,7 +244,7 @@ func TestMetricsFollowNamingConventions(t *testing.T) {
 	// descriptors a collector cannot know before the scrape.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(t, cams).WithContext(context.Background()))
-	problems, err := testutil.GatherAndLint(reg)
+	problems, err := promtest.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,5 +256,48 @@ func TestMetricsFollowNamingConventions(t *testing.T) {
 func TestUnknownCollectorFilter(t *testing.T) {
 	if _, err := NewCameraCollector(cameras(), discard, "nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("error = %v, want it to name the unknown collector", err)
+	}
+}
+
+// TestLateAnalysisIsTheNextScrapes checks that an analysis that missed its
+// scrape's deadline is reported by the next scrape rather than thrown away,
+// however short the min interval.
+func TestLateAnalysisIsTheNextScrapes(t *testing.T) {
+	slow := newCamera(t, "slow", "")
+	slow.gate = make(chan struct{})
+	release := sync.OnceFunc(func() { close(slow.gate) })
+	t.Cleanup(release)
+	col, err := newImageCollector(cameras(slow), discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := col.(*imageCollector)
+	c.minInterval = 0
+	cc := &CameraCollector{collectors: map[string]Collector{"image": c}, logger: discard}
+	success := func(v string) string {
+		return "# TYPE camera_frame_analysis_success gauge\ncamera_frame_analysis_success{camera=\"slow\"} " + v + "\n"
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	compare(t, ctx, cc, success("0"), "camera_frame_analysis_success")
+	release()
+	testutil.WaitFor(t, "the late analysis to finish", 10*time.Second, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		select {
+		case <-c.states[slow].analysis.done:
+			return true
+		default:
+			return false
+		}
+	})
+	compare(t, context.Background(), cc, success("1"), "camera_frame_analysis_success")
+	if n := slow.analyses.Load(); n != 1 {
+		t.Errorf("%d analyses, want the late one reported without another", n)
+	}
+	compare(t, context.Background(), cc, success("1"), "camera_frame_analysis_success")
+	if n := slow.analyses.Load(); n != 2 {
+		t.Errorf("%d analyses, want a new one once the late one was reported", n)
 	}
 }

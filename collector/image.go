@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -63,10 +64,11 @@ type cameraState struct {
 
 // analysis is one camera's latest result, or the one being computed.
 type analysis struct {
-	done  chan struct{} // closed when the fields below are set
-	start time.Time
-	stats imagestats.Stats
-	err   error
+	reported atomic.Bool   // a scrape sent its values
+	start    time.Time     // when the scrape that started it began
+	done     chan struct{} // closed when the fields below are set
+	stats    imagestats.Stats
+	err      error
 	// found is what the detector found; nil when the camera does not
 	// detect or detection failed, with detectErr.
 	found     *found
@@ -216,6 +218,7 @@ func (c *imageCollector) send(ch chan<- prometheus.Metric, name string, a *analy
 		success(0)
 		return nil
 	}
+	a.reported.Store(true)
 	ch <- prometheus.MustNewConstMetric(c.brightness, prometheus.GaugeValue, a.stats.Brightness, name)
 	ch <- prometheus.MustNewConstMetric(c.contrast, prometheus.GaugeValue, a.stats.Contrast, name)
 	ch <- prometheus.MustNewConstMetric(c.darkRatio, prometheus.GaugeValue, a.stats.DarkRatio, name)
@@ -269,7 +272,10 @@ func (c *imageCollector) analysis(cam Camera, st *cameraState, now time.Time) *a
 		select {
 		case <-a.done:
 			// Failures are not shared: most mean no frame had arrived yet.
-			if a.err == nil && a.detectErr == nil && now.Sub(a.start) < c.minInterval {
+			// A good result is, within minInterval, and until a scrape
+			// reported it: one that missed its scrape's deadline is the
+			// next scrape's.
+			if a.err == nil && a.detectErr == nil && (now.Sub(a.start) < c.minInterval || !a.reported.Load()) {
 				return a
 			}
 		default:

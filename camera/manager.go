@@ -11,8 +11,8 @@ import (
 	"github.com/camera-exporter/camera_exporter/detector"
 )
 
-// NewDetector loads the detector a configuration describes; detector/dnn
-// provides the OpenCV one.
+// NewDetector loads the detector a configuration describes; main adapts
+// detector/dnn's OpenCV one to it.
 type NewDetector func(cfg *config.Detector, logger *slog.Logger) (detector.Detector, error)
 
 // Manager runs what the configuration describes: one Stream per camera,

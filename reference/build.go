@@ -29,10 +29,11 @@ type BuildOptions struct {
 	Output  string
 	Replace bool
 
-	// What needs cgo, passed in: the decoders of the stream (decode.New),
-	// the image reader (decode.OpenImage) and the detector loader
-	// (dnn.Load). NewDecoder is only needed without Images, OpenImage only
-	// with them, NewDetector only if the configuration has a detector.
+	// What needs cgo, passed in: the stream's decoders (decode.New), the
+	// image reader (decode.OpenImage) and the detector loader (detector/dnn,
+	// as main adapts it). NewDecoder is only needed without Images,
+	// OpenImage only with them, NewDetector only if the configuration has a
+	// detector.
 	NewDecoder  camera.NewDecoder
 	OpenImage   OpenImage
 	NewDetector camera.NewDetector

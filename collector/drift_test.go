@@ -1,15 +1,13 @@
 package collector
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	promModel "github.com/prometheus/common/model"
 
 	"github.com/camera-exporter/camera_exporter/config"
@@ -27,26 +25,13 @@ func signature(level int) []uint8 {
 	return sig
 }
 
-func driftMetrics(t *testing.T, d *driftState, descs driftDescs, now time.Time) string {
+// compareDrift compares what d exports at now with want, for the families
+// named.
+func compareDrift(t *testing.T, d *driftState, descs driftDescs, now time.Time, want string, names ...string) {
 	t.Helper()
-	ch := make(chan prometheus.Metric, 100)
-	d.collect(ch, descs, "gate", now)
-	close(ch)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectorFunc(func(out chan<- prometheus.Metric) {
-		for m := range ch {
-			out <- m
-		}
-	}))
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	for _, mf := range families {
-		expfmt.MetricFamilyToText(&b, mf) //nolint:errcheck // a strings.Builder
-	}
-	return b.String()
+	reg.MustRegister(collectorFunc(func(ch chan<- prometheus.Metric) { d.collect(ch, descs, "gate", now) }))
+	compareGathered(t, reg, want, names...)
 }
 
 // collectorFunc sends the metrics of one collect call, unchecked.
@@ -65,24 +50,36 @@ func TestFrozenCamera(t *testing.T) {
 	for _, step := range []struct {
 		seq    uint64
 		level  int
-		frozen bool
+		frozen string
 	}{
-		{1, 100, false},
-		{2, 100, false}, // a still scene may repeat itself once
-		{2, 100, false}, // the same frame analyzed again is no repeat
-		{3, 100, true},
-		{4, 120, false},
+		{1, 100, "0"},
+		{2, 100, "0"}, // a still scene may repeat itself once
+		{2, 100, "0"}, // the same frame analyzed again is no repeat
+		{3, 100, "1"},
+		{4, 120, "0"},
 	} {
 		observe(step.seq, step.level)
-		got := driftMetrics(t, d, descs, now)
-		want := fmt.Sprintf("camera_frame_frozen{camera=\"gate\"} %d\n", map[bool]int{false: 0, true: 1}[step.frozen])
-		if !strings.Contains(got, want) {
-			t.Errorf("after frame %d: missing %s in:\n%s", step.seq, want, got)
-		}
+		compareDrift(t, d, descs, now, "# TYPE camera_frame_frozen gauge\ncamera_frame_frozen{camera=\"gate\"} "+step.frozen+"\n",
+			"camera_frame_frozen")
 	}
-	if got := driftMetrics(t, d, descs, now); !strings.Contains(got, `camera_frame_brightness_distribution_ratio_count{camera="gate"} 4`) {
-		t.Errorf("distinct frames not counted once each:\n%s", got)
-	}
+	// Distinct frames are counted once each: 4, all of brightness 0.5.
+	compareDrift(t, d, descs, now, `
+# TYPE camera_frame_brightness_distribution_ratio histogram
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.05"} 0
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.1"} 0
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.2"} 0
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.3"} 0
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.4"} 0
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.5"} 4
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.6"} 4
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.7"} 4
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.8"} 4
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.9"} 4
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.95"} 4
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="+Inf"} 4
+camera_frame_brightness_distribution_ratio_sum{camera="gate"} 2
+camera_frame_brightness_distribution_ratio_count{camera="gate"} 4
+`, "camera_frame_brightness_distribution_ratio")
 }
 
 // TestCalibratedReferenceSurvivesRestart learns a reference online, then
@@ -101,18 +98,20 @@ func TestCalibratedReferenceSurvivesRestart(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.Reference.Dir, "gate.json")); err != nil {
 		t.Fatalf("the learned reference was not saved: %v", err)
 	}
-	got := driftMetrics(t, d, descs, start.Add(20*time.Second))
-	for _, want := range []string{`camera_reference_calibrating{camera="gate"} 0`, `camera_drift_combined_score{camera="gate"}`, `camera_scene_change_score{camera="gate"}`} {
-		if !strings.Contains(got, want) {
-			t.Errorf("missing %s in:\n%s", want, got)
-		}
+	const learned = `
+# TYPE camera_reference_calibrating gauge
+camera_reference_calibrating{camera="gate"} 0
+# TYPE camera_reference_frames gauge
+camera_reference_frames{camera="gate"} 60
+`
+	later := start.Add(20 * time.Second)
+	compareDrift(t, d, descs, later, learned, "camera_reference_calibrating", "camera_reference_frames")
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectorFunc(func(ch chan<- prometheus.Metric) { d.collect(ch, descs, "gate", later) }))
+	if n, err := testutil.GatherAndCount(reg, "camera_drift_combined_score", "camera_scene_change_score"); err != nil || n != 2 {
+		t.Errorf("%d drift and scene scores (err %v), want one each once the reference is learned", n, err)
 	}
 
 	restarted := newDriftState(cfg, discard, descs)
-	got = driftMetrics(t, restarted, descs, time.Now())
-	for _, want := range []string{`camera_reference_calibrating{camera="gate"} 0`, `camera_reference_frames{camera="gate"}`} {
-		if !strings.Contains(got, want) {
-			t.Errorf("after a restart, missing %s in:\n%s", want, got)
-		}
-	}
+	compareDrift(t, restarted, descs, time.Now(), learned, "camera_reference_calibrating", "camera_reference_frames")
 }

@@ -192,15 +192,22 @@ func newCollector(t testing.TB, cams Cameras, names ...string) *CameraCollector 
 }
 
 // compare scrapes cc once and compares the families named with want, an
-// exposition in the text format, with testutil.GatherAndCompare. Help
-// texts are left out of the comparison (want has none): they are prose,
-// which promlint and the end-to-end fixture check.
+// exposition in the text format.
 func compare(t testing.TB, ctx context.Context, cc *CameraCollector, want string, names ...string) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(cc.WithContext(ctx))
+	compareGathered(t, reg, want, names...)
+}
+
+// compareGathered compares the families named with want, with
+// testutil.GatherAndCompare. Help texts are left out of the comparison
+// (want has none): they are prose, which promlint and the end-to-end
+// fixture check.
+func compareGathered(t testing.TB, g prometheus.Gatherer, want string, names ...string) {
+	t.Helper()
 	withoutHelp := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
-		families, err := reg.Gather()
+		families, err := g.Gather()
 		for _, mf := range families {
 			mf.Help = proto.String("") // as the text parser reads a family without one
 		}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/camera/decode"
+	"github.com/camera-exporter/camera_exporter/collector"
+	"github.com/camera-exporter/camera_exporter/config"
+)
+
+// The bounds of a shutdown: scrapes in flight get httpShutdownTimeout to
+// finish, then the cameras closeTimeout to end their sessions.
+const (
+	httpShutdownTimeout = 2 * time.Second
+	closeTimeout        = 3 * time.Second
+)
+
+// serveOptions are the flags of the exporter's server.
+type serveOptions struct {
+	configFile             string
+	metricsPath            string
+	disableExporterMetrics bool
+	timeoutOffset          float64
+	toolkitFlags           *web.FlagConfig
+}
+
+// serve runs the exporter until SIGTERM or SIGINT and returns the exit code.
+func serve(opts serveOptions, logger *slog.Logger) (code int) {
+	logger.Info("Starting camera_exporter", "version", version.Info())
+	logger.Info("Build context", "build_context", version.BuildContext(),
+		"opencv", decode.OpenCVVersion(), "libavcodec", decode.LibavcodecVersion())
+
+	// Caught from the start, so that the cameras' sessions always end
+	// with a TEARDOWN, and a reload asked for while the configuration
+	// loads waits for the reloader.
+	term := make(chan os.Signal, 2)
+	signal.Notify(term, syscall.SIGTERM, os.Interrupt)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+
+	manager := camera.NewManager(decode.New, loadDetector, logger)
+	var reloads *reloader // once the configuration is loaded
+	defer func() {
+		if err := closeCameras(manager, reloads, closeTimeout); err != nil {
+			logger.Error("Error shutting down", "err", err)
+			code = 1
+			return
+		}
+		logger.Info("Camera sessions closed")
+	}()
+	exporterRegistry := prometheus.NewRegistry()
+	safeConfig := config.NewSafeConfig(exporterRegistry, manager.Apply)
+	if err := safeConfig.Reload(opts.configFile); err != nil {
+		logger.Error("Error loading config", "err", err)
+		return 1
+	}
+	logger.Info("Loaded config file", "file", opts.configFile, "cameras", len(safeConfig.Get().Cameras))
+
+	cameraCollector, err := collector.NewCameraCollector(collector.ManagerCameras(manager), logger)
+	if err != nil {
+		logger.Error("Couldn't create collector", "err", err)
+		return 1
+	}
+	logger.Info("Enabled collectors", "collectors", cameraCollector.Names())
+	registerExporterMetrics(exporterRegistry, opts.disableExporterMetrics)
+
+	reloads = startReloader(func() error {
+		if err := safeConfig.Reload(opts.configFile); err != nil {
+			logger.Error("Error reloading config", "err", err)
+			return err
+		}
+		logger.Info("Reloaded config file", "cameras", len(safeConfig.Get().Cameras))
+		return nil
+	}, hup)
+
+	mux, err := routes(opts, metricsHandler(cameraCollector, exporterRegistry, opts.timeoutOffset, logger), reloads, safeConfig)
+	if err != nil {
+		logger.Error("Couldn't create landing page", "err", err)
+		return 1
+	}
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- web.ListenAndServe(server, opts.toolkitFlags, logger) }()
+	select {
+	case err := <-served:
+		logger.Error("Error running HTTP server", "err", err)
+		return 1
+	case sig := <-term:
+		logger.Info("Shutting down", "signal", sig)
+	}
+	go func() {
+		sig := <-term
+		logger.Error("Second signal during shutdown, exiting at once", "signal", sig)
+		os.Exit(1)
+	}()
+	// No new scrapes; those in flight may finish.
+	ctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+	defer cancel()
+	if err := server.Shutdown(ctx); err != nil {
+		logger.Warn("Scrapes still running at shutdown, closing their connections", "err", err)
+		server.Close() //nolint:errcheck // the listeners are closed already
+	}
+	return 0 // the cameras close on the way out
+}
+
+// registerExporterMetrics registers the metrics about the exporter itself.
+func registerExporterMetrics(reg prometheus.Registerer, withoutProcess bool) {
+	reg.MustRegister(versioncollector.NewCollector("camera_exporter",
+		versioncollector.WithExtraConstLabels(prometheus.Labels{
+			"opencv":     decode.OpenCVVersion(),
+			"libavcodec": decode.LibavcodecVersion(),
+		})))
+	if !withoutProcess {
+		reg.MustRegister(
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+			collectors.NewGoCollector(),
+		)
+	}
+}
+
+// routes are the exporter's endpoints.
+func routes(opts serveOptions, metrics, reload http.Handler, safeConfig *config.SafeConfig) (*http.ServeMux, error) {
+	mux := http.NewServeMux()
+	mux.Handle(opts.metricsPath, metrics)
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "Healthy")
+	})
+	mux.Handle("POST /-/reload", reload)
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
+	})
+	mux.HandleFunc("/config", func(w http.ResponseWriter, _ *http.Request) {
+		out, err := safeConfig.Get().Redacted()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write(out) //nolint:errcheck // the client went away
+	})
+	if opts.metricsPath == "/" {
+		return mux, nil
+	}
+	landingPage, err := web.NewLandingPage(web.LandingConfig{
+		Name:        "Camera Exporter",
+		Description: "Prometheus exporter for RTSP camera streams",
+		Version:     version.Info(),
+		Links: []web.LandingLinks{
+			{Address: opts.metricsPath, Text: "Metrics"},
+			{Address: "/config", Text: "Configuration", Description: "with secrets redacted"},
+			{Address: "/-/healthy", Text: "Health"},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/", landingPage)
+	return mux, nil
+}
+
+// closeCameras stops the reloads, so that none starts a camera again, then
+// ends every camera's session with a TEARDOWN and frees the decoders and the
+// detector, waiting at most timeout in all. reloads may be nil.
+func closeCameras(manager *camera.Manager, reloads *reloader, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if reloads != nil {
+		if err := reloads.stop(ctx); err != nil {
+			return err
+		}
+	}
+	closed := make(chan struct{})
+	go func() {
+		manager.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("camera sessions still closing after %s", timeout)
+	}
+}

@@ -40,6 +40,7 @@ var alertmanagerRoutes = []struct {
 	{[]string{"alertname=CameraNoDetections", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
 	{[]string{"alertname=CameraDrifted", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
 	{[]string{"alertname=CameraAnalysisFailing", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "team-webhook"},
+	{[]string{"alertname=CameraExporterCollectorFailing", "severity=warning", "site=site-a", "box=edge-box-1", "collector=image"}, "team-webhook"},
 	{[]string{"alertname=CameraInferenceSlow", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "team-webhook"},
 	{[]string{"alertname=CameraDecodeErrors", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "team-webhook"},
 	{[]string{"alertname=CameraReconnectStorm", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "team-webhook"},
@@ -70,7 +71,7 @@ func alertmanagerAmtool(t *testing.T, args ...string) string {
 func TestAlertmanagerConfig(t *testing.T) {
 	out := alertmanagerAmtool(t, "check-config", alertmanagerConfig)
 	// The configuration counts: a section dropped by mistake still parses.
-	for _, want := range []string{"SUCCESS", "4 inhibit rules", "3 receivers"} {
+	for _, want := range []string{"SUCCESS", "5 inhibit rules", "3 receivers"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("amtool check-config: no %q in\n%s", want, out)
 		}
@@ -123,6 +124,7 @@ func TestAlertmanagerInhibition(t *testing.T) {
 	// Targets without site and box labels.
 	box3 := map[string]string{"instance": "edge-box-3:9845"}
 	box4 := map[string]string{"instance": "edge-box-4:9845"}
+	box5 := map[string]string{"instance": "edge-box-5:9845", "site": "site-b", "box": "edge-box-5"}
 	alert := func(target map[string]string, labels ...string) map[string]string {
 		l := maps.Clone(target)
 		l["job"] = "camera"
@@ -136,6 +138,7 @@ func TestAlertmanagerInhibition(t *testing.T) {
 	cameraDown := alert(box2, "alertname=CameraDown", "severity=critical", "camera=yard")
 	stalled := alert(box2, "alertname=CameraStalled", "severity=critical", "camera=gate")
 	frozen := alert(box2, "alertname=CameraFrozen", "severity=critical", "camera=lift")
+	collectorFailing := alert(box5, "alertname=CameraExporterCollectorFailing", "severity=warning", "collector=image")
 	// The sources come first: Alertmanager's inhibitor takes the alerts in
 	// the order they are posted, so once the later alerts show their
 	// expected inhibitions, every source is known, and so is an alert
@@ -145,6 +148,7 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		{cameraDown, nil},
 		{stalled, nil},
 		{frozen, nil},
+		{collectorFailing, nil},
 		// A stream without frames has no picture to freeze.
 		{alert(box2, "alertname=CameraFrozen", "severity=critical", "camera=gate"), stalled},
 		// Targets without site and box labels: as empty labels are equal,
@@ -167,6 +171,10 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		{alert(box2, "alertname=CameraMoved", "severity=warning", "camera=lift"), frozen},
 		{alert(box2, "alertname=CameraDrifted", "severity=warning", "camera=lift"), frozen},
 		{alert(box2, "alertname=CameraBrightnessShifted", "severity=warning", "camera=lift"), frozen},
+		// An image collector that analyzes no camera explains each camera's
+		// failing analyses.
+		{alert(box5, "alertname=CameraAnalysisFailing", "severity=warning", "camera=gate"), collectorFailing},
+		{alert(box4, "alertname=CameraAnalysisFailing", "severity=warning", "camera=gate"), nil},
 		// Another camera of the same box.
 		{alert(box2, "alertname=CameraTooDark", "severity=warning", "camera=crane"), nil},
 	}

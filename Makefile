@@ -134,7 +134,7 @@ demo: build
 # CPU seconds per camera-minute and RSS, keyframe vs full decoding, and the
 # per-frame decode costs. Numbers go to the README.
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 20x ./camera/decode/ ./detector/...
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./camera/decode/ ./detector/... ./collector/
 	$(GO) test -run '^$$' -bench BenchmarkExporter -benchtime 1x -timeout 30m .
 
 clean:

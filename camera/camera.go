@@ -61,7 +61,9 @@ type Status struct {
 	KeyframesReceived uint64
 	BytesReceived     uint64
 	PacketsLost       uint64
-	Reconnects        uint64
-	DecodeErrors      uint64
-	LastFrame         time.Time
+	// Reconnects counts the attempts to re-establish the session, by the
+	// reason the session before ended.
+	Reconnects   [numReasons]uint64
+	DecodeErrors uint64
+	LastFrame    time.Time
 }

@@ -21,12 +21,11 @@ import (
 	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
-// Reconnect backoff bounds. A session that stayed up for stableSession
-// starts the next retry from minBackoff again.
+// Reconnect backoff bounds. After a session that delivered video the next
+// attempt waits minBackoff again: only attempts that keep failing back off.
 const (
-	minBackoff    = time.Second
-	maxBackoff    = 30 * time.Second
-	stableSession = time.Minute
+	minBackoff = time.Second
+	maxBackoff = 30 * time.Second
 )
 
 // decodeQueueFrames bounds the frames waiting for the full decoder; beyond
@@ -47,7 +46,7 @@ type Stream struct {
 	keyframes    atomic.Uint64
 	bytes        atomic.Uint64
 	packetsLost  atomic.Uint64
-	reconnects   atomic.Uint64
+	reconnects   [numReasons]atomic.Uint64 // by the reason the session before ended
 	decodeErrors atomic.Uint64
 	lastFrame    atomic.Int64 // unix nanoseconds
 	stalled      bool         // no video for the timeout; owned by the session's watchStall
@@ -126,8 +125,10 @@ func (s *Stream) Status() Status {
 		KeyframesReceived: s.keyframes.Load(),
 		BytesReceived:     s.bytes.Load(),
 		PacketsLost:       s.packetsLost.Load(),
-		Reconnects:        s.reconnects.Load(),
 		DecodeErrors:      s.decodeErrors.Load(),
+	}
+	for r := range st.Reconnects {
+		st.Reconnects[r] = s.reconnects[r].Load()
 	}
 	if ns := s.lastFrame.Load(); ns != 0 {
 		st.LastFrame = time.Unix(0, ns)
@@ -245,24 +246,28 @@ func (s *Stream) run(ctx context.Context) {
 	defer close(s.done)
 	backoff := minBackoff
 	for {
-		start := time.Now()
+		framesBefore := s.frames.Load()
 		err := s.session(ctx)
 		s.connected.Store(false)
 		if ctx.Err() != nil {
 			return
 		}
-		if time.Since(start) > stableSession {
+		// A camera that drops its session now and then (a stale Digest
+		// nonce, a keepalive it dislikes) is back within a second.
+		if s.frames.Load() > framesBefore {
 			backoff = minBackoff
 		}
+		reason := reasonOf(err)
 		// Jitter spreads the reconnects of cameras that failed together.
 		wait := backoff/2 + rand.N(backoff/2+1)
-		s.logger.Warn("Camera session ended, reconnecting", "err", s.redact(err), "retry_in", wait.Round(time.Millisecond))
+		s.logger.Warn("Camera session ended, reconnecting", "reason", reason.String(), "err", s.redact(err),
+			"retry_in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
-		s.reconnects.Add(1)
+		s.reconnects[reason].Add(1)
 		backoff = min(2*backoff, maxBackoff)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -194,8 +195,9 @@ func TestStreamReconnectsWhenServerReturns(t *testing.T) {
 
 	serve(t, rtsptest.Options{Addr: srv.Addr}, media)
 	testutil.WaitFor(t, "camera up again", 15*time.Second, func() bool { return s.Up(time.Now()) })
-	if got := s.Status().Reconnects; got == 0 {
-		t.Error("reconnects_total did not count the new session")
+	// The server closed the session that had video.
+	if got := s.Status().Reconnects[camera.ReasonClosed]; got == 0 {
+		t.Errorf("reconnects = %v, want one for reason closed", s.Status().Reconnects)
 	}
 }
 
@@ -232,8 +234,10 @@ func TestStreamCredentials(t *testing.T) {
 	}
 }
 
-func TestStreamSilentCameraStaysDown(t *testing.T) {
-	// Accepts the connection, never answers.
+// silentCamera returns the address of a camera that accepts connections
+// and never answers.
+func silentCamera(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -248,7 +252,22 @@ func TestStreamSilentCameraStaysDown(t *testing.T) {
 			t.Cleanup(func() { c.Close() })
 		}
 	}()
-	s := startStream(t, cameraConfig(t, "name: cam\ntimeout: 500ms\nurl: rtsp://"+l.Addr().String()+"/cam"), nil)
+	return l.Addr().String()
+}
+
+// closedAddr returns an address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestStreamSilentCameraStaysDown(t *testing.T) {
+	s := startStream(t, cameraConfig(t, "name: cam\ntimeout: 500ms\nurl: rtsp://"+silentCamera(t)+"/cam"), nil)
 	time.Sleep(time.Second)
 	if s.Up(time.Now()) {
 		t.Error("silent camera reported up")
@@ -370,5 +389,61 @@ func TestStreamStall(t *testing.T) {
 	testutil.WaitFor(t, "the camera up again", 10*time.Second, func() bool { return s.Up(time.Now()) })
 	if n := strings.Count(logs.String(), "Camera stalled"); n != 1 {
 		t.Errorf("stall logged %d times, want once:\n%s", n, logs)
+	}
+}
+
+// TestStreamReconnectReasons checks that failed sessions are counted by
+// why they failed.
+func TestStreamReconnectReasons(t *testing.T) {
+	const user, pass = "viewer", "s3cr3t-Pa55"
+	srv := serve(t, rtsptest.Options{User: user, Pass: pass}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.MJPEG, gray64, 5)})
+	host := strings.TrimPrefix(srv.URL("cam"), "rtsp://")
+	silent := silentCamera(t)
+	for _, tc := range []struct {
+		name, entry string
+		want        camera.Reason
+	}{
+		{"wrong password", fmt.Sprintf("name: cam\ntimeout: 1s\nurl: rtsp://%s\nusername: %s\npassword: wrong", host, user), camera.ReasonAuth},
+		{"nothing listens", "name: cam\ntimeout: 1s\nurl: rtsp://" + closedAddr(t) + "/cam", camera.ReasonRefused},
+		{"never answers", "name: cam\ntimeout: 500ms\nurl: rtsp://" + silent + "/cam", camera.ReasonTimeout},
+		{"no such stream", fmt.Sprintf("name: cam\ntimeout: 1s\nurl: rtsp://%s:%s@%s/nope", user, pass, strings.TrimSuffix(host, "/cam")), camera.ReasonProtocol},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := startStream(t, cameraConfig(t, tc.entry), nil)
+			testutil.WaitFor(t, "a reconnect for reason "+tc.want.String(), 10*time.Second, func() bool {
+				return s.Status().Reconnects[tc.want] > 0
+			})
+			for _, r := range camera.Reasons() {
+				if n := s.Status().Reconnects[r]; r != tc.want && n != 0 {
+					t.Errorf("%d reconnects for reason %s, want only %s", n, r, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestStreamRetriesAtOnceAfterVideo drops a camera's session again and
+// again after it delivered video, as a camera with a stale Digest nonce
+// does: each retry must come within minBackoff, not back off further.
+func TestStreamRetriesAtOnceAfterVideo(t *testing.T) {
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.MJPEG, gray64, 5)})
+	logs := &testutil.SyncBuffer{}
+	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), logs)
+	for i := range 4 {
+		testutil.WaitFor(t, "the camera up", 10*time.Second, func() bool { return s.Up(time.Now()) })
+		frames := s.Status().FramesReceived
+		testutil.WaitFor(t, "video", 10*time.Second, func() bool { return s.Status().FramesReceived > frames })
+		srv.DropSessions("cam")
+		testutil.WaitFor(t, "the reconnect", 10*time.Second, func() bool { return s.Status().Reconnects[camera.ReasonClosed] > uint64(i) })
+	}
+	waits := regexp.MustCompile(`reason=closed .*retry_in=([0-9.]+m?s)`).FindAllStringSubmatch(logs.String(), -1)
+	if len(waits) < 4 {
+		t.Fatalf("%d reconnects for reason closed logged, want 4:\n%s", len(waits), logs)
+	}
+	for _, w := range waits {
+		if d, err := time.ParseDuration(w[1]); err != nil || d > time.Second {
+			t.Errorf("retry in %s after a session with video, want at most 1s", w[1])
+		}
 	}
 }

@@ -49,8 +49,20 @@ camera_frames_received_total{camera="gate"} 250
 camera_rtp_packets_lost_total{camera="dead"} 0
 camera_rtp_packets_lost_total{camera="gate"} 3
 # TYPE camera_reconnects_total counter
-camera_reconnects_total{camera="dead"} 4
-camera_reconnects_total{camera="gate"} 1
+camera_reconnects_total{camera="dead",reason="auth"} 0
+camera_reconnects_total{camera="dead",reason="closed"} 0
+camera_reconnects_total{camera="dead",reason="protocol"} 0
+camera_reconnects_total{camera="dead",reason="redirect_limit"} 0
+camera_reconnects_total{camera="dead",reason="refused"} 4
+camera_reconnects_total{camera="dead",reason="stalled"} 0
+camera_reconnects_total{camera="dead",reason="timeout"} 0
+camera_reconnects_total{camera="gate",reason="auth"} 0
+camera_reconnects_total{camera="gate",reason="closed"} 1
+camera_reconnects_total{camera="gate",reason="protocol"} 0
+camera_reconnects_total{camera="gate",reason="redirect_limit"} 0
+camera_reconnects_total{camera="gate",reason="refused"} 0
+camera_reconnects_total{camera="gate",reason="stalled"} 0
+camera_reconnects_total{camera="gate",reason="timeout"} 0
 # TYPE camera_scrape_collector_success gauge
 camera_scrape_collector_success{collector="stream"} 1
 `, "camera_up", "camera_session_up", "camera_info", "camera_last_frame_timestamp_seconds",

@@ -53,13 +53,15 @@ func newCamera(t testing.TB, name, extra string) *fakeCamera {
 		t.Fatal(err)
 	}
 	c := cfg.Cameras[0]
-	return &fakeCamera{
+	f := &fakeCamera{
 		cfg: c,
 		up:  true,
 		status: camera.Status{Connected: true, Codec: camera.CodecMJPEG, Width: 320, Height: 240, Transport: c.Transport,
-			FramesReceived: 250, KeyframesReceived: 250, BytesReceived: 1e6, PacketsLost: 3, Reconnects: 1, LastFrame: lastFrame},
+			FramesReceived: 250, KeyframesReceived: 250, BytesReceived: 1e6, PacketsLost: 3, LastFrame: lastFrame},
 		stats: imagestats.Stats{Width: 320, Height: 240, Brightness: 0.5, DarkRatio: *c.DarkThreshold},
 	}
+	f.status.Reconnects[camera.ReasonClosed] = 1
+	return f
 }
 
 // down makes c a camera whose session failed.
@@ -67,7 +69,8 @@ func (c *fakeCamera) down() *fakeCamera {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.up = false
-	c.status = camera.Status{Transport: c.cfg.Transport, Reconnects: 4}
+	c.status = camera.Status{Transport: c.cfg.Transport}
+	c.status.Reconnects[camera.ReasonRefused] = 4
 	return c
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -47,7 +48,7 @@ func newStreamCollector(cameras Cameras, _ *slog.Logger) (Collector, error) {
 		lost: cameraDesc("rtp_packets_lost_total",
 			"RTP packets the camera sent that never arrived."),
 		reconnects: cameraDesc("reconnects_total",
-			"Times the camera's RTSP session was re-established after failing."),
+			"Attempts to re-establish the camera's RTSP session, by why the session before ended: refused, timeout, auth, redirect_limit, stalled, closed or protocol.", "reason"),
 		decodeErrors: cameraDesc("decode_errors_total",
 			"Frames that could not be depacketized or decoded."),
 	}, nil
@@ -86,10 +87,13 @@ func (c *streamCollector) Update(_ context.Context, ch chan<- prometheus.Metric)
 			{c.keyframes, st.KeyframesReceived},
 			{c.bytes, st.BytesReceived},
 			{c.lost, st.PacketsLost},
-			{c.reconnects, st.Reconnects},
 			{c.decodeErrors, st.DecodeErrors},
 		} {
 			ch <- prometheus.MustNewConstMetric(counter.desc, prometheus.CounterValue, float64(counter.value), name)
+		}
+		// Every reason from the start, so that rate() sees the first one.
+		for _, r := range camera.Reasons() {
+			ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(st.Reconnects[r]), name, r.String())
 		}
 	}
 	return nil

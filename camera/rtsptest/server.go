@@ -29,7 +29,8 @@ type Server struct {
 
 	mu        sync.Mutex
 	streams   map[string]*served
-	teardowns map[string]int // by clip name; kept after Remove and Close
+	teardowns map[string]int                      // by clip name; kept after Remove and Close
+	playing   map[*gortsplib.ServerSession]string // the clip each session plays
 }
 
 // served is one clip's stream and its playback state.
@@ -70,6 +71,7 @@ func Start(opts Options, clips map[string]*Media) (*Server, error) {
 		pass:      opts.Pass,
 		streams:   map[string]*served{},
 		teardowns: map[string]int{},
+		playing:   map[*gortsplib.ServerSession]string{},
 		stop:      make(chan struct{}),
 	}
 	s.server = &gortsplib.Server{Handler: s, RTSPAddress: addr}
@@ -130,6 +132,24 @@ func (s *Server) Remove(name string) {
 	if ok {
 		close(sv.stop)
 		sv.stream.Close()
+	}
+}
+
+// DropSessions closes the sessions that play the named clip, as a camera
+// that drops its sessions now and then does; the clip stays, so clients can
+// reconnect at once.
+func (s *Server) DropSessions(name string) {
+	s.mu.Lock()
+	var drop []*gortsplib.ServerSession
+	for ss, clip := range s.playing {
+		if clip == name {
+			drop = append(drop, ss)
+		}
+	}
+	s.mu.Unlock()
+	// Not under mu: closing calls OnSessionClose.
+	for _, ss := range drop {
+		ss.Close()
 	}
 }
 
@@ -288,6 +308,16 @@ func (s *Server) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response
 }
 
 // OnPlay implements gortsplib.ServerHandlerOnPlay.
-func (s *Server) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+func (s *Server) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.playing[ctx.Session] = trimPath(ctx.Path)
 	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnSessionClose implements gortsplib.ServerHandlerOnSessionClose.
+func (s *Server) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.playing, ctx.Session)
 }

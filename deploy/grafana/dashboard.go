@@ -240,8 +240,8 @@ func ratioSeries(title, description string, qs ...query) *timeseries.PanelBuilde
 }
 
 // countBars draws what a counter gained in each time slot.
-func countBars(title, description, metric string) *timeseries.PanelBuilder {
-	return timeSeries(title, description, "short", query{increase(metric), "{{camera}}"}).
+func countBars(title, description, metric, legend string) *timeseries.PanelBuilder {
+	return timeSeries(title, description, "short", query{increase(metric), legend}).
 		Interval(minInterval).
 		DrawStyle(common.GraphDrawStyleBars).
 		FillOpacity(80)
@@ -595,11 +595,11 @@ func cameraPanels() []cog.Builder[dashboard.Panel] {
 			query{"8 * " + rate("camera_received_bytes_total"), "{{camera}}"}).
 			Min(0).Span(12).Height(8),
 
-		countBars("Reconnects", "RTSP sessions re-established after a failure.", "camera_reconnects_total").
+		countBars("Reconnects", "Attempts to re-establish an RTSP session, by why the session before ended.", "camera_reconnects_total", "{{camera}} {{reason}}").
 			Span(6).Height(7),
-		countBars("Decode errors", "Frames that could not be depacketized or decoded.", "camera_decode_errors_total").
+		countBars("Decode errors", "Frames that could not be depacketized or decoded.", "camera_decode_errors_total", "{{camera}}").
 			Span(6).Height(7),
-		countBars("RTP packets lost", "RTP packets lost on the way from the camera.", "camera_rtp_packets_lost_total").
+		countBars("RTP packets lost", "RTP packets lost on the way from the camera.", "camera_rtp_packets_lost_total", "{{camera}}").
 			Span(6).Height(7),
 		stateTimeline("Analysis", "Whether the latest frame was decoded, analyzed and, if the camera detects, run through the detector within the scrape's deadline.",
 			successes("OK", "Failed"), query{perCamera("camera_frame_analysis_success"), "{{camera}}"}).

@@ -62,12 +62,16 @@ type Stream struct {
 	queue         chan queuedFrame // to the full decoder, when decodeAll
 	dropUntilKey  bool             // the queue overflowed: skip to the next key frame
 
-	analysisMu  sync.Mutex // serializes decoder use; guards the fields below
-	stopped     bool
-	decoder     Decoder
-	decoderOf   Codec
-	analyzedSeq uint64 // keyframeSeq of the key frame decoded last
+	analysisMu sync.Mutex // serializes decoder use; guards the fields below
+	stopped    bool
+	decoder    Decoder
+	decoderOf  Codec
+	// The key frame decoded last and its result, error included: a key
+	// frame is decoded once however often it is analyzed, so that
+	// decode errors count key frames, not scrapes.
+	analyzedSeq uint64 // its keyframeSeq
 	lastStats   imagestats.Stats
+	lastErr     error
 	pictureSeq  uint64         // counts pictures decoded, for Frame.Seq
 	picture     detector.Image // the latest conversion for the detector
 	pictureOf   uint64         // the pictureSeq it was converted from
@@ -204,9 +208,15 @@ func (s *Stream) analyze() (imagestats.Stats, error) {
 	if au == nil {
 		return imagestats.Stats{}, ErrNoFrame
 	}
-	if seq == s.analyzedSeq {
-		return s.lastStats, nil
+	if seq != s.analyzedSeq {
+		s.lastStats, s.lastErr = s.decodeKeyframe(codec, au)
+		s.analyzedSeq = seq
 	}
+	return s.lastStats, s.lastErr
+}
+
+// decodeKeyframe decodes and measures a key frame. Needs analysisMu.
+func (s *Stream) decodeKeyframe(codec Codec, au [][]byte) (imagestats.Stats, error) {
 	dec, err := s.decoderFor(codec)
 	if err != nil {
 		return imagestats.Stats{}, err
@@ -216,12 +226,7 @@ func (s *Stream) analyze() (imagestats.Stats, error) {
 		return imagestats.Stats{}, fmt.Errorf("decoding key frame: %w", err)
 	}
 	s.pictureSeq++
-	stats, err := dec.Analyze(*s.cfg.DarkThreshold)
-	if err != nil {
-		return imagestats.Stats{}, err
-	}
-	s.analyzedSeq, s.lastStats = seq, stats
-	return stats, nil
+	return dec.Analyze(*s.cfg.DarkThreshold)
 }
 
 // decoderFor returns a decoder for codec, replacing one for another codec

@@ -139,6 +139,7 @@ package decode
 import "C"
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -183,6 +184,9 @@ type Decoder struct {
 	// The scalers of Picture and Analyze, kept while sizes and format
 	// stay: each has its own, so that alternating calls do not rebuild them.
 	sws, analysisSws *C.struct_SwsContext
+
+	// truncatedJPEG: the JPEG in pkt lacks its end marker.
+	truncatedJPEG bool
 
 	luma     gocv.Mat // full range luma of pic, reused while the size stays
 	color    gocv.Mat // BGR pic at colorSize, likewise
@@ -254,6 +258,32 @@ func (d *Decoder) DecodeKeyframe(au [][]byte) error {
 	if ret == 0 {
 		return errors.New("decode key frame: no picture")
 	}
+	// A key frame stands on its own: one that needed concealing was
+	// damaged on the way.
+	if err := d.corruption(); err != nil {
+		return fmt.Errorf("decode key frame: %w", err)
+	}
+	return nil
+}
+
+// ErrCorrupt means the decoder had to conceal errors in the picture, or
+// that the picture's data is incomplete: its statistics would describe the
+// damage, not the scene.
+var ErrCorrupt = errors.New("picture corrupt")
+
+// corruption tells whether the latest picture is corrupt. libavcodec flags
+// what its H264 decoder conceals, but neither a truncated JPEG, which it
+// completes by itself, nor damaged H265 slices (libavcodec 59's HEVC
+// decoder reports neither): a JPEG must end with its EOI marker.
+func (d *Decoder) corruption() error {
+	switch {
+	case d.pic.decode_error_flags != 0:
+		return fmt.Errorf("%w: errors concealed (flags %#x)", ErrCorrupt, int(d.pic.decode_error_flags))
+	case d.pic.flags&C.AV_FRAME_FLAG_CORRUPT != 0:
+		return fmt.Errorf("%w: flagged by the decoder", ErrCorrupt)
+	case d.truncatedJPEG:
+		return fmt.Errorf("%w: JPEG without its end marker", ErrCorrupt)
+	}
 	return nil
 }
 
@@ -289,8 +319,12 @@ func (d *Decoder) fill(au [][]byte) error {
 		}
 		n += copy(buf[n:], nalu)
 	}
+	d.truncatedJPEG = !annexB && !bytes.HasSuffix(buf, jpegEOI)
 	return nil
 }
+
+// jpegEOI is the marker that ends a JPEG image.
+var jpegEOI = []byte{0xff, 0xd9}
 
 // Analyze measures the latest decoded picture: luma levels on the full
 // range scale at full size, detail on the luma scaled to
@@ -300,6 +334,11 @@ func (d *Decoder) fill(au [][]byte) error {
 func (d *Decoder) Analyze(darkThreshold float64) (imagestats.Stats, error) {
 	if d.pic.data[0] == nil {
 		return imagestats.Stats{}, camera.ErrNoPicture
+	}
+	// Of a continuous stream too: the decoder recovers by itself at the
+	// next key frame or refresh, but the concealed picture is not the scene.
+	if err := d.corruption(); err != nil {
+		return imagestats.Stats{}, err
 	}
 	w, h := int(d.pic.width), int(d.pic.height)
 	if d.luma.Cols() != w || d.luma.Rows() != h {

@@ -135,7 +135,7 @@ func registerExporterMetrics(reg prometheus.Registerer, withoutProcess bool) {
 // routes are the exporter's endpoints.
 func routes(opts serveOptions, metrics, reload http.Handler, safeConfig *config.SafeConfig) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
-	mux.Handle(opts.metricsPath, metrics)
+	mux.Handle(opts.metricsPath, readOnly(metrics))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy")
 	})
@@ -170,6 +170,20 @@ func routes(opts serveOptions, metrics, reload http.Handler, safeConfig *config.
 	}
 	mux.Handle("/", landingPage)
 	return mux, nil
+}
+
+// readOnly answers 405 to methods other than GET and HEAD: a scrape only
+// reads. A "GET /metrics" pattern would do it for most paths, but "GET /"
+// conflicts with the other endpoints' patterns.
+func readOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "This endpoint requires a GET or HEAD request.", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // closeCameras stops the reloads, so that none starts a camera again, then

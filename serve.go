@@ -35,6 +35,7 @@ type serveOptions struct {
 	metricsPath            string
 	disableExporterMetrics bool
 	timeoutOffset          float64
+	maxRequests            int
 	toolkitFlags           *web.FlagConfig
 }
 
@@ -87,7 +88,7 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 		return nil
 	}, hup)
 
-	mux, err := routes(opts, metricsHandler(cameraCollector, exporterRegistry, opts.timeoutOffset, logger), reloads, safeConfig)
+	mux, err := routes(opts, metricsHandler(cameraCollector, exporterRegistry, opts.timeoutOffset, opts.maxRequests, logger), reloads, safeConfig)
 	if err != nil {
 		logger.Error("Couldn't create landing page", "err", err)
 		return 1

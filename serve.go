@@ -93,7 +93,7 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 		logger.Error("Couldn't create landing page", "err", err)
 		return 1
 	}
-	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	server := newServer(mux, readTimeout, idleTimeout)
 	served := make(chan error, 1)
 	go func() { served <- web.ListenAndServe(server, opts.toolkitFlags, logger) }()
 	select {
@@ -116,6 +116,28 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 		server.Close() //nolint:errcheck // the listeners are closed already
 	}
 	return 0 // the cameras close on the way out
+}
+
+// The server's timeouts, so that a client that stalls or leaves its
+// connection open holds no goroutine and file descriptor for long.
+const (
+	// A scrape or a reload request is a few hundred bytes: reading it,
+	// TLS handshake, headers and body, takes longer only for a stalled or
+	// hostile client.
+	readTimeout = 10 * time.Second
+	// Above the usual scrape intervals (15s to 1m), so that Prometheus
+	// keeps its connection from one scrape to the next.
+	idleTimeout = 2 * time.Minute
+)
+
+// newServer is the exporter's HTTP server, with readTimeout and idleTimeout
+// but in tests. It has no WriteTimeout: that would run from the request's
+// headers through the whole scrape, which may take up to Prometheus' scrape
+// timeout, as long as the scrape interval; the scrape's deadline ends the
+// collection, and Prometheus closes the connection when it gives up.
+func newServer(handler http.Handler, read, idle time.Duration) *http.Server {
+	// ReadHeaderTimeout defaults to ReadTimeout.
+	return &http.Server{Handler: handler, ReadTimeout: read, IdleTimeout: idle}
 }
 
 // registerExporterMetrics registers the metrics about the exporter itself.

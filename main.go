@@ -40,6 +40,9 @@ func run() int {
 		timeoutOffset = kingpin.Flag("web.timeout-offset",
 			"Seconds subtracted from Prometheus' scrape timeout, to leave time to send the response.").
 			Default("0.5").Float64()
+		maxRequests = kingpin.Flag("web.max-requests",
+			"Maximum number of parallel scrape requests. Use 0 to disable.").
+			Default("40").Int()
 		toolkitFlags = kingpinflag.AddFlags(kingpin.CommandLine, defaultListenAddress)
 
 		_          = kingpin.Command("serve", "Run the exporter (the default command).").Default()
@@ -86,6 +89,7 @@ func run() int {
 		metricsPath:            *metricsPath,
 		disableExporterMetrics: *disableExporterMetrics,
 		timeoutOffset:          *timeoutOffset,
+		maxRequests:            *maxRequests,
 		toolkitFlags:           toolkitFlags,
 	}, logger)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -15,13 +16,31 @@ import (
 
 // metricsHandler gathers the camera collectors with the scrape's deadline,
 // plus the exporter's own metrics. A per-request registry carries the
-// deadline, as blackbox_exporter does for probes.
-func metricsHandler(cc *collector.CameraCollector, exporterMetrics prometheus.Gatherer, timeoutOffset float64, logger *slog.Logger) http.Handler {
+// deadline, as blackbox_exporter does for probes. Scrapes beyond
+// maxRequests at once get 503 (0: no limit), as with node_exporter's
+// --web.max-requests.
+func metricsHandler(cc *collector.CameraCollector, exporterMetrics prometheus.Gatherer, timeoutOffset float64, maxRequests int, logger *slog.Logger) http.Handler {
 	opts := promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
 	}
+	// Not opts.MaxRequestsInFlight: promhttp counts per handler, and each
+	// scrape has its own.
+	var inFlight chan struct{}
+	if maxRequests > 0 {
+		inFlight = make(chan struct{}, maxRequests)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if inFlight != nil {
+			select {
+			case inFlight <- struct{}{}:
+				defer func() { <-inFlight }()
+			default:
+				http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", maxRequests),
+					http.StatusServiceUnavailable)
+				return
+			}
+		}
 		ctx, cancel := scrapeContext(r, timeoutOffset)
 		defer cancel()
 		registry := prometheus.NewRegistry()

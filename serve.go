@@ -35,6 +35,7 @@ type serveOptions struct {
 	metricsPath            string
 	disableExporterMetrics bool
 	timeoutOffset          float64
+	maxRequests            int
 	toolkitFlags           *web.FlagConfig
 }
 
@@ -87,12 +88,12 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 		return nil
 	}, hup)
 
-	mux, err := routes(opts, metricsHandler(cameraCollector, exporterRegistry, opts.timeoutOffset, logger), reloads, safeConfig)
+	mux, err := routes(opts, metricsHandler(cameraCollector, exporterRegistry, opts.timeoutOffset, opts.maxRequests, logger), reloads, safeConfig)
 	if err != nil {
 		logger.Error("Couldn't create landing page", "err", err)
 		return 1
 	}
-	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	server := newServer(mux, readTimeout, idleTimeout)
 	served := make(chan error, 1)
 	go func() { served <- web.ListenAndServe(server, opts.toolkitFlags, logger) }()
 	select {
@@ -117,6 +118,28 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 	return 0 // the cameras close on the way out
 }
 
+// The server's timeouts, so that a client that stalls or leaves its
+// connection open holds no goroutine and file descriptor for long.
+const (
+	// A scrape or a reload request is a few hundred bytes: reading it,
+	// TLS handshake, headers and body, takes longer only for a stalled or
+	// hostile client.
+	readTimeout = 10 * time.Second
+	// Above the usual scrape intervals (15s to 1m), so that Prometheus
+	// keeps its connection from one scrape to the next.
+	idleTimeout = 2 * time.Minute
+)
+
+// newServer is the exporter's HTTP server, with readTimeout and idleTimeout
+// but in tests. It has no WriteTimeout: that would run from the request's
+// headers through the whole scrape, which may take up to Prometheus' scrape
+// timeout, as long as the scrape interval; the scrape's deadline ends the
+// collection, and Prometheus closes the connection when it gives up.
+func newServer(handler http.Handler, read, idle time.Duration) *http.Server {
+	// ReadHeaderTimeout defaults to ReadTimeout.
+	return &http.Server{Handler: handler, ReadTimeout: read, IdleTimeout: idle}
+}
+
 // registerExporterMetrics registers the metrics about the exporter itself.
 func registerExporterMetrics(reg prometheus.Registerer, withoutProcess bool) {
 	reg.MustRegister(versioncollector.NewCollector("camera_exporter",
@@ -135,7 +158,7 @@ func registerExporterMetrics(reg prometheus.Registerer, withoutProcess bool) {
 // routes are the exporter's endpoints.
 func routes(opts serveOptions, metrics, reload http.Handler, safeConfig *config.SafeConfig) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
-	mux.Handle(opts.metricsPath, metrics)
+	mux.Handle(opts.metricsPath, readOnly(metrics))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy")
 	})
@@ -170,6 +193,20 @@ func routes(opts serveOptions, metrics, reload http.Handler, safeConfig *config.
 	}
 	mux.Handle("/", landingPage)
 	return mux, nil
+}
+
+// readOnly answers 405 to methods other than GET and HEAD: a scrape only
+// reads. A "GET /metrics" pattern would do it for most paths, but "GET /"
+// conflicts with the other endpoints' patterns.
+func readOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "This endpoint requires a GET or HEAD request.", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // closeCameras stops the reloads, so that none starts a camera again, then

@@ -273,9 +273,11 @@ func (s *Stream) session(ctx context.Context) error {
 	if err != nil {
 		return errors.New("invalid stream URL")
 	}
-	if user, pass := s.cfg.Credentials(); user != "" {
+	user, pass := s.cfg.Credentials()
+	if user != "" {
 		u.User = url.UserPassword(user, pass)
 	}
+	redirects := &redirects{credentials: user != ""}
 	timeout := time.Duration(s.cfg.Timeout)
 	c := &gortsplib.Client{
 		Scheme:        u.Scheme,
@@ -286,6 +288,8 @@ func (s *Stream) session(ctx context.Context) error {
 		OnPacketsLost: func(lost uint64) { s.packetsLost.Add(lost) },
 		// Malformed RTP/RTCP packets; gortsplib would print them to stderr.
 		OnDecodeError: func(error) { s.decodeErrors.Add(1) },
+		DialContext:   redirects.dialContext,
+		OnResponse:    redirects.onResponse,
 	}
 	if err := c.Start2(); err != nil {
 		return err

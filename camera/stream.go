@@ -52,6 +52,8 @@ type Stream struct {
 	lastFrame    atomic.Int64 // unix nanoseconds
 	stalled      bool         // no video for the timeout; owned by the session's watchStall
 
+	basicWarned atomic.Bool // the password went as Basic over plain RTSP, and that was logged
+
 	mu            sync.Mutex // guards the fields below
 	codec         Codec
 	width, height int
@@ -278,6 +280,7 @@ func (s *Stream) session(ctx context.Context) error {
 		u.User = url.UserPassword(user, pass)
 	}
 	redirects := &redirects{credentials: user != ""}
+	auth := s.newAuthHooks(user, pass)
 	timeout := time.Duration(s.cfg.Timeout)
 	c := &gortsplib.Client{
 		Scheme:        u.Scheme,
@@ -289,7 +292,8 @@ func (s *Stream) session(ctx context.Context) error {
 		// Malformed RTP/RTCP packets; gortsplib would print them to stderr.
 		OnDecodeError: func(error) { s.decodeErrors.Add(1) },
 		DialContext:   redirects.dialContext,
-		OnResponse:    redirects.onResponse,
+		OnRequest:     auth.onRequest,
+		OnResponse:    func(res *base.Response) { redirects.onResponse(res); auth.onResponse(res) },
 	}
 	if err := c.Start2(); err != nil {
 		return err
@@ -300,7 +304,7 @@ func (s *Stream) session(ctx context.Context) error {
 
 	desc, _, err := c.Describe(u)
 	if err != nil {
-		return err
+		return auth.explain(err)
 	}
 	medi, forma, tr, err := findTrack(desc)
 	if err != nil {

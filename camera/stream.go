@@ -51,6 +51,8 @@ type Stream struct {
 	lastFrame    atomic.Int64 // unix nanoseconds
 	stalled      bool         // no video for the timeout; owned by the session's watchStall
 
+	basicWarned atomic.Bool // the password went as Basic over plain RTSP, and that was logged
+
 	mu            sync.Mutex // guards the fields below
 	codec         Codec
 	width, height int
@@ -283,9 +285,12 @@ func (s *Stream) session(ctx context.Context) error {
 	if err != nil {
 		return errors.New("invalid stream URL")
 	}
-	if user, pass := s.cfg.Credentials(); user != "" {
+	user, pass := s.cfg.Credentials()
+	if user != "" {
 		u.User = url.UserPassword(user, pass)
 	}
+	redirects := &redirects{credentials: user != ""}
+	auth := s.newAuthHooks(user, pass)
 	timeout := time.Duration(s.cfg.Timeout)
 	c := &gortsplib.Client{
 		Scheme:        u.Scheme,
@@ -296,6 +301,9 @@ func (s *Stream) session(ctx context.Context) error {
 		OnPacketsLost: func(lost uint64) { s.packetsLost.Add(lost) },
 		// Malformed RTP/RTCP packets; gortsplib would print them to stderr.
 		OnDecodeError: func(error) { s.decodeErrors.Add(1) },
+		DialContext:   redirects.dialContext,
+		OnRequest:     auth.onRequest,
+		OnResponse:    func(res *base.Response) { redirects.onResponse(res); auth.onResponse(res) },
 	}
 	if err := c.Start2(); err != nil {
 		return err
@@ -306,7 +314,7 @@ func (s *Stream) session(ctx context.Context) error {
 
 	desc, _, err := c.Describe(u)
 	if err != nil {
-		return err
+		return auth.explain(err)
 	}
 	medi, forma, tr, err := findTrack(desc)
 	if err != nil {

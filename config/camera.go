@@ -65,6 +65,7 @@ func (c Camera) Equal(o Camera) bool {
 		c.StreamURL() == o.StreamURL() &&
 		cUser == oUser && cPass == oPass &&
 		c.Transport == o.Transport &&
+		c.Auth == o.Auth &&
 		c.Timeout == o.Timeout &&
 		equalFloats(c.DarkThreshold, o.DarkThreshold) &&
 		c.Decode == o.Decode &&

@@ -34,8 +34,19 @@ const (
 	DecodeAll = "all"
 )
 
+// Values of CameraOptions.Auth.
+const (
+	// AuthAny sends the password in whichever scheme the camera asks for,
+	// Digest when it offers both.
+	AuthAny = "any"
+	// AuthDigest never sends Basic, whose password a server posing as the
+	// camera would read.
+	AuthDigest = "digest"
+)
+
 var (
 	transports  = []string{TransportTCP, TransportUDP, TransportAuto}
+	authModes   = []string{AuthAny, AuthDigest}
 	decodeModes = []string{DecodeKeyframe, DecodeAll}
 	validName   = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 )
@@ -47,6 +58,7 @@ func builtinDefaults() CameraOptions {
 	detect := true
 	return CameraOptions{
 		Transport:     TransportTCP,
+		Auth:          AuthAny,
 		Timeout:       model.Duration(10 * time.Second),
 		DarkThreshold: &darkThreshold,
 		Decode:        DecodeKeyframe,
@@ -67,6 +79,9 @@ type Config struct {
 type CameraOptions struct {
 	// Transport is TransportTCP, TransportUDP or TransportAuto.
 	Transport string `yaml:"transport,omitempty"`
+	// Auth is AuthAny or AuthDigest: the authentication schemes the
+	// password may be sent with.
+	Auth string `yaml:"auth,omitempty"`
 	// Timeout is the RTSP read timeout, the maximum age of the latest frame
 	// of a camera that is up, and the cut-off for analysing a camera.
 	Timeout model.Duration `yaml:"timeout,omitempty"`
@@ -187,6 +202,9 @@ func (o CameraOptions) check(r *reporter) {
 	if o.Transport != "" && !slices.Contains(transports, o.Transport) {
 		r.errorf("transport", "transport %q: must be one of %s", o.Transport, strings.Join(transports, ", "))
 	}
+	if o.Auth != "" && !slices.Contains(authModes, o.Auth) {
+		r.errorf("auth", "auth %q: must be one of %s", o.Auth, strings.Join(authModes, ", "))
+	}
 	// Decoding cannot tell "timeout: 0s" from no timeout, the YAML can.
 	if r.has("timeout") && o.Timeout <= 0 {
 		r.errorf("timeout", "timeout %s: must be greater than 0", o.Timeout)
@@ -205,6 +223,9 @@ func (o CameraOptions) check(r *reporter) {
 func (o *CameraOptions) fill(d CameraOptions) {
 	if o.Transport == "" {
 		o.Transport = d.Transport
+	}
+	if o.Auth == "" {
+		o.Auth = d.Auth
 	}
 	if o.Timeout == 0 {
 		o.Timeout = d.Timeout

@@ -351,6 +351,16 @@ func TestParseErrors(t *testing.T) {
 			want: `line 4: camera "a": transport "tcpp": must be one of tcp, udp, auto`,
 		},
 		{
+			name: "bad auth",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    auth: basic\n",
+			want: `line 4: camera "a": auth "basic": must be one of any, digest`,
+		},
+		{
+			name: "bad default auth",
+			in:   "defaults:\n  auth: Digest\n",
+			want: `line 2: defaults: auth "Digest": must be one of any, digest`,
+		},
+		{
 			name: "bad default transport",
 			in:   "defaults:\n  transport: TCP\n",
 			want: `line 2: defaults: transport "TCP": must be one of tcp, udp, auto`,
@@ -694,6 +704,7 @@ func TestRedacted(t *testing.T) {
     nets: 2
 defaults:
     transport: udp
+    auth: any
     timeout: 5s
     dark_threshold: 0.2
     decode: keyframe
@@ -709,6 +720,7 @@ cameras:
       username: viewer
       password_file: testdata/gate-north.pass
       transport: udp
+      auth: any
       timeout: 5s
       dark_threshold: 0.2
       decode: keyframe
@@ -721,6 +733,7 @@ cameras:
     - name: yard
       url: rtsps://<secret>@cam.example.com/live?channel=1
       transport: tcp
+      auth: any
       timeout: 2s
       dark_threshold: 0
       decode: all
@@ -736,6 +749,7 @@ cameras:
       username: ops
       password: <secret>
       transport: udp
+      auth: any
       timeout: 5s
       dark_threshold: 0.2
       decode: keyframe
@@ -877,7 +891,7 @@ func TestEqual(t *testing.T) {
 		{"identical", base, true},
 		{
 			"defaults spelled out",
-			base + "    transport: tcp\n    timeout: 10s\n    dark_threshold: 0.15\n    decode: keyframe\n    detect:\n      classes: []\n",
+			base + "    transport: tcp\n    auth: any\n    timeout: 10s\n    dark_threshold: 0.15\n    decode: keyframe\n    detect:\n      classes: []\n",
 			true,
 		},
 		{
@@ -904,6 +918,8 @@ func TestEqual(t *testing.T) {
 			false,
 		},
 		{"other transport", base + "    transport: udp\n", false},
+		{"auth spelled out", base + "    auth: any\n", true},
+		{"other auth", base + "    auth: digest\n", false},
 		{"other timeout", base + "    timeout: 11s\n", false},
 		{"other dark_threshold", base + "    dark_threshold: 0.5\n", false},
 		{"other decode", base + "    decode: all\n", false},
@@ -941,6 +957,7 @@ func parseCamera(t *testing.T, entry string) Camera {
 func options(transport string, timeout time.Duration, darkThreshold float64, decode string, detect DetectOptions) CameraOptions {
 	return CameraOptions{
 		Transport:     transport,
+		Auth:          AuthAny,
 		Timeout:       model.Duration(timeout),
 		DarkThreshold: &darkThreshold,
 		Decode:        decode,
@@ -966,5 +983,5 @@ func describe(o CameraOptions) string {
 	if o.Detect.Enabled != nil {
 		enabled = fmt.Sprint(*o.Detect.Enabled)
 	}
-	return fmt.Sprintf("{%s %s %s %s detect:%s%q reference:%+v}", o.Transport, o.Timeout, threshold, o.Decode, enabled, o.Detect.Classes, o.Reference)
+	return fmt.Sprintf("{%s %s %s %s %s detect:%s%q reference:%+v}", o.Transport, o.Auth, o.Timeout, threshold, o.Decode, enabled, o.Detect.Classes, o.Reference)
 }

@@ -8,6 +8,7 @@
 //	  input_size: 320
 //	defaults:                  # optional, for cameras that leave a field unset
 //	  transport: tcp
+//	  auth: any                # or digest: never send the password as Basic
 //	  timeout: 10s
 //	  dark_threshold: 0.15
 //	  decode: keyframe
@@ -21,7 +22,7 @@
 //	      classes: [person]
 //
 // A camera's options come from the camera itself, else from the defaults
-// block, else from the built-in defaults (tcp, 10s, 0.15, keyframe, detect
+// block, else from the built-in defaults (tcp, any, 10s, 0.15, keyframe, detect
 // enabled for every class). After [Load] every camera's [CameraOptions] are
 // set, and the detector's labels are read.
 //

@@ -37,6 +37,7 @@ type served struct {
 	stream *gortsplib.ServerStream
 	paused atomic.Bool
 	stop   chan struct{} // closed by Remove
+	faults faults
 }
 
 // Options configure a Server.
@@ -72,7 +73,7 @@ func Start(opts Options, clips map[string]*Media) (*Server, error) {
 		teardowns: map[string]int{},
 		stop:      make(chan struct{}),
 	}
-	s.server = &gortsplib.Server{Handler: s, RTSPAddress: addr}
+	s.server = &gortsplib.Server{Handler: s, RTSPAddress: addr, Listen: s.listen}
 	if opts.UDPPorts[0] != 0 {
 		s.server.UDPRTPAddress = fmt.Sprintf(":%d", opts.UDPPorts[0])
 		s.server.UDPRTCPAddress = fmt.Sprintf(":%d", opts.UDPPorts[1])
@@ -219,7 +220,7 @@ func (s *Server) play(sv *served, medi *description.Media, forma format.Format, 
 		}
 		for _, pkt := range pkts {
 			pkt.Timestamp = rtpTime
-			sv.stream.WritePacketRTP(medi, pkt) //nolint:errcheck // readers come and go.
+			sv.faults.write(sv.stream, medi, pkt)
 		}
 		rtpTime += uint32(forma.ClockRate() / clip.FPS)
 	}
@@ -288,6 +289,7 @@ func (s *Server) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response
 }
 
 // OnPlay implements gortsplib.ServerHandlerOnPlay.
-func (s *Server) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+func (s *Server) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	s.bind(ctx.Conn, ctx.Path)
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }

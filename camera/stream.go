@@ -277,13 +277,14 @@ func (s *Stream) session(ctx context.Context) error {
 		u.User = url.UserPassword(user, pass)
 	}
 	timeout := time.Duration(s.cfg.Timeout)
+	in := &packetsIn{}
 	c := &gortsplib.Client{
 		Scheme:        u.Scheme,
 		Host:          u.Host,
 		ReadTimeout:   timeout,
 		WriteTimeout:  timeout,
 		Transport:     transport(s.cfg.Transport),
-		OnPacketsLost: func(lost uint64) { s.packetsLost.Add(lost) },
+		OnPacketsLost: func(uint64) {}, // countPacket counts; this is wrong over TCP, and printed if unset
 		// Malformed RTP/RTCP packets; gortsplib would print them to stderr.
 		OnDecodeError: func(error) { s.decodeErrors.Add(1) },
 	}
@@ -309,7 +310,11 @@ func (s *Stream) session(ctx context.Context) error {
 	s.codec = tr.codec()
 	s.keyframeAU = nil // the last session's key frame may be of another codec
 	s.mu.Unlock()
-	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) { s.onPacket(ctx, tr, pkt) })
+	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
+		if s.countPacket(in, pkt) {
+			s.onPacket(ctx, tr, pkt)
+		}
+	})
 	if _, err := c.Play(nil); err != nil {
 		return err
 	}

@@ -1,0 +1,60 @@
+package camera_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
+)
+
+// A clip of about ten RTP packets per frame, so that sequence numbers
+// move on quickly.
+const busyPattern = "testsrc=s=320x240:r=25"
+
+// waitFrames waits until s received n frames more than it had.
+func waitFrames(t *testing.T, s *camera.Stream, n uint64) {
+	t.Helper()
+	target := s.Status().FramesReceived + n
+	testutil.WaitFor(t, "more frames", 20*time.Second, func() bool { return s.Status().FramesReceived >= target })
+}
+
+// TestStreamDuplicatedPacketsAreNotLost serves a camera that sends every
+// RTP packet twice: nothing is lost, and the pictures decode.
+func TestStreamDuplicatedPacketsAreNotLost(t *testing.T) {
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.MJPEG, busyPattern, 25)})
+	srv.Duplicate("cam")
+	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), nil)
+	// Hundreds of packets, many more than the tracker's window.
+	testutil.WaitFor(t, "a megabyte", 20*time.Second, func() bool { return s.Status().BytesReceived > 1<<20 })
+	if lost := s.Status().PacketsLost; lost != 0 {
+		t.Errorf("%d packets lost, want 0: every packet arrived, twice", lost)
+	}
+	analyzeWhenReady(t, s)
+	if !s.Up(time.Now()) {
+		t.Error("camera down")
+	}
+}
+
+// TestStreamDroppedPacketsAreLost drops packets of a camera in two bursts:
+// exactly those are counted lost, once later ones have arrived.
+func TestStreamDroppedPacketsAreLost(t *testing.T) {
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.MJPEG, busyPattern, 25)})
+	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), nil)
+	waitFrames(t, s, 1)
+	var dropped uint64
+	for _, n := range []int{3, 2} {
+		srv.Drop("cam", n)
+		dropped += uint64(n)
+		testutil.WaitFor(t, "the dropped packets counted", 20*time.Second, func() bool { return s.Status().PacketsLost >= dropped })
+	}
+	waitFrames(t, s, 50)
+	st := s.Status()
+	if st.PacketsLost != dropped {
+		t.Errorf("%d packets lost, want the %d dropped", st.PacketsLost, dropped)
+	}
+	if st.Reconnects != 0 {
+		t.Errorf("%d reconnects: the drops must not end the session", st.Reconnects)
+	}
+}

@@ -1,6 +1,7 @@
 package camera_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -56,5 +57,27 @@ func TestStreamDroppedPacketsAreLost(t *testing.T) {
 	}
 	if st.Reconnects != 0 {
 		t.Errorf("%d reconnects: the drops must not end the session", st.Reconnects)
+	}
+}
+
+// TestStreamRestartsWhenEncoderRestarts serves a camera whose encoder
+// restarts mid-session with another SSRC, sequence and timestamp base:
+// gortsplib drops every packet from then on, so the session is restarted
+// for want of a picture, once, and the camera comes back up.
+func TestStreamRestartsWhenEncoderRestarts(t *testing.T) {
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.H264, gray64, 25)})
+	logs := &testutil.SyncBuffer{}
+	s := startStream(t, cameraConfig(t, "name: cam\ntimeout: 1s\nurl: "+srv.URL("cam")), logs)
+	testutil.WaitFor(t, "the camera up", 10*time.Second, func() bool { return s.Up(time.Now()) })
+
+	srv.RestartEncoder("cam")
+	const reason = "no picture for 1s while receiving data"
+	testutil.WaitFor(t, "the session restarted", 20*time.Second, func() bool {
+		return strings.Contains(logs.String(), reason) && s.Status().Reconnects > 0
+	})
+	testutil.WaitFor(t, "the camera up again", 20*time.Second, func() bool { return s.Up(time.Now()) })
+	waitFrames(t, s, 25)
+	if n := strings.Count(logs.String(), reason); n != 1 {
+		t.Errorf("restart logged %d times, want once:\n%s", n, logs)
 	}
 }

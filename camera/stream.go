@@ -285,8 +285,9 @@ func (s *Stream) session(ctx context.Context) error {
 		WriteTimeout:  timeout,
 		Transport:     transport(s.cfg.Transport),
 		OnPacketsLost: func(uint64) {}, // countPacket counts; this is wrong over TCP, and printed if unset
-		// Malformed RTP/RTCP packets; gortsplib would print them to stderr.
-		OnDecodeError: func(error) { s.decodeErrors.Add(1) },
+		// Malformed RTP/RTCP packets, or of another SSRC; gortsplib would
+		// print them to stderr.
+		OnDecodeError: func(error) { s.decodeErrors.Add(1); in.arrived.Add(1) },
 	}
 	if err := c.Start2(); err != nil {
 		return err
@@ -320,8 +321,9 @@ func (s *Stream) session(ctx context.Context) error {
 	}
 	s.connected.Store(true)
 	s.logger.Info("Camera session started", "codec", tr.codec(), "transport", s.cfg.Transport)
-	defer s.watchStall(time.Now())()
-	return c.Wait()
+	start := time.Now()
+	defer s.watchStall(start)()
+	return s.waitPicture(c, in, start)
 }
 
 // watchStall logs once when the session stays up without video for longer

@@ -71,7 +71,7 @@ func (a *authHooks) onRequest(req *base.Request) {
 		if a.digestOnly {
 			// Sent without credentials, the request fails as unauthorized.
 			delete(req.Header, "Authorization")
-			a.refused = errBasicRefused
+			a.refused = withReason(ReasonAuth, errBasicRefused)
 			return
 		}
 		if req.URL.Scheme == "rtsp" {

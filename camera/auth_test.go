@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
@@ -20,7 +21,7 @@ func TestStreamAuthDigestRefusesBasic(t *testing.T) {
 	var logs testutil.SyncBuffer
 	s := startStream(t, cameraConfig(t, "name: cam\nauth: digest\nusername: viewer\npassword: "+pass+"\nurl: "+f.URL("cam")), &logs)
 	testutil.WaitFor(t, "the session to fail", 15*time.Second, func() bool {
-		return strings.Contains(logs.String(), "camera offers only Basic authentication")
+		return strings.Contains(logs.String(), "camera offers only Basic authentication") && s.Status().Reconnects[camera.ReasonAuth] > 0
 	})
 	if s.Up(time.Now()) {
 		t.Error("camera up")

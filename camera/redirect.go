@@ -40,7 +40,7 @@ func (r *redirects) dialContext(ctx context.Context, network, addr string) (net.
 	case r.configured == "":
 		r.configured = addr
 	case r.followed > maxRedirects:
-		return nil, errTooManyRedirects
+		return nil, withReason(ReasonRedirectLimit, errTooManyRedirects)
 	case r.credentials && !strings.EqualFold(addr, r.configured):
 		return nil, fmt.Errorf("camera redirected to %s, not %s: not following it with the credentials", addr, r.configured)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
@@ -65,7 +66,7 @@ func TestStreamRedirectLoop(t *testing.T) {
 	var logs testutil.SyncBuffer
 	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+f.URL("cam")), &logs)
 	testutil.WaitFor(t, "the session to fail", 15*time.Second, func() bool {
-		return strings.Contains(logs.String(), "too many redirects (5)")
+		return strings.Contains(logs.String(), "too many redirects (5)") && s.Status().Reconnects[camera.ReasonRedirectLimit] > 0
 	})
 	if s.Up(time.Now()) {
 		t.Error("camera up while it redirects in a loop")

@@ -292,15 +292,17 @@ func (s *Stream) session(ctx context.Context) error {
 	redirects := &redirects{credentials: user != ""}
 	auth := s.newAuthHooks(user, pass)
 	timeout := time.Duration(s.cfg.Timeout)
+	in := &packetsIn{}
 	c := &gortsplib.Client{
 		Scheme:        u.Scheme,
 		Host:          u.Host,
 		ReadTimeout:   timeout,
 		WriteTimeout:  timeout,
 		Transport:     transport(s.cfg.Transport),
-		OnPacketsLost: func(lost uint64) { s.packetsLost.Add(lost) },
-		// Malformed RTP/RTCP packets; gortsplib would print them to stderr.
-		OnDecodeError: func(error) { s.decodeErrors.Add(1) },
+		OnPacketsLost: func(uint64) {}, // countPacket counts; this is wrong over TCP, and printed if unset
+		// Malformed RTP/RTCP packets, or of another SSRC; gortsplib would
+		// print them to stderr.
+		OnDecodeError: func(error) { s.decodeErrors.Add(1); in.arrived.Add(1) },
 		DialContext:   redirects.dialContext,
 		OnRequest:     auth.onRequest,
 		OnResponse:    func(res *base.Response) { redirects.onResponse(res); auth.onResponse(res) },
@@ -327,14 +329,19 @@ func (s *Stream) session(ctx context.Context) error {
 	s.codec = tr.codec()
 	s.keyframeAU = nil // the last session's key frame may be of another codec
 	s.mu.Unlock()
-	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) { s.onPacket(ctx, tr, pkt) })
+	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
+		if s.countPacket(in, pkt) {
+			s.onPacket(ctx, tr, pkt)
+		}
+	})
 	if _, err := c.Play(nil); err != nil {
 		return err
 	}
 	s.connected.Store(true)
 	s.logger.Info("Camera session started", "codec", tr.codec(), "transport", s.cfg.Transport)
-	defer s.watchStall(time.Now())()
-	return c.Wait()
+	start := time.Now()
+	defer s.watchStall(start)()
+	return s.waitPicture(c, in, start)
 }
 
 // watchStall logs once when the session stays up without video for longer

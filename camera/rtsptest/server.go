@@ -38,6 +38,7 @@ type served struct {
 	stream *gortsplib.ServerStream
 	paused atomic.Bool
 	stop   chan struct{} // closed by Remove
+	faults faults
 }
 
 // Options configure a Server.
@@ -74,7 +75,7 @@ func Start(opts Options, clips map[string]*Media) (*Server, error) {
 		playing:   map[*gortsplib.ServerSession]string{},
 		stop:      make(chan struct{}),
 	}
-	s.server = &gortsplib.Server{Handler: s, RTSPAddress: addr}
+	s.server = &gortsplib.Server{Handler: s, RTSPAddress: addr, Listen: s.listen}
 	if opts.UDPPorts[0] != 0 {
 		s.server.UDPRTPAddress = fmt.Sprintf(":%d", opts.UDPPorts[0])
 		s.server.UDPRTCPAddress = fmt.Sprintf(":%d", opts.UDPPorts[1])
@@ -239,7 +240,7 @@ func (s *Server) play(sv *served, medi *description.Media, forma format.Format, 
 		}
 		for _, pkt := range pkts {
 			pkt.Timestamp = rtpTime
-			sv.stream.WritePacketRTP(medi, pkt) //nolint:errcheck // readers come and go.
+			sv.faults.write(sv.stream, medi, pkt)
 		}
 		rtpTime += uint32(forma.ClockRate() / clip.FPS)
 	}
@@ -309,6 +310,7 @@ func (s *Server) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response
 
 // OnPlay implements gortsplib.ServerHandlerOnPlay.
 func (s *Server) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	s.bind(ctx.Conn, ctx.Path)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.playing[ctx.Session] = trimPath(ctx.Path)

@@ -387,8 +387,13 @@ func (s *Stream) onPacket(ctx context.Context, tr track, pkt *rtp.Packet) {
 		return
 	}
 	now := time.Now()
-	s.frames.Add(1)
-	s.lastFrame.Store(now.UnixNano())
+	// Access units of SEI or parameter sets alone keep a lying camera's
+	// session busy without a picture: they are no frame, and it stays down.
+	picture := tr.picture(au)
+	if picture {
+		s.frames.Add(1)
+		s.lastFrame.Store(now.UnixNano())
+	}
 	key := tr.keyframe(au)
 	if key != nil {
 		s.keyframes.Add(1)
@@ -402,10 +407,10 @@ func (s *Stream) onPacket(ctx context.Context, tr track, pkt *rtp.Packet) {
 		s.keyframeAU = key
 		s.keyframeSeq++
 	}
-	if s.firstFrame.IsZero() {
+	if picture && s.firstFrame.IsZero() {
 		s.firstFrame = now
 	}
-	if !s.decodeAll && s.keyframeSeq == 0 && now.Sub(s.firstFrame) > time.Duration(s.cfg.Timeout) {
+	if !s.decodeAll && s.keyframeSeq == 0 && !s.firstFrame.IsZero() && now.Sub(s.firstFrame) > time.Duration(s.cfg.Timeout) {
 		// Intra-refresh cameras never send a key frame: only decoding
 		// every frame recovers their pictures.
 		s.logger.Warn("No key frame within the camera timeout, decoding every frame instead")

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
@@ -370,5 +372,102 @@ func TestStreamStall(t *testing.T) {
 	testutil.WaitFor(t, "the camera up again", 10*time.Second, func() bool { return s.Up(time.Now()) })
 	if n := strings.Count(logs.String(), "Camera stalled"); n != 1 {
 		t.Errorf("stall logged %d times, want once:\n%s", n, logs)
+	}
+}
+
+// TestStreamWithoutPicturesStaysDown plays cameras whose access units carry
+// no complete picture: they must count no frame and stay down.
+func TestStreamWithoutPicturesStaysDown(t *testing.T) {
+	const (
+		h264SEI, h265SEI = 6, 39 // prefix SEI
+		h264FU, h265FU   = 28, 49
+	)
+	h264Type := func(n []byte) int { return int(n[0] & 0x1f) }
+	h265Type := func(n []byte) int { return int(n[0]>>1) & 0x3f }
+	isVCL := map[rtsptest.Codec]func([]byte) bool{
+		rtsptest.H264: func(n []byte) bool { return h264Type(n) >= 1 && h264Type(n) <= 5 },
+		rtsptest.H265: func(n []byte) bool { return h265Type(n) < 32 },
+	}
+	// keep is a clip of the NAL units of clip's first access unit that pass.
+	keep := func(t *testing.T, clip *rtsptest.Media, pass func([]byte) bool) *rtsptest.Media {
+		t.Helper()
+		var au [][]byte
+		for _, n := range clip.AccessUnits[0] {
+			if pass(n) {
+				au = append(au, n)
+			}
+		}
+		if len(au) == 0 {
+			t.Fatal("no NAL unit to keep in the clip's first access unit")
+		}
+		return &rtsptest.Media{Codec: clip.Codec, FPS: clip.FPS, AccessUnits: [][][]byte{au}}
+	}
+	// neverEnd clears the end bit of every fragmentation unit, at FU header
+	// offset fuHeader; the clip's pictures must all be fragmented.
+	neverEnd := func(t *testing.T, clip *rtsptest.Media, fuType func([]byte) bool, fuHeader int) *rtsptest.Media {
+		t.Helper()
+		for _, au := range clip.AccessUnits {
+			for _, n := range au {
+				if isVCL[clip.Codec](n) && len(n) < 2000 {
+					t.Fatalf("a %d-byte picture NAL unit would not be fragmented", len(n))
+				}
+			}
+		}
+		clip.EditPackets = func(pkts []*rtp.Packet) []*rtp.Packet {
+			for _, p := range pkts {
+				if fuType(p.Payload) {
+					p.Payload[fuHeader] &^= 0x40
+				}
+			}
+			return pkts
+		}
+		return clip
+	}
+	// Noise makes every picture larger than an RTP packet.
+	const noise = gray64 + ",noise=alls=60:allf=t"
+	for _, tc := range []struct {
+		name  string
+		media func(t *testing.T) *rtsptest.Media
+	}{
+		{"h264 SEI only", func(t *testing.T) *rtsptest.Media {
+			return keep(t, rtsptest.Clip(t, rtsptest.H264, gray64, 1), func(n []byte) bool { return h264Type(n) == h264SEI })
+		}},
+		{"h265 SEI only", func(t *testing.T) *rtsptest.Media {
+			return keep(t, rtsptest.Clip(t, rtsptest.H265, gray64, 1), func(n []byte) bool { return h265Type(n) == h265SEI })
+		}},
+		{"h264 parameter sets and SEI", func(t *testing.T) *rtsptest.Media {
+			return keep(t, rtsptest.Clip(t, rtsptest.H264, gray64, 1), func(n []byte) bool { return !isVCL[rtsptest.H264](n) })
+		}},
+		{"h265 parameter sets and SEI", func(t *testing.T) *rtsptest.Media {
+			return keep(t, rtsptest.Clip(t, rtsptest.H265, gray64, 1), func(n []byte) bool { return !isVCL[rtsptest.H265](n) })
+		}},
+		{"h264 FU-A never ends", func(t *testing.T) *rtsptest.Media {
+			return neverEnd(t, rtsptest.Clip(t, rtsptest.H264, noise, 5), func(p []byte) bool { return h264Type(p) == h264FU }, 1)
+		}},
+		{"h265 FU never ends", func(t *testing.T) *rtsptest.Media {
+			return neverEnd(t, rtsptest.Clip(t, rtsptest.H265, noise, 5), func(p []byte) bool { return h265Type(p) == h265FU }, 2)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			media := tc.media(t)
+			srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": media})
+			s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), nil)
+			// Two rounds of the clip: a depacketizer that emits an access
+			// unit at all has emitted one by then.
+			var enough uint64
+			for i := range max(2*len(media.AccessUnits)+1, 5) {
+				for _, n := range media.AccessUnits[i%len(media.AccessUnits)] {
+					enough += uint64(len(n))
+				}
+			}
+			testutil.WaitFor(t, "two rounds of the clip", 10*time.Second, func() bool { return s.Status().BytesReceived >= enough })
+			if st := s.Status(); st.FramesReceived != 0 || !st.Connected {
+				t.Errorf("connected %v, %d frames received, want connected and 0", st.Connected, st.FramesReceived)
+			}
+			if s.Up(time.Now()) {
+				t.Error("camera that sends no picture is up")
+			}
+		})
 	}
 }

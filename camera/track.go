@@ -23,6 +23,9 @@ type track interface {
 	codec() Codec
 	// depacketize returns the next complete access unit, or errIncomplete.
 	depacketize(pkt *rtp.Packet) ([][]byte, error)
+	// picture reports whether au carries a complete coded picture: SEI or
+	// parameter sets alone are no frame.
+	picture(au [][]byte) bool
 	// keyframe returns a self-contained copy of au (parameter sets first)
 	// when au is a random access point, else nil.
 	keyframe(au [][]byte) [][]byte
@@ -75,6 +78,7 @@ type nalCodec struct {
 	paramSets    []byte // parameter set NAL unit types, in decoder order
 	spsType      byte
 	naluType     func(nalu []byte) byte
+	isVCL        func(typ byte) bool // a NAL unit type that codes picture data
 	spsSize      func(sps []byte) (width, height int, err error)
 	randomAccess func(au [][]byte) bool
 	// open creates the RTP depacketizer of a format and returns the
@@ -90,6 +94,7 @@ var h264Codec = nalCodec{
 	paramSets:  []byte{byte(h264.NALUTypeSPS), byte(h264.NALUTypePPS)},
 	spsType:    byte(h264.NALUTypeSPS),
 	naluType:   func(nalu []byte) byte { return nalu[0] & 0x1f },
+	isVCL:      func(typ byte) bool { return typ >= 1 && typ <= 5 },
 	spsSize: func(nalu []byte) (int, int, error) {
 		var sps h264.SPS
 		if err := sps.Unmarshal(nalu); err != nil {
@@ -117,6 +122,7 @@ var h265Codec = nalCodec{
 		byte(h265.NALUType_VPS_NUT), byte(h265.NALUType_SPS_NUT), byte(h265.NALUType_PPS_NUT)},
 	spsType:  byte(h265.NALUType_SPS_NUT),
 	naluType: func(nalu []byte) byte { return (nalu[0] >> 1) & 0x3f },
+	isVCL:    func(typ byte) bool { return typ < 32 },
 	spsSize: func(nalu []byte) (int, int, error) {
 		var sps h265.SPS
 		if err := sps.Unmarshal(nalu); err != nil {
@@ -173,6 +179,12 @@ func (t *nalTrack) depacketize(pkt *rtp.Packet) ([][]byte, error) {
 
 func (t *nalTrack) isParamSet(nalu []byte) bool {
 	return slices.Contains(t.c.paramSets, t.c.naluType(nalu))
+}
+
+// picture: the depacketizer emits only whole NAL units, so a VCL NAL unit
+// is a coded picture (or a whole slice of one).
+func (t *nalTrack) picture(au [][]byte) bool {
+	return slices.ContainsFunc(au, func(nalu []byte) bool { return t.c.isVCL(t.c.naluType(nalu)) })
 }
 
 // observe stores the parameter sets of au, reading the picture size from
@@ -246,6 +258,10 @@ func (t *mjpegTrack) depacketize(pkt *rtp.Packet) ([][]byte, error) {
 	}
 	return [][]byte{img}, nil
 }
+
+// picture: rtpmjpeg emits only images whose fragments all arrived, from
+// offset 0 to the packet with the marker bit.
+func (t *mjpegTrack) picture([][]byte) bool { return true }
 
 func (t *mjpegTrack) keyframe(au [][]byte) [][]byte {
 	if w, h, err := jpegSize(au[0]); err == nil {

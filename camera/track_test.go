@@ -173,6 +173,23 @@ func TestNALTrack(t *testing.T) {
 					}
 					checkSize(t, tr, 320, 240)
 				}},
+				{"picture", func(t *testing.T) {
+					tr := newTrack(t, nil)
+					for _, tc := range []struct {
+						name string
+						au   [][]byte
+						want bool
+					}{
+						{"key frame", key, true},
+						{"delta frame", delta, true},
+						{"key frame without its slice", key[:len(key)-1], false},
+						{"parameter sets", paramSets(t, key), false},
+					} {
+						if got := tr.picture(tc.au); got != tc.want {
+							t.Errorf("picture(%s: types %v) = %v, want %v", tc.name, types(tc.au, cc.naluType), got, tc.want)
+						}
+					}
+				}},
 				{"SDP parameter sets", func(t *testing.T) {
 					tr := newTrack(t, paramSets(t, key))
 					checkSize(t, tr, 320, 240)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -469,5 +470,41 @@ func TestStreamWithoutPicturesStaysDown(t *testing.T) {
 				t.Error("camera that sends no picture is up")
 			}
 		})
+	}
+}
+
+// TestStreamSeveralPPS plays a camera that sends a second PPS, id 1, after
+// the one its slices use, id 0: both must reach the decoder.
+func TestStreamSeveralPPS(t *testing.T) {
+	for _, tc := range []struct {
+		codec      rtsptest.Codec
+		headerSize int
+		isPPS      func([]byte) bool
+	}{
+		{rtsptest.H264, 1, func(n []byte) bool { return n[0]&0x1f == 8 }},
+		{rtsptest.H265, 2, func(n []byte) bool { return (n[0]>>1)&0x3f == 34 }},
+	} {
+		for _, mode := range []string{config.DecodeKeyframe, config.DecodeAll} {
+			t.Run(string(tc.codec)+" "+mode, func(t *testing.T) {
+				t.Parallel()
+				media := rtsptest.Clip(t, tc.codec, gray64, 25)
+				inserted := 0
+				for i, au := range media.AccessUnits {
+					if j := slices.IndexFunc(au, tc.isPPS); j >= 0 {
+						media.AccessUnits[i] = slices.Insert(au, j+1, camera.WithPPSID(au[j], tc.headerSize, 1))
+						inserted++
+					}
+				}
+				if inserted == 0 {
+					t.Fatal("the clip has no PPS")
+				}
+				srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": media})
+				s := startStream(t, cameraConfig(t, fmt.Sprintf("name: cam\nurl: %s\ndecode: %s", srv.URL("cam"), mode)), nil)
+				stats := analyzeWhenReady(t, s)
+				if math.Abs(stats.Brightness-64.0/255) > 0.005 {
+					t.Errorf("brightness = %.4f, want %.4f", stats.Brightness, 64.0/255)
+				}
+			})
+		}
 	}
 }

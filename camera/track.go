@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmjpeg"
+	"github.com/bluenviron/mediacommon/v2/pkg/bits"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/pion/rtp"
@@ -78,7 +79,8 @@ type nalCodec struct {
 	paramSets    []byte // parameter set NAL unit types, in decoder order
 	spsType      byte
 	naluType     func(nalu []byte) byte
-	isVCL        func(typ byte) bool // a NAL unit type that codes picture data
+	paramSetID   func(nalu []byte) (uint32, error) // of a parameter set
+	isVCL        func(typ byte) bool               // a NAL unit type that codes picture data
 	spsSize      func(sps []byte) (width, height int, err error)
 	randomAccess func(au [][]byte) bool
 	// open creates the RTP depacketizer of a format and returns the
@@ -95,6 +97,14 @@ var h264Codec = nalCodec{
 	spsType:    byte(h264.NALUTypeSPS),
 	naluType:   func(nalu []byte) byte { return nalu[0] & 0x1f },
 	isVCL:      func(typ byte) bool { return typ >= 1 && typ <= 5 },
+	paramSetID: func(nalu []byte) (uint32, error) {
+		rbsp := h264.EmulationPreventionRemove(nalu[1:])
+		pos := 0
+		if h264.NALUType(nalu[0]&0x1f) == h264.NALUTypeSPS {
+			pos = 24 // profile_idc, constraint flags, level_idc
+		}
+		return readUE(rbsp, pos)
+	},
 	spsSize: func(nalu []byte) (int, int, error) {
 		var sps h264.SPS
 		if err := sps.Unmarshal(nalu); err != nil {
@@ -123,6 +133,22 @@ var h265Codec = nalCodec{
 	spsType:  byte(h265.NALUType_SPS_NUT),
 	naluType: func(nalu []byte) byte { return (nalu[0] >> 1) & 0x3f },
 	isVCL:    func(typ byte) bool { return typ < 32 },
+	paramSetID: func(nalu []byte) (uint32, error) {
+		rbsp := h264.EmulationPreventionRemove(nalu[2:])
+		pos := 0
+		switch h265.NALUType((nalu[0] >> 1) & 0x3f) {
+		case h265.NALUType_VPS_NUT:
+			id, err := bits.ReadBits(rbsp, &pos, 4)
+			return uint32(id), err
+		case h265.NALUType_SPS_NUT:
+			pos, err := h265SPSIDPos(rbsp)
+			if err != nil {
+				return 0, err
+			}
+			return readUE(rbsp, pos)
+		}
+		return readUE(rbsp, pos)
+	},
 	spsSize: func(nalu []byte) (int, int, error) {
 		var sps h265.SPS
 		if err := sps.Unmarshal(nalu); err != nil {
@@ -143,13 +169,63 @@ var h265Codec = nalCodec{
 	incomplete: []error{rtph265.ErrMorePacketsNeeded, rtph265.ErrNonStartingPacketAndNoPrevious},
 }
 
+// readUE reads the Exp-Golomb coded value at bit pos of rbsp.
+func readUE(rbsp []byte, pos int) (uint32, error) {
+	if pos >= 8*len(rbsp) { // bits.ReadGolombUnsigned would read past the end
+		return 0, errors.New("not enough bits")
+	}
+	return bits.ReadGolombUnsigned(rbsp, &pos)
+}
+
+// h265SPSIDPos finds sps_seq_parameter_set_id in an SPS without its NAL
+// unit header: it follows the profile_tier_level structure (H.265
+// 7.3.2.2.1, 7.3.3), and mediacommon's parser would have to accept the
+// whole SPS first.
+func h265SPSIDPos(rbsp []byte) (int, error) {
+	pos := 4 // sps_video_parameter_set_id
+	maxSubLayersMinus1, err := bits.ReadBits(rbsp, &pos, 3)
+	if err != nil {
+		return 0, err
+	}
+	pos += 1 + 96 // sps_temporal_id_nesting_flag; general profile, tier, level
+	if n := int(maxSubLayersMinus1); n > 0 {
+		// 8 pairs of sub-layer profile and level present flags, those
+		// from n on reserved.
+		flags, err := bits.ReadBits(rbsp, &pos, 16)
+		if err != nil {
+			return 0, err
+		}
+		for i := range n {
+			if flags>>(15-2*i)&1 != 0 {
+				pos += 88 // sub-layer profile
+			}
+			if flags>>(14-2*i)&1 != 0 {
+				pos += 8 // sub-layer level
+			}
+		}
+	}
+	return pos, nil
+}
+
+// maxParamSets bounds the parameter sets kept per type, so that a camera
+// sending ever new ids cannot grow memory. Cameras use one or two ids;
+// H264 allows 32 SPS and 256 PPS ids.
+const maxParamSets = 32
+
+// paramSet is a parameter set NAL unit and its id.
+type paramSet struct {
+	id   uint32
+	nalu []byte
+}
+
 // nalTrack is the track of an H264 or H265 stream. It remembers the latest
-// parameter sets: cameras change them in-band or leave them out of the SDP.
+// parameter set of each type and id: cameras change them in-band, leave
+// them out of the SDP, or use several (two PPS for two slice types).
 type nalTrack struct {
 	c             *nalCodec
 	dec           depacketizer
-	sets          map[byte][]byte // by NAL unit type
-	width, height int             // from the latest SPS
+	sets          [][]paramSet // by index in c.paramSets, oldest first
+	width, height int          // from the latest SPS
 }
 
 func newNALTrack(c *nalCodec, f format.Format) (*nalTrack, error) {
@@ -157,7 +233,7 @@ func newNALTrack(c *nalCodec, f format.Format) (*nalTrack, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &nalTrack{c: c, dec: dec, sets: map[byte][]byte{}}
+	t := &nalTrack{c: c, dec: dec, sets: make([][]paramSet, len(c.paramSets))}
 	t.observe(params)
 	return t, nil
 }
@@ -181,6 +257,24 @@ func (t *nalTrack) isParamSet(nalu []byte) bool {
 	return slices.Contains(t.c.paramSets, t.c.naluType(nalu))
 }
 
+// store keeps a parameter set under its type and id, replacing the one of
+// the same id, and reports whether it is new or changed.
+func (t *nalTrack) store(typ int, id uint32, nalu []byte) bool {
+	sets := t.sets[typ]
+	i := slices.IndexFunc(sets, func(ps paramSet) bool { return ps.id == id })
+	if i >= 0 {
+		if bytes.Equal(sets[i].nalu, nalu) {
+			return false
+		}
+		sets = slices.Delete(sets, i, i+1)
+	}
+	if len(sets) == maxParamSets {
+		sets = slices.Delete(sets, 0, 1) // the oldest: ids in use are resent
+	}
+	t.sets[typ] = append(sets, paramSet{id: id, nalu: bytes.Clone(nalu)})
+	return true
+}
+
 // picture: the depacketizer emits only whole NAL units, so a VCL NAL unit
 // is a coded picture (or a whole slice of one).
 func (t *nalTrack) picture(au [][]byte) bool {
@@ -195,10 +289,13 @@ func (t *nalTrack) observe(au [][]byte) {
 			continue
 		}
 		typ := t.c.naluType(nalu)
-		if bytes.Equal(t.sets[typ], nalu) {
+		id, err := t.c.paramSetID(nalu)
+		if err != nil {
 			continue
 		}
-		t.sets[typ] = bytes.Clone(nalu)
+		if !t.store(slices.Index(t.c.paramSets, typ), id, nalu) {
+			continue
+		}
 		if typ == t.c.spsType {
 			if w, h, err := t.c.spsSize(nalu); err == nil {
 				t.width, t.height = w, h
@@ -215,10 +312,10 @@ func (t *nalTrack) keyframe(au [][]byte) [][]byte {
 	if !t.c.randomAccess(au) {
 		return nil
 	}
-	out := make([][]byte, 0, len(t.c.paramSets)+len(au))
-	for _, typ := range t.c.paramSets {
-		if ps := t.sets[typ]; ps != nil {
-			out = append(out, ps)
+	var out [][]byte
+	for _, sets := range t.sets {
+		for _, ps := range sets {
+			out = append(out, ps.nalu)
 		}
 	}
 	for _, nalu := range au {

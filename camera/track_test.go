@@ -8,6 +8,8 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/pion/rtp"
 
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
@@ -201,6 +203,29 @@ func TestNALTrack(t *testing.T) {
 					checkKeyframe(t, tr.keyframe(next), paramSets(t, next), others(next))
 					checkSize(t, tr, 640, 480)
 				}},
+				{"parameter sets by id", func(t *testing.T) {
+					tr := newTrack(t, nil)
+					params := paramSets(t, key)
+					pps := params[len(params)-1]
+					pps1 := WithPPSID(pps, cc.headerSize, 1)
+					au := append(slices.Clone(key), pps1)
+					checkKeyframe(t, tr.keyframe(au), append(slices.Clone(params), pps1), others(key))
+					// PPS 1 stays after a key frame that does not resend it.
+					checkKeyframe(t, tr.keyframe(key), append(slices.Clone(params), pps1), others(key))
+				}},
+				{"parameter sets bounded", func(t *testing.T) {
+					tr := newTrack(t, nil)
+					params := paramSets(t, key)
+					pps := params[len(params)-1]
+					var sent [][]byte
+					for id := range uint32(maxParamSets + 8) {
+						sent = append(sent, WithPPSID(pps, cc.headerSize, id))
+					}
+					tr.keyframe(sent)
+					// The oldest give way; the key frame's own PPS 0 comes back.
+					want := append(slices.Clone(params[:len(params)-1]), sent[9:]...)
+					checkKeyframe(t, tr.keyframe(key), append(want, pps), others(key))
+				}},
 				{"copies survive buffer reuse", func(t *testing.T) {
 					tr := newTrack(t, nil)
 					au := make([][]byte, len(key))
@@ -261,4 +286,83 @@ func types(au [][]byte, naluType func([]byte) byte) []byte {
 		out = append(out, naluType(n))
 	}
 	return out
+}
+
+// TestParamSetID rewrites the id of real parameter sets and reads it back,
+// as mediacommon's full parsers read it.
+func TestParamSetID(t *testing.T) {
+	h264Clip := rtsptest.Clip(t, rtsptest.H264, "color=c=gray:s=320x240:r=25", 1)
+	// Temporal sub-layers put sub-layer flags before the H265 SPS id.
+	h265Clip := rtsptest.Clip(t, rtsptest.H265, "color=c=gray:s=320x240:r=25", 1,
+		"-x265-params", "log-level=error:temporal-layers=1:bframes=4:b-pyramid=1")
+	find := func(t *testing.T, au [][]byte, naluType func([]byte) byte, typ byte) []byte {
+		t.Helper()
+		i := slices.IndexFunc(au, func(n []byte) bool { return naluType(n) == typ })
+		if i < 0 {
+			t.Fatalf("no NAL unit of type %d", typ)
+		}
+		return au[i]
+	}
+	h264Type := func(n []byte) byte { return n[0] & 0x1f }
+	h265Type := func(n []byte) byte { return (n[0] >> 1) & 0x3f }
+	for _, tc := range []struct {
+		name  string
+		c     *nalCodec
+		nalu  []byte
+		idPos func(t *testing.T, rbsp []byte) int
+		// parse reads the id with mediacommon.
+		parse func(nalu []byte) (uint32, error)
+	}{
+		{"h264 SPS", &h264Codec, find(t, h264Clip.AccessUnits[0], h264Type, 7),
+			func(*testing.T, []byte) int { return 24 },
+			func(n []byte) (uint32, error) {
+				var sps h264.SPS
+				err := sps.Unmarshal(n)
+				return sps.ID, err
+			}},
+		{"h264 PPS", &h264Codec, find(t, h264Clip.AccessUnits[0], h264Type, 8),
+			func(*testing.T, []byte) int { return 0 }, nil},
+		{"h265 SPS", &h265Codec, find(t, h265Clip.AccessUnits[0], h265Type, 33),
+			func(t *testing.T, rbsp []byte) int {
+				pos, err := h265SPSIDPos(rbsp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if maxSubLayersMinus1 := rbsp[0] >> 1 & 7; maxSubLayersMinus1 == 0 {
+					t.Fatal("the clip has no temporal sub-layers")
+				}
+				return pos
+			},
+			func(n []byte) (uint32, error) {
+				var sps h265.SPS
+				err := sps.Unmarshal(n)
+				return uint32(sps.ID), err
+			}},
+		{"h265 PPS", &h265Codec, find(t, h265Clip.AccessUnits[0], h265Type, 34),
+			func(*testing.T, []byte) int { return 0 },
+			func(n []byte) (uint32, error) {
+				var pps h265.PPS
+				err := pps.Unmarshal(n)
+				return pps.ID, err
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pos := tc.idPos(t, h264.EmulationPreventionRemove(tc.nalu[tc.c.headerSize:]))
+			for _, id := range []uint32{0, 3, 15} { // 15: the largest H265 SPS id
+				nalu := withUE(tc.nalu, tc.c.headerSize, pos, id)
+				if got, err := tc.c.paramSetID(nalu); got != id || err != nil {
+					t.Errorf("paramSetID() of id %d = %d, %v", id, got, err)
+				}
+				if tc.parse == nil {
+					continue
+				}
+				if got, err := tc.parse(nalu); got != id || err != nil {
+					t.Errorf("mediacommon reads id %d as %d, %v", id, got, err)
+				}
+			}
+			if _, err := tc.c.paramSetID(tc.nalu[:tc.c.headerSize]); err == nil {
+				t.Error("paramSetID() of a NAL unit header alone: no error")
+			}
+		})
+	}
 }

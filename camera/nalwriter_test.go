@@ -82,3 +82,33 @@ func withUE(nalu []byte, headerSize, pos int, v uint32) []byte {
 	copyBits(end, stop)
 	return w.nalu(nalu[:headerSize]...)
 }
+
+// CraftH264SPS returns a Baseline profile SPS of a picture widthMBs x
+// heightMBs macroblocks large, less 2*cropRight and 2*cropBottom pixels.
+func CraftH264SPS(id, widthMBs, heightMBs, cropRight, cropBottom uint32) []byte {
+	var w rbspWriter
+	w.bits(66, 8)   // profile_idc: Baseline
+	w.bits(0xc0, 8) // constraint_set0_flag, constraint_set1_flag
+	w.bits(30, 8)   // level_idc
+	w.ue(id)
+	w.ue(0) // log2_max_frame_num_minus4
+	w.ue(2) // pic_order_cnt_type
+	w.ue(1) // max_num_ref_frames
+	w.bits(0, 1)
+	w.ue(widthMBs - 1)
+	w.ue(heightMBs - 1)
+	w.bits(1, 1) // frame_mbs_only_flag
+	w.bits(1, 1) // direct_8x8_inference_flag
+	cropping := cropRight != 0 || cropBottom != 0
+	if cropping {
+		w.bits(1, 1)
+		w.ue(0)
+		w.ue(cropRight)
+		w.ue(0)
+		w.ue(cropBottom)
+	} else {
+		w.bits(0, 1)
+	}
+	w.bits(0, 1) // vui_parameters_present_flag
+	return w.nalu(0x67)
+}

@@ -386,6 +386,9 @@ func (s *Stream) onPacket(ctx context.Context, tr track, pkt *rtp.Packet) {
 		s.decodeErrors.Add(1)
 		return
 	}
+	if err := tr.observe(au); err != nil {
+		s.decodeErrors.Add(1)
+	}
 	now := time.Now()
 	// Access units of SEI or parameter sets alone keep a lying camera's
 	// session busy without a picture: they are no frame, and it stays down.

@@ -508,3 +508,35 @@ func TestStreamSeveralPPS(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamInvalidSPS plays a camera that sends, next to the SPS its
+// slices use, an SPS whose cropping exceeds its picture: a decode error,
+// and no size from it.
+func TestStreamInvalidSPS(t *testing.T) {
+	media := rtsptest.Clip(t, rtsptest.H264, gray64, 25)
+	// 320 pixels wide, cropped by 400.
+	invalid := camera.CraftH264SPS(1, 20, 15, 200, 0)
+	inserted := 0
+	for i, au := range media.AccessUnits {
+		if j := slices.IndexFunc(au, func(n []byte) bool { return n[0]&0x1f == 7 }); j >= 0 {
+			media.AccessUnits[i] = slices.Insert(au, j+1, invalid)
+			inserted++
+		}
+	}
+	if inserted == 0 {
+		t.Fatal("the clip has no SPS")
+	}
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": media})
+	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), nil)
+	stats := analyzeWhenReady(t, s)
+	if math.Abs(stats.Brightness-64.0/255) > 0.005 {
+		t.Errorf("brightness = %.4f, want %.4f", stats.Brightness, 64.0/255)
+	}
+	st := s.Status()
+	if st.Width != 320 || st.Height != 240 {
+		t.Errorf("status size %dx%d, want the valid SPS's 320x240", st.Width, st.Height)
+	}
+	if st.DecodeErrors == 0 {
+		t.Error("the invalid SPS counted no decode error")
+	}
+}

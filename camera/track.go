@@ -24,11 +24,15 @@ type track interface {
 	codec() Codec
 	// depacketize returns the next complete access unit, or errIncomplete.
 	depacketize(pkt *rtp.Packet) ([][]byte, error)
+	// observe keeps what au tells about the stream: parameter sets and
+	// picture size. An error means au had an invalid one, which the size
+	// ignores.
+	observe(au [][]byte) error
 	// picture reports whether au carries a complete coded picture: SEI or
 	// parameter sets alone are no frame.
 	picture(au [][]byte) bool
-	// keyframe returns a self-contained copy of au (parameter sets first)
-	// when au is a random access point, else nil.
+	// keyframe returns a self-contained copy of au (the parameter sets
+	// observed so far first) when au is a random access point, else nil.
 	keyframe(au [][]byte) [][]byte
 	// size is the picture size seen in the stream so far (0 if unknown).
 	size() (width, height int)
@@ -234,6 +238,8 @@ func newNALTrack(c *nalCodec, f format.Format) (*nalTrack, error) {
 		return nil, err
 	}
 	t := &nalTrack{c: c, dec: dec, sets: make([][]paramSet, len(c.paramSets))}
+	// An invalid SPS in the SDP only leaves the size unknown: decode errors
+	// count what the camera streams.
 	t.observe(params)
 	return t, nil
 }
@@ -281,9 +287,15 @@ func (t *nalTrack) picture(au [][]byte) bool {
 	return slices.ContainsFunc(au, func(nalu []byte) bool { return t.c.isVCL(t.c.naluType(nalu)) })
 }
 
-// observe stores the parameter sets of au, reading the picture size from
-// a changed SPS.
-func (t *nalTrack) observe(au [][]byte) {
+// maxPictureSide bounds the width and height an SPS may give: beyond it,
+// or not positive (cropping beyond the picture underflows), it is corrupt.
+const maxPictureSide = 16384
+
+// observe stores the parameter sets of au, reading the picture size from a
+// new or changed SPS. An invalid SPS is kept all the same: libavcodec, the
+// judge, decodes some that mediacommon rejects, and ignores bad cropping.
+func (t *nalTrack) observe(au [][]byte) error {
+	var invalid error
 	for _, nalu := range au {
 		if len(nalu) < t.c.headerSize || !t.isParamSet(nalu) { // those from the SDP may be absent
 			continue
@@ -291,24 +303,29 @@ func (t *nalTrack) observe(au [][]byte) {
 		typ := t.c.naluType(nalu)
 		id, err := t.c.paramSetID(nalu)
 		if err != nil {
+			invalid = fmt.Errorf("parameter set of type %d without an id: %w", typ, err)
 			continue
 		}
-		if !t.store(slices.Index(t.c.paramSets, typ), id, nalu) {
+		if !t.store(slices.Index(t.c.paramSets, typ), id, nalu) || typ != t.c.spsType {
 			continue
 		}
-		if typ == t.c.spsType {
-			if w, h, err := t.c.spsSize(nalu); err == nil {
-				t.width, t.height = w, h
-			}
+		w, h, err := t.c.spsSize(nalu)
+		if err == nil && (w <= 0 || h <= 0 || w > maxPictureSide || h > maxPictureSide) {
+			err = fmt.Errorf("picture size %dx%d", w, h)
 		}
+		if err != nil {
+			invalid = fmt.Errorf("invalid SPS %d: %w", id, err)
+			continue
+		}
+		t.width, t.height = w, h
 	}
+	return invalid
 }
 
 // keyframe builds a self-contained key frame: every known parameter set,
 // then the access unit's other NAL units, all copied because gortsplib may
 // reuse its buffers.
 func (t *nalTrack) keyframe(au [][]byte) [][]byte {
-	t.observe(au)
 	if !t.c.randomAccess(au) {
 		return nil
 	}
@@ -360,12 +377,15 @@ func (t *mjpegTrack) depacketize(pkt *rtp.Packet) ([][]byte, error) {
 // offset 0 to the packet with the marker bit.
 func (t *mjpegTrack) picture([][]byte) bool { return true }
 
-func (t *mjpegTrack) keyframe(au [][]byte) [][]byte {
-	if w, h, err := jpegSize(au[0]); err == nil {
+func (t *mjpegTrack) observe(au [][]byte) error {
+	w, h, err := jpegSize(au[0])
+	if err == nil {
 		t.width, t.height = w, h
 	}
-	return au
+	return err
 }
+
+func (t *mjpegTrack) keyframe(au [][]byte) [][]byte { return au }
 
 func (t *mjpegTrack) size() (int, int) { return t.width, t.height }
 

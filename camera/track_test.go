@@ -141,6 +141,14 @@ func TestNALTrack(t *testing.T) {
 					}
 				}
 			}
+			// observed is the key frame of au once observed, as Stream has it.
+			observed := func(t *testing.T, tr track, au [][]byte) [][]byte {
+				t.Helper()
+				if err := tr.observe(au); err != nil {
+					t.Fatal(err)
+				}
+				return tr.keyframe(au)
+			}
 			checkSize := func(t *testing.T, tr track, width, height int) {
 				t.Helper()
 				if w, h := tr.size(); w != width || h != height {
@@ -155,7 +163,7 @@ func TestNALTrack(t *testing.T) {
 				{"in-band parameter sets", func(t *testing.T) {
 					tr := newTrack(t, nil)
 					checkSize(t, tr, 0, 0)
-					checkKeyframe(t, tr.keyframe(key), paramSets(t, key), others(key))
+					checkKeyframe(t, observed(t, tr, key), paramSets(t, key), others(key))
 					checkSize(t, tr, 320, 240)
 				}},
 				{"empty SDP parameter sets", func(t *testing.T) {
@@ -164,13 +172,13 @@ func TestNALTrack(t *testing.T) {
 						empty[i] = []byte{}
 					}
 					tr := newTrack(t, empty)
-					checkKeyframe(t, tr.keyframe(key), paramSets(t, key), others(key))
+					checkKeyframe(t, observed(t, tr, key), paramSets(t, key), others(key))
 					checkSize(t, tr, 320, 240)
 				}},
 				{"non-key access unit", func(t *testing.T) {
 					tr := newTrack(t, nil)
-					tr.keyframe(key)
-					if got := tr.keyframe(delta); got != nil {
+					observed(t, tr, key)
+					if got := observed(t, tr, delta); got != nil {
 						t.Errorf("keyframe() of a non-key access unit = types %v, want nil", types(got, cc.naluType))
 					}
 					checkSize(t, tr, 320, 240)
@@ -195,12 +203,12 @@ func TestNALTrack(t *testing.T) {
 				{"SDP parameter sets", func(t *testing.T) {
 					tr := newTrack(t, paramSets(t, key))
 					checkSize(t, tr, 320, 240)
-					checkKeyframe(t, tr.keyframe(others(key)), paramSets(t, key), others(key))
+					checkKeyframe(t, observed(t, tr, others(key)), paramSets(t, key), others(key))
 				}},
 				{"changed SPS", func(t *testing.T) {
 					tr := newTrack(t, paramSets(t, key))
 					next := large.AccessUnits[0]
-					checkKeyframe(t, tr.keyframe(next), paramSets(t, next), others(next))
+					checkKeyframe(t, observed(t, tr, next), paramSets(t, next), others(next))
 					checkSize(t, tr, 640, 480)
 				}},
 				{"parameter sets by id", func(t *testing.T) {
@@ -209,9 +217,9 @@ func TestNALTrack(t *testing.T) {
 					pps := params[len(params)-1]
 					pps1 := WithPPSID(pps, cc.headerSize, 1)
 					au := append(slices.Clone(key), pps1)
-					checkKeyframe(t, tr.keyframe(au), append(slices.Clone(params), pps1), others(key))
+					checkKeyframe(t, observed(t, tr, au), append(slices.Clone(params), pps1), others(key))
 					// PPS 1 stays after a key frame that does not resend it.
-					checkKeyframe(t, tr.keyframe(key), append(slices.Clone(params), pps1), others(key))
+					checkKeyframe(t, observed(t, tr, key), append(slices.Clone(params), pps1), others(key))
 				}},
 				{"parameter sets bounded", func(t *testing.T) {
 					tr := newTrack(t, nil)
@@ -221,10 +229,10 @@ func TestNALTrack(t *testing.T) {
 					for id := range uint32(maxParamSets + 8) {
 						sent = append(sent, WithPPSID(pps, cc.headerSize, id))
 					}
-					tr.keyframe(sent)
+					observed(t, tr, sent)
 					// The oldest give way; the key frame's own PPS 0 comes back.
 					want := append(slices.Clone(params[:len(params)-1]), sent[9:]...)
-					checkKeyframe(t, tr.keyframe(key), append(want, pps), others(key))
+					checkKeyframe(t, observed(t, tr, key), append(want, pps), others(key))
 				}},
 				{"copies survive buffer reuse", func(t *testing.T) {
 					tr := newTrack(t, nil)
@@ -232,7 +240,7 @@ func TestNALTrack(t *testing.T) {
 					for i, n := range key {
 						au[i] = bytes.Clone(n)
 					}
-					got := tr.keyframe(au)
+					got := observed(t, tr, au)
 					for _, n := range au {
 						clear(n) // as gortsplib reusing its buffers would
 					}
@@ -362,6 +370,42 @@ func TestParamSetID(t *testing.T) {
 			}
 			if _, err := tc.c.paramSetID(tc.nalu[:tc.c.headerSize]); err == nil {
 				t.Error("paramSetID() of a NAL unit header alone: no error")
+			}
+		})
+	}
+}
+
+// TestSPSSize observes crafted SPSs after a stream's valid one: those
+// giving an impossible picture size are errors, and leave the size alone.
+func TestSPSSize(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		sps           []byte
+		wantErr       bool
+		width, height int
+	}{
+		{"valid", CraftH264SPS(1, 40, 30, 0, 0), false, 640, 480},
+		{"valid cropping", CraftH264SPS(1, 40, 30, 4, 4), false, 632, 472},
+		{"cropping beyond the width", CraftH264SPS(1, 20, 15, 200, 0), true, 320, 240},
+		{"cropping beyond the height", CraftH264SPS(1, 20, 15, 0, 120), true, 320, 240},
+		{"cropping the whole picture", CraftH264SPS(1, 20, 15, 160, 0), true, 320, 240},
+		{"too wide", CraftH264SPS(1, 1100, 15, 0, 0), true, 320, 240},
+		{"truncated", CraftH264SPS(1, 20, 15, 0, 0)[:4], true, 320, 240},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, err := newNALTrack(&h264Codec, &format.H264{PayloadTyp: 96, PacketizationMode: 1,
+				SPS: CraftH264SPS(0, 20, 15, 0, 0)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w, h := tr.size(); w != 320 || h != 240 {
+				t.Fatalf("size() of the SDP's SPS = %dx%d, want 320x240", w, h)
+			}
+			if err := tr.observe([][]byte{tc.sps}); (err != nil) != tc.wantErr {
+				t.Errorf("observe() error = %v, want error %v", err, tc.wantErr)
+			}
+			if w, h := tr.size(); w != tc.width || h != tc.height {
+				t.Errorf("size() = %dx%d, want %dx%d", w, h, tc.width, tc.height)
 			}
 		})
 	}

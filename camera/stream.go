@@ -14,6 +14,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 	"github.com/pion/rtp"
 
 	"github.com/camera-exporter/camera_exporter/config"
@@ -55,6 +56,7 @@ type Stream struct {
 	mu            sync.Mutex // guards the fields below
 	codec         Codec
 	width, height int
+	transport     string   // negotiated by the session: tcp or udp
 	keyframeAU    [][]byte // latest key frame, parameter sets included
 	keyframeSeq   uint64   // counts stored key frames, to skip decoding one twice
 	firstFrame    time.Time
@@ -121,7 +123,6 @@ var ErrStopped = errors.New("camera stream stopped")
 func (s *Stream) Status() Status {
 	st := Status{
 		Connected:         s.connected.Load(),
-		Transport:         s.cfg.Transport,
 		FramesReceived:    s.frames.Load(),
 		KeyframesReceived: s.keyframes.Load(),
 		BytesReceived:     s.bytes.Load(),
@@ -133,7 +134,7 @@ func (s *Stream) Status() Status {
 		st.LastFrame = time.Unix(0, ns)
 	}
 	s.mu.Lock()
-	st.Codec, st.Width, st.Height = s.codec, s.width, s.height
+	st.Codec, st.Width, st.Height, st.Transport = s.codec, s.width, s.height, s.transport
 	s.mu.Unlock()
 	return st
 }
@@ -286,6 +287,14 @@ func (s *Stream) session(ctx context.Context) error {
 		OnPacketsLost: func(lost uint64) { s.packetsLost.Add(lost) },
 		// Malformed RTP/RTCP packets; gortsplib would print them to stderr.
 		OnDecodeError: func(error) { s.decodeErrors.Add(1) },
+		// With transport auto, gortsplib falls back to TCP when the camera
+		// refuses UDP or no UDP packet arrives.
+		OnTransportSwitch: func(err error) {
+			s.logger.Info("Camera transport switched", "reason", err)
+			s.mu.Lock()
+			s.transport = config.TransportTCP
+			s.mu.Unlock()
+		},
 	}
 	if err := c.Start2(); err != nil {
 		return err
@@ -302,11 +311,18 @@ func (s *Stream) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.Setup(desc.BaseURL, medi, 0, 0); err != nil {
+	res, err := c.Setup(desc.BaseURL, medi, 0, 0)
+	if err != nil {
+		return err
+	}
+	transport, err := negotiatedTransport(res)
+	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.codec = tr.codec()
+	s.codec, s.transport = tr.codec(), transport
+	// The SDP's parameter sets may give the size before any frame.
+	s.width, s.height = tr.size()
 	s.keyframeAU = nil // the last session's key frame may be of another codec
 	s.mu.Unlock()
 	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) { s.onPacket(ctx, tr, pkt) })
@@ -314,7 +330,7 @@ func (s *Stream) session(ctx context.Context) error {
 		return err
 	}
 	s.connected.Store(true)
-	s.logger.Info("Camera session started", "codec", tr.codec(), "transport", s.cfg.Transport)
+	s.logger.Info("Camera session started", "codec", tr.codec(), "transport", transport)
 	defer s.watchStall(time.Now())()
 	return c.Wait()
 }
@@ -360,6 +376,19 @@ func (s *Stream) watchStall(sessionStart time.Time) (stop func()) {
 		close(done)
 		<-stopped
 	}
+}
+
+// negotiatedTransport reads the lower transport of a SETUP response, which
+// gortsplib has checked already.
+func negotiatedTransport(res *base.Response) (string, error) {
+	var th headers.Transport
+	if err := th.Unmarshal(res.Header["Transport"]); err != nil {
+		return "", err
+	}
+	if th.Protocol == headers.TransportProtocolTCP {
+		return config.TransportTCP, nil
+	}
+	return config.TransportUDP, nil
 }
 
 func transport(name string) *gortsplib.Transport {

@@ -540,3 +540,40 @@ func TestStreamInvalidSPS(t *testing.T) {
 		t.Error("the invalid SPS counted no decode error")
 	}
 }
+
+// TestStreamStatusBeforeFirstFrame connects to a paused camera whose SDP
+// announces its parameter sets: the session's status shows the picture size
+// and the transport negotiated for transport: auto, with no frame yet.
+func TestStreamStatusBeforeFirstFrame(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		codec rtsptest.Codec
+		udp   bool
+		want  string
+	}{
+		{"h264 udp", rtsptest.H264, true, "udp"},
+		{"h265 tcp only", rtsptest.H265, false, "tcp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opts := rtsptest.Options{AnnounceParameterSets: true}
+			if tc.udp {
+				opts.UDPPorts[0], opts.UDPPorts[1] = freeUDPPortPair(t)
+			}
+			srv := serve(t, opts, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, tc.codec, gray64, 1)})
+			srv.Pause("cam")
+			s := startStream(t, cameraConfig(t, "name: cam\ntransport: auto\nurl: "+srv.URL("cam")), nil)
+			testutil.WaitFor(t, "the session", 10*time.Second, func() bool { return s.Status().Connected })
+			st := s.Status()
+			if st.Transport != tc.want || st.Width != 320 || st.Height != 240 || st.FramesReceived != 0 {
+				t.Errorf("status transport %q, %dx%d, %d frames; want %q, 320x240, 0 frames",
+					st.Transport, st.Width, st.Height, st.FramesReceived, tc.want)
+			}
+			if tc.udp {
+				// No UDP packet within gortsplib's initial timeout: it
+				// switches to TCP.
+				testutil.WaitFor(t, "the switch to tcp", 10*time.Second, func() bool { return s.Status().Transport == "tcp" })
+			}
+		})
+	}
+}

@@ -448,6 +448,17 @@ func TestStreamWithoutPicturesStaysDown(t *testing.T) {
 		{"h265 FU never ends", func(t *testing.T) *rtsptest.Media {
 			return neverEnd(t, rtsptest.Clip(t, rtsptest.H265, noise, 5), func(p []byte) bool { return h265Type(p) == h265FU }, 2)
 		}},
+		// rtpmjpeg already emits only complete JPEGs.
+		{"mjpeg without last fragments", func(t *testing.T) *rtsptest.Media {
+			clip := rtsptest.Clip(t, rtsptest.MJPEG, noise, 5)
+			for _, au := range clip.AccessUnits {
+				if len(au[0]) < 2000 {
+					t.Fatalf("a %d-byte JPEG would not be fragmented", len(au[0]))
+				}
+			}
+			clip.EditPackets = func(pkts []*rtp.Packet) []*rtp.Packet { return pkts[:len(pkts)-1] }
+			return clip
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -275,7 +275,7 @@ func (t *nalTrack) store(typ int, id uint32, nalu []byte) bool {
 		sets = slices.Delete(sets, i, i+1)
 	}
 	if len(sets) == maxParamSets {
-		sets = slices.Delete(sets, 0, 1) // the oldest: ids in use are resent
+		sets = slices.Delete(sets, 0, 1) // the oldest: a camera rotating ids uses its newest
 	}
 	t.sets[typ] = append(sets, paramSet{id: id, nalu: bytes.Clone(nalu)})
 	return true

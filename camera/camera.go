@@ -55,7 +55,9 @@ type Status struct {
 	Codec     Codec
 	// Width and Height come from the parameter sets or JPEG headers.
 	Width, Height int
-	Transport     string
+	// Transport is the one the session negotiated, tcp or udp, also for
+	// the configured auto.
+	Transport string
 
 	FramesReceived    uint64
 	KeyframesReceived uint64

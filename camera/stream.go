@@ -14,6 +14,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 	"github.com/pion/rtp"
 
 	"github.com/camera-exporter/camera_exporter/config"
@@ -56,6 +57,7 @@ type Stream struct {
 	mu            sync.Mutex // guards the fields below
 	codec         Codec
 	width, height int
+	transport     string   // negotiated by the session: tcp or udp
 	keyframeAU    [][]byte // latest key frame, parameter sets included
 	keyframeSeq   uint64   // counts stored key frames, to skip decoding one twice
 	firstFrame    time.Time
@@ -126,7 +128,6 @@ var ErrStopped = errors.New("camera stream stopped")
 func (s *Stream) Status() Status {
 	st := Status{
 		Connected:         s.connected.Load(),
-		Transport:         s.cfg.Transport,
 		FramesReceived:    s.frames.Load(),
 		KeyframesReceived: s.keyframes.Load(),
 		BytesReceived:     s.bytes.Load(),
@@ -140,7 +141,7 @@ func (s *Stream) Status() Status {
 		st.LastFrame = time.Unix(0, ns)
 	}
 	s.mu.Lock()
-	st.Codec, st.Width, st.Height = s.codec, s.width, s.height
+	st.Codec, st.Width, st.Height, st.Transport = s.codec, s.width, s.height, s.transport
 	s.mu.Unlock()
 	return st
 }
@@ -306,6 +307,14 @@ func (s *Stream) session(ctx context.Context) error {
 		DialContext:   redirects.dialContext,
 		OnRequest:     auth.onRequest,
 		OnResponse:    func(res *base.Response) { redirects.onResponse(res); auth.onResponse(res) },
+		// With transport auto, gortsplib falls back to TCP when the camera
+		// refuses UDP or no UDP packet arrives.
+		OnTransportSwitch: func(err error) {
+			s.logger.Info("Camera transport switched", "err", err)
+			s.mu.Lock()
+			s.transport = config.TransportTCP
+			s.mu.Unlock()
+		},
 	}
 	if err := c.Start2(); err != nil {
 		return err
@@ -322,11 +331,18 @@ func (s *Stream) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.Setup(desc.BaseURL, medi, 0, 0); err != nil {
+	res, err := c.Setup(desc.BaseURL, medi, 0, 0)
+	if err != nil {
+		return err
+	}
+	transport, err := negotiatedTransport(res)
+	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.codec = tr.codec()
+	s.codec, s.transport = tr.codec(), transport
+	// The SDP's parameter sets may give the size before any frame.
+	s.width, s.height = tr.size()
 	s.keyframeAU = nil // the last session's key frame may be of another codec
 	s.mu.Unlock()
 	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
@@ -338,7 +354,7 @@ func (s *Stream) session(ctx context.Context) error {
 		return err
 	}
 	s.connected.Store(true)
-	s.logger.Info("Camera session started", "codec", tr.codec(), "transport", s.cfg.Transport)
+	s.logger.Info("Camera session started", "codec", tr.codec(), "transport", transport)
 	start := time.Now()
 	defer s.watchStall(start)()
 	return s.waitPicture(c, in, start)
@@ -387,6 +403,19 @@ func (s *Stream) watchStall(sessionStart time.Time) (stop func()) {
 	}
 }
 
+// negotiatedTransport reads the lower transport of a SETUP response, which
+// gortsplib has checked already.
+func negotiatedTransport(res *base.Response) (string, error) {
+	var th headers.Transport
+	if err := th.Unmarshal(res.Header["Transport"]); err != nil {
+		return "", err
+	}
+	if th.Protocol == headers.TransportProtocolTCP {
+		return config.TransportTCP, nil
+	}
+	return config.TransportUDP, nil
+}
+
 func transport(name string) *gortsplib.Transport {
 	var t gortsplib.Transport
 	switch name {
@@ -411,9 +440,17 @@ func (s *Stream) onPacket(ctx context.Context, tr track, pkt *rtp.Packet) {
 		s.decodeErrors.Add(1)
 		return
 	}
+	if err := tr.observe(au); err != nil {
+		s.decodeErrors.Add(1)
+	}
 	now := time.Now()
-	s.frames.Add(1)
-	s.lastFrame.Store(now.UnixNano())
+	// Access units of SEI or parameter sets alone keep a lying camera's
+	// session busy without a picture: they are no frame, and it stays down.
+	picture := tr.picture(au)
+	if picture {
+		s.frames.Add(1)
+		s.lastFrame.Store(now.UnixNano())
+	}
 	key := tr.keyframe(au)
 	if key != nil {
 		s.keyframes.Add(1)
@@ -427,10 +464,10 @@ func (s *Stream) onPacket(ctx context.Context, tr track, pkt *rtp.Packet) {
 		s.keyframeAU = key
 		s.keyframeSeq++
 	}
-	if s.firstFrame.IsZero() {
+	if picture && s.firstFrame.IsZero() {
 		s.firstFrame = now
 	}
-	if !s.decodeAll && s.keyframeSeq == 0 && now.Sub(s.firstFrame) > time.Duration(s.cfg.Timeout) {
+	if !s.decodeAll && s.keyframeSeq == 0 && !s.firstFrame.IsZero() && now.Sub(s.firstFrame) > time.Duration(s.cfg.Timeout) {
 		// Intra-refresh cameras never send a key frame: only decoding
 		// every frame recovers their pictures.
 		s.logger.Warn("No key frame within the camera timeout, decoding every frame instead")

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/imagestats"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
+	"github.com/pion/rtp"
 )
 
 const (
@@ -445,5 +447,208 @@ func TestStreamRetriesAtOnceAfterVideo(t *testing.T) {
 		if d, err := time.ParseDuration(w[1]); err != nil || d > time.Second {
 			t.Errorf("retry in %s after a session with video, want at most 1s", w[1])
 		}
+	}
+}
+
+func TestStreamWithoutPicturesStaysDown(t *testing.T) {
+	const (
+		h264SEI, h265SEI = 6, 39 // prefix SEI
+		h264FU, h265FU   = 28, 49
+	)
+	h264Type := func(n []byte) int { return int(n[0] & 0x1f) }
+	h265Type := func(n []byte) int { return int(n[0]>>1) & 0x3f }
+	isVCL := map[rtsptest.Codec]func([]byte) bool{
+		rtsptest.H264: func(n []byte) bool { return h264Type(n) >= 1 && h264Type(n) <= 5 },
+		rtsptest.H265: func(n []byte) bool { return h265Type(n) < 32 },
+	}
+	// keep is a clip of the NAL units of clip's first access unit that pass.
+	keep := func(t *testing.T, clip *rtsptest.Media, pass func([]byte) bool) *rtsptest.Media {
+		t.Helper()
+		var au [][]byte
+		for _, n := range clip.AccessUnits[0] {
+			if pass(n) {
+				au = append(au, n)
+			}
+		}
+		if len(au) == 0 {
+			t.Fatal("no NAL unit to keep in the clip's first access unit")
+		}
+		return &rtsptest.Media{Codec: clip.Codec, FPS: clip.FPS, AccessUnits: [][][]byte{au}}
+	}
+	// neverEnd clears the end bit of every fragmentation unit, at FU header
+	// offset fuHeader; the clip's pictures must all be fragmented.
+	neverEnd := func(t *testing.T, clip *rtsptest.Media, fuType func([]byte) bool, fuHeader int) *rtsptest.Media {
+		t.Helper()
+		for _, au := range clip.AccessUnits {
+			for _, n := range au {
+				if isVCL[clip.Codec](n) && len(n) < 2000 {
+					t.Fatalf("a %d-byte picture NAL unit would not be fragmented", len(n))
+				}
+			}
+		}
+		clip.EditPackets = func(pkts []*rtp.Packet) []*rtp.Packet {
+			for _, p := range pkts {
+				if fuType(p.Payload) {
+					p.Payload[fuHeader] &^= 0x40
+				}
+			}
+			return pkts
+		}
+		return clip
+	}
+	// Noise makes every picture larger than an RTP packet.
+	const noise = gray64 + ",noise=alls=60:allf=t"
+	for _, tc := range []struct {
+		name  string
+		media func(t *testing.T) *rtsptest.Media
+	}{
+		{"h264 SEI only", func(t *testing.T) *rtsptest.Media {
+			return keep(t, rtsptest.Clip(t, rtsptest.H264, gray64, 1), func(n []byte) bool { return h264Type(n) == h264SEI })
+		}},
+		{"h265 SEI only", func(t *testing.T) *rtsptest.Media {
+			return keep(t, rtsptest.Clip(t, rtsptest.H265, gray64, 1), func(n []byte) bool { return h265Type(n) == h265SEI })
+		}},
+		{"h264 parameter sets and SEI", func(t *testing.T) *rtsptest.Media {
+			return keep(t, rtsptest.Clip(t, rtsptest.H264, gray64, 1), func(n []byte) bool { return !isVCL[rtsptest.H264](n) })
+		}},
+		{"h265 parameter sets and SEI", func(t *testing.T) *rtsptest.Media {
+			return keep(t, rtsptest.Clip(t, rtsptest.H265, gray64, 1), func(n []byte) bool { return !isVCL[rtsptest.H265](n) })
+		}},
+		{"h264 FU-A never ends", func(t *testing.T) *rtsptest.Media {
+			return neverEnd(t, rtsptest.Clip(t, rtsptest.H264, noise, 5), func(p []byte) bool { return h264Type(p) == h264FU }, 1)
+		}},
+		{"h265 FU never ends", func(t *testing.T) *rtsptest.Media {
+			return neverEnd(t, rtsptest.Clip(t, rtsptest.H265, noise, 5), func(p []byte) bool { return h265Type(p) == h265FU }, 2)
+		}},
+		// rtpmjpeg already emits only complete JPEGs.
+		{"mjpeg without last fragments", func(t *testing.T) *rtsptest.Media {
+			clip := rtsptest.Clip(t, rtsptest.MJPEG, noise, 5)
+			for _, au := range clip.AccessUnits {
+				if len(au[0]) < 2000 {
+					t.Fatalf("a %d-byte JPEG would not be fragmented", len(au[0]))
+				}
+			}
+			clip.EditPackets = func(pkts []*rtp.Packet) []*rtp.Packet { return pkts[:len(pkts)-1] }
+			return clip
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			media := tc.media(t)
+			srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": media})
+			s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), nil)
+			// Two rounds of the clip: a depacketizer that emits an access
+			// unit at all has emitted one by then.
+			var enough uint64
+			for i := range max(2*len(media.AccessUnits)+1, 5) {
+				for _, n := range media.AccessUnits[i%len(media.AccessUnits)] {
+					enough += uint64(len(n))
+				}
+			}
+			testutil.WaitFor(t, "two rounds of the clip", 10*time.Second, func() bool { return s.Status().BytesReceived >= enough })
+			if st := s.Status(); st.FramesReceived != 0 || !st.Connected {
+				t.Errorf("connected %v, %d frames received, want connected and 0", st.Connected, st.FramesReceived)
+			}
+			if s.Up(time.Now()) {
+				t.Error("camera that sends no picture is up")
+			}
+		})
+	}
+}
+
+func TestStreamSeveralPPS(t *testing.T) {
+	for _, tc := range []struct {
+		codec      rtsptest.Codec
+		headerSize int
+		isPPS      func([]byte) bool
+	}{
+		{rtsptest.H264, 1, func(n []byte) bool { return n[0]&0x1f == 8 }},
+		{rtsptest.H265, 2, func(n []byte) bool { return (n[0]>>1)&0x3f == 34 }},
+	} {
+		for _, mode := range []string{config.DecodeKeyframe, config.DecodeAll} {
+			t.Run(string(tc.codec)+" "+mode, func(t *testing.T) {
+				t.Parallel()
+				media := rtsptest.Clip(t, tc.codec, gray64, 25)
+				inserted := 0
+				for i, au := range media.AccessUnits {
+					if j := slices.IndexFunc(au, tc.isPPS); j >= 0 {
+						media.AccessUnits[i] = slices.Insert(au, j+1, camera.WithPPSID(au[j], tc.headerSize, 1))
+						inserted++
+					}
+				}
+				if inserted == 0 {
+					t.Fatal("the clip has no PPS")
+				}
+				srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": media})
+				s := startStream(t, cameraConfig(t, fmt.Sprintf("name: cam\nurl: %s\ndecode: %s", srv.URL("cam"), mode)), nil)
+				stats := analyzeWhenReady(t, s)
+				if math.Abs(stats.Brightness-64.0/255) > 0.005 {
+					t.Errorf("brightness = %.4f, want %.4f", stats.Brightness, 64.0/255)
+				}
+			})
+		}
+	}
+}
+
+func TestStreamInvalidSPS(t *testing.T) {
+	media := rtsptest.Clip(t, rtsptest.H264, gray64, 25)
+	// 320 pixels wide, cropped by 400.
+	invalid := camera.CraftH264SPS(1, 20, 15, 200, 0)
+	inserted := 0
+	for i, au := range media.AccessUnits {
+		if j := slices.IndexFunc(au, func(n []byte) bool { return n[0]&0x1f == 7 }); j >= 0 {
+			media.AccessUnits[i] = slices.Insert(au, j+1, invalid)
+			inserted++
+		}
+	}
+	if inserted == 0 {
+		t.Fatal("the clip has no SPS")
+	}
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": media})
+	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), nil)
+	stats := analyzeWhenReady(t, s)
+	if math.Abs(stats.Brightness-64.0/255) > 0.005 {
+		t.Errorf("brightness = %.4f, want %.4f", stats.Brightness, 64.0/255)
+	}
+	st := s.Status()
+	if st.Width != 320 || st.Height != 240 {
+		t.Errorf("status size %dx%d, want the valid SPS's 320x240", st.Width, st.Height)
+	}
+	if st.DecodeErrors == 0 {
+		t.Error("the invalid SPS counted no decode error")
+	}
+}
+
+func TestStreamStatusBeforeFirstFrame(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		codec rtsptest.Codec
+		udp   bool
+		want  string
+	}{
+		{"h264 udp", rtsptest.H264, true, "udp"},
+		{"h265 tcp only", rtsptest.H265, false, "tcp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opts := rtsptest.Options{AnnounceParameterSets: true}
+			if tc.udp {
+				opts.UDPPorts[0], opts.UDPPorts[1] = freeUDPPortPair(t)
+			}
+			srv := serve(t, opts, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, tc.codec, gray64, 1)})
+			srv.Pause("cam")
+			s := startStream(t, cameraConfig(t, "name: cam\ntransport: auto\nurl: "+srv.URL("cam")), nil)
+			testutil.WaitFor(t, "the session", 10*time.Second, func() bool { return s.Status().Connected })
+			st := s.Status()
+			if st.Transport != tc.want || st.Width != 320 || st.Height != 240 || st.FramesReceived != 0 {
+				t.Errorf("status transport %q, %dx%d, %d frames; want %q, 320x240, 0 frames",
+					st.Transport, st.Width, st.Height, st.FramesReceived, tc.want)
+			}
+			if tc.udp {
+				// No UDP packet within gortsplib's initial timeout: it
+				// switches to TCP.
+				testutil.WaitFor(t, "the switch to tcp", 10*time.Second, func() bool { return s.Status().Transport == "tcp" })
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmjpeg"
+	"github.com/bluenviron/mediacommon/v2/pkg/bits"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/pion/rtp"
@@ -23,8 +24,15 @@ type track interface {
 	codec() Codec
 	// depacketize returns the next complete access unit, or errIncomplete.
 	depacketize(pkt *rtp.Packet) ([][]byte, error)
-	// keyframe returns a self-contained copy of au (parameter sets first)
-	// when au is a random access point, else nil.
+	// observe keeps what au tells about the stream: parameter sets and
+	// picture size. An error means au had an invalid one, which the size
+	// ignores.
+	observe(au [][]byte) error
+	// picture reports whether au carries a complete coded picture: SEI or
+	// parameter sets alone are no frame.
+	picture(au [][]byte) bool
+	// keyframe returns a self-contained copy of au (the parameter sets
+	// observed so far first) when au is a random access point, else nil.
 	keyframe(au [][]byte) [][]byte
 	// size is the picture size seen in the stream so far (0 if unknown).
 	size() (width, height int)
@@ -75,6 +83,8 @@ type nalCodec struct {
 	paramSets    []byte // parameter set NAL unit types, in decoder order
 	spsType      byte
 	naluType     func(nalu []byte) byte
+	paramSetID   func(nalu []byte) (uint32, error) // of a parameter set
+	isVCL        func(typ byte) bool               // a NAL unit type that codes picture data
 	spsSize      func(sps []byte) (width, height int, err error)
 	randomAccess func(au [][]byte) bool
 	// open creates the RTP depacketizer of a format and returns the
@@ -90,6 +100,15 @@ var h264Codec = nalCodec{
 	paramSets:  []byte{byte(h264.NALUTypeSPS), byte(h264.NALUTypePPS)},
 	spsType:    byte(h264.NALUTypeSPS),
 	naluType:   func(nalu []byte) byte { return nalu[0] & 0x1f },
+	isVCL:      func(typ byte) bool { return typ >= 1 && typ <= 5 },
+	paramSetID: func(nalu []byte) (uint32, error) {
+		rbsp := h264.EmulationPreventionRemove(nalu[1:])
+		pos := 0
+		if h264.NALUType(nalu[0]&0x1f) == h264.NALUTypeSPS {
+			pos = 24 // profile_idc, constraint flags, level_idc
+		}
+		return readUE(rbsp, pos)
+	},
 	spsSize: func(nalu []byte) (int, int, error) {
 		var sps h264.SPS
 		if err := sps.Unmarshal(nalu); err != nil {
@@ -117,6 +136,23 @@ var h265Codec = nalCodec{
 		byte(h265.NALUType_VPS_NUT), byte(h265.NALUType_SPS_NUT), byte(h265.NALUType_PPS_NUT)},
 	spsType:  byte(h265.NALUType_SPS_NUT),
 	naluType: func(nalu []byte) byte { return (nalu[0] >> 1) & 0x3f },
+	isVCL:    func(typ byte) bool { return typ < 32 },
+	paramSetID: func(nalu []byte) (uint32, error) {
+		rbsp := h264.EmulationPreventionRemove(nalu[2:])
+		pos := 0
+		switch h265.NALUType((nalu[0] >> 1) & 0x3f) {
+		case h265.NALUType_VPS_NUT:
+			id, err := bits.ReadBits(rbsp, &pos, 4)
+			return uint32(id), err
+		case h265.NALUType_SPS_NUT:
+			pos, err := h265SPSIDPos(rbsp)
+			if err != nil {
+				return 0, err
+			}
+			return readUE(rbsp, pos)
+		}
+		return readUE(rbsp, pos)
+	},
 	spsSize: func(nalu []byte) (int, int, error) {
 		var sps h265.SPS
 		if err := sps.Unmarshal(nalu); err != nil {
@@ -137,13 +173,63 @@ var h265Codec = nalCodec{
 	incomplete: []error{rtph265.ErrMorePacketsNeeded, rtph265.ErrNonStartingPacketAndNoPrevious},
 }
 
+// readUE reads the Exp-Golomb coded value at bit pos of rbsp.
+func readUE(rbsp []byte, pos int) (uint32, error) {
+	if pos >= 8*len(rbsp) { // bits.ReadGolombUnsigned would read past the end
+		return 0, errors.New("not enough bits")
+	}
+	return bits.ReadGolombUnsigned(rbsp, &pos)
+}
+
+// h265SPSIDPos finds sps_seq_parameter_set_id in an SPS without its NAL
+// unit header: it follows the profile_tier_level structure (H.265
+// 7.3.2.2.1, 7.3.3), and mediacommon's parser would have to accept the
+// whole SPS first.
+func h265SPSIDPos(rbsp []byte) (int, error) {
+	pos := 4 // sps_video_parameter_set_id
+	maxSubLayersMinus1, err := bits.ReadBits(rbsp, &pos, 3)
+	if err != nil {
+		return 0, err
+	}
+	pos += 1 + 96 // sps_temporal_id_nesting_flag; general profile, tier, level
+	if n := int(maxSubLayersMinus1); n > 0 {
+		// 8 pairs of sub-layer profile and level present flags, those
+		// from n on reserved.
+		flags, err := bits.ReadBits(rbsp, &pos, 16)
+		if err != nil {
+			return 0, err
+		}
+		for i := range n {
+			if flags>>(15-2*i)&1 != 0 {
+				pos += 88 // sub-layer profile
+			}
+			if flags>>(14-2*i)&1 != 0 {
+				pos += 8 // sub-layer level
+			}
+		}
+	}
+	return pos, nil
+}
+
+// maxParamSets bounds the parameter sets kept per type, so that a camera
+// sending ever new ids cannot grow memory. Cameras use one or two ids;
+// H264 allows 32 SPS and 256 PPS ids.
+const maxParamSets = 32
+
+// paramSet is a parameter set NAL unit and its id.
+type paramSet struct {
+	id   uint32
+	nalu []byte
+}
+
 // nalTrack is the track of an H264 or H265 stream. It remembers the latest
-// parameter sets: cameras change them in-band or leave them out of the SDP.
+// parameter set of each type and id: cameras change them in-band, leave
+// them out of the SDP, or use several (two PPS for two slice types).
 type nalTrack struct {
 	c             *nalCodec
 	dec           depacketizer
-	sets          map[byte][]byte // by NAL unit type
-	width, height int             // from the latest SPS
+	sets          [][]paramSet // by index in c.paramSets, oldest first
+	width, height int          // from the latest SPS
 }
 
 func newNALTrack(c *nalCodec, f format.Format) (*nalTrack, error) {
@@ -151,7 +237,9 @@ func newNALTrack(c *nalCodec, f format.Format) (*nalTrack, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &nalTrack{c: c, dec: dec, sets: map[byte][]byte{}}
+	t := &nalTrack{c: c, dec: dec, sets: make([][]paramSet, len(c.paramSets))}
+	// An invalid SPS in the SDP only leaves the size unknown: decode errors
+	// count what the camera streams.
 	t.observe(params)
 	return t, nil
 }
@@ -175,38 +263,76 @@ func (t *nalTrack) isParamSet(nalu []byte) bool {
 	return slices.Contains(t.c.paramSets, t.c.naluType(nalu))
 }
 
-// observe stores the parameter sets of au, reading the picture size from
-// a changed SPS.
-func (t *nalTrack) observe(au [][]byte) {
+// store keeps a parameter set under its type and id, replacing the one of
+// the same id, and reports whether it is new or changed.
+func (t *nalTrack) store(typ int, id uint32, nalu []byte) bool {
+	sets := t.sets[typ]
+	i := slices.IndexFunc(sets, func(ps paramSet) bool { return ps.id == id })
+	if i >= 0 {
+		if bytes.Equal(sets[i].nalu, nalu) {
+			return false
+		}
+		sets = slices.Delete(sets, i, i+1)
+	}
+	if len(sets) == maxParamSets {
+		sets = slices.Delete(sets, 0, 1) // the oldest: a camera rotating ids uses its newest
+	}
+	t.sets[typ] = append(sets, paramSet{id: id, nalu: bytes.Clone(nalu)})
+	return true
+}
+
+// picture: the depacketizer emits only whole NAL units, so a VCL NAL unit
+// is a coded picture (or a whole slice of one).
+func (t *nalTrack) picture(au [][]byte) bool {
+	return slices.ContainsFunc(au, func(nalu []byte) bool { return t.c.isVCL(t.c.naluType(nalu)) })
+}
+
+// maxPictureSide bounds the width and height an SPS may give: beyond it,
+// or not positive (cropping beyond the picture underflows), it is corrupt.
+const maxPictureSide = 16384
+
+// observe stores the parameter sets of au, reading the picture size from a
+// new or changed SPS. An invalid SPS is kept all the same: libavcodec, the
+// judge, decodes some that mediacommon rejects, and ignores bad cropping.
+func (t *nalTrack) observe(au [][]byte) error {
+	var invalid error
 	for _, nalu := range au {
 		if len(nalu) < t.c.headerSize || !t.isParamSet(nalu) { // those from the SDP may be absent
 			continue
 		}
 		typ := t.c.naluType(nalu)
-		if bytes.Equal(t.sets[typ], nalu) {
+		id, err := t.c.paramSetID(nalu)
+		if err != nil {
+			invalid = fmt.Errorf("parameter set of type %d without an id: %w", typ, err)
 			continue
 		}
-		t.sets[typ] = bytes.Clone(nalu)
-		if typ == t.c.spsType {
-			if w, h, err := t.c.spsSize(nalu); err == nil {
-				t.width, t.height = w, h
-			}
+		if !t.store(slices.Index(t.c.paramSets, typ), id, nalu) || typ != t.c.spsType {
+			continue
 		}
+		w, h, err := t.c.spsSize(nalu)
+		if err == nil && (w <= 0 || h <= 0 || w > maxPictureSide || h > maxPictureSide) {
+			err = fmt.Errorf("picture size %dx%d", w, h)
+		}
+		if err != nil {
+			invalid = fmt.Errorf("invalid SPS %d: %w", id, err)
+			continue
+		}
+		t.width, t.height = w, h
 	}
+	return invalid
 }
 
 // keyframe builds a self-contained key frame: every known parameter set,
 // then the access unit's other NAL units, all copied because gortsplib may
 // reuse its buffers.
 func (t *nalTrack) keyframe(au [][]byte) [][]byte {
-	t.observe(au)
 	if !t.c.randomAccess(au) {
 		return nil
 	}
-	out := make([][]byte, 0, len(t.c.paramSets)+len(au))
-	for _, typ := range t.c.paramSets {
-		if ps := t.sets[typ]; ps != nil {
-			out = append(out, ps)
+	var out [][]byte
+	for _, sets := range t.sets {
+		for _, ps := range sets {
+			out = append(out, ps.nalu)
 		}
 	}
 	for _, nalu := range au {
@@ -247,12 +373,19 @@ func (t *mjpegTrack) depacketize(pkt *rtp.Packet) ([][]byte, error) {
 	return [][]byte{img}, nil
 }
 
-func (t *mjpegTrack) keyframe(au [][]byte) [][]byte {
-	if w, h, err := jpegSize(au[0]); err == nil {
+// picture: rtpmjpeg emits only images whose fragments all arrived, from
+// offset 0 to the packet with the marker bit.
+func (t *mjpegTrack) picture([][]byte) bool { return true }
+
+func (t *mjpegTrack) observe(au [][]byte) error {
+	w, h, err := jpegSize(au[0])
+	if err == nil {
 		t.width, t.height = w, h
 	}
-	return au
+	return err
 }
+
+func (t *mjpegTrack) keyframe(au [][]byte) [][]byte { return au }
 
 func (t *mjpegTrack) size() (int, int) { return t.width, t.height }
 

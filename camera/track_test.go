@@ -8,6 +8,8 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/pion/rtp"
 
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
@@ -139,6 +141,14 @@ func TestNALTrack(t *testing.T) {
 					}
 				}
 			}
+			// observed is the key frame of au once observed, as Stream has it.
+			observed := func(t *testing.T, tr track, au [][]byte) [][]byte {
+				t.Helper()
+				if err := tr.observe(au); err != nil {
+					t.Fatal(err)
+				}
+				return tr.keyframe(au)
+			}
 			checkSize := func(t *testing.T, tr track, width, height int) {
 				t.Helper()
 				if w, h := tr.size(); w != width || h != height {
@@ -153,7 +163,7 @@ func TestNALTrack(t *testing.T) {
 				{"in-band parameter sets", func(t *testing.T) {
 					tr := newTrack(t, nil)
 					checkSize(t, tr, 0, 0)
-					checkKeyframe(t, tr.keyframe(key), paramSets(t, key), others(key))
+					checkKeyframe(t, observed(t, tr, key), paramSets(t, key), others(key))
 					checkSize(t, tr, 320, 240)
 				}},
 				{"empty SDP parameter sets", func(t *testing.T) {
@@ -162,27 +172,67 @@ func TestNALTrack(t *testing.T) {
 						empty[i] = []byte{}
 					}
 					tr := newTrack(t, empty)
-					checkKeyframe(t, tr.keyframe(key), paramSets(t, key), others(key))
+					checkKeyframe(t, observed(t, tr, key), paramSets(t, key), others(key))
 					checkSize(t, tr, 320, 240)
 				}},
 				{"non-key access unit", func(t *testing.T) {
 					tr := newTrack(t, nil)
-					tr.keyframe(key)
-					if got := tr.keyframe(delta); got != nil {
+					observed(t, tr, key)
+					if got := observed(t, tr, delta); got != nil {
 						t.Errorf("keyframe() of a non-key access unit = types %v, want nil", types(got, cc.naluType))
 					}
 					checkSize(t, tr, 320, 240)
 				}},
+				{"picture", func(t *testing.T) {
+					tr := newTrack(t, nil)
+					for _, tc := range []struct {
+						name string
+						au   [][]byte
+						want bool
+					}{
+						{"key frame", key, true},
+						{"delta frame", delta, true},
+						{"key frame without its slice", key[:len(key)-1], false},
+						{"parameter sets", paramSets(t, key), false},
+					} {
+						if got := tr.picture(tc.au); got != tc.want {
+							t.Errorf("picture(%s: types %v) = %v, want %v", tc.name, types(tc.au, cc.naluType), got, tc.want)
+						}
+					}
+				}},
 				{"SDP parameter sets", func(t *testing.T) {
 					tr := newTrack(t, paramSets(t, key))
 					checkSize(t, tr, 320, 240)
-					checkKeyframe(t, tr.keyframe(others(key)), paramSets(t, key), others(key))
+					checkKeyframe(t, observed(t, tr, others(key)), paramSets(t, key), others(key))
 				}},
 				{"changed SPS", func(t *testing.T) {
 					tr := newTrack(t, paramSets(t, key))
 					next := large.AccessUnits[0]
-					checkKeyframe(t, tr.keyframe(next), paramSets(t, next), others(next))
+					checkKeyframe(t, observed(t, tr, next), paramSets(t, next), others(next))
 					checkSize(t, tr, 640, 480)
+				}},
+				{"parameter sets by id", func(t *testing.T) {
+					tr := newTrack(t, nil)
+					params := paramSets(t, key)
+					pps := params[len(params)-1]
+					pps1 := WithPPSID(pps, cc.headerSize, 1)
+					au := append(slices.Clone(key), pps1)
+					checkKeyframe(t, observed(t, tr, au), append(slices.Clone(params), pps1), others(key))
+					// PPS 1 stays after a key frame that does not resend it.
+					checkKeyframe(t, observed(t, tr, key), append(slices.Clone(params), pps1), others(key))
+				}},
+				{"parameter sets bounded", func(t *testing.T) {
+					tr := newTrack(t, nil)
+					params := paramSets(t, key)
+					pps := params[len(params)-1]
+					var sent [][]byte
+					for id := range uint32(maxParamSets + 8) {
+						sent = append(sent, WithPPSID(pps, cc.headerSize, id))
+					}
+					observed(t, tr, sent)
+					// The oldest give way; the key frame's own PPS 0 comes back.
+					want := append(slices.Clone(params[:len(params)-1]), sent[9:]...)
+					checkKeyframe(t, observed(t, tr, key), append(want, pps), others(key))
 				}},
 				{"copies survive buffer reuse", func(t *testing.T) {
 					tr := newTrack(t, nil)
@@ -190,7 +240,7 @@ func TestNALTrack(t *testing.T) {
 					for i, n := range key {
 						au[i] = bytes.Clone(n)
 					}
-					got := tr.keyframe(au)
+					got := observed(t, tr, au)
 					for _, n := range au {
 						clear(n) // as gortsplib reusing its buffers would
 					}
@@ -244,4 +294,119 @@ func types(au [][]byte, naluType func([]byte) byte) []byte {
 		out = append(out, naluType(n))
 	}
 	return out
+}
+
+// TestParamSetID rewrites the id of real parameter sets and reads it back,
+// as mediacommon's full parsers read it.
+func TestParamSetID(t *testing.T) {
+	h264Clip := rtsptest.Clip(t, rtsptest.H264, "color=c=gray:s=320x240:r=25", 1)
+	// Temporal sub-layers put sub-layer flags before the H265 SPS id.
+	h265Clip := rtsptest.Clip(t, rtsptest.H265, "color=c=gray:s=320x240:r=25", 1,
+		"-x265-params", "log-level=error:temporal-layers=1:bframes=4:b-pyramid=1")
+	find := func(t *testing.T, au [][]byte, naluType func([]byte) byte, typ byte) []byte {
+		t.Helper()
+		i := slices.IndexFunc(au, func(n []byte) bool { return naluType(n) == typ })
+		if i < 0 {
+			t.Fatalf("no NAL unit of type %d", typ)
+		}
+		return au[i]
+	}
+	h264Type := func(n []byte) byte { return n[0] & 0x1f }
+	h265Type := func(n []byte) byte { return (n[0] >> 1) & 0x3f }
+	for _, tc := range []struct {
+		name  string
+		c     *nalCodec
+		nalu  []byte
+		idPos func(t *testing.T, rbsp []byte) int
+		// parse reads the id with mediacommon.
+		parse func(nalu []byte) (uint32, error)
+	}{
+		{"h264 SPS", &h264Codec, find(t, h264Clip.AccessUnits[0], h264Type, 7),
+			func(*testing.T, []byte) int { return 24 },
+			func(n []byte) (uint32, error) {
+				var sps h264.SPS
+				err := sps.Unmarshal(n)
+				return sps.ID, err
+			}},
+		{"h264 PPS", &h264Codec, find(t, h264Clip.AccessUnits[0], h264Type, 8),
+			func(*testing.T, []byte) int { return 0 }, nil},
+		{"h265 SPS", &h265Codec, find(t, h265Clip.AccessUnits[0], h265Type, 33),
+			func(t *testing.T, rbsp []byte) int {
+				pos, err := h265SPSIDPos(rbsp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if maxSubLayersMinus1 := rbsp[0] >> 1 & 7; maxSubLayersMinus1 == 0 {
+					t.Fatal("the clip has no temporal sub-layers")
+				}
+				return pos
+			},
+			func(n []byte) (uint32, error) {
+				var sps h265.SPS
+				err := sps.Unmarshal(n)
+				return uint32(sps.ID), err
+			}},
+		{"h265 PPS", &h265Codec, find(t, h265Clip.AccessUnits[0], h265Type, 34),
+			func(*testing.T, []byte) int { return 0 },
+			func(n []byte) (uint32, error) {
+				var pps h265.PPS
+				err := pps.Unmarshal(n)
+				return pps.ID, err
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pos := tc.idPos(t, h264.EmulationPreventionRemove(tc.nalu[tc.c.headerSize:]))
+			for _, id := range []uint32{0, 3, 15} { // 15: the largest H265 SPS id
+				nalu := withUE(tc.nalu, tc.c.headerSize, pos, id)
+				if got, err := tc.c.paramSetID(nalu); got != id || err != nil {
+					t.Errorf("paramSetID() of id %d = %d, %v", id, got, err)
+				}
+				if tc.parse == nil {
+					continue
+				}
+				if got, err := tc.parse(nalu); got != id || err != nil {
+					t.Errorf("mediacommon reads id %d as %d, %v", id, got, err)
+				}
+			}
+			if _, err := tc.c.paramSetID(tc.nalu[:tc.c.headerSize]); err == nil {
+				t.Error("paramSetID() of a NAL unit header alone: no error")
+			}
+		})
+	}
+}
+
+// TestSPSSize observes crafted SPSs after a stream's valid one: those
+// giving an impossible picture size are errors, and leave the size alone.
+func TestSPSSize(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		sps           []byte
+		wantErr       bool
+		width, height int
+	}{
+		{"valid", CraftH264SPS(1, 40, 30, 0, 0), false, 640, 480},
+		{"valid cropping", CraftH264SPS(1, 40, 30, 4, 4), false, 632, 472},
+		{"cropping beyond the width", CraftH264SPS(1, 20, 15, 200, 0), true, 320, 240},
+		{"cropping beyond the height", CraftH264SPS(1, 20, 15, 0, 120), true, 320, 240},
+		{"cropping the whole picture", CraftH264SPS(1, 20, 15, 160, 0), true, 320, 240},
+		{"too wide", CraftH264SPS(1, 1100, 15, 0, 0), true, 320, 240},
+		{"truncated", CraftH264SPS(1, 20, 15, 0, 0)[:4], true, 320, 240},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, err := newNALTrack(&h264Codec, &format.H264{PayloadTyp: 96, PacketizationMode: 1,
+				SPS: CraftH264SPS(0, 20, 15, 0, 0)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w, h := tr.size(); w != 320 || h != 240 {
+				t.Fatalf("size() of the SDP's SPS = %dx%d, want 320x240", w, h)
+			}
+			if err := tr.observe([][]byte{tc.sps}); (err != nil) != tc.wantErr {
+				t.Errorf("observe() error = %v, want error %v", err, tc.wantErr)
+			}
+			if w, h := tr.size(); w != tc.width || h != tc.height {
+				t.Errorf("size() = %dx%d, want %dx%d", w, h, tc.width, tc.height)
+			}
+		})
+	}
 }

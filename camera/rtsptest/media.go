@@ -13,6 +13,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/pion/rtp"
 )
 
 // Codec names an elementary stream format that the server can send.
@@ -32,6 +33,9 @@ type Media struct {
 	Codec       Codec
 	FPS         int
 	AccessUnits [][][]byte
+	// EditPackets, when set, edits the RTP packets of each access unit
+	// before they are sent, as a camera with a broken packetizer would.
+	EditPackets func([]*rtp.Packet) []*rtp.Packet
 }
 
 // Encode runs ffmpeg with the given input arguments (e.g. "-f", "lavfi",

@@ -13,6 +13,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/pion/rtp"
 )
 
@@ -49,6 +51,10 @@ type Options struct {
 	User, Pass string
 	// UDPPorts, when set, enables UDP transport on these RTP/RTCP ports.
 	UDPPorts [2]int
+	// AnnounceParameterSets puts the parameter sets of each H264/H265
+	// clip's first access unit in the SDP (sprop-parameter-sets), as many
+	// cameras do; by default they are only in-band.
+	AnnounceParameterSets bool
 }
 
 // Start serves the clips on paths named by the map keys.
@@ -88,6 +94,9 @@ func Start(opts Options, clips map[string]*Media) (*Server, error) {
 		if err != nil {
 			s.Close()
 			return nil, err
+		}
+		if opts.AnnounceParameterSets {
+			announce(forma, clip.AccessUnits[0])
 		}
 		medi := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}}
 		stream := &gortsplib.ServerStream{Server: s.server, Desc: &description.Session{Medias: []*description.Media{medi}}}
@@ -193,6 +202,30 @@ func newFormat(codec Codec) (format.Format, error) {
 	return nil, fmt.Errorf("unknown codec %q", codec)
 }
 
+// announce copies the parameter sets among au's NAL units into forma.
+func announce(forma format.Format, au [][]byte) {
+	for _, nalu := range au {
+		switch f := forma.(type) {
+		case *format.H264:
+			switch h264.NALUType(nalu[0] & 0x1f) {
+			case h264.NALUTypeSPS:
+				f.SPS = nalu
+			case h264.NALUTypePPS:
+				f.PPS = nalu
+			}
+		case *format.H265:
+			switch h265.NALUType((nalu[0] >> 1) & 0x3f) {
+			case h265.NALUType_VPS_NUT:
+				f.VPS = nalu
+			case h265.NALUType_SPS_NUT:
+				f.SPS = nalu
+			case h265.NALUType_PPS_NUT:
+				f.PPS = nalu
+			}
+		}
+	}
+}
+
 type auEncoder func(au [][]byte) ([]*rtp.Packet, error)
 
 func newEncoder(forma format.Format) (auEncoder, error) {
@@ -237,6 +270,9 @@ func (s *Server) play(sv *served, medi *description.Media, forma format.Format, 
 		pkts, err := encode(clip.AccessUnits[i%len(clip.AccessUnits)])
 		if err != nil {
 			continue
+		}
+		if clip.EditPackets != nil {
+			pkts = clip.EditPackets(pkts)
 		}
 		for _, pkt := range pkts {
 			pkt.Timestamp = rtpTime

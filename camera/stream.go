@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,11 @@ const (
 	minBackoff = time.Second
 	maxBackoff = 30 * time.Second
 )
+
+// noKeyframeTimeouts is how many camera timeouts without a key frame make
+// a stream without recovery point SEI count as intra refresh: cameras with
+// a long GOP send a key frame every 10 to 20 s, more than one timeout.
+const noKeyframeTimeouts = 3
 
 // decodeQueueFrames bounds the frames waiting for the full decoder; beyond
 // it frames are dropped until the next key frame.
@@ -57,12 +63,14 @@ type Stream struct {
 	mu            sync.Mutex // guards the fields below
 	codec         Codec
 	width, height int
-	transport     string   // negotiated by the session: tcp or udp
-	keyframeAU    [][]byte // latest key frame, parameter sets included
-	keyframeSeq   uint64   // counts stored key frames, to skip decoding one twice
-	firstFrame    time.Time
-	decodeAll     bool             // every frame is decoded (config, or no key frames seen)
-	intraRefresh  bool             // no key frames: the decoder resynchronizes on recovery points
+	transport     string           // negotiated by the session: tcp or udp
+	keyframeAU    [][]byte         // latest key frame, parameter sets included
+	keyframeSeq   uint64           // counts stored key frames, to skip decoding one twice
+	firstPicture  time.Time        // of this session
+	lastKey       time.Time        // this session's latest key frame
+	keyGap        time.Duration    // the longest wait for a key frame seen
+	decodeAll     bool             // every frame is decoded: configured, or for intra refresh
+	intraRefresh  bool             // no key frames: decoding may resume at any frame
 	queue         chan queuedFrame // to the full decoder, when decodeAll
 	dropUntilKey  bool             // the queue overflowed: skip to the next key frame
 
@@ -85,6 +93,10 @@ type queuedFrame struct {
 	au     [][]byte
 	codec  Codec
 	resume bool
+	key    bool // self-contained: its decode errors are the camera's
+	// params go first where decoding resumes at a frame that is no key
+	// frame: the SDP may be the only place the camera sends them.
+	params [][]byte
 }
 
 // NewStream starts a camera's session loop; Stop ends it.
@@ -344,6 +356,7 @@ func (s *Stream) session(ctx context.Context) error {
 	// The SDP's parameter sets may give the size before any frame.
 	s.width, s.height = tr.size()
 	s.keyframeAU = nil // the last session's key frame may be of another codec
+	s.firstPicture, s.lastKey = time.Time{}, time.Time{}
 	s.mu.Unlock()
 	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
 		if s.countPacket(in, pkt) {
@@ -460,33 +473,89 @@ func (s *Stream) onPacket(ctx context.Context, tr track, pkt *rtp.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.width, s.height = width, height
+	if picture && s.firstPicture.IsZero() {
+		s.firstPicture = now
+	}
 	if key != nil {
 		s.keyframeAU = key
 		s.keyframeSeq++
+		s.keyframeCame(now)
+	} else if !s.intraRefresh {
+		s.detectIntraRefresh(now, tr.recoveryPoint(au))
 	}
-	if picture && s.firstFrame.IsZero() {
-		s.firstFrame = now
-	}
-	if !s.decodeAll && s.keyframeSeq == 0 && !s.firstFrame.IsZero() && now.Sub(s.firstFrame) > time.Duration(s.cfg.Timeout) {
-		// Intra-refresh cameras never send a key frame: only decoding
-		// every frame recovers their pictures.
-		s.logger.Warn("No key frame within the camera timeout, decoding every frame instead")
-		s.decodeAll, s.intraRefresh = true, true
-	}
-	if s.decodeAll {
-		s.enqueue(ctx, tr.codec(), au, key)
+	// libavcodec fails on an access unit without a picture ("no frame"),
+	// and the track keeps its parameter sets for the frames that need them.
+	if s.decodeAll && picture {
+		var params [][]byte
+		if key == nil && s.intraRefresh {
+			params = tr.paramSets()
+		}
+		s.enqueue(ctx, tr.codec(), au, key, params)
 	}
 }
 
+// detectIntraRefresh tells an intra-refresh stream, which only decoding
+// every frame recovers pictures of, from one with a long GOP, whose key
+// frames are enough: a recovery point before any key frame of the session,
+// or no key frame for several timeouts, or twice the longest wait seen
+// before, so that a GOP longer than those timeouts switches once, not once
+// per GOP. Needs mu.
+func (s *Stream) detectIntraRefresh(now time.Time, recoveryPoint bool) {
+	since := s.lastKey
+	if since.IsZero() {
+		since = s.firstPicture
+	}
+	if since.IsZero() {
+		return
+	}
+	span := max(noKeyframeTimeouts*time.Duration(s.cfg.Timeout), 2*s.keyGap)
+	var evidence string
+	switch {
+	case recoveryPoint && s.lastKey.IsZero():
+		evidence = "recovery point SEI"
+	case now.Sub(since) > span:
+		evidence = "no key frame for " + span.String()
+	default:
+		return
+	}
+	s.intraRefresh, s.decodeAll = true, true
+	s.logger.Info("Intra refresh, decoding every frame", "evidence", evidence)
+}
+
+// keyframeCame leaves intra refresh mode, and the automatic decoding of
+// every frame with it: a camera that sends key frames again is decoded at
+// its key frames only. Needs mu.
+func (s *Stream) keyframeCame(now time.Time) {
+	since := s.lastKey
+	if since.IsZero() {
+		since = s.firstPicture
+	}
+	s.keyGap = max(s.keyGap, now.Sub(since))
+	s.lastKey = now
+	if !s.intraRefresh {
+		return
+	}
+	s.intraRefresh = false
+	if s.cfg.Decode == config.DecodeAll {
+		return
+	}
+	s.decodeAll = false
+	if s.queue != nil {
+		close(s.queue) // ends the decode goroutine
+		s.queue, s.dropUntilKey = nil, false
+	}
+	s.logger.Info("Key frames again, back to decoding key frames only")
+}
+
 // enqueue hands a frame to the full decoder. Needs mu.
-func (s *Stream) enqueue(ctx context.Context, codec Codec, au, key [][]byte) {
+func (s *Stream) enqueue(ctx context.Context, codec Codec, au, key, params [][]byte) {
 	if s.queue == nil {
 		s.queue = make(chan queuedFrame, decodeQueueFrames)
 		go s.decodeLoop(ctx, s.queue)
 	}
 	// Decoding can start or resume at a key frame, or anywhere in a stream
 	// without key frames.
-	frame := queuedFrame{codec: codec, au: key, resume: key != nil || s.intraRefresh}
+	frame := queuedFrame{codec: codec, au: key, resume: key != nil || s.intraRefresh, key: key != nil, params: params}
 	if s.dropUntilKey && !frame.resume {
 		return
 	}
@@ -510,41 +579,60 @@ func cloneAU(au [][]byte) [][]byte {
 	return out
 }
 
-// decodeLoop decodes every queued frame so Analyze finds the newest picture.
+// decodeLoop decodes every queued frame so Analyze finds the newest
+// picture, until queue is closed or ctx ends.
 func (s *Stream) decodeLoop(ctx context.Context, queue <-chan queuedFrame) {
 	waitKey := true
+	// Until a frame decodes, the decoder warms up on a stream joined
+	// mid-GOP: frames without their references or parameter sets fail
+	// through no fault of the camera's. A key frame has all it needs.
+	warm := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case frame := <-queue:
-			if waitKey && !frame.resume {
-				continue
+		case frame, ok := <-queue:
+			if !ok {
+				return
 			}
-			waitKey = !s.decodeFrame(frame)
+			if waitKey {
+				if !frame.resume {
+					continue
+				}
+				frame.au = append(slices.Clip(frame.params), frame.au...)
+			}
+			err := s.decodeFrame(frame)
+			switch {
+			case err == nil:
+				warm = true
+			case errors.Is(err, ErrStopped):
+				return
+			case warm || frame.key:
+				s.decodeErrors.Add(1)
+				s.logger.Debug("Decoding frame failed, waiting for the next key frame", "err", s.redact(err))
+			}
+			waitKey = err != nil
 		}
 	}
 }
 
-// decodeFrame reports false when decoding failed and the next frames must
-// wait for a key frame.
-func (s *Stream) decodeFrame(frame queuedFrame) bool {
+// decodeFrame decodes a frame; after an error the next frames must wait
+// for a key frame, or a recovery point.
+func (s *Stream) decodeFrame(frame queuedFrame) error {
 	s.analysisMu.Lock()
 	defer s.analysisMu.Unlock()
 	if s.stopped {
-		return false
+		return ErrStopped
 	}
 	dec, err := s.decoderFor(frame.codec)
 	if err == nil {
 		err = dec.Decode(frame.au)
 	}
 	if err != nil {
-		s.decodeErrors.Add(1)
-		s.logger.Debug("Decoding frame failed, waiting for the next key frame", "err", s.redact(err))
-		return false
+		return err
 	}
 	s.pictureSeq++
-	return true
+	return nil
 }
 
 // redact removes the camera's credentials from an error message: RTSP

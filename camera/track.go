@@ -34,6 +34,13 @@ type track interface {
 	// keyframe returns a self-contained copy of au (the parameter sets
 	// observed so far first) when au is a random access point, else nil.
 	keyframe(au [][]byte) [][]byte
+	// paramSets returns the parameter sets observed so far, in decoder
+	// order: where decoding starts without a key frame, the decoder may
+	// have seen them in the SDP only.
+	paramSets() [][]byte
+	// recoveryPoint reports whether au carries a recovery point SEI, which
+	// intra-refresh encoders send instead of key frames.
+	recoveryPoint(au [][]byte) bool
 	// size is the picture size seen in the stream so far (0 if unknown).
 	size() (width, height int)
 }
@@ -82,6 +89,7 @@ type nalCodec struct {
 	headerSize   int    // shorter NAL units are rejected
 	paramSets    []byte // parameter set NAL unit types, in decoder order
 	spsType      byte
+	seiType      byte // the SEI NAL unit type (H265: prefix SEI)
 	naluType     func(nalu []byte) byte
 	paramSetID   func(nalu []byte) (uint32, error) // of a parameter set
 	isVCL        func(typ byte) bool               // a NAL unit type that codes picture data
@@ -99,6 +107,7 @@ var h264Codec = nalCodec{
 	headerSize: 1,
 	paramSets:  []byte{byte(h264.NALUTypeSPS), byte(h264.NALUTypePPS)},
 	spsType:    byte(h264.NALUTypeSPS),
+	seiType:    byte(h264.NALUTypeSEI),
 	naluType:   func(nalu []byte) byte { return nalu[0] & 0x1f },
 	isVCL:      func(typ byte) bool { return typ >= 1 && typ <= 5 },
 	paramSetID: func(nalu []byte) (uint32, error) {
@@ -135,6 +144,7 @@ var h265Codec = nalCodec{
 	paramSets: []byte{
 		byte(h265.NALUType_VPS_NUT), byte(h265.NALUType_SPS_NUT), byte(h265.NALUType_PPS_NUT)},
 	spsType:  byte(h265.NALUType_SPS_NUT),
+	seiType:  byte(h265.NALUType_PREFIX_SEI_NUT),
 	naluType: func(nalu []byte) byte { return (nalu[0] >> 1) & 0x3f },
 	isVCL:    func(typ byte) bool { return typ < 32 },
 	paramSetID: func(nalu []byte) (uint32, error) {
@@ -329,18 +339,70 @@ func (t *nalTrack) keyframe(au [][]byte) [][]byte {
 	if !t.c.randomAccess(au) {
 		return nil
 	}
-	var out [][]byte
-	for _, sets := range t.sets {
-		for _, ps := range sets {
-			out = append(out, ps.nalu)
-		}
-	}
+	out := t.paramSets()
 	for _, nalu := range au {
 		if !t.isParamSet(nalu) {
 			out = append(out, bytes.Clone(nalu))
 		}
 	}
 	return out
+}
+
+// paramSets shares the stored NAL units: store replaces them, never
+// writes to them.
+func (t *nalTrack) paramSets() [][]byte {
+	var out [][]byte
+	for _, sets := range t.sets {
+		for _, ps := range sets {
+			out = append(out, ps.nalu)
+		}
+	}
+	return out
+}
+
+func (t *nalTrack) recoveryPoint(au [][]byte) bool {
+	return slices.ContainsFunc(au, func(nalu []byte) bool {
+		return t.c.naluType(nalu) == t.c.seiType && hasRecoveryPoint(h264.EmulationPreventionRemove(nalu[t.c.headerSize:]))
+	})
+}
+
+// recoveryPointSEI is the payload type of a recovery point SEI message in
+// H264 (D.1.8) and H265 (D.2.8) alike.
+const recoveryPointSEI = 6
+
+// hasRecoveryPoint walks the messages of an SEI RBSP (H264 7.3.2.3.1,
+// H265 7.3.5): payload type and size, each coded as bytes of 0xff adding
+// 255 and a last byte below 0xff, then the payload.
+func hasRecoveryPoint(rbsp []byte) bool {
+	readValue := func() (int, bool) {
+		v := 0
+		for len(rbsp) > 0 {
+			b := rbsp[0]
+			rbsp = rbsp[1:]
+			v += int(b)
+			if b != 0xff {
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	// A message needs at least a type and a size byte; a lone 0x80 is the
+	// RBSP trailing bits.
+	for len(rbsp) >= 2 {
+		typ, ok := readValue()
+		if !ok {
+			return false
+		}
+		if typ == recoveryPointSEI {
+			return true
+		}
+		size, ok := readValue()
+		if !ok || size > len(rbsp) {
+			return false
+		}
+		rbsp = rbsp[size:]
+	}
+	return false
 }
 
 func (t *nalTrack) size() (int, int) { return t.width, t.height }
@@ -386,6 +448,10 @@ func (t *mjpegTrack) observe(au [][]byte) error {
 }
 
 func (t *mjpegTrack) keyframe(au [][]byte) [][]byte { return au }
+
+func (t *mjpegTrack) paramSets() [][]byte { return nil }
+
+func (t *mjpegTrack) recoveryPoint([][]byte) bool { return false }
 
 func (t *mjpegTrack) size() (int, int) { return t.width, t.height }
 

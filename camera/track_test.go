@@ -410,3 +410,48 @@ func TestSPSSize(t *testing.T) {
 		})
 	}
 }
+
+func TestRecoveryPoint(t *testing.T) {
+	userData := func(size int) []byte { // user_data_unregistered, payload type 5
+		msg := []byte{5}
+		for n := size; ; n -= 255 {
+			if n < 255 {
+				msg = append(msg, byte(n))
+				break
+			}
+			msg = append(msg, 0xff)
+		}
+		return append(msg, bytes.Repeat([]byte{0x11}, size)...)
+	}
+	recovery := []byte{6, 2, 0x09, 0xc4} // recovery_frame_cnt 0, exact match, no broken link
+	h264SEI := func(msgs ...[]byte) []byte { return append(append([]byte{6}, slices.Concat(msgs...)...), 0x80) }
+	h265SEI := func(msgs ...[]byte) []byte {
+		return append(append([]byte{39 << 1, 1}, slices.Concat(msgs...)...), 0x80)
+	}
+	slice := []byte{0x41, 0x9a}
+	for _, tc := range []struct {
+		name string
+		nal  *nalCodec
+		au   [][]byte
+		want bool
+	}{
+		{"h264 recovery point", &h264Codec, [][]byte{h264SEI(recovery), slice}, true},
+		{"h264 after user data", &h264Codec, [][]byte{h264SEI(userData(16), recovery), slice}, true},
+		{"h264 after user data of 300 bytes", &h264Codec, [][]byte{h264SEI(userData(300), recovery), slice}, true},
+		{"h264 in a second SEI", &h264Codec, [][]byte{h264SEI(userData(16)), h264SEI(recovery), slice}, true},
+		{"h264 user data only", &h264Codec, [][]byte{h264SEI(userData(300)), slice}, false},
+		{"h264 truncated size", &h264Codec, [][]byte{{6, 5, 0xff}}, false},
+		{"h264 payload beyond the end", &h264Codec, [][]byte{{6, 5, 40, 1, 2}}, false},
+		{"h264 no SEI", &h264Codec, [][]byte{slice}, false},
+		{"h265 prefix SEI", &h265Codec, [][]byte{h265SEI(userData(20), recovery), {1 << 1, 1, 0xaf}}, true},
+		// A suffix SEI (type 40) follows the picture it belongs to.
+		{"h265 suffix SEI", &h265Codec, [][]byte{{40 << 1, 1, 6, 2, 0x09, 0xc4, 0x80}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &nalTrack{c: tc.nal, sets: make([][]paramSet, len(tc.nal.paramSets))}
+			if got := tr.recoveryPoint(tc.au); got != tc.want {
+				t.Errorf("recoveryPoint = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

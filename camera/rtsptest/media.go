@@ -36,6 +36,10 @@ type Media struct {
 	// EditPackets, when set, edits the RTP packets of each access unit
 	// before they are sent, as a camera with a broken packetizer would.
 	EditPackets func([]*rtp.Packet) []*rtp.Packet
+	// OutOfBandParameterSets, with Options.AnnounceParameterSets, sends the
+	// parameter sets in the SDP only, as cameras that never repeat them
+	// in-band do.
+	OutOfBandParameterSets bool
 }
 
 // Encode runs ffmpeg with the given input arguments (e.g. "-f", "lavfi",

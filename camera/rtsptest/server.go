@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +98,9 @@ func Start(opts Options, clips map[string]*Media) (*Server, error) {
 		}
 		if opts.AnnounceParameterSets {
 			announce(forma, clip.AccessUnits[0])
+			if clip.OutOfBandParameterSets {
+				clip = withoutParameterSets(clip)
+			}
 		}
 		medi := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}}
 		stream := &gortsplib.ServerStream{Server: s.server, Desc: &description.Session{Medias: []*description.Media{medi}}}
@@ -224,6 +228,27 @@ func announce(forma format.Format, au [][]byte) {
 			}
 		}
 	}
+}
+
+// withoutParameterSets returns a copy of clip without the H264/H265
+// parameter sets in its access units.
+func withoutParameterSets(clip *Media) *Media {
+	out := *clip
+	out.AccessUnits = make([][][]byte, len(clip.AccessUnits))
+	for i, au := range clip.AccessUnits {
+		out.AccessUnits[i] = slices.DeleteFunc(slices.Clone(au), func(nalu []byte) bool {
+			switch clip.Codec {
+			case H264:
+				typ := h264.NALUType(nalu[0] & 0x1f)
+				return typ == h264.NALUTypeSPS || typ == h264.NALUTypePPS
+			case H265:
+				typ := h265.NALUType((nalu[0] >> 1) & 0x3f)
+				return typ == h265.NALUType_VPS_NUT || typ == h265.NALUType_SPS_NUT || typ == h265.NALUType_PPS_NUT
+			}
+			return false
+		})
+	}
+	return &out
 }
 
 type auEncoder func(au [][]byte) ([]*rtp.Packet, error)

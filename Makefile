@@ -31,7 +31,7 @@ LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REV
            -X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(USER) \
            -X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 
-.PHONY: all deps build models install uninstall test vet staticcheck race nocgo matprofile dashboards demo bench clean
+.PHONY: all deps build models install uninstall test vet staticcheck race nocgo matprofile dashboards fuzz demo bench clean
 
 all: build
 
@@ -122,10 +122,23 @@ matprofile:
 dashboards:
 	cd deploy/grafana && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./... && $(GO) test -count=1 ./...
 
+# Each fuzz target for FUZZTIME, on top of its seed corpus, which go test
+# runs anyway (testdata/fuzz and the targets' own seeds). A crasher is
+# written to the package's testdata/fuzz: keep it there as a regression
+# seed. For a longer run by hand: make fuzz FUZZTIME=10m
+FUZZTIME ?= 5s
+FUZZ_TARGETS = ./config:FuzzParse ./camera:FuzzNALTrack ./camera:FuzzJPEGSize \
+               ./camera:FuzzDepacketize ./camera:FuzzFindTrack
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "$(GO) test -run '^\$$' -fuzz '^$${t#*:}\$$' -fuzztime $(FUZZTIME) $${t%%:*}"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+	done
+
 # The test command: everything CI runs.
 test: deps vet staticcheck
 	$(GO) test -count=1 ./...
-	$(MAKE) --no-print-directory nocgo race matprofile dashboards
+	$(MAKE) --no-print-directory nocgo race matprofile dashboards fuzz
 
 # A built-in test stream served locally and the exporter scraping it.
 demo: build

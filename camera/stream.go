@@ -327,6 +327,7 @@ func (s *Stream) session(ctx context.Context) error {
 			s.transport = config.TransportTCP
 			s.mu.Unlock()
 		},
+		OnServerRequest: answerParameterRequest,
 	}
 	if err := c.Start2(); err != nil {
 		return err

@@ -16,7 +16,8 @@ import (
 // Fake is a raw RTSP server on 127.0.0.1 that answers every request with
 // its handler, for tests of cameras that misbehave in ways that gortsplib's
 // server cannot: redirect loops, foreign redirects, odd authentication.
-// It records every request it receives.
+// It records every request it receives, and the responses of the client
+// to requests of its own (FakeResponse.Then).
 type Fake struct {
 	// Addr is the host:port the fake listens on.
 	Addr string
@@ -30,7 +31,10 @@ type Fake struct {
 	requests []FakeRequest
 }
 
-// FakeRequest is a request as a Fake received it.
+// FakeRequest is a request as a Fake received it. A response of the client
+// to a request the fake sent (FakeResponse.Then) is recorded too, with
+// Method FakeResponseMethod and URL its status, "200 OK": it is not
+// answered.
 type FakeRequest struct {
 	Method string
 	URL    string
@@ -46,6 +50,9 @@ type FakeResponse struct {
 	Status int
 	Header map[string][]string
 	Body   string
+	// Then are raw requests the fake writes after the response, CSeq
+	// included, as a camera sending requests of its own.
+	Then []string
 }
 
 // StartFake listens on a free port of 127.0.0.1 and answers each request
@@ -117,11 +124,18 @@ func (f *Fake) serve(c net.Conn, n int) {
 		f.mu.Lock()
 		f.requests = append(f.requests, req)
 		f.mu.Unlock()
-		if _, err := io.WriteString(c, f.handler(req).encode(req.Header.Get("CSeq"))); err != nil {
+		if req.Method == FakeResponseMethod {
+			continue
+		}
+		res := f.handler(req)
+		if _, err := io.WriteString(c, res.encode(req.Header.Get("CSeq"))+strings.Join(res.Then, "")); err != nil {
 			return
 		}
 	}
 }
+
+// FakeResponseMethod is the Method of a recorded response of the client.
+const FakeResponseMethod = "RESPONSE"
 
 func readFakeRequest(r *textproto.Reader, conn int) (FakeRequest, error) {
 	line, err := r.ReadLine()
@@ -130,6 +144,9 @@ func readFakeRequest(r *textproto.Reader, conn int) (FakeRequest, error) {
 	}
 	method, rest, _ := strings.Cut(line, " ")
 	url, _, _ := strings.Cut(rest, " ")
+	if method == "RTSP/1.0" {
+		method, url = FakeResponseMethod, rest
+	}
 	header, err := r.ReadMIMEHeader()
 	if err != nil {
 		return FakeRequest{}, err

@@ -544,6 +544,17 @@ func TestParseErrors(t *testing.T) {
 			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    password_file: testdata/missing.pass\n",
 			want: `line 4: camera "a": password_file: open testdata/missing.pass: no such file or directory`,
 		},
+		{
+			// Would block, or never end.
+			name: "password_file a device",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    password_file: /dev/zero\n",
+			want: `line 4: camera "a": password_file: /dev/zero: not a regular file`,
+		},
+		{
+			name: "password_file too large",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    password_file: ../README.md\n",
+			want: `line 4: camera "a": password_file: ../README.md: larger than 4096 bytes, not a password`,
+		},
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {

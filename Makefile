@@ -9,6 +9,7 @@ BRANCH      ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
 MODELS_URL  ?= https://raw.githubusercontent.com/dog-qiuqiu/Yolo-Fastest/96a2900d163196c396e73f3fdab04ca4dd9a2f70
 MODELS_DEST ?= models
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.7.0
+SOAK_DURATION ?= 30m
 
 # make install: GNU-style directories. The unit reads its configuration from
 # $(SYSCONFDIR); the models go to $(STATEDIR)/models. systemd looks for units
@@ -31,7 +32,7 @@ LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REV
            -X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(USER) \
            -X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 
-.PHONY: all deps build models install uninstall test vet staticcheck race nocgo matprofile dashboards fuzz demo bench clean
+.PHONY: all deps build models install uninstall test vet staticcheck race nocgo matprofile dashboards fuzz demo bench soak clean
 
 all: build
 
@@ -149,6 +150,11 @@ demo: build
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./camera/decode/ ./detector/... ./collector/
 	$(GO) test -run '^$$' -bench BenchmarkExporter -benchtime 1x -timeout 30m .
+
+# 24 cameras, healthy and misbehaving, for SOAK_DURATION; TestSoak ends
+# itself after it, hence no test timeout.
+soak: deps
+	$(GO) test -run '^TestSoak$$' -v -timeout 0 . -args -soak=$(SOAK_DURATION)
 
 clean:
 	rm -f $(BIN)

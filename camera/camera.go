@@ -8,6 +8,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/imagestats"
 )
@@ -39,6 +40,11 @@ type Decoder interface {
 	Picture(width, height int) (detector.Image, error)
 	Close()
 }
+
+// MaxDecoderPixels bounds the pictures a Decoder accepts, whatever the
+// camera's max_picture_pixels, which Stream checks against the parameter
+// sets it parses: those it cannot parse still reach the decoder.
+const MaxDecoderPixels = config.MaxPicturePixelsCeiling
 
 // NewDecoder creates a Decoder for a codec.
 type NewDecoder func(Codec) (Decoder, error)

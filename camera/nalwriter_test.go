@@ -112,3 +112,56 @@ func CraftH264SPS(id, widthMBs, heightMBs, cropRight, cropBottom uint32) []byte 
 	w.bits(0, 1) // vui_parameters_present_flag
 	return w.nalu(0x67)
 }
+
+// WithH264PictureSize returns an H264 SPS as encoders write it (without
+// scaling matrices, pic_order_cnt_type 0 or 2) with its picture size
+// replaced by widthMBs x heightMBs macroblocks.
+func WithH264PictureSize(sps []byte, widthMBs, heightMBs uint32) []byte {
+	pos := h264SizePos(sps)
+	sps = withUE(sps, 1, pos, widthMBs-1)
+	rbsp := h264.EmulationPreventionRemove(sps[1:])
+	if _, err := bits.ReadGolombUnsigned(rbsp, &pos); err != nil {
+		panic(err)
+	}
+	return withUE(sps, 1, pos, heightMBs-1)
+}
+
+// h264SizePos returns the bit position of pic_width_in_mbs_minus1 in the
+// RBSP of an H264 SPS (H.264 7.3.2.1.1).
+func h264SizePos(sps []byte) int {
+	rbsp := h264.EmulationPreventionRemove(sps[1:])
+	pos := 24 // profile_idc, constraint flags, level_idc
+	ue := func() uint32 {
+		v, err := bits.ReadGolombUnsigned(rbsp, &pos)
+		if err != nil {
+			panic(err)
+		}
+		return v
+	}
+	flag := func() bool {
+		pos++
+		return rbsp[(pos-1)/8]>>(7-(pos-1)%8)&1 != 0
+	}
+	ue() // seq_parameter_set_id
+	if slices.Contains([]byte{100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}, rbsp[0]) {
+		if ue() == 3 { // chroma_format_idc
+			flag() // separate_colour_plane_flag
+		}
+		ue() // bit_depth_luma_minus8
+		ue() // bit_depth_chroma_minus8
+		flag()
+		if flag() {
+			panic("SPS with scaling matrices")
+		}
+	}
+	ue() // log2_max_frame_num_minus4
+	switch ue() {
+	case 0:
+		ue() // log2_max_pic_order_cnt_lsb_minus4
+	case 1:
+		panic("SPS with pic_order_cnt_type 1")
+	}
+	ue()   // max_num_ref_frames
+	flag() // gaps_in_frame_num_value_allowed_flag
+	return pos
+}

@@ -16,6 +16,17 @@ type packetsIn struct {
 	// arrived counts packets, those gortsplib rejected included: packets
 	// that keep arriving without giving a picture mean a broken session.
 	arrived atomic.Uint64
+	// end takes the error that onPacket ends the session with: on the
+	// reader goroutine closing the client would wait for itself.
+	end   chan error
+	ended bool // on gortsplib's reader goroutine only
+}
+
+// endSession has waitPicture end the session with err; the packets that
+// arrive meanwhile are ignored.
+func (in *packetsIn) endSession(err error) {
+	in.ended = true
+	in.end <- err // buffered, and sent once
 }
 
 // countPacket counts a packet's losses and reports whether it is to be
@@ -27,15 +38,16 @@ func (s *Stream) countPacket(in *packetsIn, pkt *rtp.Packet) bool {
 	return !duplicate
 }
 
-// waitPicture waits for the session to end, and ends it when packets keep
-// arriving but no frame came of them for the camera's timeout. gortsplib's
+// waitPicture waits for the session to end, and ends it when onPacket asks
+// or when packets keep arriving but no frame came of them for the camera's
+// timeout. gortsplib's
 // read timeout only ends a session that receives nothing; one whose packets
 // are all rejected, as after an encoder restart with another SSRC, would
 // stay up without video forever. A new session resynchronizes.
 func (s *Stream) waitPicture(c *gortsplib.Client, in *packetsIn, start time.Time) error {
 	timeout := time.Duration(s.cfg.Timeout)
 	done, stopped := make(chan struct{}), make(chan struct{})
-	var noPicture error // set before stopped is closed
+	var ended error // set before stopped is closed
 	go func() {
 		defer close(stopped)
 		ticker := time.NewTicker(min(timeout/2, time.Second))
@@ -44,6 +56,9 @@ func (s *Stream) waitPicture(c *gortsplib.Client, in *packetsIn, start time.Time
 		for {
 			select {
 			case <-done:
+				return
+			case ended = <-in.end:
+				c.Close()
 				return
 			case now := <-ticker.C:
 				// Packets since the last tick: data is arriving now.
@@ -54,7 +69,7 @@ func (s *Stream) waitPicture(c *gortsplib.Client, in *packetsIn, start time.Time
 					since = frame
 				}
 				if arrived != last && now.Sub(since) > timeout {
-					noPicture = withReason(ReasonStalled, fmt.Errorf("no picture for %s while receiving data", timeout))
+					ended = withReason(ReasonStalled, fmt.Errorf("no picture for %s while receiving data", timeout))
 					c.Close()
 					return
 				}
@@ -64,8 +79,8 @@ func (s *Stream) waitPicture(c *gortsplib.Client, in *packetsIn, start time.Time
 	err := c.Wait()
 	close(done)
 	<-stopped
-	if noPicture != nil {
-		return noPicture
+	if ended != nil {
+		return ended
 	}
 	return err
 }

@@ -273,8 +273,9 @@ func (s *Stream) run(ctx context.Context) {
 			return
 		}
 		// A camera that drops its session now and then (a stale Digest
-		// nonce, a keepalive it dislikes) is back within a second.
-		if s.frames.Load() > framesBefore {
+		// nonce, a keepalive it dislikes) is back within a second; one
+		// whose picture is too large will announce it again.
+		if s.frames.Load() > framesBefore && !errors.Is(err, errPictureTooLarge) {
 			backoff = minBackoff
 		}
 		reason := reasonOf(err)
@@ -305,7 +306,7 @@ func (s *Stream) session(ctx context.Context) error {
 	redirects := &redirects{credentials: user != ""}
 	auth := s.newAuthHooks(user, pass)
 	timeout := time.Duration(s.cfg.Timeout)
-	in := &packetsIn{}
+	in := &packetsIn{end: make(chan error, 1)}
 	c := &gortsplib.Client{
 		Scheme:        u.Scheme,
 		Host:          u.Host,
@@ -344,6 +345,9 @@ func (s *Stream) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkPicture(tr.size()); err != nil { // as the SDP announces it
+		return err
+	}
 	res, err := c.Setup(desc.BaseURL, medi, 0, 0)
 	if err != nil {
 		return err
@@ -360,8 +364,8 @@ func (s *Stream) session(ctx context.Context) error {
 	s.firstPicture, s.lastKey = time.Time{}, time.Time{}
 	s.mu.Unlock()
 	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
-		if s.countPacket(in, pkt) {
-			s.onPacket(ctx, tr, pkt)
+		if !in.ended && s.countPacket(in, pkt) {
+			s.onPacket(ctx, in, tr, pkt)
 		}
 	})
 	if _, err := c.Play(nil); err != nil {
@@ -444,7 +448,7 @@ func transport(name string) *gortsplib.Transport {
 }
 
 // onPacket runs on gortsplib's reader goroutine: it must never decode.
-func (s *Stream) onPacket(ctx context.Context, tr track, pkt *rtp.Packet) {
+func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp.Packet) {
 	s.bytes.Add(uint64(len(pkt.Payload)))
 	au, err := tr.depacketize(pkt)
 	if errors.Is(err, errIncomplete) {
@@ -456,6 +460,12 @@ func (s *Stream) onPacket(ctx context.Context, tr track, pkt *rtp.Packet) {
 	}
 	if err := tr.observe(au); err != nil {
 		s.decodeErrors.Add(1)
+	}
+	width, height := tr.size()
+	// Before the picture is counted or stored: the camera stays down.
+	if err := s.checkPicture(width, height); err != nil {
+		in.endSession(err)
+		return
 	}
 	now := time.Now()
 	// Access units of SEI or parameter sets alone keep a lying camera's
@@ -469,7 +479,6 @@ func (s *Stream) onPacket(ctx context.Context, tr track, pkt *rtp.Packet) {
 	if key != nil {
 		s.keyframes.Add(1)
 	}
-	width, height := tr.size()
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -546,6 +555,21 @@ func (s *Stream) keyframeCame(now time.Time) {
 		s.queue, s.dropUntilKey = nil, false
 	}
 	s.logger.Info("Key frames again, back to decoding key frames only")
+}
+
+// errPictureTooLarge is the error of a picture beyond max_picture_pixels.
+var errPictureTooLarge = errors.New("exceeds max_picture_pixels")
+
+// checkPicture refuses a picture larger than the camera's max_picture_pixels
+// before anything is allocated for it: a camera announcing 8192x8192 with
+// tiny frames would make the decoder take hundreds of megabytes.
+func (s *Stream) checkPicture(width, height int) error {
+	limit := s.cfg.MaxPicturePixels
+	if pixels := int64(width) * int64(height); pixels > limit {
+		return withReason(ReasonProtocol, fmt.Errorf("picture %dx%d (%.1f MP) %w %d",
+			width, height, float64(pixels)/1e6, errPictureTooLarge, limit))
+	}
+	return nil
 }
 
 // enqueue hands a frame to the full decoder. Needs mu.

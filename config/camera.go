@@ -69,6 +69,7 @@ func (c Camera) Equal(o Camera) bool {
 		c.Timeout == o.Timeout &&
 		equalFloats(c.DarkThreshold, o.DarkThreshold) &&
 		c.Decode == o.Decode &&
+		c.MaxPicturePixels == o.MaxPicturePixels &&
 		c.Detect.equal(o.Detect) &&
 		c.Reference == o.Reference
 }

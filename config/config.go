@@ -51,6 +51,12 @@ var (
 	validName   = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 )
 
+// MaxPicturePixelsCeiling bounds max_picture_pixels, and the decoder
+// refuses larger pictures whatever a camera's limit: it covers 8K cameras
+// (7680x4320, 33.2 MP), the largest made, while a picture of 16384x16384,
+// the largest side an SPS may give, would take 400 MB a frame.
+const MaxPicturePixelsCeiling = 40_000_000
+
 // builtinDefaults returns the options of cameras that neither set them nor
 // get them from the defaults block.
 func builtinDefaults() CameraOptions {
@@ -62,8 +68,11 @@ func builtinDefaults() CameraOptions {
 		Timeout:       model.Duration(10 * time.Second),
 		DarkThreshold: &darkThreshold,
 		Decode:        DecodeKeyframe,
-		Detect:        DetectOptions{Enabled: &detect},
-		Reference:     ReferenceOptions{Window: model.Duration(time.Hour)},
+		// 12 MP: 4K (3840x2160, 4096x2160), 8 MP and 12 MP fisheye
+		// (4000x3000) cameras.
+		MaxPicturePixels: 12_000_000,
+		Detect:           DetectOptions{Enabled: &detect},
+		Reference:        ReferenceOptions{Window: model.Duration(time.Hour)},
 	}
 }
 
@@ -90,6 +99,10 @@ type CameraOptions struct {
 	DarkThreshold *float64 `yaml:"dark_threshold,omitempty"`
 	// Decode is DecodeKeyframe or DecodeAll.
 	Decode string `yaml:"decode,omitempty"`
+	// MaxPicturePixels is the largest picture, width times height, the
+	// camera may announce; a larger one ends its session before anything
+	// is allocated for it.
+	MaxPicturePixels int64 `yaml:"max_picture_pixels,omitempty"`
 	// Detect applies when a detector is configured.
 	Detect DetectOptions `yaml:"detect,omitempty"`
 	// Reference is where the camera's reference profile is and how it is
@@ -216,6 +229,9 @@ func (o CameraOptions) check(r *reporter) {
 	if o.Decode != "" && !slices.Contains(decodeModes, o.Decode) {
 		r.errorf("decode", "decode %q: must be one of %s", o.Decode, strings.Join(decodeModes, ", "))
 	}
+	if r.has("max_picture_pixels") && (o.MaxPicturePixels <= 0 || o.MaxPicturePixels > MaxPicturePixelsCeiling) {
+		r.errorf("max_picture_pixels", "max_picture_pixels %d: must be between 1 and %d", o.MaxPicturePixels, MaxPicturePixelsCeiling)
+	}
 	o.Detect.check(r)
 }
 
@@ -237,6 +253,9 @@ func (o *CameraOptions) fill(d CameraOptions) {
 	}
 	if o.Decode == "" {
 		o.Decode = d.Decode
+	}
+	if o.MaxPicturePixels == 0 {
+		o.MaxPicturePixels = d.MaxPicturePixels
 	}
 	o.Detect.fill(d.Detect)
 	o.Reference.fill(d.Reference)

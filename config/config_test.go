@@ -46,7 +46,7 @@ func TestLoadFull(t *testing.T) {
 			user:        "admin",
 			pass:        "p@ss",
 			// An explicit dark_threshold of 0 is kept, not defaulted.
-			options: options(TransportTCP, 2*time.Second, 0, DecodeAll, detect(true, "person", "car")),
+			options: withMaxPicturePixels(options(TransportTCP, 2*time.Second, 0, DecodeAll, detect(true, "person", "car")), 8_000_000),
 		},
 		{
 			name:        "lobby_1",
@@ -379,6 +379,26 @@ func TestParseErrors(t *testing.T) {
 			name: "negative default dark_threshold",
 			in:   "defaults:\n  dark_threshold: -0.1\n",
 			want: `line 2: defaults: dark_threshold -0.1: must be between 0 and 1`,
+		},
+		{
+			name: "zero max_picture_pixels",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    max_picture_pixels: 0\n",
+			want: `line 4: camera "a": max_picture_pixels 0: must be between 1 and 40000000`,
+		},
+		{
+			name: "negative default max_picture_pixels",
+			in:   "defaults:\n  max_picture_pixels: -1\n",
+			want: `line 2: defaults: max_picture_pixels -1: must be between 1 and 40000000`,
+		},
+		{
+			name: "max_picture_pixels above the ceiling",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    max_picture_pixels: 67108864\n",
+			want: `line 4: camera "a": max_picture_pixels 67108864: must be between 1 and 40000000`,
+		},
+		{
+			name: "max_picture_pixels with a unit",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    max_picture_pixels: 12MP\n",
+			want: "line 4: cannot unmarshal !!str into int64",
 		},
 		{
 			name: "NaN dark_threshold",
@@ -719,6 +739,7 @@ defaults:
     timeout: 5s
     dark_threshold: 0.2
     decode: keyframe
+    max_picture_pixels: 12000000
     detect:
         enabled: true
         classes:
@@ -735,6 +756,7 @@ cameras:
       timeout: 5s
       dark_threshold: 0.2
       decode: keyframe
+      max_picture_pixels: 12000000
       detect:
         enabled: true
         classes:
@@ -748,6 +770,7 @@ cameras:
       timeout: 2s
       dark_threshold: 0
       decode: all
+      max_picture_pixels: 8000000
       detect:
         enabled: true
         classes:
@@ -764,6 +787,7 @@ cameras:
       timeout: 5s
       dark_threshold: 0.2
       decode: keyframe
+      max_picture_pixels: 12000000
       detect:
         enabled: false
         classes:
@@ -902,7 +926,7 @@ func TestEqual(t *testing.T) {
 		{"identical", base, true},
 		{
 			"defaults spelled out",
-			base + "    transport: tcp\n    auth: any\n    timeout: 10s\n    dark_threshold: 0.15\n    decode: keyframe\n    detect:\n      classes: []\n",
+			base + "    transport: tcp\n    auth: any\n    timeout: 10s\n    dark_threshold: 0.15\n    decode: keyframe\n    max_picture_pixels: 12000000\n    detect:\n      classes: []\n",
 			true,
 		},
 		{
@@ -934,6 +958,8 @@ func TestEqual(t *testing.T) {
 		{"other timeout", base + "    timeout: 11s\n", false},
 		{"other dark_threshold", base + "    dark_threshold: 0.5\n", false},
 		{"other decode", base + "    decode: all\n", false},
+		{"max_picture_pixels spelled out", base + "    max_picture_pixels: 12000000\n", true},
+		{"other max_picture_pixels", base + "    max_picture_pixels: 50000\n", false},
 		{"detect spelled out", base + "    detect:\n      enabled: true\n", true},
 		{"detect disabled", base + "    detect:\n      enabled: false\n", false},
 		{"detect classes", base + "    detect:\n      classes: [person]\n", false},
@@ -972,9 +998,16 @@ func options(transport string, timeout time.Duration, darkThreshold float64, dec
 		Timeout:       model.Duration(timeout),
 		DarkThreshold: &darkThreshold,
 		Decode:        decode,
-		Detect:        detect,
-		Reference:     ReferenceOptions{Window: model.Duration(time.Hour)},
+		// The built-in default, which no case of options sets otherwise.
+		MaxPicturePixels: 12_000_000,
+		Detect:           detect,
+		Reference:        ReferenceOptions{Window: model.Duration(time.Hour)},
 	}
+}
+
+func withMaxPicturePixels(o CameraOptions, n int64) CameraOptions {
+	o.MaxPicturePixels = n
+	return o
 }
 
 func detect(enabled bool, classes ...string) DetectOptions {
@@ -994,5 +1027,5 @@ func describe(o CameraOptions) string {
 	if o.Detect.Enabled != nil {
 		enabled = fmt.Sprint(*o.Detect.Enabled)
 	}
-	return fmt.Sprintf("{%s %s %s %s %s detect:%s%q reference:%+v}", o.Transport, o.Auth, o.Timeout, threshold, o.Decode, enabled, o.Detect.Classes, o.Reference)
+	return fmt.Sprintf("{%s %s %s %s %s %d detect:%s%q reference:%+v}", o.Transport, o.Auth, o.Timeout, threshold, o.Decode, o.MaxPicturePixels, enabled, o.Detect.Classes, o.Reference)
 }

@@ -12,6 +12,7 @@
 //	  timeout: 10s
 //	  dark_threshold: 0.15
 //	  decode: keyframe
+//	  max_picture_pixels: 12000000   # larger pictures end the session
 //	cameras:
 //	  - name: gate-north       # unique; becomes the camera label
 //	    url: rtsp://10.0.0.5:554/stream1
@@ -22,8 +23,8 @@
 //	      classes: [person]
 //
 // A camera's options come from the camera itself, else from the defaults
-// block, else from the built-in defaults (tcp, any, 10s, 0.15, keyframe, detect
-// enabled for every class). After [Load] every camera's [CameraOptions] are
+// block, else from the built-in defaults (tcp, any, 10s, 0.15, keyframe, 12 MP,
+// detect enabled for every class). After [Load] every camera's [CameraOptions] are
 // set, and the detector's labels are read.
 //
 // Errors name the file and the line of the offending field. They never

@@ -226,6 +226,9 @@ func New(codec camera.Codec) (camera.Decoder, error) {
 		return nil, errors.New("out of memory allocating decoder")
 	}
 	d.ctx.thread_count = 1
+	// libavcodec's default bound is INT_MAX pixels: a lying SPS of
+	// 16384x16384 would take 400 MB per reference picture.
+	d.ctx.max_pixels = C.int64_t(camera.MaxDecoderPixels)
 	if ret := C.avcodec_open2(d.ctx, av, nil); ret < 0 {
 		d.Close()
 		return nil, avError("open "+string(codec)+" decoder", ret)

@@ -375,3 +375,38 @@ func TestCorruptPicture(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxPixels checks the decoder's own bound, which holds whatever a
+// stream announced: an 8K picture decodes, one of 41 MP does not. It is
+// the codec context's, so the JPEGs, quick to encode at these sizes,
+// stand for every codec.
+func TestMaxPixels(t *testing.T) {
+	for _, tc := range []struct {
+		size string
+		ok   bool
+	}{
+		{"7680x4320", true},
+		{"6400x6400", false},
+	} {
+		t.Run(tc.size, func(t *testing.T) {
+			aus := encode(t, camera.CodecMJPEG, 1, lavfi("color=c=0x404040:s="+tc.size))
+			d := newDecoder(t, camera.CodecMJPEG)
+			err := d.DecodeKeyframe(aus[0])
+			if tc.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := analyze(t, d, 0.15).Brightness; !near(got, 64.0/255, 0.004) {
+					t.Errorf("brightness %.4f, want %.4f", got, 64.0/255)
+				}
+				return
+			}
+			if err == nil {
+				t.Error("DecodeKeyframe succeeded, want an error")
+			}
+			if _, err := d.Analyze(0.15); !errors.Is(err, camera.ErrNoPicture) {
+				t.Errorf("Analyze: got %v, want ErrNoPicture", err)
+			}
+		})
+	}
+}

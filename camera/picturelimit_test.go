@@ -1,0 +1,114 @@
+package camera_test
+
+import (
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
+	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/camera/decode"
+	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/config"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
+)
+
+// hugeH264 is a one-frame 320x240 clip whose SPS announces 8192x8192, as
+// the camera of issue 10 did: tiny frames, a picture of 67 MP.
+func hugeH264(t *testing.T) *rtsptest.Media {
+	t.Helper()
+	clip := rtsptest.Clip(t, rtsptest.H264, gray64, 1)
+	au := clip.AccessUnits[0]
+	i := slices.IndexFunc(au, func(n []byte) bool { return h264.NALUType(n[0]&0x1f) == h264.NALUTypeSPS })
+	if i < 0 {
+		t.Fatal("the clip has no SPS")
+	}
+	au[i] = camera.WithH264PictureSize(au[i], 512, 512)
+	var sps h264.SPS
+	if err := sps.Unmarshal(au[i]); err != nil || sps.Width() != 8192 || sps.Height() != 8192 {
+		t.Fatalf("rewritten SPS: %dx%d, %v; want 8192x8192", sps.Width(), sps.Height(), err)
+	}
+	return clip
+}
+
+// TestStreamPictureTooLarge serves cameras announcing pictures larger than
+// their max_picture_pixels, in-band or in the SDP: each session ends with
+// a protocol error that says so before a frame is counted or a key frame
+// stored, the camera stays down and backs off, and a healthy camera of
+// the same manager keeps working. Clips of one frame carry the parameter
+// sets in every access unit, so no session sees a picture before its size.
+func TestStreamPictureTooLarge(t *testing.T) {
+	huge := hugeH264(t)
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{
+		"huge":    huge,
+		"h264":    rtsptest.Clip(t, rtsptest.H264, gray64, 1),
+		"h265":    rtsptest.Clip(t, rtsptest.H265, gray64, 1),
+		"mjpeg":   rtsptest.Clip(t, rtsptest.MJPEG, gray64, 1),
+		"healthy": rtsptest.Clip(t, rtsptest.MJPEG, gray64, 5),
+	})
+	sdp := serve(t, rtsptest.Options{AnnounceParameterSets: true}, map[string]*rtsptest.Media{"huge": huge})
+	sdp.Pause("huge") // only the SDP tells the size
+
+	const small = "\nmax_picture_pixels: 50000"
+	refused := []struct{ entry, want string }{
+		{"name: huge\nurl: " + srv.URL("huge"), "picture 8192x8192 (67.1 MP) exceeds max_picture_pixels 12000000"},
+		{"name: huge-sdp\nurl: " + sdp.URL("huge"), "picture 8192x8192 (67.1 MP) exceeds max_picture_pixels 12000000"},
+		{"name: h264\nurl: " + srv.URL("h264") + small, "picture 320x240 (0.1 MP) exceeds max_picture_pixels 50000"},
+		{"name: h265\nurl: " + srv.URL("h265") + small, "picture 320x240 (0.1 MP) exceeds max_picture_pixels 50000"},
+		{"name: mjpeg\nurl: " + srv.URL("mjpeg") + small, "picture 320x240 (0.1 MP) exceeds max_picture_pixels 50000"},
+	}
+	cameras := []config.Camera{cameraConfig(t, "name: healthy\nurl: "+srv.URL("healthy"))}
+	for _, r := range refused {
+		cameras = append(cameras, cameraConfig(t, r.entry))
+	}
+	logs := &testutil.SyncBuffer{}
+	m := camera.NewManager(decode.New, nil, slog.New(slog.NewTextHandler(logs, nil)))
+	t.Cleanup(m.Close)
+	apply(t, m, cameras...)
+	streams := m.Streams() // by name: healthy first
+	i := slices.IndexFunc(streams, func(s *camera.Stream) bool { return s.Name() == "healthy" })
+	healthy := streams[i]
+	streams = slices.Delete(streams, i, i+1)
+
+	// Two refused sessions each: the camera came back and was refused again.
+	testutil.WaitFor(t, "two refused sessions per camera", 20*time.Second, func() bool {
+		for _, s := range streams {
+			if s.Up(time.Now()) {
+				t.Fatalf("camera %s is up", s.Name())
+			}
+			if s.Status().Reconnects[camera.ReasonProtocol] < 2 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, s := range streams {
+		st := s.Status()
+		if st.FramesReceived != 0 || st.KeyframesReceived != 0 || st.Width != 0 || st.Height != 0 {
+			t.Errorf("camera %s: %d frames, %d key frames, size %dx%d; want nothing of the refused picture",
+				s.Name(), st.FramesReceived, st.KeyframesReceived, st.Width, st.Height)
+		}
+		for _, r := range camera.Reasons() {
+			if n := st.Reconnects[r]; r != camera.ReasonProtocol && n != 0 {
+				t.Errorf("camera %s: %d reconnects for reason %s, want only protocol", s.Name(), n, r)
+			}
+		}
+		if _, err := s.Analyze(nil); !errors.Is(err, camera.ErrNoFrame) {
+			t.Errorf("camera %s: Analyze() error = %v, want ErrNoFrame", s.Name(), err)
+		}
+	}
+	for _, r := range refused {
+		name, _, _ := strings.Cut(strings.TrimPrefix(r.entry, "name: "), "\n")
+		if !strings.Contains(logs.String(), "camera="+name+" reason=protocol err=\""+r.want+"\"") {
+			t.Errorf("camera %s: no session ended with %q in the log:\n%s", name, r.want, logs)
+		}
+	}
+	analyzeWhenReady(t, healthy)
+	if !healthy.Up(time.Now()) {
+		t.Error("the healthy camera is down")
+	}
+}

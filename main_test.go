@@ -190,9 +190,12 @@ cameras:
 	e := startExporter(t, cfg)
 
 	var metrics string
-	testutil.WaitFor(t, "all three cameras analyzed", 30*time.Second, func() bool {
+	// A scrape can read a camera's status just before its first SPS, and
+	// analyze the key frame that comes right after: the size is known by
+	// the next scrape.
+	testutil.WaitFor(t, "all three cameras analyzed and sized", 30*time.Second, func() bool {
 		metrics, _ = e.get("/metrics", nil)
-		return strings.Count(metrics, "camera_frame_brightness_ratio{") == 3
+		return strings.Count(metrics, "camera_frame_brightness_ratio{") == 3 && !strings.Contains(metrics, `width="0"`)
 	})
 
 	t.Run("values", func(t *testing.T) {

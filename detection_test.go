@@ -221,7 +221,7 @@ func TestBadModelFailsAtStart(t *testing.T) {
 			if err := os.WriteFile(cfg, []byte(tc.block+"cameras: []\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			for _, args := range [][]string{{"--web.listen-address=" + freeAddr(t)}, {"--config.check"}} {
+			for _, args := range [][]string{{"--web.listen-address=" + testutil.FreeAddr(t)}, {"--config.check"}} {
 				cmd := exec.Command(binary, append([]string{"--config.file=" + cfg}, args...)...)
 				done := make(chan struct{})
 				var out []byte

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,15 +55,6 @@ type exporter struct {
 	logs   *testutil.SyncBuffer
 }
 
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func startExporter(t testing.TB, configYAML string, args ...string) *exporter {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "exporter.yml")
@@ -78,7 +68,7 @@ func startExporter(t testing.TB, configYAML string, args ...string) *exporter {
 // the test ends or stop.
 func startExporterWithConfig(t testing.TB, path string, args ...string) *exporter {
 	t.Helper()
-	e := &exporter{addr: freeAddr(t), config: path, logs: &testutil.SyncBuffer{}}
+	e := &exporter{addr: testutil.FreeAddr(t), config: path, logs: &testutil.SyncBuffer{}}
 	e.cmd = exec.Command(binary, append([]string{"--config.file=" + e.config, "--web.listen-address=" + e.addr, "--log.level=debug"}, args...)...)
 	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
 	if err := e.cmd.Start(); err != nil {
@@ -168,7 +158,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := os.WriteFile(passFile, []byte(cameraPass+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	silent := silentCamera(t)
+	silent := testutil.SilentAddr(t)
 	cfg := detectorBlock(t, "") + fmt.Sprintf(`defaults:
   detect:
     classes: [person]
@@ -307,25 +297,6 @@ cameras:
 			t.Errorf("unchanged camera's counter restarted: %v < %v", v, framesBefore)
 		}
 	})
-}
-
-// silentCamera accepts RTSP connections and never answers.
-func silentCamera(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	return l.Addr().String()
 }
 
 var (

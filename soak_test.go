@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
 var soakDuration = flag.Duration("soak", 0, "run TestSoak for this long (make soak)")
@@ -100,8 +100,8 @@ func TestSoak(t *testing.T) {
 	}
 	t.Cleanup(loop.Close)
 	urls := map[string]string{
-		"dead":           "rtsp://" + closedAddr(t) + "/cam",
-		"silent":         "rtsp://" + silentCamera(t) + "/cam",
+		"dead":           "rtsp://" + testutil.FreeAddr(t) + "/cam",
+		"silent":         "rtsp://" + testutil.SilentAddr(t) + "/cam",
 		"redirect-loop":  loop.URL("loop"),
 		"wrong-password": auth.URL("cam"),
 	}
@@ -216,15 +216,4 @@ func soakMedian(samples []soakSample) soakSample {
 		goroutines: median(func(s soakSample) float64 { return s.goroutines }),
 		fds:        median(func(s soakSample) float64 { return s.fds }),
 	}
-}
-
-// closedAddr is an address where nothing listens.
-func closedAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }

@@ -236,40 +236,8 @@ func TestStreamCredentials(t *testing.T) {
 	}
 }
 
-// silentCamera returns the address of a camera that accepts connections
-// and never answers.
-func silentCamera(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	return l.Addr().String()
-}
-
-// closedAddr returns an address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func TestStreamSilentCameraStaysDown(t *testing.T) {
-	s := startStream(t, cameraConfig(t, "name: cam\ntimeout: 500ms\nurl: rtsp://"+silentCamera(t)+"/cam"), nil)
+	s := startStream(t, cameraConfig(t, "name: cam\ntimeout: 500ms\nurl: rtsp://"+testutil.SilentAddr(t)+"/cam"), nil)
 	time.Sleep(time.Second)
 	if s.Up(time.Now()) {
 		t.Error("silent camera reported up")
@@ -400,13 +368,13 @@ func TestStreamReconnectReasons(t *testing.T) {
 	const user, pass = "viewer", "s3cr3t-Pa55"
 	srv := serve(t, rtsptest.Options{User: user, Pass: pass}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.MJPEG, gray64, 5)})
 	host := strings.TrimPrefix(srv.URL("cam"), "rtsp://")
-	silent := silentCamera(t)
+	silent := testutil.SilentAddr(t)
 	for _, tc := range []struct {
 		name, entry string
 		want        camera.Reason
 	}{
 		{"wrong password", fmt.Sprintf("name: cam\ntimeout: 1s\nurl: rtsp://%s\nusername: %s\npassword: wrong", host, user), camera.ReasonAuth},
-		{"nothing listens", "name: cam\ntimeout: 1s\nurl: rtsp://" + closedAddr(t) + "/cam", camera.ReasonRefused},
+		{"nothing listens", "name: cam\ntimeout: 1s\nurl: rtsp://" + testutil.FreeAddr(t) + "/cam", camera.ReasonRefused},
 		{"never answers", "name: cam\ntimeout: 500ms\nurl: rtsp://" + silent + "/cam", camera.ReasonTimeout},
 		{"no such stream", fmt.Sprintf("name: cam\ntimeout: 1s\nurl: rtsp://%s:%s@%s/nope", user, pass, strings.TrimSuffix(host, "/cam")), camera.ReasonProtocol},
 	} {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
 // TestStack runs the shipped monitoring stack for real, on loopback: the
@@ -47,7 +47,7 @@ func TestStack(t *testing.T) {
 	receiver := httptest.NewServer(webhook)
 	defer receiver.Close()
 
-	exporterAddr, promAddr, amAddr := stackFreeAddr(t), stackFreeAddr(t), stackFreeAddr(t)
+	exporterAddr, promAddr, amAddr := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	stackStartExporter(t, dir, exporterAddr, cameras)
 	stackStartAlertmanager(t, dir, amAddr, receiver.URL)
 	stackStartPrometheus(t, dir, promAddr, exporterAddr, amAddr)
@@ -132,16 +132,6 @@ func stackClip(t *testing.T, lavfi string) *rtsptest.Media {
 		t.Fatal(err)
 	}
 	return m
-}
-
-func stackFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // stackRun starts a process that t's cleanup kills by pid; its output goes

@@ -40,10 +40,10 @@ func (s *Stream) countPacket(in *packetsIn, pkt *rtp.Packet) bool {
 
 // waitPicture waits for the session to end, and ends it when onPacket asks
 // or when packets keep arriving but no frame came of them for the camera's
-// timeout. gortsplib's
-// read timeout only ends a session that receives nothing; one whose packets
-// are all rejected, as after an encoder restart with another SSRC, would
-// stay up without video forever. A new session resynchronizes.
+// timeout. gortsplib's read timeout only ends a session that receives
+// nothing; one whose packets are all rejected, as after an encoder restart
+// with another SSRC, would stay up without video forever. A new session
+// resynchronizes.
 func (s *Stream) waitPicture(c *gortsplib.Client, in *packetsIn, start time.Time) error {
 	timeout := time.Duration(s.cfg.Timeout)
 	done, stopped := make(chan struct{}), make(chan struct{})

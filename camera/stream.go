@@ -491,7 +491,9 @@ func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp
 		s.keyframeSeq++
 		s.keyframeCame(now)
 	} else if !s.intraRefresh {
-		s.detectIntraRefresh(now, tr.recoveryPoint(au))
+		// Parsing SEI of every frame is wasted once a key frame came: only
+		// a recovery point before the first one tells intra refresh.
+		s.detectIntraRefresh(now, s.lastKey.IsZero() && tr.recoveryPoint(au))
 	}
 	// libavcodec fails on an access unit without a picture ("no frame"),
 	// and the track keeps its parameter sets for the frames that need them.

@@ -51,4 +51,13 @@
 // for the same view to about 0.5 for an unrelated one) and whether the
 // stream is frozen (FrameDifference of successive frames below
 // FrozenDifference).
+//
+// A View measures instead of scoring: Register tells how far the scene
+// moved (in fractions of the picture), zoomed and turned from the
+// reference's, and the share of the reference's structure still found at
+// that place (MatchRatio: low when something covers the lens or the view,
+// or when the camera looks elsewhere). It registers the signatures'
+// gradients, not their luma, so that light does not read as movement, by
+// phase correlation: Fourier–Mellin for scale and rotation, then
+// translation, in pure Go on the signature, about a millisecond a frame.
 package drift

@@ -1,0 +1,565 @@
+package drift
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/camera-exporter/camera_exporter/imagestats"
+)
+
+// The registration grid: the signature resampled to square pixels (the
+// signature's 160x90 is square only for a 16:9 picture), as large as fits
+// in boxW x boxH, the size of the Fourier transforms. 128x64 keeps 114x64
+// of a 16:9 signature's 160x90: shifts come out within 0.3% of the
+// picture after sub-pixel interpolation, at a quarter of the cost of
+// 256x128.
+const (
+	boxW = 128
+	boxH = 64
+	// The log-polar resampling of the spectrum: lpA angles over half a
+	// turn (a real picture's spectrum is symmetric), lpR radii from lpMin
+	// to lpMax cycles per grid pixel. Below lpMin the spectrum is the
+	// window's and the picture's coarsest shading, which does not rotate
+	// with the view; above lpMax the grid's corners are missing from it.
+	lpA   = 128
+	lpR   = 64
+	lpMin = 0.03
+	lpMax = 0.45
+	// blockSize is the side, in grid pixels, of the blocks that
+	// MatchRatio counts: about a fourteenth of a 16:9 picture's width.
+	blockSize = 8
+)
+
+// MatchRatio's thresholds, calibrated on the photos of the tests (see
+// view_test.go).
+const (
+	// blockFloor is the mean gradient magnitude, in levels per grid
+	// pixel, below which a reference block has no structure to find: a
+	// sky, a wall. About what the signature's rounding leaves on a flat
+	// block.
+	blockFloor = 2
+	// blockMatch is the normalized correlation, between a reference
+	// block's gradients and the frame's at the registered position, from
+	// which the block is found.
+	blockMatch = 0.5
+)
+
+// View is a reference view prepared for registration: its gradients'
+// spectra and log-polar spectrum are computed once, in NewView, so that a
+// frame costs its own transforms only. A View is safe for concurrent use.
+type View struct {
+	width, height int // the reference picture's size
+	gw, gh        int // the grid the picture fills
+	ox, oy        int // where it lies in the box
+	rx, ry        resampler
+	win           []float32 // Hann window over the grid
+	lpWin         []float32 // Hann window over the log-polar radii
+	lpIdx         []int32   // the 4 box bins of each log-polar sample
+	lpWgt         []float32 // and their bilinear weights
+	box, lp       *fft2
+	refSpec       []complex64 // transform of the reference's windowed gradients
+	refLP         []complex64 // transform of its log-polar spectrum
+	refGrad       []float32   // its gradient magnitude on the grid
+	blocks        []int32     // the grid offsets of its structured blocks
+	pool          sync.Pool   // of *viewScratch
+}
+
+// Registration is how the current frame's view relates to the reference,
+// as a similarity about the picture's centre: the scene point at p in the
+// reference appears in the frame at c + Scale·Rot(RotationDegrees)·(p − c)
+// + (ShiftX·width, ShiftY·height), c the centre, in the picture's physical
+// (square pixel) coordinates.
+type Registration struct {
+	// ShiftX and ShiftY are how far the scene moved, in fractions of the
+	// picture's width and height: positive when the scene moved right
+	// (the camera panned left) and down (the camera tilted up).
+	ShiftX, ShiftY float64
+	// Scale is the zoom: 1 unchanged, 1.2 when the scene looks 1.2 times
+	// larger (the camera zoomed in or moved closer).
+	Scale float64
+	// RotationDegrees is how far the scene turned, counterclockwise as
+	// seen in the picture (the camera rolled clockwise) positive, within
+	// ±90°: the amplitude spectrum cannot tell a half turn.
+	RotationDegrees float64
+	// MatchRatio, 0 to 1, is the share of the reference's structured
+	// blocks (8x8 of the grid, a fourteenth of a 16:9 picture's width)
+	// found again in the frame at the registered position: about 1 for
+	// the same view, busy or dim, less for the part of the view an
+	// obstacle covers or a pan took out of the picture, near 0 for
+	// another view. When it is low, below 0.3 say, the geometry above is
+	// that of whatever correlated best and means little.
+	MatchRatio float64
+}
+
+// viewScratch is one Register call's working memory.
+type viewScratch struct {
+	sig     []float32   // the signature in levels
+	tmp     []float32   // the horizontal resampling
+	luma    []float32   // the grid
+	grad    []float32   // its gradient magnitude
+	spec    []complex64 // box transforms
+	lpSpec  []complex64 // log-polar transforms
+	row     []complex64 // a row of a transform
+	col     []complex64 // a column of a transform
+	warped  []float32   // the frame's gradients in the reference's place
+	inside  []bool      // whether warped took them from the frame
+	mag     []float32   // the frame's amplitude spectrum
+	product []complex64 // the normalized cross-power spectrum
+}
+
+// NewView prepares signature, a reference's mean signature (imagestats
+// SignatureWidth x SignatureHeight, 0 to 1, as in Profile.Signature) of
+// pictures width x height, for registration. It fails for a flat signature
+// (a reference taken with the lens covered has no view to find).
+func NewView(signature []float32, width, height int) (*View, error) {
+	const sw, sh = imagestats.SignatureWidth, imagestats.SignatureHeight
+	if len(signature) != sw*sh {
+		return nil, fmt.Errorf("drift: reference signature has %d values, want %d", len(signature), sw*sh)
+	}
+	if width <= 0 || height <= 0 {
+		return nil, fmt.Errorf("drift: picture size %dx%d", width, height)
+	}
+	v := &View{width: width, height: height}
+	// A signature pixel is width/sw by height/sh of the picture: sized in
+	// signature columns, the picture is sw by sh·py.
+	py := float64(height) / sh / (float64(width) / sw)
+	g := max(sw/float64(boxW), sh*py/boxH) // grid pixel, in signature columns
+	v.gw = min(boxW, int(math.Round(sw/g)))
+	v.gh = min(boxH, int(math.Round(sh*py/g)))
+	if v.gw < 4*blockSize || v.gh < 4*blockSize {
+		return nil, fmt.Errorf("drift: picture aspect %dx%d too far from the signature's", width, height)
+	}
+	v.ox, v.oy = (boxW-v.gw)/2, (boxH-v.gh)/2
+	v.rx = newResampler(sw, v.gw)
+	v.ry = newResampler(sh, v.gh)
+	v.win = make([]float32, v.gw*v.gh)
+	for y := range v.gh {
+		wy := hann(y, v.gh)
+		for x := range v.gw {
+			v.win[y*v.gw+x] = float32(wy * hann(x, v.gw))
+		}
+	}
+	v.lpWin = make([]float32, lpR)
+	for r := range lpR {
+		v.lpWin[r] = float32(hann(r, lpR))
+	}
+	v.initLogPolar()
+	v.box = newFFT2(boxW, boxH)
+	v.lp = newFFT2(lpR, lpA)
+	v.pool.New = func() any { return v.newScratch() }
+
+	sc := v.newScratch()
+	for i, s := range signature {
+		sc.sig[i] = s * 255
+	}
+	if !v.gradients(sc) {
+		return nil, errors.New("drift: reference signature is flat")
+	}
+	v.refGrad = append([]float32(nil), sc.grad...)
+	v.refSpec = make([]complex64, boxW*boxH)
+	v.windowed(v.refSpec, sc.grad)
+	v.box.forward(v.refSpec, sc.row, sc.col, v.oy, v.oy+v.gh)
+	v.refLP = make([]complex64, lpR*lpA)
+	v.logPolar(v.refLP, v.refSpec, sc.mag)
+	v.lp.forward(v.refLP, sc.row, sc.col, 0, lpA)
+	for by := 0; by+blockSize <= v.gh; by += blockSize {
+		for bx := 0; bx+blockSize <= v.gw; bx += blockSize {
+			var sum float32
+			for y := by; y < by+blockSize; y++ {
+				for _, g := range v.refGrad[y*v.gw+bx : y*v.gw+bx+blockSize] {
+					sum += g
+				}
+			}
+			if sum >= blockFloor*blockSize*blockSize {
+				v.blocks = append(v.blocks, int32(by*v.gw+bx))
+			}
+		}
+	}
+	if len(v.blocks) == 0 {
+		return nil, errors.New("drift: reference signature has no structure")
+	}
+	return v, nil
+}
+
+func (v *View) newScratch() *viewScratch {
+	const n = imagestats.SignatureWidth * imagestats.SignatureHeight
+	g := v.gw * v.gh
+	return &viewScratch{
+		sig:     make([]float32, n),
+		tmp:     make([]float32, v.gw*imagestats.SignatureHeight),
+		luma:    make([]float32, g),
+		grad:    make([]float32, g),
+		spec:    make([]complex64, boxW*boxH),
+		lpSpec:  make([]complex64, lpR*lpA),
+		row:     make([]complex64, max(boxW, lpR)),
+		col:     make([]complex64, max(boxH, lpA)),
+		warped:  make([]float32, g),
+		inside:  make([]bool, g),
+		mag:     make([]float32, boxW*boxH),
+		product: make([]complex64, max(boxW*boxH, lpR*lpA)),
+	}
+}
+
+// Register measures how the view of a frame, its signature (as in
+// imagestats.Stats) of a width x height picture, relates to the
+// reference's. ok is false when the signature's size is wrong, when the
+// picture's aspect differs from the reference's by more than 2% (another
+// stream, whose signature is stretched otherwise), or when the frame is
+// flat: a covered lens, a blank picture.
+//
+// It registers the views' gradient magnitudes, not their luma, so that
+// light (dusk, gain, infrared night mode, which turns some dark surfaces
+// bright) moves nothing: the edges stay where they are, whatever their
+// contrast and polarity. Scale and rotation come first, from the phase
+// correlation of the amplitude spectra in log-polar coordinates
+// (Fourier–Mellin: the amplitude spectrum ignores translation, and scaling
+// and rotating the view shift it along log-radius and angle); the frame
+// is then turned and scaled back, and the phase correlation of the
+// gradients gives the translation, to a tenth of a grid pixel from the
+// peak's neighbours.
+func (v *View) Register(signature []uint8, width, height int) (Registration, bool) {
+	if len(signature) != imagestats.SignatureWidth*imagestats.SignatureHeight || width <= 0 || height <= 0 {
+		return Registration{}, false
+	}
+	aspect := float64(width) * float64(v.height) / (float64(height) * float64(v.width))
+	if aspect > 1.02 || aspect < 1/1.02 {
+		return Registration{}, false
+	}
+	// The same flatness as SceneChange's: a standard deviation under
+	// flatSignature is rounding and noise.
+	var s, ss int
+	for _, x := range signature {
+		s += int(x)
+		ss += int(x) * int(x)
+	}
+	n, flat := float64(len(signature)), flatSignature*255
+	if float64(ss)*n-float64(s)*float64(s) < flat*flat*n*n {
+		return Registration{}, false
+	}
+	sc := v.pool.Get().(*viewScratch)
+	defer v.pool.Put(sc)
+	for i, x := range signature {
+		sc.sig[i] = float32(x)
+	}
+	if !v.gradients(sc) {
+		return Registration{}, false
+	}
+
+	// Scale and rotation.
+	v.windowed(sc.spec, sc.grad)
+	v.box.forward(sc.spec, sc.row, sc.col, v.oy, v.oy+v.gh)
+	v.logPolar(sc.lpSpec, sc.spec, sc.mag)
+	v.lp.forward(sc.lpSpec, sc.row, sc.col, 0, lpA)
+	dr, da := v.correlate(v.lp, sc.lpSpec, v.refLP, sc)
+	scale := math.Exp(-dr * math.Log(lpMax/lpMin) / lpR)
+	angle := -da * math.Pi / lpA
+
+	// Translation, of the frame turned and scaled back.
+	v.warp(sc, scale, angle, 0, 0)
+	v.windowed(sc.spec, sc.warped)
+	v.box.forward(sc.spec, sc.row, sc.col, v.oy, v.oy+v.gh)
+	tx, ty := v.correlate(v.box, sc.spec, v.refSpec, sc)
+	sin, cos := math.Sincos(angle)
+	tx, ty = scale*(cos*tx+sin*ty), scale*(-sin*tx+cos*ty)
+
+	v.warp(sc, scale, angle, tx, ty)
+	return Registration{
+		ShiftX:          tx / float64(v.gw),
+		ShiftY:          ty / float64(v.gh),
+		Scale:           scale,
+		RotationDegrees: angle * 180 / math.Pi,
+		MatchRatio:      v.matchRatio(sc),
+	}, true
+}
+
+// gradients resamples sc.sig to the grid, sc.luma, and sets sc.grad to its
+// Sobel gradient magnitude in levels per grid pixel. It returns false for a
+// grid without gradients.
+func (v *View) gradients(sc *viewScratch) bool {
+	const sw, sh = imagestats.SignatureWidth, imagestats.SignatureHeight
+	gw, gh := v.gw, v.gh
+	for y := range sh {
+		v.rx.apply(sc.tmp[y*gw:(y+1)*gw], sc.sig[y*sw:(y+1)*sw], 1)
+	}
+	for x := range gw {
+		v.ry.apply(sc.luma[x:], sc.tmp[x:], gw)
+	}
+	l := sc.luma
+	var total float32
+	for y := range gh {
+		y0, y1 := max(y-1, 0)*gw, min(y+1, gh-1)*gw
+		y := y * gw
+		for x := range gw {
+			x0, x1 := max(x-1, 0), min(x+1, gw-1)
+			gx := l[y0+x1] + 2*l[y+x1] + l[y1+x1] - l[y0+x0] - 2*l[y+x0] - l[y1+x0]
+			gy := l[y1+x0] + 2*l[y1+x] + l[y1+x1] - l[y0+x0] - 2*l[y0+x] - l[y0+x1]
+			g := float32(math.Sqrt(float64(gx*gx+gy*gy))) / 8
+			sc.grad[y+x] = g
+			total += g
+		}
+	}
+	return total > 0
+}
+
+// windowed sets box to g less its mean, times the window, in the grid's
+// place in the box, zero around.
+func (v *View) windowed(box []complex64, g []float32) {
+	var sum float32
+	for _, x := range g {
+		sum += x
+	}
+	mean := sum / float32(len(g))
+	clear(box)
+	for y := range v.gh {
+		row := box[(v.oy+y)*boxW+v.ox:]
+		for x := range v.gw {
+			i := y*v.gw + x
+			row[x] = complex((g[i]-mean)*v.win[i], 0)
+		}
+	}
+}
+
+// initLogPolar lays out the log-polar samples of the amplitude spectrum:
+// angle a (of lpA over half a turn, in the picture's coordinates, y down)
+// and radius lpMin·(lpMax/lpMin)^(r/lpR) cycles per grid pixel, each
+// interpolated from the box's 4 nearest frequency bins.
+func (v *View) initLogPolar() {
+	v.lpIdx = make([]int32, 4*lpA*lpR)
+	v.lpWgt = make([]float32, 4*lpA*lpR)
+	for a := range lpA {
+		sin, cos := math.Sincos(math.Pi * float64(a) / lpA)
+		for r := range lpR {
+			rho := lpMin * math.Pow(lpMax/lpMin, float64(r)/lpR)
+			kx, ky := rho*cos*boxW, rho*sin*boxH
+			x0, y0 := math.Floor(kx), math.Floor(ky)
+			fx, fy := float32(kx-x0), float32(ky-y0)
+			i := 4 * (a*lpR + r)
+			for j, d := range [4][2]int{{0, 0}, {1, 0}, {0, 1}, {1, 1}} {
+				bx, by := int(x0)+d[0], int(y0)+d[1]
+				if bx < 0 {
+					// The transforms keep kx >= 0: |F(k)| = |F(−k)|.
+					bx, by = -bx, -by
+				}
+				by = (by + boxH) % boxH
+				v.lpIdx[i+j] = int32(by*boxW + bx)
+			}
+			v.lpWgt[i], v.lpWgt[i+1] = (1-fx)*(1-fy), fx*(1-fy)
+			v.lpWgt[i+2], v.lpWgt[i+3] = (1-fx)*fy, fx*fy
+		}
+	}
+}
+
+// logPolar sets lp (lpR columns, lpA rows) to the log-polar resampling of
+// spec's amplitude, mag being scratch, less its mean and windowed along
+// the radius (the angle wraps around).
+func (v *View) logPolar(lp, spec []complex64, mag []float32) {
+	for y := range boxH {
+		for i := y * boxW; i <= y*boxW+boxW/2; i++ {
+			c := spec[i]
+			mag[i] = float32(math.Sqrt(float64(real(c)*real(c) + imag(c)*imag(c))))
+		}
+	}
+	var sum float32
+	for i := range lpA * lpR {
+		j := 4 * i
+		x := mag[v.lpIdx[j]]*v.lpWgt[j] + mag[v.lpIdx[j+1]]*v.lpWgt[j+1] +
+			mag[v.lpIdx[j+2]]*v.lpWgt[j+2] + mag[v.lpIdx[j+3]]*v.lpWgt[j+3]
+		x = fastLog(x + 1)
+		lp[i] = complex(x, 0)
+		sum += x
+	}
+	mean := sum / (lpA * lpR)
+	for i := range lp {
+		lp[i] = complex((real(lp[i])-mean)*v.lpWin[i%lpR], 0)
+	}
+}
+
+// correlate returns the displacement (in cells, x then y, each within
+// half the size) of the picture whose transform is spec from the one whose
+// transform is ref (columns 0 to w/2 of each), from the peak of their
+// phase correlation interpolated by a parabola through its neighbours.
+func (v *View) correlate(f *fft2, spec, ref []complex64, sc *viewScratch) (dx, dy float64) {
+	w, h := f.w, f.h
+	p := sc.product[:w*h]
+	for y := range h {
+		for x := y * w; x <= y*w+w/2; x++ {
+			a, b := spec[x], ref[x]
+			re := real(a)*real(b) + imag(a)*imag(b)
+			im := imag(a)*real(b) - real(a)*imag(b)
+			m := float32(math.Sqrt(float64(re*re+im*im))) + 1e-6
+			p[x] = complex(re/m, im/m)
+		}
+	}
+	f.inverse(p, sc.row, sc.col)
+	best, bi := float32(math.Inf(-1)), 0
+	for i, c := range p {
+		if real(c) > best {
+			best, bi = real(c), i
+		}
+	}
+	px, py := bi%w, bi/w
+	at := func(x, y int) float64 { return float64(real(p[(y+h)%h*w+(x+w)%w])) }
+	c := at(px, py)
+	dx = float64(px) + parabola(at(px-1, py), c, at(px+1, py))
+	dy = float64(py) + parabola(at(px, py-1), c, at(px, py+1))
+	if dx >= float64(w)/2 {
+		dx -= float64(w)
+	}
+	if dy >= float64(h)/2 {
+		dy -= float64(h)
+	}
+	return dx, dy
+}
+
+// parabola returns the offset, within half a cell, of the vertex of the
+// parabola through (-1, a), (0, b), (1, c), b the largest.
+func parabola(a, b, c float64) float64 {
+	d := a - 2*b + c
+	if d >= 0 {
+		return 0
+	}
+	return min(max((a-c)/(2*d), -0.5), 0.5)
+}
+
+// warp sets sc.warped to the frame's gradients sc.grad at the reference's
+// place: grid point p takes the frame's at c + scale·Rot(angle)·(p − c) +
+// (tx, ty), interpolated, or the frame's mean where that falls outside,
+// as sc.inside records.
+func (v *View) warp(sc *viewScratch, scale, angle, tx, ty float64) {
+	gw, gh := v.gw, v.gh
+	var sum float32
+	for _, g := range sc.grad {
+		sum += g
+	}
+	mean := sum / float32(len(sc.grad))
+	sin, cos := math.Sincos(angle)
+	a, b := float32(scale*cos), float32(scale*sin)
+	cx, cy := float32(gw)/2, float32(gh)/2
+	g := sc.grad
+	maxX, maxY := float32(gw-1), float32(gh-1)
+	for y := range gh {
+		dy := float32(y) + 0.5 - cy
+		dx := 0.5 - cx
+		// Rot(angle), counterclockwise on screen with y down, from x = 0
+		// on in steps of (a, −b).
+		sx := cx + a*dx + b*dy + float32(tx) - 0.5
+		sy := cy - b*dx + a*dy + float32(ty) - 0.5
+		warped := sc.warped[y*gw : (y+1)*gw]
+		inside := sc.inside[y*gw : (y+1)*gw]
+		inside = inside[:len(warped)]
+		for x := range warped {
+			if sx >= 0 && sy >= 0 && sx < maxX && sy < maxY {
+				x0, y0 := int(sx), int(sy)
+				fx, fy := sx-float32(x0), sy-float32(y0)
+				j := y0*gw + x0
+				p := g[j : j+gw+2 : j+gw+2]
+				warped[x] = (p[0]*(1-fx)+p[1]*fx)*(1-fy) + (p[gw]*(1-fx)+p[gw+1]*fx)*fy
+				inside[x] = true
+			} else {
+				warped[x], inside[x] = mean, false
+			}
+			sx += a
+			sy -= b
+		}
+	}
+}
+
+// matchRatio returns the share of the reference's structured blocks whose
+// gradients correlate with sc.warped's by blockMatch or more, a block
+// three quarters outside the frame counting as not found.
+func (v *View) matchRatio(sc *viewScratch) float64 {
+	found := 0
+	gw := v.gw
+	for _, b := range v.blocks {
+		var n int
+		var sa, sb, saa, sbb, sab float32
+		for y := range blockSize {
+			i := int(b) + y*gw
+			for x := i; x < i+blockSize; x++ {
+				if !sc.inside[x] {
+					continue
+				}
+				p, q := v.refGrad[x], sc.warped[x]
+				n++
+				sa += p
+				sb += q
+				saa += p * p
+				sbb += q * q
+				sab += p * q
+			}
+		}
+		if n < blockSize*blockSize/4 {
+			continue
+		}
+		fn := float32(n)
+		va, vb := saa-sa*sa/fn, sbb-sb*sb/fn
+		if va <= 0 || vb <= 0 {
+			continue
+		}
+		if (sab-sa*sb/fn)/float32(math.Sqrt(float64(va*vb))) >= blockMatch {
+			found++
+		}
+	}
+	return float64(found) / float64(len(v.blocks))
+}
+
+// resampler averages a row of n values into m, each output the mean of
+// the input over its share of the row (INTER_AREA's rule, for any ratio).
+// Each output reads taps inputs from start on, some weights zero, so that
+// the loop has a fixed length.
+type resampler struct {
+	taps   int
+	start  []int32
+	weight []float32 // taps per output
+}
+
+func newResampler(n, m int) resampler {
+	f := float64(n) / float64(m)
+	r := resampler{taps: int(math.Ceil(f)) + 1, start: make([]int32, m)}
+	r.weight = make([]float32, m*r.taps)
+	for i := range m {
+		lo, hi := float64(i)*f, float64(i+1)*f
+		j0 := min(int(math.Floor(lo)), n-r.taps)
+		r.start[i] = int32(j0)
+		for t := range r.taps {
+			j := float64(j0 + t)
+			if overlap := min(hi, j+1) - max(lo, j); overlap > 0 {
+				r.weight[i*r.taps+t] = float32(overlap / f)
+			}
+		}
+	}
+	return r
+}
+
+// apply resamples src into dst, both read or written every stride values.
+func (r resampler) apply(dst, src []float32, stride int) {
+	for i, j := range r.start {
+		w := r.weight[i*r.taps : (i+1)*r.taps]
+		j := int(j) * stride
+		var s float32
+		for _, w := range w {
+			s += src[j] * w
+			j += stride
+		}
+		dst[i*stride] = s
+	}
+}
+
+// fastLog is the natural logarithm of x > 0 within 2e-5: the exponent
+// and a series in the mantissa m, ln m = 2 atanh((m−1)/(m+1)), a fraction
+// of math.Log's time, which took a tenth of Register's.
+func fastLog(x float32) float32 {
+	b := math.Float32bits(x)
+	e := float32(int32(b>>23) - 127)
+	m := math.Float32frombits(b&0x7fffff | 0x3f800000) // in [1, 2)
+	t := (m - 1) / (m + 1)                             // in [0, 1/3)
+	t2 := t * t
+	return e*math.Ln2 + 2*t*(1+t2*(1.0/3+t2*(1.0/5+t2*(1.0/7))))
+}
+
+// hann is the Hann window's value at sample i of n, zero just outside.
+func hann(i, n int) float64 {
+	return 0.5 - 0.5*math.Cos(2*math.Pi*(float64(i)+0.5)/float64(n))
+}

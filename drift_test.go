@@ -176,12 +176,16 @@ func TestReferenceFromImages(t *testing.T) {
 		return exec.Command(binary, "reference", "build", "--config.file="+cfg, "--camera=gate",
 			"--images="+images, "--output="+out).CombinedOutput()
 	}
-	if msg, err := build(); err != nil {
+	msg, err := build()
+	if err != nil {
 		t.Fatalf("reference build: %v\n%s", err, msg)
 	}
 	ref, err := drift.Load(out)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(string(msg), "no view") {
+		t.Errorf("reference build does not say the reference has no view:\n%s", msg)
 	}
 	if ref.Frames != 4 || ref.Signature != nil || !strings.HasPrefix(ref.Source, "images:") {
 		t.Errorf("reference of %d frames from %s, signature %v; want 4 images and none", ref.Frames, ref.Source, ref.Signature != nil)

@@ -104,6 +104,11 @@ func buildReference(opts reference.BuildOptions) int {
 		return 1
 	}
 	fmt.Printf("%s: reference of camera %s from %d frames (%s)\n", path, opts.Camera, profile.Frames, profile.Source)
+	if profile.HasView() {
+		fmt.Printf("view: %dx%d pictures, for camera_view_* to measure how far the view moved\n", profile.Width, profile.Height)
+	} else {
+		fmt.Println("no view: unrelated images share none, so camera_view_* stay absent; build from the camera's stream for them")
+	}
 	return 0
 }
 

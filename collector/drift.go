@@ -35,6 +35,7 @@ type distribution struct {
 // driftDescs describe the camera health and drift metrics.
 type driftDescs struct {
 	difference, frozen, scene, score, combined *prometheus.Desc
+	shift, scale, rotation, match              *prometheus.Desc
 	refAge, refFrames, calibrating             *prometheus.Desc
 	distributions                              []distribution
 }
@@ -52,7 +53,15 @@ func newDriftDescs() driftDescs {
 		frozen: cameraDesc("frame_frozen",
 			"1 if the camera's latest analyzed frames repeat the same picture while frames still arrive (a frozen encoder), else 0."),
 		scene: cameraDesc("scene_change_score",
-			"How much the camera's view differs from its reference scene: 0 the same view, about 0.5 an unrelated one. Brightness and contrast changes do not count."),
+			"Deprecated: use camera_view_shift_ratio and camera_view_match_ratio. How much the camera's view differs from its reference scene: 0 the same view, about 0.5 an unrelated one."),
+		shift: cameraDesc("view_shift_ratio",
+			"How far the camera's view moved from its reference view, as a share of the picture's width (axis x, positive: the scene moved right) or height (axis y, positive: the scene moved down).", "axis"),
+		scale: cameraDesc("view_scale_ratio",
+			"Zoom of the camera's view against its reference view: 1 unchanged, above 1 the scene looks larger."),
+		rotation: cameraDesc("view_rotation_degrees",
+			"Rotation of the camera's view against its reference view, counterclockwise positive."),
+		match: cameraDesc("view_match_ratio",
+			"Share of the camera's reference view found in its picture where the view registers: near 1 for the reference's view; a covered lens, an obstacle or another scene lowers it."),
 		score: cameraDesc("drift_score",
 			"Population stability index of a feature's distribution over the camera's recent frames against its reference: below 0.1 no drift, above 0.25 significant.", "feature"),
 		combined: cameraDesc("drift_combined_score",
@@ -94,6 +103,10 @@ type driftState struct {
 	identical      int // distinct frames in a row that repeated the previous one
 	scene          float64
 	hasScene       bool
+	view           *drift.View // of ref, once a frame gave it a size
+	viewErr        error       // why ref's view cannot be registered against
+	registration   drift.Registration
+	registered     bool
 	scores         map[string]float64
 	combined       float64
 	distributions  []histogram
@@ -155,6 +168,7 @@ func (d *driftState) observe(now time.Time, seq uint64, stats imagestats.Stats, 
 		return
 	}
 	d.scene, d.hasScene = drift.SceneChange(d.ref.Signature, stats.Signature)
+	d.register(stats)
 	var ok bool
 	if d.scores, d.combined, ok = d.recent.Scores(d.ref, now); !ok {
 		d.scores = nil
@@ -178,9 +192,37 @@ func (d *driftState) refresh(now time.Time) {
 	case err != nil:
 		d.logger.Warn("Cannot load the camera's reference", "err", err)
 	case ref != nil:
-		d.ref, d.builder = ref, nil
-		d.logger.Info("Loaded the camera's reference", "file", d.file.Path(), "frames", ref.Frames, "source", ref.Source)
+		d.setReference(ref)
+		d.builder = nil
+		d.logger.Info("Loaded the camera's reference", "file", d.file.Path(), "frames", ref.Frames, "source", ref.Source, "view", ref.HasView())
 	}
+}
+
+// setReference makes ref the camera's reference; its view is prepared at
+// the next frame, whose size a reference of an older version lacks. Needs
+// mu.
+func (d *driftState) setReference(ref *drift.Profile) {
+	d.ref, d.view, d.viewErr, d.registered = ref, nil, nil, false
+}
+
+// register measures how far the frame's view moved from the reference's.
+// Needs mu.
+func (d *driftState) register(stats imagestats.Stats) {
+	d.registered = false
+	if !d.ref.HasView() || d.viewErr != nil {
+		return
+	}
+	if d.view == nil {
+		w, h := d.ref.Width, d.ref.Height
+		if w == 0 {
+			w, h = stats.Width, stats.Height
+		}
+		if d.view, d.viewErr = drift.NewView(d.ref.Signature, w, h); d.viewErr != nil {
+			d.logger.Warn("Cannot register frames against the camera's reference view", "err", d.viewErr)
+			return
+		}
+	}
+	d.registration, d.registered = d.view.Register(stats.Signature, stats.Width, stats.Height)
 }
 
 // finishCalibration saves the learned reference once the calibration
@@ -191,7 +233,7 @@ func (d *driftState) finishCalibration(now time.Time) {
 	}
 	ref := d.builder.Profile("calibration", now)
 	d.builder = nil
-	d.ref = ref
+	d.setReference(ref)
 	if err := d.file.Save(ref); err != nil {
 		d.logger.Warn("Cannot save the learned reference; it is used until the exporter stops", "err", err)
 		return
@@ -224,6 +266,14 @@ func (d *driftState) collect(ch chan<- prometheus.Metric, descs driftDescs, name
 	gauge(descs.refFrames, float64(d.ref.Frames))
 	if d.hasScene {
 		gauge(descs.scene, d.scene)
+	}
+	if d.registered {
+		r := d.registration
+		gauge(descs.shift, r.ShiftX, "x")
+		gauge(descs.shift, r.ShiftY, "y")
+		gauge(descs.scale, r.Scale)
+		gauge(descs.rotation, r.RotationDegrees)
+		gauge(descs.match, r.MatchRatio)
 	}
 	if d.scores == nil {
 		return

@@ -1,8 +1,12 @@
 package collector
 
 import (
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,4 +118,111 @@ camera_reference_frames{camera="gate"} 60
 
 	restarted := newDriftState(cfg, discard, descs)
 	compareDrift(t, restarted, descs, time.Now(), learned, "camera_reference_calibrating", "camera_reference_frames")
+}
+
+// blobs returns a signature of a scene of random blobs, seen moved right by
+// dx signature pixels: a view to register.
+func blobs(dx float64) []uint8 {
+	w, h := imagestats.SignatureWidth, imagestats.SignatureHeight
+	rng := rand.New(rand.NewPCG(1, 2))
+	type blob struct{ x, y, r, level float64 }
+	scene := make([]blob, 60)
+	for i := range scene {
+		scene[i] = blob{rng.Float64() * float64(w), rng.Float64() * float64(h), 2 + rng.Float64()*6, rng.Float64()*160 - 80}
+	}
+	sig := make([]uint8, w*h)
+	for y := range h {
+		for x := range w {
+			v := 128.0
+			for _, b := range scene {
+				ex, ey := float64(x)-dx-b.x, float64(y)-b.y
+				v += b.level * math.Exp(-(ex*ex+ey*ey)/(2*b.r*b.r))
+			}
+			sig[y*w+x] = uint8(min(max(math.Round(v), 0), 255))
+		}
+	}
+	return sig
+}
+
+// TestViewMetrics checks that the view is measured against a reference
+// with a view, and absent without one or for a flat picture.
+func TestViewMetrics(t *testing.T) {
+	descs := newDriftDescs()
+	now := time.Now()
+	scene := blobs(0)
+	ref := func(view bool) *drift.Profile {
+		b := drift.NewBuilder(view)
+		for range drift.MinSamples {
+			b.Add(drift.Sample{Stats: imagestats.Stats{Width: 1280, Height: 720, Brightness: 0.5, Signature: scene}})
+		}
+		return b.Profile("stream:rtsp://gate", now)
+	}
+	flat := make([]uint8, len(scene))
+	for i := range flat {
+		flat[i] = 100
+	}
+	for _, tc := range []struct {
+		name      string
+		view      bool
+		oldFile   bool // a reference of a version that did not record the picture size
+		signature []uint8
+		want      map[string]float64 // nil: no view metrics
+	}{
+		{"same view", true, false, scene, map[string]float64{`axis="x"`: 0, `axis="y"`: 0, "scale": 1, "match": 1}},
+		// 8 of 160 pixels: the scene moved right by 5% of the picture.
+		{"moved", true, false, blobs(8), map[string]float64{`axis="x"`: 0.05, `axis="y"`: 0, "scale": 1}},
+		{"moved, older reference", true, true, blobs(8), map[string]float64{`axis="x"`: 0.05, `axis="y"`: 0, "scale": 1}},
+		{"flat picture", true, false, flat, nil},
+		{"reference without a view", false, false, scene, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := ref(tc.view)
+			if tc.oldFile {
+				p.Width, p.Height = 0, 0
+			}
+			if err := p.Save(filepath.Join(dir, "gate.json")); err != nil {
+				t.Fatal(err)
+			}
+			cfg := config.Camera{Name: "gate", CameraOptions: config.CameraOptions{Reference: config.ReferenceOptions{
+				Dir: dir, Window: promModel.Duration(time.Hour),
+			}}}
+			d := newDriftState(cfg, discard, descs)
+			d.observe(now, 1, imagestats.Stats{Width: 1280, Height: 720, Brightness: 0.5, Signature: tc.signature}, nil, descs)
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectorFunc(func(ch chan<- prometheus.Metric) { d.collect(ch, descs, "gate", now) }))
+			families, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]float64{}
+			for _, f := range families {
+				for _, m := range f.GetMetric() {
+					key := strings.TrimPrefix(f.GetName(), "camera_view_")
+					for _, l := range m.GetLabel() {
+						if l.GetName() == "axis" {
+							key = fmt.Sprintf("axis=%q", l.GetValue())
+						}
+					}
+					if strings.HasPrefix(f.GetName(), "camera_view_") {
+						got[strings.TrimSuffix(strings.TrimSuffix(key, "_ratio"), "_degrees")] = m.GetGauge().GetValue()
+					}
+				}
+			}
+			if tc.want == nil {
+				if len(got) != 0 {
+					t.Errorf("view metrics %v, want none", got)
+				}
+				return
+			}
+			if len(got) != 5 {
+				t.Errorf("view metrics %v, want shift on both axes, scale, rotation and match", got)
+			}
+			for k, want := range tc.want {
+				if math.Abs(got[k]-want) > 0.01 {
+					t.Errorf("%s = %.4f, want %.2f within 0.01", k, got[k], want)
+				}
+			}
+		})
+	}
 }

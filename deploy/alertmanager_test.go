@@ -37,6 +37,7 @@ var alertmanagerRoutes = []struct {
 	{[]string{"alertname=CameraBrightnessShifted", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
 	{[]string{"alertname=CameraLensBlurred", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
 	{[]string{"alertname=CameraMoved", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
+	{[]string{"alertname=CameraObstructed", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
 	{[]string{"alertname=CameraNoDetections", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
 	{[]string{"alertname=CameraDrifted", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
 	{[]string{"alertname=CameraAnalysisFailing", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "team-webhook"},
@@ -166,9 +167,11 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		{alert(box2, "alertname=CameraInferenceSlow", "severity=warning", "camera=gate"), stalled},
 		{alert(box2, "alertname=CameraOverexposed", "severity=warning", "camera=gate"), stalled},
 		{alert(box2, "alertname=CameraLensBlurred", "severity=warning", "camera=yard"), cameraDown},
+		{alert(box2, "alertname=CameraObstructed", "severity=warning", "camera=gate"), stalled},
 		{alert(box1, "alertname=CameraDrifted", "severity=warning", "camera=gate-north"), exporterDown},
 		// A frozen picture explains the picture, drift and detection alerts.
 		{alert(box2, "alertname=CameraMoved", "severity=warning", "camera=lift"), frozen},
+		{alert(box2, "alertname=CameraObstructed", "severity=warning", "camera=lift"), frozen},
 		{alert(box2, "alertname=CameraDrifted", "severity=warning", "camera=lift"), frozen},
 		{alert(box2, "alertname=CameraBrightnessShifted", "severity=warning", "camera=lift"), frozen},
 		// An image collector that analyzes no camera explains each camera's

@@ -37,6 +37,7 @@ var promtoolAlertNames = []string{
 	"CameraBrightnessShifted",
 	"CameraLensBlurred",
 	"CameraMoved",
+	"CameraObstructed",
 	"CameraNoDetections",
 	"CameraDrifted",
 	"CameraInferenceSlow",

@@ -41,16 +41,30 @@ type Profile struct {
 	Features map[string][]float64 `json:"features"`
 	// Signature is the mean scene signature, imagestats.SignatureWidth x
 	// imagestats.SignatureHeight luma from 0 to 1, when all frames came from
-	// one camera's view; nil for a folder of unrelated images.
+	// one camera's view; nil for a folder of unrelated images. It is the
+	// reference view the frames' views register against (see View).
 	Signature []float32 `json:"signature,omitempty"`
+	// Width and Height are the size of the pictures the signature was
+	// averaged over: a signature squeezes any picture to one size, and
+	// registering a view needs the picture's proportions. Zero in files of
+	// older versions, which take the size of the frames they are compared
+	// with.
+	Width  int `json:"width,omitempty"`
+	Height int `json:"height,omitempty"`
 }
+
+// HasView tells whether the profile holds a reference view to register
+// frames against: built from one camera's frames, not unrelated images.
+func (p *Profile) HasView() bool { return len(p.Signature) > 0 }
 
 // Builder accumulates samples into a Profile.
 type Builder struct {
 	counts *counts
-	// Sum of the signatures, when the Builder averages them.
-	signature  []float64
-	signatures int
+	// Sum of the signatures, when the Builder averages them, and the
+	// picture size they all share.
+	signature     []float64
+	signatures    int
+	width, height int
 }
 
 // NewBuilder returns an empty Builder. With scene, it also averages the
@@ -76,12 +90,22 @@ func (b *Builder) Add(s Sample) {
 			b.counts.class(class)
 		}
 	}
-	if b.signature != nil && len(s.Stats.Signature) == len(b.signature) {
+	if b.signature != nil && len(s.Stats.Signature) == len(b.signature) && b.sameSize(s.Stats) {
 		for i, v := range s.Stats.Signature {
 			b.signature[i] += float64(v)
 		}
 		b.signatures++
 	}
+}
+
+// sameSize tells whether a frame has the size of the signatures averaged so
+// far, taking it from the first: the mean of pictures of another size,
+// which a camera reconfigured while the reference is built sends, is no view.
+func (b *Builder) sameSize(s imagestats.Stats) bool {
+	if b.signatures == 0 {
+		b.width, b.height = s.Width, s.Height
+	}
+	return s.Width == b.width && s.Height == b.height
 }
 
 // Frames returns the number of samples added.
@@ -121,6 +145,7 @@ func (b *Builder) Profile(source string, created time.Time) *Profile {
 		for i, v := range b.signature {
 			p.Signature[i] = float32(v / float64(b.signatures) / 255)
 		}
+		p.Width, p.Height = b.width, b.height
 	}
 	return p
 }
@@ -180,6 +205,9 @@ func (p *Profile) validate() error {
 	if n := len(p.Signature); n != 0 && n != imagestats.SignatureWidth*imagestats.SignatureHeight {
 		return fmt.Errorf("signature has %d values, want %d (%dx%d)", n,
 			imagestats.SignatureWidth*imagestats.SignatureHeight, imagestats.SignatureWidth, imagestats.SignatureHeight)
+	}
+	if p.Width < 0 || p.Height < 0 || (p.Width == 0) != (p.Height == 0) {
+		return fmt.Errorf("invalid picture size %dx%d", p.Width, p.Height)
 	}
 	for _, v := range p.Signature {
 		if !(v >= 0 && v <= 1) {

@@ -69,11 +69,32 @@ func TestBuilder(t *testing.T) {
 	}
 }
 
+// TestBuilderViewSize checks that the reference view is the mean of the
+// frames of one size, the first's, and records it.
+func TestBuilderViewSize(t *testing.T) {
+	b := drift.NewBuilder(true)
+	for _, s := range []imagestats.Stats{
+		{Width: 1280, Height: 720, Signature: flatSignature(100)},
+		// The camera reconfigured meanwhile: another view.
+		{Width: 640, Height: 480, Signature: flatSignature(0)},
+		{Width: 1280, Height: 720, Signature: flatSignature(200)},
+	} {
+		b.Add(drift.Sample{Stats: s})
+	}
+	p := b.Profile("stream:rtsp://cam1/live", time.Now())
+	if !p.HasView() || p.Width != 1280 || p.Height != 720 || p.Signature[0] != 150.0/255 {
+		t.Errorf("view %v of %dx%d, first value %v; want one of 1280x720 with %v", p.HasView(), p.Width, p.Height, p.Signature[0], 150.0/255)
+	}
+	if p.Frames != 3 {
+		t.Errorf("Frames = %d, want every frame counted in the features", p.Frames)
+	}
+}
+
 func TestBuilderWithoutDetectionOrScene(t *testing.T) {
 	b := drift.NewBuilder(false)
 	b.Add(drift.Sample{Stats: imagestats.Stats{Brightness: 0.5, Signature: flatSignature(9)}})
 	p := b.Profile("images:/data/train", time.Now())
-	if p.Signature != nil {
+	if p.Signature != nil || p.HasView() {
 		t.Errorf("Signature of unrelated images = %d values, want nil", len(p.Signature))
 	}
 	for name := range p.Features {
@@ -154,6 +175,7 @@ func TestLoadErrors(t *testing.T) {
 		{"missing image feature", `{"version":1,"features":{"brightness":` + zeros(10) + `}}`, `feature "contrast" missing`},
 		{"negative count", `{"version":1,"features":{` + valid + `,"empty_output":[1,-1]}}`, `feature "empty_output" has an invalid count -1`},
 		{"signature size", `{"version":1,"features":{` + valid + `},"signature":[0.5,0.5]}`, "signature has 2 values, want 14400 (160x90)"},
+		{"picture size", `{"version":1,"features":{` + valid + `},"width":1280}`, "invalid picture size 1280x0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".json")

@@ -49,6 +49,11 @@ func perBox(metric string) string    { return metric + "{" + boxMatchers + "}" }
 // alert sees it, else 0: identical frames of a picture that is not flat.
 var frozenExpr = perCamera("camera_frame_frozen") + " * (" + perCamera("camera_frame_contrast_ratio") + " >= bool 0.02)"
 
+// movedExpr is 1 for a camera whose view moved as the CameraMoved alert
+// sees it, before its 5 minutes, else 0: shifted by more than 5% of the
+// picture on either axis, or zoomed by more than 10%.
+var movedExpr = "(max without (axis) (abs(" + perCamera("camera_view_shift_ratio") + ")) > bool 0.05) + (abs(" + perCamera("camera_view_scale_ratio") + " - 1) > bool 0.1) > bool 0"
+
 // stateExpr is 2 for a camera that is up, 1 for a stalled stream (session up,
 // no frames) and 0 for one without a session: camera_up implies
 // camera_session_up.
@@ -415,15 +420,19 @@ func overviewPanels() []cog.Builder[dashboard.Panel] {
 		statPanel("Frozen", "Cameras whose stream keeps delivering the same picture: a stuck encoder. Flat pictures (contrast below 0.02), which repeat by nature, do not count.",
 			query{"sum(" + frozenExpr + ")", ""}).
 			Unit("none").ColorMode(common.BigValueColorModeValue).Thresholds(thresholds("green", at(1, "red"))).NoValue("0").
-			Span(8).Height(4),
+			Span(6).Height(4),
 		statPanel("Drifted", "Cameras whose combined drift score is above 0.25: their pictures and detections of the last hour differ significantly from their reference. Cameras without a reference have no score.",
 			query{"sum(" + perCamera("camera_drift_combined_score") + " > bool 0.25)", ""}).
 			Unit("none").ColorMode(common.BigValueColorModeValue).Thresholds(thresholds("green", at(1, "orange"))).NoValue("0").
-			Span(8).Height(4),
-		statPanel("Moved", "Cameras whose view differs from their reference scene by more than 0.3: moved, turned, tampered with or blocked.",
-			query{"sum(" + perCamera("camera_scene_change_score") + " > bool 0.3)", ""}).
+			Span(6).Height(4),
+		statPanel("Moved", "Cameras whose view is now more than 5% of the picture away from their reference view, or zoomed by more than 10%: knocked, turned or re-aimed. CameraMoved fires after 5 minutes.",
+			query{"sum(" + movedExpr + ")", ""}).
 			Unit("none").ColorMode(common.BigValueColorModeValue).Thresholds(thresholds("green", at(1, "orange"))).NoValue("0").
-			Span(8).Height(4),
+			Span(6).Height(4),
+		statPanel("Obstructed", "Cameras that now find less than 65% of their reference view: a covered or dirty lens, an obstacle, another scene. CameraObstructed fires after 15 minutes.",
+			query{"sum(" + perCamera("camera_view_match_ratio") + " < bool 0.65)", ""}).
+			Unit("none").ColorMode(common.BigValueColorModeValue).Thresholds(thresholds("green", at(1, "orange"))).NoValue("0").
+			Span(6).Height(4),
 		stateTimeline("Camera state",
 			"Up: frames arrive. Stalled: the RTSP session is up but no frame arrived within the camera's timeout. Down: no RTSP session.",
 			cameraStates(), query{stateExpr, "{{box}} {{camera}}"}).
@@ -524,7 +533,7 @@ func cameraPanels() []cog.Builder[dashboard.Panel] {
 			OverrideByName("red", []dashboard.DynamicConfigValue{fixedColor("red")}).
 			OverrideByName("green", []dashboard.DynamicConfigValue{fixedColor("green")}).
 			OverrideByName("blue", []dashboard.DynamicConfigValue{fixedColor("blue")}).
-			Span(8).Height(7),
+			Span(12).Height(7),
 		// The frozen state fills the panel's height in red while it lasts,
 		// on an axis of its own.
 		timeSeries("Frame difference", "Mean absolute luma difference between the two latest distinct analyzed frames: near 0 for a still scene, 0 for a frozen one. Red: the stream delivers identical frames of a picture that is not flat, a stuck encoder.", "percentunit",
@@ -542,11 +551,19 @@ func cameraPanels() []cog.Builder[dashboard.Panel] {
 				property("custom.lineWidth", 0),
 				property("custom.fillOpacity", 30),
 			}).
-			Span(8).Height(7),
-		timeSeries("Scene change", "How much the view differs from the camera's reference scene: 0 the same view, about 0.5 an unrelated one. Above 0.3 for 15 minutes the CameraMoved alert fires: moved, turned, tampered with or blocked.", "none",
-			query{perCamera("camera_scene_change_score"), "{{camera}}"}).
-			Thresholds(thresholds("green", at(0.3, "red"))).ThresholdsStyle(dashedThresholds()).
-			Decimals(2).Min(0).AxisSoftMax(0.5).Span(8).Height(7),
+			Span(12).Height(7),
+
+		// Shift and zoom share the scale of the CameraMoved alert: a share
+		// of the picture.
+		timeSeries("View shift", "How far the view moved from the camera's reference view, as a share of the picture's width (x, positive: the scene moved right) and height (y, positive: the scene moved down), and its zoom (the scale less 1). Beyond 5% of the picture, or a zoom beyond 10%, for 5 minutes the CameraMoved alert fires. Cameras whose reference has no view have none.", "percentunit",
+			query{perCamera("camera_view_shift_ratio"), "{{axis}}"},
+			query{perCamera("camera_view_scale_ratio") + " - 1", "zoom"}).
+			Thresholds(thresholds("red", at(-0.05, "green"), at(0.05, "red"))).ThresholdsStyle(dashedThresholds()).
+			AxisSoftMin(-0.1).AxisSoftMax(0.1).Span(12).Height(7),
+		ratioSeries("View match", "Share of the reference view's structure found in the picture where the view registers: about 0.9 to 1 for the reference's view, a little less while people and vehicles pass. Below 65% for 15 minutes the CameraObstructed alert fires: a covered or dirty lens, an obstacle, another scene.",
+			query{perCamera("camera_view_match_ratio"), "{{camera}}"}).
+			Thresholds(thresholds("red", at(0.65, "green"))).ThresholdsStyle(dashedThresholds()).
+			Span(12).Height(7),
 
 		bucketHeatmap("Brightness distribution",
 			"How the brightness of the analyzed frames spreads in each time slot: day and night show as two bands, a camera that stays black as one at the bottom.",

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
+)
+
+// The views of TestView are cut from dog.jpg (768x576): a 480x270 window,
+// 16:9, centred at (viewX+240, viewY+135), which pans within the photo by up
+// to 20% of its size either way, and is sent at 640x360.
+const (
+	viewPhoto         = "dog.jpg"
+	viewW, viewH      = 480, 270
+	viewX, viewY      = 144, 153 // the photo's centre is the view's
+	viewOut           = "scale=640:360"
+	viewNoise         = "noise=alls=6:allf=t" // sensor noise, changing every frame
+	viewStreamSeconds = 2
+)
+
+// viewStream encodes the camera's view through an ffmpeg filter graph over
+// dog.jpg ([0:v]) and, for pasted objects, person.jpg ([1:v]), ending in
+// [out].
+func viewStream(t *testing.T, graph string) *rtsptest.Media {
+	t.Helper()
+	m, err := rtsptest.Encode(t.Context(), t.TempDir(), rtsptest.H264, 25, 25*viewStreamSeconds,
+		[]string{"-loop", "1", "-i", filepath.Join(sharedImages, viewPhoto), "-loop", "1", "-i", filepath.Join(sharedImages, "person.jpg")},
+		"-filter_complex", graph, "-map", "[out]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// crop returns the filter that cuts the view panned so that the scene
+// moves by dx of the view's width to the right and dy of its height down,
+// zoomed by zoom, from the photo.
+func crop(dx, dy, zoom float64) string {
+	w, h := float64(viewW)/zoom, float64(viewH)/zoom
+	cx, cy := viewX+viewW/2-dx*viewW, viewY+viewH/2-dy*viewH
+	return fmt.Sprintf("crop=%.0f:%.0f:%.0f:%.0f", w, h, cx-w/2, cy-h/2)
+}
+
+// TestView serves views cut from a larger photo, as a camera that was
+// turned, zoomed, darkened, crowded or covered sees its scene, and checks
+// what the exporter measures against a reference built from the view
+// itself.
+func TestView(t *testing.T) {
+	type want struct {
+		dx, dy, scale, rotation float64
+	}
+	still := "[0:v]" + crop(0, 0, 1) + "," + viewOut + "," + viewNoise + "[out]"
+	cameras := map[string]struct {
+		graph string
+		want  *want // nil: the view is not measured against the truth
+	}{
+		"reference": {still, &want{0, 0, 1, 0}},
+		// The busy view: three people walk through the scene, at other
+		// places in each frame.
+		"busy": {"[1:v]crop=110:280:180:90,scale=40:100,split=3[p1][p2][p3];" +
+			"[0:v]" + crop(0, 0, 1) + "," + viewOut + "[v];" +
+			"[v][p1]overlay=x='mod(n*53,600)':y=200[a];[a][p2]overlay=x='mod(400+n*71,600)':y=150[b];" +
+			"[b][p3]overlay=x='mod(200+n*37,600)':y='100+mod(n*13,160)'," + viewNoise + "[out]", &want{0, 0, 1, 0}},
+		// Dusk: a tenth of the light, with the sensor's noise. Luma is
+		// coded from 16 (black) to 235.
+		"dark":    {"[0:v]" + crop(0, 0, 1) + "," + viewOut + ",lutyuv=y=16+(val-16)/10," + viewNoise + "[out]", &want{0, 0, 1, 0}},
+		"covered": {"[0:v]" + crop(0, 0, 1) + "," + viewOut + ",drawbox=x=0:y=0:w=320:h=360:color=0x202020:t=fill," + viewNoise + "[out]", nil},
+		"zoom":    {"[0:v]" + crop(0, 0, 1.2) + "," + viewOut + "," + viewNoise + "[out]", &want{0, 0, 1.2, 0}},
+		// ffmpeg's rotate turns the photo clockwise about its centre, which
+		// is the view's, for a positive angle.
+		"rotated": {"[0:v]rotate=3*PI/180," + crop(0, 0, 1) + "," + viewOut + "," + viewNoise + "[out]", nil},
+	}
+	for _, shift := range []float64{0.02, 0.05, 0.1, 0.2} {
+		cameras[fmt.Sprintf("x%.0f", shift*100)] = struct {
+			graph string
+			want  *want
+		}{"[0:v]" + crop(shift, 0, 1) + "," + viewOut + "," + viewNoise + "[out]", &want{shift, 0, 1, 0}}
+		cameras[fmt.Sprintf("y-%.0f", shift*100)] = struct {
+			graph string
+			want  *want
+		}{"[0:v]" + crop(0, -shift, 1) + "," + viewOut + "," + viewNoise + "[out]", &want{0, -shift, 1, 0}}
+	}
+	media := map[string]*rtsptest.Media{}
+	for name, c := range cameras {
+		media[name] = viewStream(t, c.graph)
+	}
+	srv, err := rtsptest.Start(rtsptest.Options{}, media)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+
+	refs := t.TempDir()
+	cfg := fmt.Sprintf("defaults:\n  reference:\n    dir: %s\ncameras:\n", refs)
+	for name := range cameras {
+		cfg += fmt.Sprintf("  - name: %s\n    url: %s\n", name, srv.URL(name))
+	}
+	cfgPath := filepath.Join(t.TempDir(), "exporter.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "reference", "build", "--config.file="+cfgPath, "--camera=reference",
+		"--duration=5s", "--interval=200ms").CombinedOutput()
+	if err != nil {
+		t.Fatalf("reference build: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "view: 640x360 pictures") {
+		t.Errorf("reference build does not tell the reference's view:\n%s", out)
+	}
+	ref, err := os.ReadFile(filepath.Join(refs, "reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range cameras {
+		if name != "reference" {
+			if err := os.WriteFile(filepath.Join(refs, name+".json"), ref, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	e := startExporterWithConfig(t, cfgPath, "--collector.image.min-interval=0s")
+	var metrics string
+	testutil.WaitFor(t, "every camera's view measured", 60*time.Second, func() bool {
+		metrics, _ = e.get("/metrics", nil)
+		return strings.Count(metrics, "camera_view_match_ratio{") == len(cameras)
+	})
+	value := func(series string) float64 {
+		t.Helper()
+		v, ok := sample(metrics, series)
+		if !ok {
+			t.Errorf("no %s", series)
+		}
+		return v
+	}
+	for name, c := range cameras {
+		shiftX := value(fmt.Sprintf(`camera_view_shift_ratio{axis="x",camera=%q}`, name))
+		shiftY := value(fmt.Sprintf(`camera_view_shift_ratio{axis="y",camera=%q}`, name))
+		scale := value(fmt.Sprintf(`camera_view_scale_ratio{camera=%q}`, name))
+		rotation := value(fmt.Sprintf(`camera_view_rotation_degrees{camera=%q}`, name))
+		match := value(fmt.Sprintf(`camera_view_match_ratio{camera=%q}`, name))
+		t.Logf("%-9s shift %+.4f %+.4f  scale %.4f  rotation %+.2f°  match %.3f", name, shiftX, shiftY, scale, rotation, match)
+		if w := c.want; w != nil {
+			if math.Abs(shiftX-w.dx) > 0.01 || math.Abs(shiftY-w.dy) > 0.01 {
+				t.Errorf("%s: shift (%+.4f, %+.4f), want (%+.2f, %+.2f) within 0.01", name, shiftX, shiftY, w.dx, w.dy)
+			}
+			if math.Abs(scale/w.scale-1) > 0.03 {
+				t.Errorf("%s: scale %.4f, want %.2f within 3%%", name, scale, w.scale)
+			}
+		}
+	}
+	if r := value(`camera_view_rotation_degrees{camera="rotated"}`); math.Abs(r+3) > 1 {
+		t.Errorf("the view turned 3° clockwise reads %+.2f°, want -3 within 1", r)
+	}
+	busy, covered := value(`camera_view_match_ratio{camera="busy"}`), value(`camera_view_match_ratio{camera="covered"}`)
+	if busy < covered+0.25 || covered > 0.5 {
+		t.Errorf("match ratio: busy view %.3f, half covered %.3f; want the covered one under 0.5 and 0.25 below the busy one", busy, covered)
+	}
+}

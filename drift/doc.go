@@ -49,6 +49,6 @@
 // Beside the histograms, a frame's signature, its luma at 160x90, tells
 // whether the camera still looks at its reference view (SceneChange, from 0
 // for the same view to about 0.5 for an unrelated one) and whether the
-// stream is frozen (FrameDifference of successive frames below
-// FrozenDifference).
+// stream is frozen (StillDifference of successive frames below
+// StillLimit).
 package drift

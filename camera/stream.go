@@ -66,6 +66,7 @@ type Stream struct {
 	transport     string           // negotiated by the session: tcp or udp
 	keyframeAU    [][]byte         // latest key frame, parameter sets included
 	keyframeSeq   uint64           // counts stored key frames, to skip decoding one twice
+	keyframeHash  uint64           // of the latest key frame's coded picture
 	firstPicture  time.Time        // of this session
 	lastKey       time.Time        // this session's latest key frame
 	keyGap        time.Duration    // the longest wait for a key frame seen
@@ -85,6 +86,7 @@ type Stream struct {
 	lastStats   imagestats.Stats
 	lastErr     error
 	pictureSeq  uint64         // counts pictures decoded, for Frame.Seq
+	pictureHash uint64         // of the coded picture decoded last, for Frame.Coded
 	picture     detector.Image // the latest conversion for the detector
 	pictureOf   uint64         // the pictureSeq it was converted from
 }
@@ -94,6 +96,7 @@ type queuedFrame struct {
 	codec  Codec
 	resume bool
 	key    bool // self-contained: its decode errors are the camera's
+	hash   uint64
 	// params go first where decoding resumes at a frame that is no key
 	// frame: the SDP may be the only place the camera sends them.
 	params [][]byte
@@ -171,6 +174,11 @@ type Frame struct {
 	// key frame that was not followed by another yet, share it.
 	Seq   uint64
 	Stats imagestats.Stats
+	// Coded hashes the coded picture the analysis decoded (slice data or
+	// JPEG, without parameter sets or SEI): pictures of different Seq with
+	// the same Coded are one picture the camera sent again, as a stuck
+	// encoder or a recorder repeating a lost source's last frame do.
+	Coded uint64
 	// Picture is the picture converted for the detector, when Analyze was
 	// given a placement. Analyses of one picture share it: read only.
 	Picture detector.Image
@@ -190,7 +198,7 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 	if err != nil {
 		return Frame{}, err
 	}
-	frame := Frame{Seq: s.pictureSeq, Stats: stats}
+	frame := Frame{Seq: s.pictureSeq, Stats: stats, Coded: s.pictureHash}
 	if place == nil {
 		return frame, nil
 	}
@@ -211,7 +219,7 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 // in key frame mode. Needs analysisMu.
 func (s *Stream) analyze() (imagestats.Stats, error) {
 	s.mu.Lock()
-	decodeAll, au, seq, codec := s.decodeAll, s.keyframeAU, s.keyframeSeq, s.codec
+	decodeAll, au, seq, hash, codec := s.decodeAll, s.keyframeAU, s.keyframeSeq, s.keyframeHash, s.codec
 	s.mu.Unlock()
 
 	if decodeAll {
@@ -224,14 +232,14 @@ func (s *Stream) analyze() (imagestats.Stats, error) {
 		return imagestats.Stats{}, ErrNoFrame
 	}
 	if seq != s.analyzedSeq {
-		s.lastStats, s.lastErr = s.decodeKeyframe(codec, au)
+		s.lastStats, s.lastErr = s.decodeKeyframe(codec, au, hash)
 		s.analyzedSeq = seq
 	}
 	return s.lastStats, s.lastErr
 }
 
 // decodeKeyframe decodes and measures a key frame. Needs analysisMu.
-func (s *Stream) decodeKeyframe(codec Codec, au [][]byte) (imagestats.Stats, error) {
+func (s *Stream) decodeKeyframe(codec Codec, au [][]byte, hash uint64) (imagestats.Stats, error) {
 	dec, err := s.decoderFor(codec)
 	if err != nil {
 		return imagestats.Stats{}, err
@@ -241,6 +249,7 @@ func (s *Stream) decodeKeyframe(codec Codec, au [][]byte) (imagestats.Stats, err
 		return imagestats.Stats{}, fmt.Errorf("decoding key frame: %w", err)
 	}
 	s.pictureSeq++
+	s.pictureHash = hash
 	return dec.Analyze(*s.cfg.DarkThreshold)
 }
 
@@ -489,6 +498,7 @@ func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp
 	if key != nil {
 		s.keyframeAU = key
 		s.keyframeSeq++
+		s.keyframeHash = tr.pictureHash(key)
 		s.keyframeCame(now)
 	} else if !s.intraRefresh {
 		// Parsing SEI of every frame is wasted once a key frame came: only
@@ -502,7 +512,7 @@ func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp
 		if key == nil && s.intraRefresh {
 			params = tr.paramSets()
 		}
-		s.enqueue(ctx, tr.codec(), au, key, params)
+		s.enqueue(ctx, tr.codec(), au, key, params, tr.pictureHash(au))
 	}
 }
 
@@ -575,14 +585,14 @@ func (s *Stream) checkPicture(width, height int) error {
 }
 
 // enqueue hands a frame to the full decoder. Needs mu.
-func (s *Stream) enqueue(ctx context.Context, codec Codec, au, key, params [][]byte) {
+func (s *Stream) enqueue(ctx context.Context, codec Codec, au, key, params [][]byte, hash uint64) {
 	if s.queue == nil {
 		s.queue = make(chan queuedFrame, decodeQueueFrames)
 		go s.decodeLoop(ctx, s.queue)
 	}
 	// Decoding can start or resume at a key frame, or anywhere in a stream
 	// without key frames.
-	frame := queuedFrame{codec: codec, au: key, resume: key != nil || s.intraRefresh, key: key != nil, params: params}
+	frame := queuedFrame{codec: codec, au: key, resume: key != nil || s.intraRefresh, key: key != nil, params: params, hash: hash}
 	if s.dropUntilKey && !frame.resume {
 		return
 	}
@@ -659,6 +669,7 @@ func (s *Stream) decodeFrame(frame queuedFrame) error {
 		return err
 	}
 	s.pictureSeq++
+	s.pictureHash = frame.hash
 	return nil
 }
 

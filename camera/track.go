@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
@@ -43,7 +44,15 @@ type track interface {
 	recoveryPoint(au [][]byte) bool
 	// size is the picture size seen in the stream so far (0 if unknown).
 	size() (width, height int)
+	// pictureHash hashes the coded picture of au, its slice data or JPEG,
+	// without parameter sets or SEI, which a camera resending one picture
+	// may renew: equal hashes mean the same coded picture.
+	pictureHash(au [][]byte) uint64
 }
+
+// pictureHashSeed seeds the hashes of coded pictures, which are compared
+// within one process only.
+var pictureHashSeed = maphash.MakeSeed()
 
 // errIncomplete means the packet was buffered and more are needed.
 var errIncomplete = errors.New("access unit incomplete")
@@ -297,6 +306,17 @@ func (t *nalTrack) picture(au [][]byte) bool {
 	return slices.ContainsFunc(au, func(nalu []byte) bool { return t.c.isVCL(t.c.naluType(nalu)) })
 }
 
+func (t *nalTrack) pictureHash(au [][]byte) uint64 {
+	var h maphash.Hash
+	h.SetSeed(pictureHashSeed)
+	for _, nalu := range au {
+		if t.c.isVCL(t.c.naluType(nalu)) {
+			h.Write(nalu)
+		}
+	}
+	return h.Sum64()
+}
+
 // maxPictureSide bounds the width and height an SPS may give: beyond it,
 // or not positive (cropping beyond the picture underflows), it is corrupt.
 const maxPictureSide = 16384
@@ -454,6 +474,8 @@ func (t *mjpegTrack) paramSets() [][]byte { return nil }
 func (t *mjpegTrack) recoveryPoint([][]byte) bool { return false }
 
 func (t *mjpegTrack) size() (int, int) { return t.width, t.height }
+
+func (t *mjpegTrack) pictureHash(au [][]byte) uint64 { return maphash.Bytes(pictureHashSeed, au[0]) }
 
 // jpegSize reads the picture size from a JPEG's start-of-frame segment.
 func jpegSize(img []byte) (width, height int, err error) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
-	"math"
 	"sort"
 	"sync"
 	"time"
@@ -16,11 +15,6 @@ import (
 	"github.com/camera-exporter/camera_exporter/imagestats"
 	"github.com/camera-exporter/camera_exporter/reference"
 )
-
-// identicalFramesFrozen is how many times in a row a distinct frame must
-// repeat the previous one for the camera to count as frozen: once could be
-// a still scene without noise between two frames.
-const identicalFramesFrozen = 2
 
 // distributionBuckets are the buckets of the statistics' histograms.
 var distributionBuckets = []float64{0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95}
@@ -49,7 +43,7 @@ func newDriftDescs() driftDescs {
 	}
 	return driftDescs{
 		difference: cameraDesc("frame_difference_ratio",
-			"Mean absolute luma difference, 0 to 1, between the camera's two latest distinct analyzed frames; 0 is the same picture."),
+			"Luma difference, 0 to 1, between the camera's latest distinct analyzed frame and the most similar of the 8 before it, over 8x9 blocks of its 160x90 signature without the tenth that changed most; 0 is the same picture, below 0.0015 (0.38 level) a frozen one."),
 		frozen: cameraDesc("frame_frozen",
 			"1 if the camera's latest analyzed frames repeat the same picture while frames still arrive (a frozen encoder), else 0."),
 		scene: cameraDesc("scene_change_score",
@@ -96,11 +90,7 @@ type driftState struct {
 	builder        *drift.Builder // while calibrating
 	calibrateUntil time.Time
 	recent         *drift.Window
-	seq            uint64
-	signature      []uint8
-	difference     float64
-	seen           int // distinct frames seen, up to 2
-	identical      int // distinct frames in a row that repeated the previous one
+	frozen         frozenDetector
 	scene          float64
 	hasScene       bool
 	view           *drift.View // of ref, once a frame gave it a size
@@ -132,24 +122,14 @@ func newDriftState(cfg config.Camera, logger *slog.Logger, descs driftDescs) *dr
 }
 
 // observe takes a camera's analyzed frame, once per distinct frame, with
-// what the detector found in it (nil when the camera does not detect or
-// detection failed).
-func (d *driftState) observe(now time.Time, seq uint64, stats imagestats.Stats, f *found, descs driftDescs) {
+// the hash of its coded picture (camera.Frame.Coded) and what the detector
+// found in it (nil when the camera does not detect or detection failed).
+func (d *driftState) observe(now time.Time, seq, coded uint64, stats imagestats.Stats, f *found, descs driftDescs) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.seen > 0 && seq == d.seq {
+	if !d.frozen.observe(seq, coded, stats.Signature) {
 		return
 	}
-	if d.seen > 0 {
-		// NaN, never frozen, for a decoder that gives no signature.
-		d.difference = drift.FrameDifference(d.signature, stats.Signature)
-		if d.difference < drift.FrozenDifference {
-			d.identical++
-		} else {
-			d.identical = 0
-		}
-	}
-	d.seq, d.signature, d.seen = seq, stats.Signature, min(d.seen+1, 2)
 	for i, dist := range descs.distributions {
 		d.distributions[i].observe(dist.value(stats))
 	}
@@ -250,11 +230,11 @@ func (d *driftState) collect(ch chan<- prometheus.Metric, descs driftDescs, name
 	for i, dist := range descs.distributions {
 		ch <- d.distributions[i].metric(dist.desc, name)
 	}
-	if d.seen == 2 && !math.IsNaN(d.difference) {
-		gauge(descs.difference, d.difference)
+	if diff, ok := d.frozen.difference(); ok {
+		gauge(descs.difference, diff)
 	}
-	if d.seen > 0 {
-		gauge(descs.frozen, boolValue(d.identical >= identicalFramesFrozen))
+	if frozen, ok := d.frozen.frozen(); ok {
+		gauge(descs.frozen, boolValue(frozen))
 	}
 	if d.file != nil {
 		gauge(descs.calibrating, boolValue(d.builder != nil))

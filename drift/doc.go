@@ -49,8 +49,8 @@
 // Beside the histograms, a frame's signature, its luma at 160x90, tells
 // whether the camera still looks at its reference view (SceneChange, from 0
 // for the same view to about 0.5 for an unrelated one) and whether the
-// stream is frozen (FrameDifference of successive frames below
-// FrozenDifference).
+// stream is frozen (StillDifference of a frame and the camera's latest
+// ones below StillLimit).
 //
 // A View measures instead of scoring: Register tells how far the scene
 // moved (in fractions of the picture), zoomed and turned from the

@@ -2,22 +2,6 @@ package drift
 
 import "math"
 
-// FrozenDifference is the FrameDifference below which two frames are the
-// same picture: a frozen stream, or a camera repeating its last frame.
-//
-// A repeated picture decodes to the same bytes, or, re-encoded by a camera
-// whose sensor froze, to nearly the same once rate control settles. A live
-// view differs even when nothing moves: each signature value averages some
-// 144 pixels of a 1080p picture (1920/160 x 1080/90), which divides sensor
-// noise by 12, but the noise still moves each key frame's coding decisions
-// and the rounding to 8 bits turns what is left into one-level steps on
-// part of the values. Measured with x264 (CRF 18 to 32, still 1080p
-// picture): with sensor noise changing pixels by 0.2 level on average, far
-// less than a real camera's, successive key frames' signatures differ by 0.12 to 0.35
-// level on average; with none, by 0 to 0.001 level. Hence 0.05 level: a
-// level's step on one value in twenty.
-const FrozenDifference = 0.05 / 255
-
 // flatSignature is the standard deviation, on the 0 to 1 scale, below which
 // a signature is flat: a covered lens, a blank picture. Its correlation with
 // anything is then noise, not the view. Two levels of 255: about what the
@@ -58,22 +42,4 @@ func SceneChange(ref []float32, sig []uint8) (score float64, ok bool) {
 	}
 	corr := (srs/n/255 - mr*ms) / math.Sqrt(vr*vs)
 	return min(max((1-corr)/2, 0), 1), true
-}
-
-// FrameDifference returns the mean absolute difference of two signatures,
-// from 0 to 1: 0 for a frozen stream repeating its picture. It is NaN when
-// a signature is missing or their sizes differ.
-func FrameDifference(a, b []uint8) float64 {
-	if len(a) == 0 || len(a) != len(b) {
-		return math.NaN()
-	}
-	var d int
-	for i, v := range a {
-		x := int(v) - int(b[i])
-		if x < 0 {
-			x = -x
-		}
-		d += x
-	}
-	return float64(d) / float64(len(a)) / 255
 }

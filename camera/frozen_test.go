@@ -1,0 +1,52 @@
+package camera_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
+)
+
+// TestStreamCodedPictureHash checks Frame.Coded, which tells a camera that
+// resends one coded picture: equal for the same JPEG or H264 key frame sent
+// again, different for the key frames of a live stream, in key frame mode
+// and when every frame is decoded.
+func TestStreamCodedPictureHash(t *testing.T) {
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{
+		// A clip of one picture, which the server sends in a loop.
+		"mjpeg": rtsptest.Clip(t, rtsptest.MJPEG, halfBlack, 1),
+		"h264":  rtsptest.Clip(t, rtsptest.H264, halfBlack, 1),
+		"live":  rtsptest.Clip(t, rtsptest.H264, "testsrc2=s=320x240:r=25", 50, "-g", "5"),
+	})
+	for _, tc := range []struct {
+		camera, decode string
+		same           bool
+	}{
+		{"mjpeg", "keyframe", true},
+		{"h264", "keyframe", true},
+		{"h264", "all", true},
+		{"live", "keyframe", false},
+		{"live", "all", false},
+	} {
+		t.Run(tc.camera+" "+tc.decode, func(t *testing.T) {
+			t.Parallel()
+			s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL(tc.camera)+"\ndecode: "+tc.decode), nil)
+			var frames []camera.Frame
+			testutil.WaitFor(t, "three distinct pictures", 10*time.Second, func() bool {
+				frame, err := s.Analyze(nil)
+				if err == nil && (len(frames) == 0 || frame.Seq != frames[len(frames)-1].Seq) {
+					frames = append(frames, frame)
+				}
+				time.Sleep(50 * time.Millisecond)
+				return len(frames) == 3
+			})
+			for _, f := range frames[1:] {
+				if f.Coded == 0 || (f.Coded == frames[0].Coded) != tc.same {
+					t.Errorf("coded picture hashes %x and %x, want the same %v", frames[0].Coded, f.Coded, tc.same)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,76 @@
+package collector
+
+import (
+	"math"
+
+	"github.com/camera-exporter/camera_exporter/drift"
+)
+
+// stillFramesFrozen is how many distinct pictures in a row must repeat an
+// earlier one for the camera to count as frozen: once could be a still
+// scene whose noise the encoder happened to smooth away.
+const stillFramesFrozen = 2
+
+// frozenWindow is how many of the camera's latest distinct pictures a new
+// one is compared with. The rate control of x264 and x265 alternates among
+// a few qualities of a frozen picture, and one of them comes back within a
+// few key frames, exactly or nearly, where the previous picture may be of
+// another quality.
+const frozenWindow = 8
+
+// frozenDetector tells, from a camera's successive distinct pictures,
+// whether its stream repeats one picture while frames keep arriving: the
+// same coded picture sent again, or the same picture re-encoded, whose
+// differences stay below those of a live view's sensor noise.
+type frozenDetector struct {
+	seen   bool
+	seq    uint64
+	coded  uint64
+	recent [][]uint8 // signatures of the latest distinct pictures, oldest first
+	diff   float64   // of the latest picture to the most similar of recent
+	still  int       // distinct pictures in a row that repeated an earlier one
+}
+
+// observe takes an analyzed picture and reports whether it is a new one:
+// seq identifies the picture, coded hashes its coded form (0 if unknown)
+// and sig is its signature.
+func (f *frozenDetector) observe(seq, coded uint64, sig []uint8) bool {
+	if f.seen && seq == f.seq {
+		return false
+	}
+	if f.seen {
+		f.diff = math.Inf(1)
+		for _, prev := range f.recent {
+			// NaN, never still, for a decoder that gives no signature.
+			f.diff = min(f.diff, drift.StillDifference(prev, sig))
+		}
+		switch {
+		case coded != 0 && coded == f.coded:
+			// The camera sent the very picture again: frozen outright.
+			f.diff, f.still = 0, max(f.still+1, stillFramesFrozen)
+		case f.diff < drift.StillLimit:
+			f.still++
+		default:
+			f.still = 0
+		}
+	}
+	f.seen, f.seq, f.coded = true, seq, coded
+	if len(f.recent) == frozenWindow {
+		f.recent = append(f.recent[:0], f.recent[1:]...)
+	}
+	f.recent = append(f.recent, sig)
+	return true
+}
+
+// difference is how much the latest picture differs, on the 0 to 1 scale
+// of drift.StillDifference, from the most similar of the pictures before
+// it; ok is false before two pictures or without signatures.
+func (f *frozenDetector) difference() (diff float64, ok bool) {
+	return f.diff, len(f.recent) > 1 && !math.IsNaN(f.diff)
+}
+
+// frozen reports whether the camera's stream is frozen; ok is false before
+// its first picture.
+func (f *frozenDetector) frozen() (frozen, ok bool) {
+	return f.still >= stillFramesFrozen, f.seen
+}

@@ -1,0 +1,70 @@
+package drift
+
+import (
+	"math"
+	"slices"
+
+	"github.com/camera-exporter/camera_exporter/imagestats"
+)
+
+// The blocks of StillDifference: 8x9 signature values, a 20x10 grid of a
+// 160x90 signature; at 1080p a block spans 96x108 pixels.
+const (
+	stillBlockWidth  = 8
+	stillBlockHeight = 9
+)
+
+// stillTrimmed is the share of blocks, those that changed most, that
+// StillDifference leaves out: a clock or a date drawn over a frozen
+// picture changes 2 to 4 of 200 blocks, a name or a logo does not change.
+const stillTrimmed = 0.1
+
+// StillLimit is the StillDifference below which two pictures of one camera
+// are the same picture: re-encoded, as a stuck camera pipeline keeps doing,
+// or decoded again.
+//
+// Measured on a still photograph (640x424, 25 fps, key frames compared),
+// once rate control settled: re-encoding alone leaves 0 to 0.35 level with
+// x264 and x265 at 3 Mbit/s and a key frame every 0.2 s, or at 1.5 Mbit/s
+// and one every 2 s; with sensor noise of standard deviation 1 level added
+// before encoding, 0.38 to 0.56, and more for more noise. Coarser coding
+// buries the noise under the coding's own: at 1.5 Mbit/s and a key frame
+// every 0.2 s, re-encoding leaves up to 1 level and noise from 0.82.
+const StillLimit = 0.38 / 255
+
+// StillDifference compares two signatures for a frozen stream: the mean
+// absolute difference over blocks of the signature, 0 to 1, leaving out
+// the tenth of blocks that changed most, so that an overlay's clock does
+// not count. It is NaN when a signature is missing or not of
+// imagestats.SignatureWidth x imagestats.SignatureHeight.
+func StillDifference(a, b []uint8) float64 {
+	const (
+		w, h  = imagestats.SignatureWidth, imagestats.SignatureHeight
+		cols  = w / stillBlockWidth
+		rows  = h / stillBlockHeight
+		block = stillBlockWidth * stillBlockHeight
+	)
+	if len(a) != w*h || len(b) != w*h {
+		return math.NaN()
+	}
+	var blocks [cols * rows]int
+	for y := range rows * stillBlockHeight {
+		ra, rb := a[y*w:][:w], b[y*w:][:w]
+		row := blocks[y/stillBlockHeight*cols:][:cols]
+		for c := range row {
+			var d int
+			for x := c * stillBlockWidth; x < (c+1)*stillBlockWidth; x++ {
+				v := int(ra[x]) - int(rb[x])
+				d += max(v, -v)
+			}
+			row[c] += d
+		}
+	}
+	slices.Sort(blocks[:])
+	kept := blocks[:len(blocks)-int(stillTrimmed*float64(len(blocks)))]
+	var sum int
+	for _, d := range kept {
+		sum += d
+	}
+	return float64(sum) / float64(len(kept)*block) / 255
+}

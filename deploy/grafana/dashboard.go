@@ -536,7 +536,7 @@ func cameraPanels() []cog.Builder[dashboard.Panel] {
 			Span(12).Height(7),
 		// The frozen state fills the panel's height in red while it lasts,
 		// on an axis of its own.
-		timeSeries("Frame difference", "Mean absolute luma difference between the two latest distinct analyzed frames: near 0 for a still scene, 0 for a frozen one. Red: the stream delivers identical frames of a picture that is not flat, a stuck encoder.", "percentunit",
+		timeSeries("Frame difference", "How much the latest distinct analyzed frame differs from the most similar of the 8 before it (mean absolute luma difference over blocks, the tenth that changed most left out, so a clock overlay does not count): a live camera's sensor noise keeps it above 0.15%, a frozen picture that the camera keeps re-encoding stays below, a resent one is 0. Red: the stream repeats one picture that is not flat, a stuck camera pipeline.", "percentunit",
 			query{perCamera("camera_frame_difference_ratio"), "difference"},
 			query{frozenExpr, "frozen"}).
 			Min(0).

@@ -43,7 +43,7 @@ func newDriftDescs() driftDescs {
 	}
 	return driftDescs{
 		difference: cameraDesc("frame_difference_ratio",
-			"Luma difference, 0 to 1, between the camera's latest distinct analyzed frame and the most similar of the 8 before it, over 8x9 blocks of its 160x90 signature without the tenth that changed most; 0 is the same picture, below 0.0015 (0.38 level) a frozen one."),
+			"Luma difference, 0 to 1, between the camera's latest distinct analyzed frame and the most similar of the 8 before it, over 8x9 blocks of its 160x90 signature without the tenth that changed most; 0 is the same picture, below 0.00098 (0.25 level) a frozen one."),
 		frozen: cameraDesc("frame_frozen",
 			"1 if the camera's latest analyzed frames repeat the same picture while frames still arrive (a frozen encoder), else 0."),
 		scene: cameraDesc("scene_change_score",

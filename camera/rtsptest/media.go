@@ -92,16 +92,16 @@ func Encode(ctx context.Context, dir string, codec Codec, fps, frames int, input
 func Split(codec Codec, data []byte) ([][][]byte, error) {
 	switch codec {
 	case H264:
-		var nalus h264.AnnexB
-		if err := nalus.Unmarshal(data); err != nil {
+		nalus, err := unmarshalAnnexB(data)
+		if err != nil {
 			return nil, err
 		}
 		return splitAtDelimiters(nalus, func(n []byte) bool {
 			return h264.NALUType(n[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter
 		})
 	case H265:
-		var nalus h264.AnnexB // Annex-B framing is the same for H265.
-		if err := nalus.Unmarshal(data); err != nil {
+		nalus, err := unmarshalAnnexB(data) // Annex-B framing is the same for H265.
+		if err != nil {
 			return nil, err
 		}
 		return splitAtDelimiters(nalus, func(n []byte) bool {
@@ -111,6 +111,34 @@ func Split(codec Codec, data []byte) ([][][]byte, error) {
 		return splitJPEG(data)
 	}
 	return nil, fmt.Errorf("unknown codec %q", codec)
+}
+
+// unmarshalAnnexB cuts an Annex-B stream into NAL units, a few MiB at a
+// time: mediacommon refuses more than h264.MaxAccessUnitSize at once, which
+// a long clip at a high bitrate (noisy frames) exceeds.
+func unmarshalAnnexB(data []byte) ([][]byte, error) {
+	const piece = h264.MaxAccessUnitSize / 2
+	var nalus [][]byte
+	for len(data) > 0 {
+		n := len(data)
+		if n > piece {
+			// Cut at a start code, its leading zero byte included, so
+			// that no NAL unit is split.
+			if i := bytes.Index(data[piece:], []byte{0, 0, 1}); i >= 0 {
+				n = piece + i
+				if data[n-1] == 0 {
+					n--
+				}
+			}
+		}
+		var part h264.AnnexB
+		if err := part.Unmarshal(data[:n]); err != nil {
+			return nil, err
+		}
+		nalus = append(nalus, part...)
+		data = data[n:]
+	}
+	return nalus, nil
 }
 
 func splitAtDelimiters(nalus [][]byte, isDelimiter func([]byte) bool) ([][][]byte, error) {

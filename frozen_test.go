@@ -1,0 +1,334 @@
+package main
+
+import (
+	"fmt"
+	"image"
+	"image/jpeg"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+
+	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
+)
+
+// The cameras of TestFrozen film person.jpg (640x424) at frozenFPS. Their
+// clips hold at least 12 distinct key frames, more than the 8 pictures the
+// exporter compares a new one with, so that the server's loop over a clip
+// does not pass for a camera repeating its pictures.
+const (
+	frozenFPS        = 10
+	frozenShortGOP   = 2  // frames: a key frame every 0.2 s
+	frozenLongGOP    = 20 // frames: a key frame every 2 s
+	frozenLongFrames = 240
+	// A clip with short GOPs holds 30 key frames, more than 8 scrapes
+	// apart see.
+	frozenShortFrames = 60
+)
+
+// The two bitrates of the frozen cameras, at 640x424 and frozenFPS: 5 to 7
+// bits per pixel per key frame. Below the lower one a still picture's key
+// frames differ by as much as sensor noise of one level makes them (x265
+// at 4.5 Mbit/s with 0.2 s GOPs, 4 bits per pixel: up to 0.29 level; see
+// drift.StillLimit).
+var frozenBitrates = []string{"6000k", "12000k"}
+
+// yuvPhoto is a photograph as raw 4:2:0 planes.
+type yuvPhoto struct {
+	w, h      int
+	y, cb, cr []byte
+}
+
+// loadYUVPhoto decodes a JPEG into 4:2:0 planes, averaging its chroma
+// down from whatever subsampling it has (person.jpg is 4:4:0).
+func loadYUVPhoto(t testing.TB, name string) *yuvPhoto {
+	t.Helper()
+	f, err := os.Open(filepath.Join(sharedImages, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := jpeg.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yc, ok := img.(*image.YCbCr)
+	if !ok {
+		t.Fatalf("%s is not YCbCr but %T", name, img)
+	}
+	p := &yuvPhoto{w: yc.Rect.Dx() &^ 1, h: yc.Rect.Dy() &^ 1}
+	p.y = make([]byte, 0, p.w*p.h)
+	for y := range p.h {
+		p.y = append(p.y, yc.Y[yc.YOffset(0, y):][:p.w]...)
+	}
+	for y := range p.h / 2 {
+		for x := range p.w / 2 {
+			var cb, cr int
+			for _, d := range [4][2]int{{0, 0}, {1, 0}, {0, 1}, {1, 1}} {
+				o := yc.COffset(2*x+d[0], 2*y+d[1])
+				cb, cr = cb+int(yc.Cb[o]), cr+int(yc.Cr[o])
+			}
+			p.cb, p.cr = append(p.cb, byte((cb+2)/4)), append(p.cr, byte((cr+2)/4))
+		}
+	}
+	return p
+}
+
+// writeNoisy writes frames frames of the photo as raw yuv420p, with
+// Gaussian noise of standard deviation std levels added to the luma of
+// each frame, as a sensor adds to a still scene; it returns the file and
+// the standard deviation of the noise actually added, after clamping.
+// std 0 writes one frame, for ffmpeg to loop.
+func (p *yuvPhoto) writeNoisy(t testing.TB, std float64, frames int) (string, float64) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("noise%g.yuv", std))
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if std == 0 {
+		frames = 1
+	}
+	rng := rand.New(rand.NewPCG(1, uint64(std*10)))
+	luma := make([]byte, len(p.y))
+	var sum2 float64
+	for range frames {
+		for i, v := range p.y {
+			n := min(max(math.Round(float64(v)+std*rng.NormFloat64()), 0), 255)
+			d := n - float64(v)
+			sum2 += d * d
+			luma[i] = byte(n)
+		}
+		for _, plane := range [][]byte{luma, p.cb, p.cr} {
+			if _, err := f.Write(plane); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, math.Sqrt(sum2 / float64(frames*len(p.y)))
+}
+
+// keyFrames counts the access units of a clip that start a GOP.
+func keyFrames(m *rtsptest.Media) int {
+	var n int
+	for _, au := range m.AccessUnits {
+		if slices.ContainsFunc(au, func(nalu []byte) bool {
+			if m.Codec == rtsptest.H264 {
+				return h264.NALUType(nalu[0]&0x1f) == h264.NALUTypeIDR
+			}
+			typ := h265.NALUType((nalu[0] >> 1) & 0x3f)
+			return typ >= h265.NALUType_BLA_W_LP && typ <= h265.NALUType_CRA_NUT
+		}) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFrozen is the acceptance test of camera_frame_frozen: a still
+// picture re-encoded reads frozen, with or without a clock drawn over it;
+// the same picture under sensor noise, and a moving scene, never do.
+func TestFrozen(t *testing.T) {
+	start := time.Now()
+	photo := loadYUVPhoto(t, "person.jpg")
+	size := fmt.Sprintf("%dx%d", photo.w, photo.h)
+	stds := []float64{0, 1, 2, 3}
+	raws := map[float64]string{}
+	for _, std := range stds {
+		path, got := photo.writeNoisy(t, std, frozenLongFrames)
+		raws[std] = path
+		t.Logf("noise of std %g levels: %.3f added", std, got)
+		if math.Abs(got-std) > 0.05*std {
+			t.Fatalf("noise of std %g levels came out at %.3f", std, got)
+		}
+	}
+
+	type clip struct {
+		name    string
+		codec   rtsptest.Codec
+		bitrate string
+		gop     int
+		input   []string
+		vf      string
+		frozen  bool
+	}
+	raw := func(std float64) []string {
+		in := []string{"-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", size, "-r", fmt.Sprint(frozenFPS)}
+		if std == 0 {
+			in = append(in, "-stream_loop", "-1")
+		}
+		return append(in, "-i", raws[std])
+	}
+	codecName := map[rtsptest.Codec]string{rtsptest.H264: "x264", rtsptest.H265: "x265"}
+	var clips []clip
+	for _, codec := range []rtsptest.Codec{rtsptest.H264, rtsptest.H265} {
+		for _, gop := range []int{frozenShortGOP, frozenLongGOP} {
+			for _, bitrate := range frozenBitrates {
+				clips = append(clips, clip{fmt.Sprintf("frozen-%s-%s-g%d", codecName[codec], bitrate, gop), codec, bitrate, gop, raw(0), "", true})
+			}
+			// Sensor noise at the coarsest coding: std 1 for every codec
+			// and GOP, 2 and 3 with x264's short GOPs (the long GOPs of
+			// noisy frames take longest to encode).
+			for _, std := range stds[1:] {
+				if std == 1 || codec == rtsptest.H264 && gop == frozenShortGOP {
+					clips = append(clips, clip{fmt.Sprintf("noise%g-%s-%s-g%d", std, codecName[codec], frozenBitrates[0], gop), codec, frozenBitrates[0], gop, raw(std), "", false})
+				}
+			}
+		}
+	}
+	// A clock that changes every second in the top right corner, as
+	// cameras draw theirs, over the frozen picture.
+	clock := "drawtext=fontfile=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fontsize=20:fontcolor=white:box=1:boxcolor=black:x=w-tw-8:y=8:" +
+		`text='%{pts\:gmtime\:0\:%H\\\:%M\\\:%S}'`
+	clips = append(clips,
+		clip{"clock-x264-" + frozenBitrates[0] + "-g20", rtsptest.H264, frozenBitrates[0], frozenLongGOP, raw(0), clock, true},
+		clip{"clock-x265-" + frozenBitrates[0] + "-g2", rtsptest.H265, frozenBitrates[0], frozenShortGOP, raw(0), clock, true},
+		clip{"moving-x264-" + frozenBitrates[0] + "-g20", rtsptest.H264, frozenBitrates[0], frozenLongGOP,
+			[]string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=s=%s:r=%d", size, frozenFPS)}, "", false},
+	)
+
+	// Two encodes at a time keep both cores busy through ffmpeg's serial
+	// parts.
+	media := make([]*rtsptest.Media, len(clips))
+	errs := make([]error, len(clips))
+	sem := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	for i, c := range clips {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			frames := frozenLongFrames
+			if c.gop == frozenShortGOP {
+				frames = frozenShortFrames
+			}
+			extra := []string{"-g", fmt.Sprint(c.gop), "-b:v", c.bitrate}
+			if c.codec == rtsptest.H265 {
+				// The default preset takes 3 to 4 times longer, for
+				// the same separation.
+				extra = append(extra, "-preset", "ultrafast")
+			}
+			if c.vf != "" {
+				extra = append(extra, "-vf", c.vf)
+			}
+			media[i], errs[i] = rtsptest.Encode(t.Context(), t.TempDir(), c.codec, frozenFPS, frames, c.input, extra...)
+		})
+	}
+	wg.Wait()
+	for _, std := range stds {
+		os.Remove(raws[std])
+	}
+	clipsByName := map[string]*rtsptest.Media{}
+	for i, c := range clips {
+		if errs[i] != nil {
+			t.Fatalf("%s: %v", c.name, errs[i])
+		}
+		m := media[i]
+		keys := keyFrames(m)
+		var keyBits, keyN float64
+		for _, au := range m.AccessUnits {
+			if keyFrames(&rtsptest.Media{Codec: m.Codec, AccessUnits: [][][]byte{au}}) == 1 {
+				for _, nalu := range au {
+					keyBits += float64(8 * len(nalu))
+				}
+				keyN++
+			}
+		}
+		t.Logf("%-24s %d key frames, %.2f bits per pixel per key frame", c.name, keys, keyBits/keyN/float64(photo.w*photo.h))
+		if want := len(m.AccessUnits) / c.gop; keys < max(12, want) {
+			t.Fatalf("%s has %d key frames, want at least %d and 12", c.name, keys, want)
+		}
+		clipsByName[c.name] = m
+	}
+	t.Logf("encoded %d clips in %s", len(clips), time.Since(start).Round(100*time.Millisecond))
+
+	srv, err := rtsptest.Start(rtsptest.Options{}, clipsByName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cfg := "cameras:\n"
+	for _, c := range clips {
+		cfg += fmt.Sprintf("  - name: %s\n    url: %s\n", c.name, srv.URL(c.name))
+	}
+	e := startExporter(t, cfg, "--collector.image.min-interval=0s")
+
+	// Scrapes drive the analyses: each decodes the camera's latest key
+	// frame if it is new. Established: every camera compared two
+	// pictures, then three of the long GOPs more.
+	const interval = 250 * time.Millisecond
+	testutil.WaitFor(t, "every camera's frame difference", 60*time.Second, func() bool {
+		m, _ := e.get("/metrics", nil)
+		return strings.Count(m, "camera_frame_difference_ratio{") == len(clips)
+	})
+	for settle := time.Now().Add(3 * frozenLongGOP * time.Second / frozenFPS); time.Now().Before(settle); time.Sleep(interval) {
+		e.get("/metrics", nil) //nolint:errcheck // scrapes drive the analyses
+	}
+
+	// 25 s of scrapes: 12 key frames of the long GOPs, about 100 of the
+	// short ones.
+	const scrapes = 100
+	type tally struct {
+		frozen, n int
+		lo, hi    float64
+	}
+	tallies := make([]tally, len(clips))
+	for i := range tallies {
+		tallies[i].lo = math.Inf(1)
+	}
+	for range scrapes {
+		next := time.Now().Add(interval)
+		m, err := e.get("/metrics", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range clips {
+			frozen, ok := sample(m, fmt.Sprintf(`camera_frame_frozen{camera=%q}`, c.name))
+			diff, dok := sample(m, fmt.Sprintf(`camera_frame_difference_ratio{camera=%q}`, c.name))
+			if !ok || !dok {
+				continue
+			}
+			tl := &tallies[i]
+			tl.n++
+			if frozen == 1 {
+				tl.frozen++
+			}
+			tl.lo, tl.hi = min(tl.lo, diff*255), max(tl.hi, diff*255)
+		}
+		time.Sleep(time.Until(next))
+	}
+
+	var table strings.Builder
+	fmt.Fprintf(&table, "%-24s %7s %6s  %s\n", "camera", "frozen", "want", "difference (levels)")
+	for i, c := range clips {
+		tl := tallies[i]
+		share := float64(tl.frozen) / float64(max(tl.n, 1))
+		want := "0"
+		if c.frozen {
+			want = ">=95%"
+		}
+		fmt.Fprintf(&table, "%-24s %6.0f%% %6s  %.2f to %.2f\n", c.name, 100*share, want, tl.lo, tl.hi)
+		switch {
+		case tl.n < scrapes*9/10:
+			t.Errorf("%s: a frame difference in %d of %d scrapes", c.name, tl.n, scrapes)
+		case c.frozen && share < 0.95:
+			t.Errorf("%s read frozen in %d of %d scrapes, want at least 95%%", c.name, tl.frozen, tl.n)
+		case !c.frozen && tl.frozen > 0:
+			t.Errorf("%s read frozen in %d of %d scrapes, want none", c.name, tl.frozen, tl.n)
+		}
+	}
+	t.Logf("after %d scrapes every %s:\n%s", scrapes, interval, table.String())
+	t.Logf("TestFrozen took %s", time.Since(start).Round(100*time.Millisecond))
+}

@@ -39,7 +39,7 @@ func TestStreamDecodesAKeyFrameOnce(t *testing.T) {
 	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.H264, gray64, 50)})
 	var attempts atomic.Int64
 	newDecoder := func(camera.Codec) (camera.Decoder, error) { return brokenDecoder{&attempts}, nil }
-	s := camera.NewStream(cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), newDecoder, slog.New(slog.DiscardHandler))
+	s := camera.NewStream(cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), camera.NewDecoderPool(newDecoder), slog.New(slog.DiscardHandler))
 	t.Cleanup(s.Stop)
 	testutil.WaitFor(t, "a key frame", 10*time.Second, func() bool { return s.Status().KeyframesReceived > 0 })
 	for range 50 {

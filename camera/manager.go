@@ -20,7 +20,7 @@ type NewDetector func(cfg *config.Detector, logger *slog.Logger) (detector.Detec
 // blocking scrapes: models load and streams stop outside the lock that
 // Streams and Detector take.
 type Manager struct {
-	newDecoder  NewDecoder
+	decoders    *DecoderPool
 	newDetector NewDetector
 	logger      *slog.Logger
 
@@ -34,7 +34,7 @@ type Manager struct {
 
 // NewManager returns a Manager without cameras or detector; Apply adds them.
 func NewManager(newDecoder NewDecoder, newDetector NewDetector, logger *slog.Logger) *Manager {
-	return &Manager{newDecoder: newDecoder, newDetector: newDetector, logger: logger, streams: map[string]*Stream{}}
+	return &Manager{decoders: NewDecoderPool(newDecoder), newDetector: newDetector, logger: logger, streams: map[string]*Stream{}}
 }
 
 // Apply puts cfg in force. A changed detector is loaded first, so that a
@@ -59,7 +59,7 @@ func (m *Manager) Apply(cfg *config.Config) error {
 			delete(m.streams, c.Name)
 			continue
 		}
-		next[c.Name] = NewStream(c, m.newDecoder, m.logger) // starts a goroutine, no more
+		next[c.Name] = NewStream(c, m.decoders, m.logger) // starts a goroutine, no more
 	}
 	removed := m.streams // what is left over was removed or replaced
 	m.streams = next
@@ -125,7 +125,8 @@ func (m *Manager) Detector() detector.Detector {
 }
 
 // Close stops every stream, ending each session with a TEARDOWN, and frees
-// the detector.
+// the detector and the pooled decoders.
 func (m *Manager) Close() {
 	m.Apply(&config.Config{}) //nolint:errcheck // removing the detector cannot fail
+	m.decoders.Close()
 }

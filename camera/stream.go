@@ -42,11 +42,11 @@ const decodeQueueFrames = 32
 // Stream keeps one camera's RTSP session alive, retrying forever with
 // exponential backoff, and serves its status and analysis at scrape time.
 type Stream struct {
-	cfg        config.Camera
-	newDecoder NewDecoder
-	logger     *slog.Logger
-	cancel     context.CancelFunc
-	done       chan struct{}
+	cfg      config.Camera
+	decoders *DecoderPool
+	logger   *slog.Logger
+	cancel   context.CancelFunc
+	done     chan struct{}
 
 	connected    atomic.Bool
 	frames       atomic.Uint64
@@ -103,15 +103,16 @@ type queuedFrame struct {
 }
 
 // NewStream starts a camera's session loop; Stop ends it.
-func NewStream(cfg config.Camera, newDecoder NewDecoder, logger *slog.Logger) *Stream {
+// Key frame analyses borrow their decoders from decoders.
+func NewStream(cfg config.Camera, decoders *DecoderPool, logger *slog.Logger) *Stream {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Stream{
-		cfg:        cfg,
-		newDecoder: newDecoder,
-		logger:     logger.With("camera", cfg.Name),
-		cancel:     cancel,
-		done:       make(chan struct{}),
-		decodeAll:  cfg.Decode == config.DecodeAll,
+		cfg:       cfg,
+		decoders:  decoders,
+		logger:    logger.With("camera", cfg.Name),
+		cancel:    cancel,
+		done:      make(chan struct{}),
+		decodeAll: cfg.Decode == config.DecodeAll,
 	}
 	go s.run(ctx)
 	return s
@@ -185,27 +186,72 @@ type Frame struct {
 }
 
 // Analyze decodes and measures the camera's latest picture. In key frame
-// mode a key frame is decoded once, however often it is analyzed. With a
-// place function, typically a detector's Place, the picture is also
-// converted to BGR and scaled to place(width, height).
+// mode a key frame is decoded once, however often it is analyzed, by a
+// decoder borrowed for the analysis. With a place function, typically a
+// detector's Place, the picture is also converted to BGR and scaled to
+// place(width, height).
 func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, error) {
 	s.analysisMu.Lock()
 	defer s.analysisMu.Unlock()
 	if s.stopped {
 		return Frame{}, ErrStopped
 	}
-	stats, err := s.analyze()
-	if err != nil {
-		return Frame{}, err
+	s.mu.Lock()
+	decodeAll, key := s.decodeAll, keyframe{au: s.keyframeAU, seq: s.keyframeSeq, hash: s.keyframeHash, codec: s.codec}
+	s.mu.Unlock()
+
+	var dec Decoder // holds the latest picture, once decoded or borrowed
+	var stats imagestats.Stats
+	if decodeAll {
+		if s.decoder == nil {
+			return Frame{}, ErrNoFrame
+		}
+		dec = s.decoder
+		var err error
+		if stats, err = dec.Analyze(*s.cfg.DarkThreshold); err != nil {
+			return Frame{}, err
+		}
+	} else {
+		if key.au == nil {
+			return Frame{}, ErrNoFrame
+		}
+		if key.seq != s.analyzedSeq {
+			borrowed, err := s.decoders.get(key.codec)
+			if err != nil {
+				return Frame{}, err
+			}
+			defer s.decoders.put(key.codec, borrowed)
+			s.lastStats, s.lastErr = s.decodeKeyframe(borrowed, key)
+			s.analyzedSeq = key.seq
+			dec = borrowed
+		}
+		if s.lastErr != nil {
+			return Frame{}, s.lastErr
+		}
+		stats = s.lastStats
 	}
 	frame := Frame{Seq: s.pictureSeq, Stats: stats, Coded: s.pictureHash}
 	if place == nil {
 		return frame, nil
 	}
 	// A key frame outlives several scrapes: convert it once.
-	p := place(stats.Width, stats.Height)
+	p := place(frame.Stats.Width, frame.Stats.Height)
 	if s.pictureOf != s.pictureSeq || s.picture.Width != p.Width || s.picture.Height != p.Height {
-		pic, err := s.decoder.Picture(p.Width, p.Height)
+		if dec == nil {
+			// Analyzed before without a placement, or for another: decode
+			// the key frame again, on a borrowed decoder. It decoded once,
+			// so an error now is the machine's, not the camera's.
+			borrowed, err := s.decoders.get(key.codec)
+			if err != nil {
+				return Frame{}, err
+			}
+			defer s.decoders.put(key.codec, borrowed)
+			if err := borrowed.DecodeKeyframe(key.au); err != nil {
+				return Frame{}, fmt.Errorf("decoding key frame again: %w", err)
+			}
+			dec = borrowed
+		}
+		pic, err := dec.Picture(p.Width, p.Height)
 		if err != nil {
 			return Frame{}, fmt.Errorf("converting picture for the detector: %w", err)
 		}
@@ -215,46 +261,28 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 	return frame, nil
 }
 
-// analyze measures the latest picture, decoding the latest key frame first
-// in key frame mode. Needs analysisMu.
-func (s *Stream) analyze() (imagestats.Stats, error) {
-	s.mu.Lock()
-	decodeAll, au, seq, hash, codec := s.decodeAll, s.keyframeAU, s.keyframeSeq, s.keyframeHash, s.codec
-	s.mu.Unlock()
-
-	if decodeAll {
-		if s.decoder == nil {
-			return imagestats.Stats{}, ErrNoFrame
-		}
-		return s.decoder.Analyze(*s.cfg.DarkThreshold)
-	}
-	if au == nil {
-		return imagestats.Stats{}, ErrNoFrame
-	}
-	if seq != s.analyzedSeq {
-		s.lastStats, s.lastErr = s.decodeKeyframe(codec, au, hash)
-		s.analyzedSeq = seq
-	}
-	return s.lastStats, s.lastErr
+// keyframe is the latest key frame as Analyze finds it.
+type keyframe struct {
+	au    [][]byte
+	seq   uint64
+	hash  uint64
+	codec Codec
 }
 
 // decodeKeyframe decodes and measures a key frame. Needs analysisMu.
-func (s *Stream) decodeKeyframe(codec Codec, au [][]byte, hash uint64) (imagestats.Stats, error) {
-	dec, err := s.decoderFor(codec)
-	if err != nil {
-		return imagestats.Stats{}, err
-	}
-	if err := dec.DecodeKeyframe(au); err != nil {
+func (s *Stream) decodeKeyframe(dec Decoder, key keyframe) (imagestats.Stats, error) {
+	if err := dec.DecodeKeyframe(key.au); err != nil {
 		s.decodeErrors.Add(1)
 		return imagestats.Stats{}, fmt.Errorf("decoding key frame: %w", err)
 	}
 	s.pictureSeq++
-	s.pictureHash = hash
+	s.pictureHash = key.hash
 	return dec.Analyze(*s.cfg.DarkThreshold)
 }
 
-// decoderFor returns a decoder for codec, replacing one for another codec
-// (a camera can change codec between sessions). Needs analysisMu.
+// decoderFor returns the stream's own decoder for codec, which decodes
+// every frame, replacing one for another codec (a camera can change codec
+// between sessions). Needs analysisMu.
 func (s *Stream) decoderFor(codec Codec) (Decoder, error) {
 	if s.decoder != nil && s.decoderOf == codec {
 		return s.decoder, nil
@@ -263,7 +291,7 @@ func (s *Stream) decoderFor(codec Codec) (Decoder, error) {
 		s.decoder.Close()
 		s.decoder = nil
 	}
-	dec, err := s.newDecoder(codec)
+	dec, err := s.decoders.newDecoder(codec)
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ func startStream(t testing.TB, cfg config.Camera, logs io.Writer) *camera.Stream
 	if logs == nil {
 		logs = io.Discard
 	}
-	s := camera.NewStream(cfg, decode.New, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	s := camera.NewStream(cfg, camera.NewDecoderPool(decode.New), slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	t.Cleanup(s.Stop)
 	return s
 }

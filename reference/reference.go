@@ -129,7 +129,9 @@ func FromImages(ctx context.Context, dir string, open OpenImage, opts Options, l
 // newDecoder's decoders, analyzing a frame every interval for duration. The
 // frames share the camera's view, so the reference has a scene signature.
 func FromCamera(ctx context.Context, cam config.Camera, newDecoder camera.NewDecoder, duration, interval time.Duration, opts Options, logger *slog.Logger) (*drift.Profile, error) {
-	s := camera.NewStream(cam, newDecoder, logger)
+	decoders := camera.NewDecoderPool(newDecoder)
+	defer decoders.Close()
+	s := camera.NewStream(cam, decoders, logger)
 	defer s.Stop()
 	b := drift.NewBuilder(true)
 	ctx, cancel := context.WithTimeout(ctx, duration)

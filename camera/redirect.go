@@ -45,5 +45,9 @@ func (r *redirects) dialContext(ctx context.Context, network, addr string) (net.
 		return nil, fmt.Errorf("camera redirected to %s, not %s: not following it with the credentials", addr, r.configured)
 	}
 	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return newBufferedConn(conn), nil
 }

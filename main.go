@@ -43,6 +43,9 @@ func run() int {
 		maxRequests = kingpin.Flag("web.max-requests",
 			"Maximum number of parallel scrape requests. Use 0 to disable.").
 			Default("40").Int()
+		enablePprof = kingpin.Flag("web.enable-pprof",
+			"Serve Go's runtime profiles under /debug/pprof/ (e.g. go tool pprof http://host:9845/debug/pprof/profile?seconds=30). Off by default: anyone who reaches the port could read them, and a CPU profile or trace costs CPU while it runs.").
+			Bool()
 		toolkitFlags = kingpinflag.AddFlags(kingpin.CommandLine, defaultListenAddress)
 
 		_          = kingpin.Command("serve", "Run the exporter (the default command).").Default()
@@ -90,6 +93,7 @@ func run() int {
 		disableExporterMetrics: *disableExporterMetrics,
 		timeoutOffset:          *timeoutOffset,
 		maxRequests:            *maxRequests,
+		enablePprof:            *enablePprof,
 		toolkitFlags:           toolkitFlags,
 	}, logger)
 }

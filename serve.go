@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -36,6 +37,7 @@ type serveOptions struct {
 	disableExporterMetrics bool
 	timeoutOffset          float64
 	maxRequests            int
+	enablePprof            bool
 	toolkitFlags           *web.FlagConfig
 }
 
@@ -175,6 +177,15 @@ func routes(opts serveOptions, metrics, reload http.Handler, safeConfig *config.
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write(out) //nolint:errcheck // the client went away
 	})
+	if opts.enablePprof {
+		// What net/http/pprof registers on http.DefaultServeMux, which
+		// the exporter does not serve.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	if opts.metricsPath == "/" {
 		return mux, nil
 	}

@@ -50,6 +50,31 @@ func TestMethods(t *testing.T) {
 	}
 }
 
+// TestPprof checks that the runtime profiles are served only with
+// --web.enable-pprof, under the metrics at "/" too.
+func TestPprof(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, http.StatusNotFound},
+		{[]string{"--web.enable-pprof"}, http.StatusOK},
+		{[]string{"--web.enable-pprof", "--web.telemetry-path=/"}, http.StatusOK},
+	} {
+		e := startExporter(t, "cameras: []\n", tc.args...)
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1"} {
+			resp, err := http.Get("http://" + e.addr + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("%v: GET %s: %d, want %d", tc.args, path, resp.StatusCode, tc.want)
+			}
+		}
+	}
+}
+
 // TestServerTimeouts checks, with the timeouts shortened, that the server
 // closes a keep-alive connection left idle and one whose request never
 // ends, and that the read timeout neither cancels nor cuts off a scrape.

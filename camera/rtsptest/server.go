@@ -3,6 +3,7 @@ package rtsptest
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"sync"
@@ -90,6 +91,7 @@ func Start(opts Options, clips map[string]*Media) (*Server, error) {
 	if err := s.server.Start(); err != nil {
 		return nil, err
 	}
+	packetized := map[packetizedKey][][]*rtp.Packet{}
 	for name, clip := range clips {
 		forma, err := newFormat(clip.Codec)
 		if err != nil {
@@ -110,10 +112,28 @@ func Start(opts Options, clips map[string]*Media) (*Server, error) {
 		}
 		sv := &served{stream: stream, stop: make(chan struct{})}
 		s.streams[name] = sv
+		var pkts [][]*rtp.Packet
+		if clip.EditPackets == nil {
+			key := packetizedKey{clip, forma.Codec()}
+			if pkts = packetized[key]; pkts == nil {
+				if pkts, err = packetize(forma, clip); err != nil {
+					s.Close()
+					return nil, err
+				}
+				packetized[key] = pkts
+			}
+		}
 		s.wg.Add(1)
-		go s.play(sv, medi, forma, clip)
+		go s.play(sv, medi, forma, clip, pkts)
 	}
 	return s, nil
+}
+
+// packetizedKey identifies a clip's RTP packets: the streams that serve
+// the same clip share them.
+type packetizedKey struct {
+	clip  *Media
+	codec string
 }
 
 // URL returns the address of the named clip, without credentials.
@@ -271,12 +291,32 @@ func newEncoder(forma format.Format) (auEncoder, error) {
 	return nil, fmt.Errorf("no encoder for %s", forma.Codec())
 }
 
-func (s *Server) play(sv *served, medi *description.Media, forma format.Format, clip *Media) {
+// packetize turns each access unit of clip into RTP packets once, so that
+// a server of many streams costs little: play only numbers and stamps
+// them. An access unit that does not packetize has no packets.
+func packetize(forma format.Format, clip *Media) ([][]*rtp.Packet, error) {
+	encode, err := newEncoder(forma)
+	if err != nil {
+		return nil, err
+	}
+	pkts := make([][]*rtp.Packet, len(clip.AccessUnits))
+	for i, au := range clip.AccessUnits {
+		pkts[i], _ = encode(au) // the live path skips such access units too.
+	}
+	return pkts, nil
+}
+
+// play sends the clip in a loop: the packetized access units when there
+// are some (they repeat every loop, so play numbers them, from a random
+// start, and stamps them), otherwise access units packetized anew each
+// time, which EditPackets may change.
+func (s *Server) play(sv *served, medi *description.Media, forma format.Format, clip *Media, packetized [][]*rtp.Packet) {
 	defer s.wg.Done()
 	encode, err := newEncoder(forma)
 	if err != nil {
 		panic(err) // newFormat only returns formats that have encoders.
 	}
+	seq := uint16(rand.UintN(1 << 16)) // as gortsplib's encoders start
 	interval := time.Second / time.Duration(clip.FPS)
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -290,6 +330,21 @@ func (s *Server) play(sv *served, medi *description.Media, forma format.Format, 
 		case <-ticker.C:
 		}
 		if sv.paused.Load() {
+			continue
+		}
+		if packetized != nil {
+			cached := packetized[i%len(packetized)]
+			if cached == nil {
+				continue
+			}
+			for _, c := range cached {
+				pkt := *c // the header is the send's own; the payload is shared, read only.
+				pkt.SequenceNumber = seq
+				pkt.Timestamp = rtpTime
+				seq++
+				sv.faults.write(sv.stream, medi, &pkt)
+			}
+			rtpTime += uint32(forma.ClockRate() / clip.FPS)
 			continue
 		}
 		pkts, err := encode(clip.AccessUnits[i%len(clip.AccessUnits)])

@@ -31,6 +31,28 @@ func noisyPhotoStream(t testing.TB, name, filter string) *rtsptest.Media {
 	return m
 }
 
+// buildSharedReference builds the reference of camera from its stream for
+// duration, a frame every interval, with `reference build`, and gives it to
+// the cameras of to as theirs; it returns what the command printed.
+func buildSharedReference(t *testing.T, cfgPath, refs, camera, duration, interval string, to ...string) string {
+	t.Helper()
+	out, err := exec.Command(binary, "reference", "build", "--config.file="+cfgPath, "--camera="+camera,
+		"--duration="+duration, "--interval="+interval).CombinedOutput()
+	if err != nil {
+		t.Fatalf("reference build: %v\n%s", err, out)
+	}
+	ref, err := os.ReadFile(filepath.Join(refs, camera+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range to {
+		if err := os.WriteFile(filepath.Join(refs, name+".json"), ref, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return string(out)
+}
+
 // TestDrift builds a reference of a camera from its stream, then scores
 // altered versions of its scene against it, as the exporter does live.
 func TestDrift(t *testing.T) {
@@ -61,22 +83,9 @@ func TestDrift(t *testing.T) {
 
 	// The reference of the unchanged scene, from its stream; every altered
 	// camera is compared with it.
-	out, err := exec.Command(binary, "reference", "build", "--config.file="+cfgPath, "--camera=scene",
-		"--duration=10s", "--interval=50ms").CombinedOutput()
-	if err != nil {
-		t.Fatalf("reference build: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "reference of camera scene") {
+	out := buildSharedReference(t, cfgPath, refs, "scene", "10s", "50ms", "dusk", "blurred", "moved")
+	if !strings.Contains(out, "reference of camera scene") {
 		t.Errorf("reference build says:\n%s", out)
-	}
-	ref, err := os.ReadFile(filepath.Join(refs, "scene.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"dusk", "blurred", "moved"} {
-		if err := os.WriteFile(filepath.Join(refs, name+".json"), ref, 0o600); err != nil {
-			t.Fatal(err)
-		}
 	}
 
 	e := startExporterWithConfig(t, cfgPath, "--collector.image.min-interval=0s")

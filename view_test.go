@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -107,24 +106,15 @@ func TestView(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(binary, "reference", "build", "--config.file="+cfgPath, "--camera=reference",
-		"--duration=5s", "--interval=200ms").CombinedOutput()
-	if err != nil {
-		t.Fatalf("reference build: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "view: 640x360 pictures") {
-		t.Errorf("reference build does not tell the reference's view:\n%s", out)
-	}
-	ref, err := os.ReadFile(filepath.Join(refs, "reference.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var others []string
 	for name := range cameras {
 		if name != "reference" {
-			if err := os.WriteFile(filepath.Join(refs, name+".json"), ref, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			others = append(others, name)
 		}
+	}
+	out := buildSharedReference(t, cfgPath, refs, "reference", "5s", "200ms", others...)
+	if !strings.Contains(out, "view: 640x360 pictures") {
+		t.Errorf("reference build does not tell the reference's view:\n%s", out)
 	}
 
 	e := startExporterWithConfig(t, cfgPath, "--collector.image.min-interval=0s")

@@ -1,6 +1,9 @@
 package camera
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // DecoderPool lends decoders to key frame analyses. A key frame with its
 // parameter sets decodes on its own, so in key frame mode a camera needs a
@@ -40,7 +43,7 @@ func (p *DecoderPool) get(codec Codec) (Decoder, error) {
 	for i := len(p.idle) - 1; i >= 0; i-- {
 		if p.idle[i].codec == codec {
 			dec := p.idle[i].dec
-			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			p.idle = slices.Delete(p.idle, i, i+1)
 			p.mu.Unlock()
 			return dec, nil
 		}
@@ -68,21 +71,19 @@ func (p *DecoderPool) put(codec Codec, dec Decoder) {
 		return
 	}
 	p.idle = append(p.idle, pooledDecoder{codec, dec})
-	var surplus Decoder
-	same := 0
-	for _, d := range p.idle {
+	oldest, same := -1, 0
+	for i, d := range p.idle {
 		if d.codec == codec {
+			if oldest < 0 {
+				oldest = i
+			}
 			same++
 		}
 	}
+	var surplus Decoder
 	if same > p.peak {
-		for i, d := range p.idle {
-			if d.codec == codec {
-				surplus = d.dec
-				p.idle = append(p.idle[:i], p.idle[i+1:]...)
-				break
-			}
-		}
+		surplus = p.idle[oldest].dec
+		p.idle = slices.Delete(p.idle, oldest, oldest+1)
 	}
 	p.mu.Unlock()
 	if surplus != nil {

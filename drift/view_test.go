@@ -121,14 +121,6 @@ func signature(pic []float64, w, h int) []uint8 {
 	return sig
 }
 
-func refSignature(sig []uint8) []float32 {
-	ref := make([]float32, len(sig))
-	for i, v := range sig {
-		ref[i] = float32(v) / 255
-	}
-	return ref
-}
-
 // viewScene is a reference camera on a photo and what the tests do to it.
 type viewScene struct {
 	photo string
@@ -262,7 +254,7 @@ func TestRegister(t *testing.T) {
 	for _, sc := range viewScenes {
 		p := loadPhoto(t, sc.photo)
 		base := sc.base(p)
-		v, err := drift.NewView(refSignature(signature(base.picture(p), sc.w, sc.h)), sc.w, sc.h)
+		v, err := drift.NewView(reference(signature(base.picture(p), sc.w, sc.h)), sc.w, sc.h)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -329,7 +321,7 @@ func TestRegisterNot(t *testing.T) {
 	p := loadPhoto(t, "person.jpg")
 	sc := viewScene{"person.jpg", 640, 360}
 	sig := signature(sc.base(p).picture(p), sc.w, sc.h)
-	v, err := drift.NewView(refSignature(sig), 1920, 1080)
+	v, err := drift.NewView(reference(sig), 1920, 1080)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +380,7 @@ func TestRegisterConcurrent(t *testing.T) {
 	p := loadPhoto(t, "dog.jpg")
 	sc := viewScene{"dog.jpg", 640, 360}
 	base := sc.base(p)
-	v, err := drift.NewView(refSignature(signature(base.picture(p), sc.w, sc.h)), sc.w, sc.h)
+	v, err := drift.NewView(reference(signature(base.picture(p), sc.w, sc.h)), sc.w, sc.h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +410,7 @@ func BenchmarkRegister(b *testing.B) {
 	p := loadPhoto(b, sc.photo)
 	small := viewScene{"person.jpg", 640, 360}
 	base := small.base(p)
-	v, err := drift.NewView(refSignature(signature(base.picture(p), 640, 360)), sc.w, sc.h)
+	v, err := drift.NewView(reference(signature(base.picture(p), 640, 360)), sc.w, sc.h)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,6 +23,34 @@ type received struct {
 	errors []string
 }
 
+// playClip plays the named clip of srv over TCP with c, given the
+// server's address, and hands each RTP packet to onPacket until the test
+// ends.
+func playClip(t *testing.T, srv *rtsptest.Server, name string, c *gortsplib.Client, onPacket func(*rtp.Packet)) {
+	t.Helper()
+	u, err := base.ParseURL(srv.URL(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := gortsplib.TransportTCP
+	c.Scheme, c.Host, c.Transport = u.Scheme, u.Host, &tcp
+	if err := c.Start2(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
+		t.Fatal(err)
+	}
+	c.OnPacketRTPAny(func(_ *description.Media, _ format.Format, pkt *rtp.Packet) { onPacket(pkt) })
+	if _, err := c.Play(nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (r *received) holds(cond func(seqs []uint16, errors []string) bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -59,40 +87,19 @@ func TestFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer srv.Close()
-			u, err := base.ParseURL(srv.URL("cam"))
-			if err != nil {
-				t.Fatal(err)
-			}
 			var got received
-			tcp := gortsplib.TransportTCP
-			c := &gortsplib.Client{
-				Scheme: u.Scheme, Host: u.Host, Transport: &tcp,
+			playClip(t, srv, "cam", &gortsplib.Client{
 				OnPacketsLost: func(uint64) {}, // seqs shows them
 				OnDecodeError: func(err error) {
 					got.mu.Lock()
 					defer got.mu.Unlock()
 					got.errors = append(got.errors, err.Error())
 				},
-			}
-			if err := c.Start2(); err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			desc, _, err := c.Describe(u)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-				t.Fatal(err)
-			}
-			c.OnPacketRTPAny(func(_ *description.Media, _ format.Format, pkt *rtp.Packet) {
+			}, func(pkt *rtp.Packet) {
 				got.mu.Lock()
 				defer got.mu.Unlock()
 				got.seqs = append(got.seqs, pkt.SequenceNumber)
 			})
-			if _, err := c.Play(nil); err != nil {
-				t.Fatal(err)
-			}
 			testutil.WaitFor(t, "packets", 5*time.Second, func() bool {
 				return got.holds(func(seqs []uint16, _ []string) bool { return len(seqs) > 0 })
 			})

@@ -91,7 +91,8 @@ func Start(opts Options, clips map[string]*Media) (*Server, error) {
 	if err := s.server.Start(); err != nil {
 		return nil, err
 	}
-	packetized := map[packetizedKey][][]*rtp.Packet{}
+	// Streams of the same clip share its packets.
+	packetized := map[*Media][][]*rtp.Packet{}
 	for name, clip := range clips {
 		forma, err := newFormat(clip.Codec)
 		if err != nil {
@@ -114,26 +115,18 @@ func Start(opts Options, clips map[string]*Media) (*Server, error) {
 		s.streams[name] = sv
 		var pkts [][]*rtp.Packet
 		if clip.EditPackets == nil {
-			key := packetizedKey{clip, forma.Codec()}
-			if pkts = packetized[key]; pkts == nil {
+			if pkts = packetized[clip]; pkts == nil {
 				if pkts, err = packetize(forma, clip); err != nil {
 					s.Close()
 					return nil, err
 				}
-				packetized[key] = pkts
+				packetized[clip] = pkts
 			}
 		}
 		s.wg.Add(1)
 		go s.play(sv, medi, forma, clip, pkts)
 	}
 	return s, nil
-}
-
-// packetizedKey identifies a clip's RTP packets: the streams that serve
-// the same clip share them.
-type packetizedKey struct {
-	clip  *Media
-	codec string
 }
 
 // URL returns the address of the named clip, without credentials.

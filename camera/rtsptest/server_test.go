@@ -7,8 +7,6 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
-	"github.com/bluenviron/gortsplib/v4/pkg/description"
-	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
@@ -67,33 +65,13 @@ func TestReplayNumbering(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	u, err := base.ParseURL(srv.URL("cam"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	var got []rtp.Header
-	tcp := gortsplib.TransportTCP
-	c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp}
-	if err := c.Start2(); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	desc, _, err := c.Describe(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		t.Fatal(err)
-	}
-	c.OnPacketRTPAny(func(_ *description.Media, _ format.Format, pkt *rtp.Packet) {
+	playClip(t, srv, "cam", &gortsplib.Client{}, func(pkt *rtp.Packet) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, pkt.Header)
 	})
-	if _, err := c.Play(nil); err != nil {
-		t.Fatal(err)
-	}
 	testutil.WaitFor(t, "three loops of the clip", 5*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()

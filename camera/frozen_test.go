@@ -50,3 +50,31 @@ func TestStreamCodedPictureHash(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamKeyPictures checks Frame.Key: every picture of key frame mode
+// comes from a key frame; decoding every frame of a stream with a key
+// frame every 5 frames gives pictures of both kinds.
+func TestStreamKeyPictures(t *testing.T) {
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{
+		"live": rtsptest.Clip(t, rtsptest.H264, "testsrc2=s=320x240:r=25", 50, "-g", "5", "-bf", "0"),
+	})
+	for _, decode := range []string{"keyframe", "all"} {
+		t.Run(decode, func(t *testing.T) {
+			t.Parallel()
+			s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("live")+"\ndecode: "+decode), nil)
+			kinds := map[bool]int{}
+			var seq uint64
+			testutil.WaitFor(t, "a dozen distinct pictures", 10*time.Second, func() bool {
+				if frame, err := s.Analyze(nil); err == nil && frame.Seq != seq {
+					seq = frame.Seq
+					kinds[frame.Key]++
+				}
+				time.Sleep(10 * time.Millisecond)
+				return kinds[true]+kinds[false] >= 12
+			})
+			if kinds[true] == 0 || (decode == "keyframe") != (kinds[false] == 0) {
+				t.Errorf("%d key and %d other pictures", kinds[true], kinds[false])
+			}
+		})
+	}
+}

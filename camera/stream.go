@@ -87,6 +87,7 @@ type Stream struct {
 	lastErr     error
 	pictureSeq  uint64         // counts pictures decoded, for Frame.Seq
 	pictureHash uint64         // of the coded picture decoded last, for Frame.Coded
+	pictureKey  bool           // whether it was a key frame, for Frame.Key
 	picture     detector.Image // the latest conversion for the detector
 	pictureOf   uint64         // the pictureSeq it was converted from
 }
@@ -180,6 +181,11 @@ type Frame struct {
 	// the same Coded are one picture the camera sent again, as a stuck
 	// encoder or a recorder repeating a lost source's last frame do.
 	Coded uint64
+	// Key tells a picture decoded from a key frame, coded on its own, from
+	// one coded against earlier pictures, which copies them where little
+	// changed. (With B-frames, the decoder's latest picture can come from
+	// an access unit before the one this tells of.)
+	Key bool
 	// Picture is the picture converted for the detector, when Analyze was
 	// given a placement. Analyses of one picture share it: read only.
 	Picture detector.Image
@@ -230,7 +236,7 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 		}
 		stats = s.lastStats
 	}
-	frame := Frame{Seq: s.pictureSeq, Stats: stats, Coded: s.pictureHash}
+	frame := Frame{Seq: s.pictureSeq, Stats: stats, Coded: s.pictureHash, Key: s.pictureKey}
 	if place == nil {
 		return frame, nil
 	}
@@ -276,7 +282,7 @@ func (s *Stream) decodeKeyframe(dec Decoder, key keyframe) (imagestats.Stats, er
 		return imagestats.Stats{}, fmt.Errorf("decoding key frame: %w", err)
 	}
 	s.pictureSeq++
-	s.pictureHash = key.hash
+	s.pictureHash, s.pictureKey = key.hash, true
 	return dec.Analyze(*s.cfg.DarkThreshold)
 }
 
@@ -697,7 +703,7 @@ func (s *Stream) decodeFrame(frame queuedFrame) error {
 		return err
 	}
 	s.pictureSeq++
-	s.pictureHash = frame.hash
+	s.pictureHash, s.pictureKey = frame.hash, frame.key
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/imagestats"
@@ -43,7 +44,7 @@ func newDriftDescs() driftDescs {
 	}
 	return driftDescs{
 		difference: cameraDesc("frame_difference_ratio",
-			"Luma difference, 0 to 1, between the camera's latest distinct analyzed frame and the most similar of the 8 before it, over 8x9 blocks of its 160x90 signature without the tenth that changed most; 0 is the same picture, below 0.00098 (0.25 level) a frozen one."),
+			"Luma difference, 0 to 1, between the camera's latest distinct analyzed frame and the most similar of the 8 before it (key frames only, where the stream has them), over 8x9 blocks of its 160x90 signature without the tenth that changed most; 0 is the same picture, below 0.00098 (0.25 level) a frozen one."),
 		frozen: cameraDesc("frame_frozen",
 			"1 if the camera's latest analyzed frames repeat the same picture while frames still arrive (a frozen encoder), else 0."),
 		scene: cameraDesc("scene_change_score",
@@ -122,12 +123,13 @@ func newDriftState(cfg config.Camera, logger *slog.Logger, descs driftDescs) *dr
 }
 
 // observe takes a camera's analyzed frame, once per distinct frame, with
-// the hash of its coded picture (camera.Frame.Coded) and what the detector
-// found in it (nil when the camera does not detect or detection failed).
-func (d *driftState) observe(now time.Time, seq, coded uint64, stats imagestats.Stats, f *found, descs driftDescs) {
+// what the detector found in it (nil when the camera does not detect or
+// detection failed).
+func (d *driftState) observe(now time.Time, frame camera.Frame, f *found, descs driftDescs) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.frozen.observe(seq, coded, stats.Signature) {
+	stats := frame.Stats
+	if !d.frozen.observe(frame.Seq, frame.Coded, frame.Key, stats.Signature) {
 		return
 	}
 	for i, dist := range descs.distributions {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	promModel "github.com/prometheus/common/model"
 
+	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/imagestats"
@@ -49,7 +50,7 @@ func TestFrozenCamera(t *testing.T) {
 	d := newDriftState(config.Camera{}, discard, descs)
 	now := time.Now()
 	observe := func(seq uint64, level int) {
-		d.observe(now, seq, 0, imagestats.Stats{Brightness: 0.5, Signature: signature(level)}, nil, descs)
+		d.observe(now, camera.Frame{Seq: seq, Key: true, Stats: imagestats.Stats{Brightness: 0.5, Signature: signature(level)}}, nil, descs)
 	}
 	for _, step := range []struct {
 		seq    uint64
@@ -97,7 +98,7 @@ func TestCalibratedReferenceSurvivesRestart(t *testing.T) {
 	start := time.Now()
 	for i := range 2 * drift.MinSamples {
 		now := start.Add(time.Duration(i) * 100 * time.Millisecond)
-		d.observe(now, uint64(i+1), 0, imagestats.Stats{Brightness: 0.5 + float64(i%3)/100, Signature: signature(100 + i%2)}, nil, descs)
+		d.observe(now, camera.Frame{Seq: uint64(i + 1), Key: true, Stats: imagestats.Stats{Brightness: 0.5 + float64(i%3)/100, Signature: signature(100 + i%2)}}, nil, descs)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.Reference.Dir, "gate.json")); err != nil {
 		t.Fatalf("the learned reference was not saved: %v", err)
@@ -188,7 +189,7 @@ func TestViewMetrics(t *testing.T) {
 				Dir: dir, Window: promModel.Duration(time.Hour),
 			}}}
 			d := newDriftState(cfg, discard, descs)
-			d.observe(now, 1, 0, imagestats.Stats{Width: 1280, Height: 720, Brightness: 0.5, Signature: tc.signature}, nil, descs)
+			d.observe(now, camera.Frame{Seq: 1, Key: true, Stats: imagestats.Stats{Width: 1280, Height: 720, Brightness: 0.5, Signature: tc.signature}}, nil, descs)
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectorFunc(func(ch chan<- prometheus.Metric) { d.collect(ch, descs, "gate", now) }))
 			families, err := reg.Gather()

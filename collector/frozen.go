@@ -24,6 +24,7 @@ const frozenWindow = 8
 // differences stay below those of a live view's sensor noise.
 type frozenDetector struct {
 	seen   bool
+	keyed  bool // key pictures came: only they are compared
 	seq    uint64
 	coded  uint64
 	recent [][]uint8 // signatures of the latest distinct pictures, oldest first
@@ -32,11 +33,24 @@ type frozenDetector struct {
 }
 
 // observe takes an analyzed picture and reports whether it is a new one:
-// seq identifies the picture, coded hashes its coded form (0 if unknown)
-// and sig is its signature.
-func (f *frozenDetector) observe(seq, coded uint64, sig []uint8) bool {
+// seq identifies the picture, coded hashes its coded form (0 if unknown),
+// key tells a key frame's picture and sig is its signature.
+//
+// An inter-coded picture copies its references where little changed, so
+// the P-frames of a live still scene, decoded with `decode: all`, can
+// repeat their key frame's picture to within quantization, its sensor
+// noise skipped by the encoder. Once the stream sent key frames, only
+// theirs, each coded from the sensor afresh, are compared; a stream
+// without any (intra refresh) has every picture compared.
+func (f *frozenDetector) observe(seq, coded uint64, key bool, sig []uint8) bool {
 	if f.seen && seq == f.seq {
 		return false
+	}
+	resent := coded != 0 && coded == f.coded
+	f.keyed = f.keyed || key
+	if f.keyed && !key && !resent {
+		f.seen, f.seq, f.coded = true, seq, coded
+		return true
 	}
 	if f.seen {
 		f.diff = math.Inf(1)
@@ -45,7 +59,7 @@ func (f *frozenDetector) observe(seq, coded uint64, sig []uint8) bool {
 			f.diff = min(f.diff, drift.StillDifference(prev, sig))
 		}
 		switch {
-		case coded != 0 && coded == f.coded:
+		case resent:
 			// The camera sent the very picture again: frozen outright.
 			f.diff, f.still = 0, max(f.still+1, stillFramesFrozen)
 		case f.diff < drift.StillLimit:

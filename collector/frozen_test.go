@@ -39,12 +39,14 @@ func TestFrozenDetector(t *testing.T) {
 	type picture struct {
 		seq, coded uint64
 		sig        []uint8
+		inter      bool // not a key frame's picture
 	}
-	// pictures returns n distinct pictures, the i-th's signature by sig.
-	pictures := func(n int, sig func(i int) []uint8) []picture {
+	// pictures returns n distinct pictures, the i-th's signature by sig,
+	// of key frames unless inter.
+	pictures := func(n int, sig func(i int) []uint8, inter ...bool) []picture {
 		out := make([]picture, n)
 		for i := range out {
-			out[i] = picture{seq: uint64(i + 1), sig: sig(i)}
+			out[i] = picture{seq: uint64(i + 1), sig: sig(i), inter: len(inter) > 0 && inter[0]}
 		}
 		return out
 	}
@@ -67,18 +69,40 @@ func TestFrozenDetector(t *testing.T) {
 		{"moving scene", pictures(8, func(i int) []uint8 { return signature(100 + 3*i) }), "00000000"},
 		{
 			"the same picture analyzed again",
-			[]picture{{1, 0, still}, {1, 0, still}, {1, 0, still}, {1, 0, still}},
+			[]picture{{1, 0, still, false}, {1, 0, still, false}, {1, 0, still, false}, {1, 0, still, false}},
 			"0000",
 		},
 		{
 			// A camera resending one coded picture repeats it from the
 			// first resend, whatever the signatures say.
 			"the same coded picture sent again",
-			[]picture{{1, 7, nil}, {2, 7, nil}, {3, 7, nil}, {4, 8, nil}},
+			[]picture{{1, 7, nil, false}, {2, 7, nil, false}, {3, 7, nil, false}, {4, 8, nil, false}},
 			"0110",
 		},
+		{
+			// decode: all on a live still scene: each key frame brings the
+			// sensor's noise, the P-frames after it copy its picture.
+			"a live still scene's inter-coded pictures",
+			func() []picture {
+				var out []picture
+				for i := range 12 {
+					if i%4 == 0 {
+						out = append(out, picture{seq: uint64(i + 1), sig: jitter(rng, still, 1)})
+					} else {
+						out = append(out, picture{seq: uint64(i + 1), sig: out[len(out)-1].sig, inter: true})
+					}
+				}
+				return out
+			}(),
+			"000000000000",
+		},
+		{
+			"re-encoded still picture without key frames (intra refresh)",
+			pictures(8, func(int) []uint8 { return jitter(rng, still, 10) }, true),
+			"00111111",
+		},
 		{"no signatures", pictures(4, func(int) []uint8 { return nil }), "0000"},
-		{"the picture frozen, then live again", append(pictures(4, func(int) []uint8 { return still }), picture{5, 0, signature(140)}), "00110"},
+		{"the picture frozen, then live again", append(pictures(4, func(int) []uint8 { return still }), picture{5, 0, signature(140), false}), "00110"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var f frozenDetector
@@ -87,7 +111,7 @@ func TestFrozenDetector(t *testing.T) {
 			}
 			got := ""
 			for _, p := range tc.pictures {
-				f.observe(p.seq, p.coded, p.sig)
+				f.observe(p.seq, p.coded, !p.inter, p.sig)
 				frozen, ok := f.frozen()
 				switch {
 				case !ok:

@@ -305,7 +305,7 @@ func (c *imageCollector) analysis(cam Camera, st *cameraState, now time.Time) *a
 		if counters != nil {
 			a.found, a.detectErr = counters.detect(cam.Config(), frame)
 		}
-		drifts.observe(time.Now(), frame.Seq, frame.Coded, frame.Stats, a.found, c.drift)
+		drifts.observe(time.Now(), frame, a.found, c.drift)
 	}()
 	return a
 }

@@ -16,15 +16,17 @@ import (
 
 // noisyPhotoStream encodes a photograph, through an ffmpeg filter, as a
 // clip with sensor-like noise that changes every frame, as a real camera's
-// picture of a still scene does.
+// picture of a still scene does. The server loops the clip, which repeats
+// its key frames exactly: 25 of them, well beyond the frozen check's
+// window of 8 (of those analyzed), so that the loop reads live.
 func noisyPhotoStream(t testing.TB, name, filter string) *rtsptest.Media {
 	t.Helper()
 	vf := "scale=trunc(iw/2)*2:trunc(ih/2)*2,noise=alls=6:allf=t"
 	if filter != "" {
 		vf = filter + "," + vf
 	}
-	m, err := rtsptest.Encode(t.Context(), t.TempDir(), rtsptest.H264, 25, 50,
-		[]string{"-loop", "1", "-i", filepath.Join(sharedImages, name)}, "-vf", vf)
+	m, err := rtsptest.Encode(t.Context(), t.TempDir(), rtsptest.H264, 25, 125,
+		[]string{"-loop", "1", "-i", filepath.Join(sharedImages, name)}, "-vf", vf, "-g", "5")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,8 @@ func (d brokenDecoder) Picture(int, int) (detector.Image, error) { return detect
 
 func (d brokenDecoder) Close() {}
 
+func (d brokenDecoder) KeyPicture() bool { return true }
+
 // TestStreamDecodesAKeyFrameOnce analyzes a camera whose key frames do not
 // decode far more often than it sends them: each is tried once, so
 // camera_decode_errors_total counts key frames, not scrapes.

@@ -35,6 +35,9 @@ type Decoder interface {
 	DecodeKeyframe(au [][]byte) error
 	// Analyze measures the latest decoded picture.
 	Analyze(darkThreshold float64) (imagestats.Stats, error)
+	// KeyPicture tells whether the latest decoded picture was coded on
+	// its own (a key frame's), whichever access unit brought it out.
+	KeyPicture() bool
 	// Picture converts the latest decoded picture to BGR scaled to
 	// width x height, for the detector, in a newly allocated Image.
 	Picture(width, height int) (detector.Image, error)

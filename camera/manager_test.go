@@ -37,6 +37,8 @@ func (d gatedDecoder) Analyze(float64) (imagestats.Stats, error) { return images
 
 func (d gatedDecoder) Picture(int, int) (detector.Image, error) { return detector.Image{}, nil }
 
+func (d gatedDecoder) KeyPicture() bool { return true }
+
 func (d gatedDecoder) Close() {}
 
 // stubDetector is a detector that finds nothing.

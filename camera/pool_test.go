@@ -19,6 +19,8 @@ func (d *countedDecoder) Analyze(float64) (imagestats.Stats, error) { return ima
 func (d *countedDecoder) Picture(int, int) (detector.Image, error)  { return detector.Image{}, nil }
 func (d *countedDecoder) Close()                                    { *d.open-- }
 
+func (d *countedDecoder) KeyPicture() bool { return true }
+
 func TestDecoderPool(t *testing.T) {
 	var created, open int
 	p := NewDecoderPool(func(c Codec) (Decoder, error) {

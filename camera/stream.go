@@ -183,8 +183,7 @@ type Frame struct {
 	Coded uint64
 	// Key tells a picture decoded from a key frame, coded on its own, from
 	// one coded against earlier pictures, which copies them where little
-	// changed. (With B-frames, the decoder's latest picture can come from
-	// an access unit before the one this tells of.)
+	// changed.
 	Key bool
 	// Picture is the picture converted for the detector, when Analyze was
 	// given a placement. Analyses of one picture share it: read only.
@@ -703,7 +702,7 @@ func (s *Stream) decodeFrame(frame queuedFrame) error {
 		return err
 	}
 	s.pictureSeq++
-	s.pictureHash, s.pictureKey = frame.hash, frame.key
+	s.pictureHash, s.pictureKey = frame.hash, dec.KeyPicture()
 	return nil
 }
 

@@ -55,6 +55,7 @@ type stubDecoder struct{ stubPicture }
 
 func (stubDecoder) Decode([][]byte) error         { return nil }
 func (stubDecoder) DecodeKeyframe([][]byte) error { return nil }
+func (stubDecoder) KeyPicture() bool              { return true }
 
 // stubDetector finds a person in a picture with a bright top left corner,
 // and a dog in the others.

@@ -329,6 +329,11 @@ func (d *Decoder) fill(au [][]byte) error {
 // jpegEOI is the marker that ends a JPEG image.
 var jpegEOI = []byte{0xff, 0xd9}
 
+// KeyPicture tells whether the latest decoded picture is a key frame's:
+// libavcodec marks the picture itself, so B-frames reordering the output
+// do not mislead it.
+func (d *Decoder) KeyPicture() bool { return d.pic.key_frame != 0 }
+
 // Analyze measures the latest decoded picture: luma levels on the full
 // range scale at full size, detail on the luma scaled to
 // imagestats.AnalysisWidth, colours on a small BGR conversion that honors the

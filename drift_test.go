@@ -64,7 +64,8 @@ func TestDrift(t *testing.T) {
 		"blurred": noisyPhotoStream(t, "person.jpg", "gblur=sigma=6"),
 		"moved":   noisyPhotoStream(t, "giraffe.jpg", ""),
 		"frozen":  photoStream(t, "person.jpg"), // the same picture, frame after frame
-		"moving":  rtsptest.Clip(t, rtsptest.H264, "testsrc2=s=320x240:r=25", 50),
+		// 25 key frames a loop, as noisyPhotoStream's.
+		"moving": rtsptest.Clip(t, rtsptest.H264, "testsrc2=s=320x240:r=25", 125, "-g", "5"),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -5,9 +5,10 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 )
 
-// countingConn serves data in reads as large as asked, counting them.
+// countingConn counts reads, of data, as large as asked, or else of Conn.
 type countingConn struct {
 	net.Conn
 	data  *bytes.Reader
@@ -16,6 +17,9 @@ type countingConn struct {
 
 func (c *countingConn) Read(p []byte) (int, error) {
 	c.reads++
+	if c.data == nil {
+		return c.Conn.Read(p)
+	}
 	return c.data.Read(p)
 }
 
@@ -61,4 +65,63 @@ func TestCameraConnectionsAreBuffered(t *testing.T) {
 	if _, ok := conn.(*bufferedConn); !ok {
 		t.Errorf("camera connection is a %T, want a *bufferedConn", conn)
 	}
+}
+
+// TestBufferedConnPacesReads checks that a stream of small writes, a 4 Mb/s
+// camera's packets as they are encoded, is read in few large reads: a read
+// per write would be 200 in the second the writes take.
+func TestBufferedConnPacesReads(t *testing.T) {
+	client, server := tcpPair(t)
+	raw := &countingConn{Conn: client}
+	conn := newBufferedConn(raw)
+	packet := bytes.Repeat([]byte{0xab}, 2500) // 200 a second: 4 Mb/s
+	go func() {
+		defer server.Close()
+		for range 200 {
+			if _, err := server.Write(packet); err != nil {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	n, err := io.Copy(io.Discard, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(200 * len(packet)); n != want {
+		t.Fatalf("read %d bytes, want %d", n, want)
+	}
+	// About 10 paced reads a second, and the one that reads EOF; a slow
+	// machine reads less often, never more.
+	if raw.reads > 30 {
+		t.Errorf("%d reads from the connection for 200 writes, want at most 30", raw.reads)
+	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, ok := <-accepted
+	if !ok {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
 }

@@ -416,26 +416,30 @@ func (s *Stream) session(ctx context.Context) error {
 	s.connected.Store(true)
 	s.logger.Info("Camera session started", "codec", tr.codec(), "transport", transport)
 	start := time.Now()
-	defer s.watchStall(start)()
-	return s.waitPicture(c, in, start)
+	stopWatching := s.watchStall(start)
+	err = s.waitPicture(c, in, start)
+	stopWatching(err)
+	return err
 }
 
 // watchStall logs once when the session stays up without video for longer
 // than the camera's timeout, and once when video resumes: a camera whose
 // encoder hangs can keep its session alive with RTCP alone. A session that
 // ends for want of video stalled too, and reconnecting does not resume the
-// video, so the state outlives the session. It returns the function that
-// stops watching, once the watcher is done.
-func (s *Stream) watchStall(sessionStart time.Time) (stop func()) {
+// video, so the state outlives the session: one that gortsplib ends for
+// want of packets (its clock counts whole seconds, so that may come before
+// the timeout here) is a stall. It returns the function that stops
+// watching, given the session's error, once the watcher is done.
+func (s *Stream) watchStall(sessionStart time.Time) (stop func(ended error)) {
 	timeout := time.Duration(s.cfg.Timeout)
 	done, stopped := make(chan struct{}), make(chan struct{})
-	check := func(now time.Time) {
+	check := func(now time.Time, sessionStalled bool) {
 		last, since := time.Unix(0, s.lastFrame.Load()), sessionStart
 		if last.After(since) {
 			since = last
 		}
 		switch age := now.Sub(since); {
-		case !s.stalled && age > timeout:
+		case !s.stalled && (age > timeout || sessionStalled):
 			s.stalled = true
 			s.logger.Warn("Camera stalled: session up but no video", "last_frame_age", age.Round(time.Second))
 		case s.stalled && now.Sub(last) <= timeout:
@@ -450,16 +454,16 @@ func (s *Stream) watchStall(sessionStart time.Time) (stop func()) {
 		for {
 			select {
 			case <-done:
-				check(time.Now())
 				return
 			case now := <-ticker.C:
-				check(now)
+				check(now, false)
 			}
 		}
 	}()
-	return func() {
+	return func(ended error) {
 		close(done)
 		<-stopped
+		check(time.Now(), reasonOf(ended) == ReasonStalled)
 	}
 }
 

@@ -313,3 +313,38 @@ func TestLateAnalysisIsTheNextScrapes(t *testing.T) {
 		t.Errorf("%d analyses, want a new one once the late one was reported", n)
 	}
 }
+
+// TestScrapesPrepareTheNext checks that once the scrapes' interval is
+// known, the analyses a scrape reports were started half an interval before
+// it, and that no round starts without a scrape to ask for it.
+func TestScrapesPrepareTheNext(t *testing.T) {
+	cam := newCamera(t, "gate", "")
+	col, err := newImageCollector(cameras(cam), discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := col.(*imageCollector)
+	c.minInterval = 0
+	cc := &CameraCollector{collectors: map[string]Collector{"image": c}, logger: discard}
+	const success = "# TYPE camera_frame_analysis_success gauge\ncamera_frame_analysis_success{camera=\"gate\"} 1\n"
+	analyses := func(want int64) func() bool { return func() bool { return cam.analyses.Load() == want } }
+
+	compare(t, context.Background(), cc, success, "camera_frame_analysis_success")
+	time.Sleep(time.Second)
+	compare(t, context.Background(), cc, success, "camera_frame_analysis_success")
+	if n := cam.analyses.Load(); n != 2 {
+		t.Fatalf("%d analyses after two scrapes a second apart, want 2", n)
+	}
+	// Half a second later, with no scrape.
+	testutil.WaitFor(t, "the next scrape's analysis", 10*time.Second, analyses(3))
+	compare(t, context.Background(), cc, success, "camera_frame_analysis_success")
+	if n := cam.analyses.Load(); n != 3 {
+		t.Errorf("%d analyses, want the third scrape to report the prepared one", n)
+	}
+	// That scrape prepared one more round, and nothing follows it.
+	testutil.WaitFor(t, "the fourth scrape's analysis", 10*time.Second, analyses(4))
+	time.Sleep(2 * time.Second)
+	if n := cam.analyses.Load(); n != 4 {
+		t.Errorf("%d analyses without scrapes, want 4", n)
+	}
+}

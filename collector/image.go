@@ -32,12 +32,18 @@ func init() {
 	registerCollector("image", true, newImageCollector)
 }
 
-// imageCollector decodes each camera's latest picture at scrape time,
-// reports image statistics and, with a detector configured, what the
-// detector finds in that same picture. Analyses run in a bounded pool and
-// may outlive the scrape that started them: a camera that is slower than
-// its timeout is left out of that scrape, and the next one picks up the
-// finished result.
+// imageCollector decodes each camera's latest picture, reports image
+// statistics and, with a detector configured, what the detector finds in
+// that same picture. Analyses run in a bounded pool and may outlive the
+// scrape that started them: a camera that is slower than its timeout is
+// left out of that scrape, and the next one picks up the finished result.
+//
+// A hundred cameras with detection take seconds of CPU to analyze, which a
+// scrape would wait for. So once the scrapes' interval is known, each
+// scrape also prepares the next: half an interval later (at least
+// minInterval), it starts the next round of analyses, which the next scrape
+// reports instead of starting its own. The work is the same, done between
+// scrapes, and no round starts without a scrape to ask for it.
 type imageCollector struct {
 	cameras     Cameras
 	logger      *slog.Logger
@@ -46,6 +52,11 @@ type imageCollector struct {
 
 	mu     sync.Mutex
 	states map[Camera]*cameraState
+	// lastScrape began the latest scrape at least minInterval after the
+	// one before, interval after it: the scrapes' interval, 0 until known.
+	lastScrape time.Time
+	interval   time.Duration
+	prepare    *time.Timer // starts the round for the next scrape
 
 	brightness, contrast, darkRatio, success        *prometheus.Desc
 	overexposed, sharpness, edgeDensity, saturation *prometheus.Desc
@@ -65,7 +76,7 @@ type cameraState struct {
 // analysis is one camera's latest result, or the one being computed.
 type analysis struct {
 	reported atomic.Bool   // a scrape sent its values
-	start    time.Time     // when the scrape that started it began
+	start    time.Time     // when the scrape that started it, or the round for the next one, began
 	done     chan struct{} // closed when the fields below are set
 	stats    imagestats.Stats
 	err      error
@@ -117,6 +128,8 @@ func (c *imageCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 		ch <- c.detection.infoMetric(det)
 	}
 	now := time.Now()
+	c.scrapeBegins(now)
+	defer c.prepareNext(now)
 	jobs := make([]analysisJob, len(cameras))
 	for i, cam := range cameras {
 		jobs[i] = c.begin(cam, det, now)
@@ -143,6 +156,43 @@ func (c *imageCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 		job.drift.collect(ch, c.drift, cam.Name(), now)
 	}
 	return outcome.err()
+}
+
+// scrapeBegins learns the scrapes' interval, and cancels a round prepared
+// for a scrape that came first: the scrape starts what it still needs.
+// Scrapes within minInterval of each other, an HA pair's, share analyses,
+// and count as one.
+func (c *imageCollector) scrapeBegins(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.prepare != nil {
+		c.prepare.Stop()
+	}
+	if since := now.Sub(c.lastScrape); c.lastScrape.IsZero() || since >= c.minInterval {
+		if !c.lastScrape.IsZero() {
+			c.interval = since
+		}
+		c.lastScrape = now
+	}
+}
+
+// prepareNext starts the next scrape's analyses half an interval after
+// this one began, and at least minInterval after it, since analyses are
+// shared within it; not when that is past the next scrape.
+func (c *imageCollector) prepareNext(scrapeStart time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delay := max(c.interval/2, c.minInterval)
+	if c.interval == 0 || delay >= c.interval || scrapeStart != c.lastScrape {
+		return // no interval yet, or this scrape shared the one that prepares
+	}
+	c.prepare = time.AfterFunc(time.Until(scrapeStart.Add(delay)), func() {
+		det := c.cameras.Detector()
+		now := time.Now()
+		for _, cam := range c.cameras.Cameras() {
+			c.begin(cam, det, now)
+		}
+	})
 }
 
 // analysisJob is a camera's part of a scrape: what begin read of its state
@@ -273,9 +323,11 @@ func (c *imageCollector) analysis(cam Camera, st *cameraState, now time.Time) *a
 		case <-a.done:
 			// Failures are not shared: most mean no frame had arrived yet.
 			// A good result is, within minInterval, and until a scrape
-			// reported it: one that missed its scrape's deadline is the
-			// next scrape's.
-			if a.err == nil && a.detectErr == nil && (now.Sub(a.start) < c.minInterval || !a.reported.Load()) {
+			// reported it, if the scrapes came on time: one prepared for
+			// the next scrape, or that missed its scrape's deadline, is
+			// the next scrape's.
+			age := now.Sub(a.start)
+			if a.err == nil && a.detectErr == nil && (age < c.minInterval || !a.reported.Load() && age < c.interval*3/2) {
 				return a
 			}
 		default:

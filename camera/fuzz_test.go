@@ -121,7 +121,8 @@ func FuzzJPEGSize(f *testing.F) {
 
 // FuzzDepacketize sends RTP packets of arbitrary payloads to a track of
 // the codec the selector picks (H264, H265, MJPEG), each packet a flags
-// byte (bit 0: marker, bit 1: the next timestamp) before its payload.
+// byte (bit 0: marker, bit 1: the next timestamp, bit 2: keep all slices
+// whole) before its payload.
 func FuzzDepacketize(f *testing.F) {
 	f.Fuzz(func(t *testing.T, codec uint8, params, packets []byte) {
 		tr := fuzzTrack(t, fuzzFormat(codec, params))
@@ -136,7 +137,7 @@ func FuzzDepacketize(f *testing.F) {
 			au, err := tr.depacketize(&rtp.Packet{
 				Header:  rtp.Header{Version: 2, Marker: p[0]&1 != 0, PayloadType: 96, SequenceNumber: uint16(i), Timestamp: ts},
 				Payload: p[1:],
-			})
+			}, p[0]&4 != 0)
 			if err == nil {
 				handle(t, tr, au)
 			}

@@ -20,6 +20,13 @@ type packetsIn struct {
 	// reader goroutine closing the client would wait for itself.
 	end   chan error
 	ended bool // on gortsplib's reader goroutine only
+	// keepAll is decodeAll as of the previous packet, on gortsplib's
+	// reader goroutine only: whether the depacketizer keeps the slices of
+	// frames that are no key frame whole. The access unit where decoding
+	// every frame begins may have lost some, and decodes as a frame
+	// without its references would, which intra refresh does before its
+	// first refresh and which does not count as a decode error.
+	keepAll bool
 }
 
 // endSession has waitPicture end the session with err; the packets that

@@ -404,6 +404,7 @@ func (s *Stream) session(ctx context.Context) error {
 	s.width, s.height = tr.size()
 	s.keyframeAU = nil // the last session's key frame may be of another codec
 	s.firstPicture, s.lastKey = time.Time{}, time.Time{}
+	in.keepAll = s.decodeAll // before the reader goroutine starts
 	s.mu.Unlock()
 	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
 		if !in.ended && s.countPacket(in, pkt) {
@@ -496,7 +497,7 @@ func transport(name string) *gortsplib.Transport {
 // onPacket runs on gortsplib's reader goroutine: it must never decode.
 func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp.Packet) {
 	s.bytes.Add(uint64(len(pkt.Payload)))
-	au, err := tr.depacketize(pkt)
+	au, err := tr.depacketize(pkt, in.keepAll)
 	if errors.Is(err, errIncomplete) {
 		return
 	}
@@ -551,6 +552,7 @@ func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp
 		}
 		s.enqueue(ctx, tr.codec(), au, key, params, tr.pictureHash(au))
 	}
+	in.keepAll = s.decodeAll
 }
 
 // detectIntraRefresh tells an intra-refresh stream, which only decoding

@@ -9,8 +9,6 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmjpeg"
 	"github.com/bluenviron/mediacommon/v2/pkg/bits"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -23,8 +21,13 @@ import (
 // only cheap bookkeeping: parameter sets, picture size, key frame copies.
 type track interface {
 	codec() Codec
-	// depacketize returns the next complete access unit, or errIncomplete.
-	depacketize(pkt *rtp.Packet) ([][]byte, error)
+	// depacketize returns the access unit that pkt completes, or
+	// errIncomplete. The access unit may share the track's buffers: it is
+	// valid until the next call, and whoever keeps any of it copies it.
+	// Unless keepAll, the track may cut what key-frame analyses never read:
+	// the slices of pictures that are no key frame, to their NAL unit
+	// headers. keyframe and pictureHash of a key frame read all they need.
+	depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, error)
 	// observe keeps what au tells about the stream: parameter sets and
 	// picture size. An error means au had an invalid one, which the size
 	// ignores.
@@ -88,9 +91,6 @@ func checkNALUs(au [][]byte, headerSize int) error {
 	return nil
 }
 
-// depacketizer is the Decode method of a gortsplib RTP decoder.
-type depacketizer func(*rtp.Packet) ([][]byte, error)
-
 // nalCodec is what nalTrack needs to know about H264 or H265: the two
 // differ only in these details.
 type nalCodec struct {
@@ -104,11 +104,23 @@ type nalCodec struct {
 	isVCL        func(typ byte) bool               // a NAL unit type that codes picture data
 	spsSize      func(sps []byte) (width, height int, err error)
 	randomAccess func(au [][]byte) bool
-	// open creates the RTP depacketizer of a format and returns the
-	// parameter sets of its SDP, which may be absent or empty.
-	open func(f format.Format) (dec depacketizer, params [][]byte, err error)
-	// incomplete are the depacketizer's errors that mean more packets are needed.
-	incomplete []error
+	// nonKeySlice: a VCL NAL unit of a picture that is no random access
+	// point, whose data key-frame analyses never read.
+	nonKeySlice func(nalu []byte) bool
+	// sdpParams checks that nalDepacketizer serves the RTP payload format
+	// of f and returns the parameter sets of its SDP, which may be absent
+	// or empty.
+	sdpParams func(f format.Format) ([][]byte, error)
+
+	// The RTP payload format (RFC 6184, RFC 7798) and mediacommon's limits.
+	aggregationType   byte // STAP-A, AP
+	fragmentationType byte // FU-A, FU
+	unsupportedType   func(typ byte) bool
+	// fuNALUHeader appends the header of the NAL unit that a
+	// fragmentation unit starts, from its payload and FU headers.
+	fuNALUHeader      func(dst, payload []byte) []byte
+	maxNALUs          int // per access unit
+	maxAccessUnitSize int
 }
 
 var h264Codec = nalCodec{
@@ -135,16 +147,31 @@ var h264Codec = nalCodec{
 		return sps.Width(), sps.Height(), nil
 	},
 	randomAccess: h264.IsRandomAccess,
-	open: func(f format.Format) (depacketizer, [][]byte, error) {
+	nonKeySlice: func(nalu []byte) bool {
+		typ := h264.NALUType(nalu[0] & 0x1f)
+		return typ >= h264.NALUTypeNonIDR && typ < h264.NALUTypeIDR
+	},
+	sdpParams: func(f format.Format) ([][]byte, error) {
 		h := f.(*format.H264)
-		dec, err := h.CreateDecoder()
-		if err != nil {
-			return nil, nil, err
+		if h.PacketizationMode >= 2 {
+			return nil, errors.New("H264 interleaved mode (packetization-mode 2) is not supported")
 		}
 		sps, pps := h.SafeParams()
-		return dec.Decode, [][]byte{sps, pps}, nil
+		return [][]byte{sps, pps}, nil
 	},
-	incomplete: []error{rtph264.ErrMorePacketsNeeded, rtph264.ErrNonStartingPacketAndNoPrevious},
+	aggregationType:   byte(h264.NALUTypeSTAPA),
+	fragmentationType: byte(h264.NALUTypeFUA),
+	unsupportedType: func(typ byte) bool {
+		switch h264.NALUType(typ) {
+		case h264.NALUTypeSTAPB, h264.NALUTypeMTAP16, h264.NALUTypeMTAP24, h264.NALUTypeFUB:
+			return true
+		}
+		return false
+	},
+	// The forbidden bit dropped, as gortsplib does.
+	fuNALUHeader:      func(dst, p []byte) []byte { return append(dst, p[0]&0x60|p[1]&0x1f) },
+	maxNALUs:          h264.MaxNALUsPerAccessUnit,
+	maxAccessUnitSize: h264.MaxAccessUnitSize,
 }
 
 var h265Codec = nalCodec{
@@ -180,16 +207,27 @@ var h265Codec = nalCodec{
 		return sps.Width(), sps.Height(), nil
 	},
 	randomAccess: h265.IsRandomAccess,
-	open: func(f format.Format) (depacketizer, [][]byte, error) {
+	// VCL types but the IRAP ones, 16 to 23; a temporal id of 0, which
+	// is invalid, is no slice: an Annex-B start code reads so.
+	nonKeySlice: func(nalu []byte) bool {
+		typ := (nalu[0] >> 1) & 0x3f
+		return len(nalu) >= 2 && nalu[1]&7 != 0 && (typ < 16 || typ >= 24 && typ < 32)
+	},
+	sdpParams: func(f format.Format) ([][]byte, error) {
 		h := f.(*format.H265)
-		dec, err := h.CreateDecoder()
-		if err != nil {
-			return nil, nil, err
+		if h.MaxDONDiff != 0 {
+			return nil, errors.New("H265 decoding order numbers (sprop-max-don-diff) are not supported")
 		}
 		vps, sps, pps := h.SafeParams()
-		return dec.Decode, [][]byte{vps, sps, pps}, nil
+		return [][]byte{vps, sps, pps}, nil
 	},
-	incomplete: []error{rtph265.ErrMorePacketsNeeded, rtph265.ErrNonStartingPacketAndNoPrevious},
+	aggregationType:   byte(h265.NALUType_AggregationUnit),
+	fragmentationType: byte(h265.NALUType_FragmentationUnit),
+	unsupportedType:   func(typ byte) bool { return h265.NALUType(typ) == h265.NALUType_PACI },
+	// The type of the FU header in the payload header's.
+	fuNALUHeader:      func(dst, p []byte) []byte { return append(dst, p[0]&0x81|(p[2]&0x3f)<<1, p[1]) },
+	maxNALUs:          h265.MaxNALUsPerAccessUnit,
+	maxAccessUnitSize: h265.MaxAccessUnitSize,
 }
 
 // readUE reads the Exp-Golomb coded value at bit pos of rbsp.
@@ -246,17 +284,17 @@ type paramSet struct {
 // them out of the SDP, or use several (two PPS for two slice types).
 type nalTrack struct {
 	c             *nalCodec
-	dec           depacketizer
+	dep           nalDepacketizer
 	sets          [][]paramSet // by index in c.paramSets, oldest first
 	width, height int          // from the latest SPS
 }
 
 func newNALTrack(c *nalCodec, f format.Format) (*nalTrack, error) {
-	dec, params, err := c.open(f)
+	params, err := c.sdpParams(f)
 	if err != nil {
 		return nil, err
 	}
-	t := &nalTrack{c: c, dec: dec, sets: make([][]paramSet, len(c.paramSets))}
+	t := &nalTrack{c: c, dep: nalDepacketizer{c: c}, sets: make([][]paramSet, len(c.paramSets))}
 	// An invalid SPS in the SDP only leaves the size unknown: decode errors
 	// count what the camera streams.
 	t.observe(params)
@@ -265,13 +303,8 @@ func newNALTrack(c *nalCodec, f format.Format) (*nalTrack, error) {
 
 func (t *nalTrack) codec() Codec { return t.c.codec }
 
-func (t *nalTrack) depacketize(pkt *rtp.Packet) ([][]byte, error) {
-	au, err := t.dec(pkt)
-	for _, e := range t.c.incomplete {
-		if errors.Is(err, e) {
-			return nil, errIncomplete
-		}
-	}
+func (t *nalTrack) depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, error) {
+	au, err := t.dep.depacketize(pkt, keepAll)
 	if err != nil {
 		return nil, err
 	}
@@ -300,8 +333,8 @@ func (t *nalTrack) store(typ int, id uint32, nalu []byte) bool {
 	return true
 }
 
-// picture: the depacketizer emits only whole NAL units, so a VCL NAL unit
-// is a coded picture (or a whole slice of one).
+// picture: the depacketizer emits only complete NAL units, so a VCL NAL
+// unit is a coded picture (or a slice of one, maybe cut to its head).
 func (t *nalTrack) picture(au [][]byte) bool {
 	return slices.ContainsFunc(au, func(nalu []byte) bool { return t.c.isVCL(t.c.naluType(nalu)) })
 }
@@ -353,8 +386,9 @@ func (t *nalTrack) observe(au [][]byte) error {
 }
 
 // keyframe builds a self-contained key frame: every known parameter set,
-// then the access unit's other NAL units, all copied because gortsplib may
-// reuse its buffers.
+// then the access unit's other NAL units, all copied because the
+// depacketizer reuses its buffers. Its slices are whole: the depacketizer
+// cuts only those of other pictures.
 func (t *nalTrack) keyframe(au [][]byte) [][]byte {
 	if !t.c.randomAccess(au) {
 		return nil
@@ -444,7 +478,7 @@ func newMJPEGTrack(f *format.MJPEG) (*mjpegTrack, error) {
 
 func (t *mjpegTrack) codec() Codec { return CodecMJPEG }
 
-func (t *mjpegTrack) depacketize(pkt *rtp.Packet) ([][]byte, error) {
+func (t *mjpegTrack) depacketize(pkt *rtp.Packet, _ bool) ([][]byte, error) {
 	img, err := t.dec.Decode(pkt)
 	if errors.Is(err, rtpmjpeg.ErrMorePacketsNeeded) || errors.Is(err, rtpmjpeg.ErrNonStartingPacketAndNoPrevious) {
 		return nil, errIncomplete

@@ -24,7 +24,8 @@ func (c *countingConn) Read(p []byte) (int, error) {
 }
 
 // TestBufferedConnReadsLarge checks that the RTSP library's 4 KiB reads of
-// a burst, a key frame's 200 KiB say, cost a system call per 64 KiB.
+// a burst, a key frame's 200 KiB say, cost a system call per 64 KiB, and
+// that the buffer is given back once read.
 func TestBufferedConnReadsLarge(t *testing.T) {
 	burst := bytes.Repeat([]byte("0123456789abcdef"), 200<<10/16)
 	raw := &countingConn{data: bytes.NewReader(burst)}
@@ -46,6 +47,9 @@ func TestBufferedConnReadsLarge(t *testing.T) {
 	}
 	if want := len(burst)/readBufferSize + 2; raw.reads > want {
 		t.Errorf("%d reads from the connection for %d bytes, want at most %d", raw.reads, len(burst), want)
+	}
+	if conn.buf != nil {
+		t.Error("the read buffer is kept after its data was read: cameras would not share them")
 	}
 }
 

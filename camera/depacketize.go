@@ -198,13 +198,22 @@ func (d *nalDepacketizer) fragment(pkt *rtp.Packet, keepAll bool) ([][]byte, err
 	return d.end(pkt.Marker)
 }
 
+// keptBuffer bounds the buffer kept between access units: a key frame
+// needs ten times more than the frames after it, and a hundred cameras
+// holding on to theirs would keep tens of megabytes for nothing.
+const keptBuffer = 32 << 10
+
 // release drops the access unit that the previous call returned, moving
 // what came after it to the start of the buffers.
 func (d *nalDepacketizer) release() {
 	if d.sent == 0 {
 		return
 	}
-	d.buf = d.buf[:copy(d.buf, d.buf[d.sentBytes:])]
+	rest := d.buf[d.sentBytes:]
+	if cap(d.buf) > keptBuffer && len(rest) <= keptBuffer {
+		d.buf = make([]byte, 0, keptBuffer)
+	}
+	d.buf = d.buf[:copy(d.buf[:len(rest)], rest)]
 	d.nalus = d.nalus[:copy(d.nalus, d.nalus[d.sent:])]
 	for i := range d.nalus {
 		d.nalus[i].start -= d.sentBytes

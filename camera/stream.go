@@ -85,11 +85,9 @@ type Stream struct {
 	analyzedSeq uint64 // its keyframeSeq
 	lastStats   imagestats.Stats
 	lastErr     error
-	pictureSeq  uint64         // counts pictures decoded, for Frame.Seq
-	pictureHash uint64         // of the coded picture decoded last, for Frame.Coded
-	pictureKey  bool           // whether it was a key frame, for Frame.Key
-	picture     detector.Image // the latest conversion for the detector
-	pictureOf   uint64         // the pictureSeq it was converted from
+	pictureSeq  uint64 // counts pictures decoded, for Frame.Seq
+	pictureHash uint64 // of the coded picture decoded last, for Frame.Coded
+	pictureKey  bool   // whether it was a key frame, for Frame.Key
 }
 
 type queuedFrame struct {
@@ -186,13 +184,13 @@ type Frame struct {
 	// changed.
 	Key bool
 	// Picture is the picture converted for the detector, when Analyze was
-	// given a placement. Analyses of one picture share it: read only.
+	// given a placement: the caller's.
 	Picture detector.Image
 }
 
 // Analyze decodes and measures the camera's latest picture. In key frame
-// mode a key frame is decoded once, however often it is analyzed, by a
-// decoder borrowed for the analysis. With a place function, typically a
+// mode a key frame is decoded and measured once, however often it is
+// analyzed, by a decoder borrowed for the analysis. With a place function, typically a
 // detector's Place, the picture is also converted to BGR and scaled to
 // place(width, height).
 func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, error) {
@@ -239,30 +237,29 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 	if place == nil {
 		return frame, nil
 	}
-	// A key frame outlives several scrapes: convert it once.
-	p := place(frame.Stats.Width, frame.Stats.Height)
-	if s.pictureOf != s.pictureSeq || s.picture.Width != p.Width || s.picture.Height != p.Height {
-		if dec == nil {
-			// Analyzed before without a placement, or for another: decode
-			// the key frame again, on a borrowed decoder. It decoded once,
-			// so an error now is the machine's, not the camera's.
-			borrowed, err := s.decoders.get(key.codec)
-			if err != nil {
-				return Frame{}, err
-			}
-			defer s.decoders.put(key.codec, borrowed)
-			if err := borrowed.DecodeKeyframe(key.au); err != nil {
-				return Frame{}, fmt.Errorf("decoding key frame again: %w", err)
-			}
-			dec = borrowed
-		}
-		pic, err := dec.Picture(p.Width, p.Height)
+	// Converted for each analysis, not kept: a hundred cameras' pictures
+	// would stay in memory for the rare analysis of a key frame analyzed
+	// before (scrapes closer together than the key frames).
+	if dec == nil {
+		// The key frame was analyzed before: decode it again, on a
+		// borrowed decoder. It decoded once, so an error now is the
+		// machine's, not the camera's.
+		borrowed, err := s.decoders.get(key.codec)
 		if err != nil {
-			return Frame{}, fmt.Errorf("converting picture for the detector: %w", err)
+			return Frame{}, err
 		}
-		s.picture, s.pictureOf = pic, s.pictureSeq
+		defer s.decoders.put(key.codec, borrowed)
+		if err := borrowed.DecodeKeyframe(key.au); err != nil {
+			return Frame{}, fmt.Errorf("decoding key frame again: %w", err)
+		}
+		dec = borrowed
 	}
-	frame.Picture = s.picture
+	p := place(frame.Stats.Width, frame.Stats.Height)
+	pic, err := dec.Picture(p.Width, p.Height)
+	if err != nil {
+		return Frame{}, fmt.Errorf("converting picture for the detector: %w", err)
+	}
+	frame.Picture = pic
 	return frame, nil
 }
 

@@ -151,7 +151,7 @@ demo: build
 # keyframe+detect, all; all is skipped above 8 cameras unless named): one
 # line per mode, of CPU-s per camera-minute, scrape p50 and max, RSS and
 # packets lost (see BenchmarkExporter). The README's numbers are of
-# make bench CAMERAS=32 and CAMERAS=100. First the per-frame decode and
+# make bench CAMERAS=4, 32 and 100. First the per-frame decode and
 # detector costs; BENCH_MICRO=0 skips them.
 CAMERAS       ?= 4
 BENCH_MICRO   ?= 1

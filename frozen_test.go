@@ -30,9 +30,10 @@ const (
 	frozenShortGOP   = 2  // frames: a key frame every 0.2 s
 	frozenLongGOP    = 20 // frames: a key frame every 2 s
 	frozenLongFrames = 240
-	// A clip with short GOPs holds 30 key frames, more than 8 scrapes
-	// apart see.
-	frozenShortFrames = 60
+	// A clip with short GOPs holds 60 key frames, 12 s: more than the 8
+	// distinct pictures the exporter compares span, even when a loaded
+	// machine analyzes one a second instead of four.
+	frozenShortFrames = 120
 )
 
 // The two bitrates of the frozen cameras, at 640x424 and frozenFPS: 5 to 7

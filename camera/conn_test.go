@@ -29,7 +29,7 @@ func (c *countingConn) Read(p []byte) (int, error) {
 func TestBufferedConnReadsLarge(t *testing.T) {
 	burst := bytes.Repeat([]byte("0123456789abcdef"), 200<<10/16)
 	raw := &countingConn{data: bytes.NewReader(burst)}
-	conn := newBufferedConn(raw)
+	conn := newBufferedConn(raw, nil)
 	var got bytes.Buffer
 	buf := make([]byte, 4096)
 	for {
@@ -77,7 +77,7 @@ func TestCameraConnectionsAreBuffered(t *testing.T) {
 func TestBufferedConnPacesReads(t *testing.T) {
 	client, server := tcpPair(t)
 	raw := &countingConn{Conn: client}
-	conn := newBufferedConn(raw)
+	conn := newBufferedConn(raw, nil)
 	packet := bytes.Repeat([]byte{0xab}, 2500) // 200 a second: 4 Mb/s
 	go func() {
 		defer server.Close()

@@ -60,6 +60,42 @@ func TestStreamDroppedPacketsAreLost(t *testing.T) {
 	}
 }
 
+// TestStreamBypassOverTCP receives H264 over TCP, dropping packets in two
+// bursts: the connection hands the RTP packets on before gortsplib, and
+// frames, key frames and losses count as they would without.
+func TestStreamBypassOverTCP(t *testing.T) {
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.H264, busyPattern, 50, "-g", "10")})
+	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), nil)
+	waitFrames(t, s, 1)
+	var dropped uint64
+	for _, n := range []int{3, 2} {
+		srv.Drop("cam", n)
+		dropped += uint64(n)
+		testutil.WaitFor(t, "the dropped packets counted", 20*time.Second, func() bool { return s.Status().PacketsLost >= dropped })
+	}
+	before := s.Status()
+	waitFrames(t, s, 50)
+	st := s.Status()
+	if st.PacketsLost != dropped {
+		t.Errorf("%d packets lost, want the %d dropped", st.PacketsLost, dropped)
+	}
+	if st.Transport != "tcp" {
+		t.Fatalf("transport %q, want tcp", st.Transport)
+	}
+	if s.BypassedPackets() == 0 {
+		t.Error("no packet bypassed gortsplib over TCP")
+	}
+	// 50 frames more, a key frame every 10, and no packet that gortsplib
+	// delivered again.
+	if keys := st.KeyframesReceived - before.KeyframesReceived; keys < 4 || keys > 6 {
+		t.Errorf("%d key frames in %d frames, want one in 10", keys, st.FramesReceived-before.FramesReceived)
+	}
+	if st.DecodeErrors != 0 {
+		t.Errorf("%d decode errors", st.DecodeErrors)
+	}
+	analyzeWhenReady(t, s)
+}
+
 // TestStreamRestartsWhenEncoderRestarts serves a camera whose encoder
 // restarts mid-session with another SSRC, sequence and timestamp base:
 // gortsplib drops every packet from then on, so the session is restarted

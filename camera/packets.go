@@ -27,6 +27,19 @@ type packetsIn struct {
 	// without its references would, which intra refresh does before its
 	// first refresh and which does not count as a decode error.
 	keepAll bool
+	// The SSRC of the first packet the bypass handed on, on gortsplib's
+	// reader goroutine only: gortsplib refuses packets of another.
+	ssrc    uint32
+	ssrcSet bool
+}
+
+// fromSource reports whether a packet that the bypass hands on is of the
+// session's source, the first packet's, whose packets gortsplib delivers.
+func (in *packetsIn) fromSource(ssrc uint32) bool {
+	if !in.ssrcSet {
+		in.ssrc, in.ssrcSet = ssrc, true
+	}
+	return ssrc == in.ssrc
 }
 
 // endSession has waitPicture end the session with err; the packets that

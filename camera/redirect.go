@@ -23,6 +23,9 @@ type redirects struct {
 	credentials bool   // the camera has credentials, which gortsplib sends to any redirect target
 	configured  string // host:port of the first dial, the camera's URL
 	followed    int
+	// bypass is given to the connections of a plain rtsp session: a
+	// redirect to rtsps is told by its TLS handshake.
+	bypass *rtpBypass
 }
 
 // onResponse counts the responses that gortsplib follows as redirects.
@@ -49,5 +52,5 @@ func (r *redirects) dialContext(ctx context.Context, network, addr string) (net.
 	if err != nil {
 		return nil, err
 	}
-	return newBufferedConn(conn), nil
+	return newBufferedConn(conn, r.bypass), nil
 }

@@ -53,6 +53,7 @@ type Stream struct {
 	keyframes    atomic.Uint64
 	bytes        atomic.Uint64
 	packetsLost  atomic.Uint64
+	bypassed     atomic.Uint64             // packets the connection handed on before gortsplib (rtpBypass)
 	reconnects   [numReasons]atomic.Uint64 // by the reason the session before ended
 	decodeErrors atomic.Uint64
 	lastFrame    atomic.Int64 // unix nanoseconds
@@ -343,6 +344,9 @@ func (s *Stream) session(ctx context.Context) error {
 		u.User = url.UserPassword(user, pass)
 	}
 	redirects := &redirects{credentials: user != ""}
+	if u.Scheme == "rtsp" {
+		redirects.bypass = &rtpBypass{}
+	}
 	auth := s.newAuthHooks(user, pass)
 	timeout := time.Duration(s.cfg.Timeout)
 	in := &packetsIn{end: make(chan error, 1)}
@@ -391,7 +395,7 @@ func (s *Stream) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	transport, err := negotiatedTransport(res)
+	transport, channel, err := negotiatedTransport(res)
 	if err != nil {
 		return err
 	}
@@ -403,7 +407,30 @@ func (s *Stream) session(ctx context.Context) error {
 	s.firstPicture, s.lastKey = time.Time{}, time.Time{}
 	in.keepAll = s.decodeAll // before the reader goroutine starts
 	s.mu.Unlock()
+	bypass := redirects.bypass
+	// The NAL depacketizer copies what it keeps of a payload; rtpmjpeg
+	// keeps the payloads of a JPEG's fragments until its last.
+	if _, copies := tr.(*nalTrack); !copies || transport != config.TransportTCP || channel < 0 {
+		bypass = nil
+	}
+	if bypass != nil {
+		pt := forma.PayloadType()
+		bypass.install(byte(channel), func(pkt *rtp.Packet) {
+			// What gortsplib delivers: its format's packets, of the
+			// source of the first one.
+			if pkt.PayloadType != pt || !in.fromSource(pkt.SSRC) {
+				return
+			}
+			s.bypassed.Add(1)
+			if !in.ended && s.countPacket(in, pkt) {
+				s.onPacket(ctx, in, tr, pkt)
+			}
+		})
+	}
 	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
+		if len(pkt.Payload) == 0 && bypass != nil && bypass.used() {
+			return // the bypass had it
+		}
 		if !in.ended && s.countPacket(in, pkt) {
 			s.onPacket(ctx, in, tr, pkt)
 		}
@@ -466,16 +493,21 @@ func (s *Stream) watchStall(sessionStart time.Time) (stop func(ended error)) {
 }
 
 // negotiatedTransport reads the lower transport of a SETUP response, which
-// gortsplib has checked already.
-func negotiatedTransport(res *base.Response) (string, error) {
+// gortsplib has checked already, and the interleaved channel of its RTP
+// over TCP (-1 for none).
+func negotiatedTransport(res *base.Response) (string, int, error) {
 	var th headers.Transport
 	if err := th.Unmarshal(res.Header["Transport"]); err != nil {
-		return "", err
+		return "", -1, err
 	}
 	if th.Protocol == headers.TransportProtocolTCP {
-		return config.TransportTCP, nil
+		channel := -1
+		if th.InterleavedIDs != nil && th.InterleavedIDs[0] >= 0 && th.InterleavedIDs[0] <= 0xff {
+			channel = th.InterleavedIDs[0]
+		}
+		return config.TransportTCP, channel, nil
 	}
-	return config.TransportUDP, nil
+	return config.TransportUDP, -1, nil
 }
 
 func transport(name string) *gortsplib.Transport {

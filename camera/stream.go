@@ -407,6 +407,11 @@ func (s *Stream) session(ctx context.Context) error {
 	s.firstPicture, s.lastKey = time.Time{}, time.Time{}
 	in.keepAll = s.decodeAll // before the reader goroutine starts
 	s.mu.Unlock()
+	deliver := func(pkt *rtp.Packet) {
+		if !in.ended && s.countPacket(in, pkt) {
+			s.onPacket(ctx, in, tr, pkt)
+		}
+	}
 	bypass := redirects.bypass
 	// The NAL depacketizer copies what it keeps of a payload; rtpmjpeg
 	// keeps the payloads of a JPEG's fragments until its last.
@@ -422,18 +427,14 @@ func (s *Stream) session(ctx context.Context) error {
 				return
 			}
 			s.bypassed.Add(1)
-			if !in.ended && s.countPacket(in, pkt) {
-				s.onPacket(ctx, in, tr, pkt)
-			}
+			deliver(pkt)
 		})
 	}
 	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
 		if len(pkt.Payload) == 0 && bypass != nil && bypass.used() {
 			return // the bypass had it
 		}
-		if !in.ended && s.countPacket(in, pkt) {
-			s.onPacket(ctx, in, tr, pkt)
-		}
+		deliver(pkt)
 	})
 	if _, err := c.Play(nil); err != nil {
 		return err

@@ -205,7 +205,7 @@ func TestBuildFromCamera(t *testing.T) {
 	if decoders.Load() == 0 {
 		t.Error("the stream was not decoded with the decoder passed in")
 	}
-	testutil.WaitFor(t, "the session's TEARDOWN", 5*time.Second, func() bool { return srv.Teardowns("gate") == 1 })
+	testutil.WaitFor(t, "the session's TEARDOWN", 10*time.Second, func() bool { return srv.Teardowns("gate") == 1 })
 }
 
 func TestBuildErrors(t *testing.T) {

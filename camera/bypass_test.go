@@ -67,7 +67,7 @@ func readBypassed(t testing.TB, chunks [][]byte, install bool) (out []byte, got 
 		})
 	}
 	raw := &chunkConn{chunks: chunks}
-	conn := newBufferedConn(raw, bypass)
+	conn := newBufferedConn(raw, bypass, nil)
 	conn.paced.pace = 0
 	if _, err := conn.Write([]byte("OPTIONS rtsp://camera/ RTSP/1.0\r\n\r\n")); err != nil {
 		t.Fatal(err)
@@ -254,7 +254,7 @@ func TestBypassPassesOn(t *testing.T) {
 	bypass := &rtpBypass{}
 	bypass.install(0, func(*rtp.Packet) { t.Error("a TLS session's packet handed on") })
 	raw := &chunkConn{chunks: [][]byte{in}}
-	conn := newBufferedConn(raw, bypass)
+	conn := newBufferedConn(raw, bypass, nil)
 	conn.paced.pace = 0
 	if _, err := conn.Write([]byte{tlsHandshake, 3, 1, 0, 5}); err != nil {
 		t.Fatal(err)

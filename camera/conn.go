@@ -64,8 +64,9 @@ var readBuffers = sync.Pool{New: func() any {
 	return &b
 }}
 
-func newBufferedConn(c net.Conn, bypass *rtpBypass) *bufferedConn {
-	return &bufferedConn{Conn: c, paced: pacedReader{conn: c, pace: readPace}, bypass: bypass}
+// unpaced, if not nil, tells when to read without pacing.
+func newBufferedConn(c net.Conn, bypass *rtpBypass, unpaced func() bool) *bufferedConn {
+	return &bufferedConn{Conn: c, paced: pacedReader{conn: c, pace: readPace, unpaced: unpaced}, bypass: bypass}
 }
 
 func (c *bufferedConn) Write(p []byte) (int, error) {
@@ -155,15 +156,22 @@ func (c *bufferedConn) giveBack() {
 
 // pacedReader waits for the next tick of readPace after a read that took
 // less than half of what it could.
+//
+// A camera that decodes every frame is read as its frames come: decoding
+// costs 80 times what receiving does, and so its latest picture is any
+// frame, not the last of each tick, whose place in a GOP of a whole
+// number of ticks would be fixed: a key frame's picture would never be
+// the latest, and the frozen check never see one.
 type pacedReader struct {
-	conn  net.Conn
-	pace  time.Duration // readPace; 0 in tests that read as fast as they can
-	last  time.Time     // when the last read returned
-	short bool          // the last read was less than half full
+	conn    net.Conn
+	pace    time.Duration // readPace; 0 in tests that read as fast as they can
+	unpaced func() bool   // nil, or whether to read without pacing for now
+	last    time.Time     // when the last read returned
+	short   bool          // the last read was less than half full
 }
 
 func (r *pacedReader) Read(p []byte) (int, error) {
-	if r.short && r.pace > 0 {
+	if r.short && r.pace > 0 && (r.unpaced == nil || !r.unpaced()) {
 		if wait := time.Until(r.last.Truncate(r.pace).Add(r.pace)); wait > 0 {
 			time.Sleep(wait)
 		}

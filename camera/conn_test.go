@@ -29,7 +29,7 @@ func (c *countingConn) Read(p []byte) (int, error) {
 func TestBufferedConnReadsLarge(t *testing.T) {
 	burst := bytes.Repeat([]byte("0123456789abcdef"), 200<<10/16)
 	raw := &countingConn{data: bytes.NewReader(burst)}
-	conn := newBufferedConn(raw, nil)
+	conn := newBufferedConn(raw, nil, nil)
 	var got bytes.Buffer
 	buf := make([]byte, 4096)
 	for {
@@ -77,7 +77,7 @@ func TestCameraConnectionsAreBuffered(t *testing.T) {
 func TestBufferedConnPacesReads(t *testing.T) {
 	client, server := tcpPair(t)
 	raw := &countingConn{Conn: client}
-	conn := newBufferedConn(raw, nil)
+	conn := newBufferedConn(raw, nil, nil)
 	packet := bytes.Repeat([]byte{0xab}, 2500) // 200 a second: 4 Mb/s
 	go func() {
 		defer server.Close()
@@ -128,4 +128,28 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 	}
 	t.Cleanup(func() { client.Close(); server.Close() })
 	return client, server
+}
+
+// TestBufferedConnUnpaced checks that a stream that decodes every frame is
+// read as its data comes.
+func TestBufferedConnUnpaced(t *testing.T) {
+	client, server := tcpPair(t)
+	raw := &countingConn{Conn: client}
+	conn := newBufferedConn(raw, nil, func() bool { return true })
+	go func() {
+		defer server.Close()
+		for range 50 {
+			if _, err := server.Write([]byte("packet")); err != nil {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		t.Fatal(err)
+	}
+	// Paced, the quarter second of writes would take about 3 reads.
+	if raw.reads < 20 {
+		t.Errorf("%d reads for 50 writes 5 ms apart, want them read as they come", raw.reads)
+	}
 }

@@ -25,7 +25,8 @@ type redirects struct {
 	followed    int
 	// bypass is given to the connections of a plain rtsp session: a
 	// redirect to rtsps is told by its TLS handshake.
-	bypass *rtpBypass
+	bypass  *rtpBypass
+	unpaced func() bool // for newBufferedConn
 }
 
 // onResponse counts the responses that gortsplib follows as redirects.
@@ -52,5 +53,5 @@ func (r *redirects) dialContext(ctx context.Context, network, addr string) (net.
 	if err != nil {
 		return nil, err
 	}
-	return newBufferedConn(conn, r.bypass), nil
+	return newBufferedConn(conn, r.bypass, r.unpaced), nil
 }

@@ -343,7 +343,7 @@ func (s *Stream) session(ctx context.Context) error {
 	if user != "" {
 		u.User = url.UserPassword(user, pass)
 	}
-	redirects := &redirects{credentials: user != ""}
+	redirects := &redirects{credentials: user != "", unpaced: s.decodesAll}
 	if u.Scheme == "rtsp" {
 		redirects.bypass = &rtpBypass{}
 	}
@@ -446,6 +446,13 @@ func (s *Stream) session(ctx context.Context) error {
 	err = s.waitPicture(c, in, start)
 	stopWatching(err)
 	return err
+}
+
+// decodesAll reports whether the stream decodes every frame now.
+func (s *Stream) decodesAll() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.decodeAll
 }
 
 // watchStall logs once when the session stays up without video for longer

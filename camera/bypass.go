@@ -151,6 +151,9 @@ func rtspStart(b []byte) bool {
 	return false
 }
 
+// contentLength is the header whose value is the size of a message's body.
+var contentLength = []byte("Content-Length")
+
 // messageSize returns the size of the RTSP message at the start of b, as
 // gortsplib v4.16.2 reads it: a start line of two words and the rest, ended
 // by CR LF, header lines "key: value" each ended by CR LF, where the key
@@ -197,7 +200,7 @@ func messageSize(b []byte) (int, error) {
 		if i, err = lineEnd(b, i); i <= 0 {
 			return 0, err
 		}
-		if asciiEqualFold(key, "content-length") {
+		if bytes.EqualFold(key, contentLength) {
 			lengths++
 			length, lengthOK = parseLength(b[start : i-2])
 		}
@@ -222,23 +225,6 @@ func lineEnd(b []byte, i int) (int, error) {
 		return 0, errUnparsable
 	}
 	return i + j + 2, nil
-}
-
-// asciiEqualFold compares b with the lower case ASCII s, ignoring case as
-// http.CanonicalHeaderKey does, ASCII letters only.
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // parseLength parses a Content-Length as gortsplib does (decimal digits

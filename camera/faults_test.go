@@ -44,12 +44,7 @@ func TestStreamDroppedPacketsAreLost(t *testing.T) {
 	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.MJPEG, busyPattern, 25)})
 	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), nil)
 	waitFrames(t, s, 1)
-	var dropped uint64
-	for _, n := range []int{3, 2} {
-		srv.Drop("cam", n)
-		dropped += uint64(n)
-		testutil.WaitFor(t, "the dropped packets counted", 20*time.Second, func() bool { return s.Status().PacketsLost >= dropped })
-	}
+	dropped := dropInBursts(t, srv, s)
 	waitFrames(t, s, 50)
 	st := s.Status()
 	if st.PacketsLost != dropped {
@@ -60,6 +55,19 @@ func TestStreamDroppedPacketsAreLost(t *testing.T) {
 	}
 }
 
+// dropInBursts drops 3, then 2 packets of camera "cam", each burst once
+// the one before is counted lost, and returns how many it dropped.
+func dropInBursts(t *testing.T, srv *rtsptest.Server, s *camera.Stream) uint64 {
+	t.Helper()
+	var dropped uint64
+	for _, n := range []int{3, 2} {
+		srv.Drop("cam", n)
+		dropped += uint64(n)
+		testutil.WaitFor(t, "the dropped packets counted", 20*time.Second, func() bool { return s.Status().PacketsLost >= dropped })
+	}
+	return dropped
+}
+
 // TestStreamBypassOverTCP receives H264 over TCP, dropping packets in two
 // bursts: the connection hands the RTP packets on before gortsplib, and
 // frames, key frames and losses count as they would without.
@@ -67,12 +75,7 @@ func TestStreamBypassOverTCP(t *testing.T) {
 	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.H264, busyPattern, 50, "-g", "10")})
 	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), nil)
 	waitFrames(t, s, 1)
-	var dropped uint64
-	for _, n := range []int{3, 2} {
-		srv.Drop("cam", n)
-		dropped += uint64(n)
-		testutil.WaitFor(t, "the dropped packets counted", 20*time.Second, func() bool { return s.Status().PacketsLost >= dropped })
-	}
+	dropped := dropInBursts(t, srv, s)
 	before := s.Status()
 	waitFrames(t, s, 50)
 	st := s.Status()

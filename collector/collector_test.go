@@ -271,6 +271,19 @@ func TestUnknownCollectorFilter(t *testing.T) {
 	}
 }
 
+// imageOnly returns an image collector of cams without a min interval, and
+// a CameraCollector of it alone.
+func imageOnly(t *testing.T, cams *fakeCameras) (*imageCollector, *CameraCollector) {
+	t.Helper()
+	col, err := newImageCollector(cams, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := col.(*imageCollector)
+	c.minInterval = 0
+	return c, &CameraCollector{collectors: map[string]Collector{"image": c}, logger: discard}
+}
+
 // TestLateAnalysisIsTheNextScrapes checks that an analysis that missed its
 // scrape's deadline is reported by the next scrape rather than thrown away,
 // however short the min interval.
@@ -279,13 +292,7 @@ func TestLateAnalysisIsTheNextScrapes(t *testing.T) {
 	slow.gate = make(chan struct{})
 	release := sync.OnceFunc(func() { close(slow.gate) })
 	t.Cleanup(release)
-	col, err := newImageCollector(cameras(slow), discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := col.(*imageCollector)
-	c.minInterval = 0
-	cc := &CameraCollector{collectors: map[string]Collector{"image": c}, logger: discard}
+	c, cc := imageOnly(t, cameras(slow))
 	success := func(v string) string {
 		return "# TYPE camera_frame_analysis_success gauge\ncamera_frame_analysis_success{camera=\"slow\"} " + v + "\n"
 	}
@@ -319,13 +326,7 @@ func TestLateAnalysisIsTheNextScrapes(t *testing.T) {
 // it, and that no round starts without a scrape to ask for it.
 func TestScrapesPrepareTheNext(t *testing.T) {
 	cam := newCamera(t, "gate", "")
-	col, err := newImageCollector(cameras(cam), discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := col.(*imageCollector)
-	c.minInterval = 0
-	cc := &CameraCollector{collectors: map[string]Collector{"image": c}, logger: discard}
+	_, cc := imageOnly(t, cameras(cam))
 	const success = "# TYPE camera_frame_analysis_success gauge\ncamera_frame_analysis_success{camera=\"gate\"} 1\n"
 	analyses := func(want int64) func() bool { return func() bool { return cam.analyses.Load() == want } }
 

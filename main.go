@@ -46,6 +46,12 @@ func run() int {
 		enablePprof = kingpin.Flag("web.enable-pprof",
 			"Serve Go's runtime profiles under /debug/pprof/ (e.g. go tool pprof http://host:9845/debug/pprof/profile?seconds=30). Off by default: anyone who reaches the port could read them, and a CPU profile or trace costs CPU while it runs.").
 			Bool()
+		probeMaxSessions = kingpin.Flag("probe.max-sessions",
+			"Maximum number of camera sessions that /probe opens; a probe that would open one more fails with reason session_limit.").
+			Default("100").Int()
+		probeIdleTimeout = kingpin.Flag("probe.session-idle-timeout",
+			"A camera session that /probe opened and no probe read for this long is closed with a TEARDOWN.").
+			Default("5m").Duration()
 		toolkitFlags = kingpinflag.AddFlags(kingpin.CommandLine, defaultListenAddress)
 
 		_          = kingpin.Command("serve", "Run the exporter (the default command).").Default()
@@ -94,6 +100,8 @@ func run() int {
 		timeoutOffset:          *timeoutOffset,
 		maxRequests:            *maxRequests,
 		enablePprof:            *enablePprof,
+		probeMaxSessions:       *probeMaxSessions,
+		probeIdleTimeout:       *probeIdleTimeout,
 		toolkitFlags:           toolkitFlags,
 	}, logger)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -415,12 +416,13 @@ func TestShutdown(t *testing.T) {
 	cameras := []string{"gate", "yard"}
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			srv, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{"gate": clip, "yard": clip})
+			srv, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{"gate": clip, "yard": clip, "probed": clip})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer srv.Close()
-			cfg := "cameras:\n"
+			// A camera that only a probe watches ends with a TEARDOWN too.
+			cfg := "modules:\n  local:\n    allowed_targets: [127.0.0.1]\ncameras:\n"
 			for _, name := range cameras {
 				cfg += fmt.Sprintf("  - name: %s\n    url: %s\n", name, srv.URL(name))
 			}
@@ -432,10 +434,11 @@ func TestShutdown(t *testing.T) {
 						return false
 					}
 				}
-				return true
+				p, _ := e.get("/probe?module=local&target="+url.QueryEscape(srv.URL("probed")), nil)
+				return strings.Contains(p, "probe_success 1")
 			})
 			before := map[string]int{}
-			for _, name := range cameras {
+			for _, name := range append(cameras, "probed") {
 				before[name] = srv.Teardowns(name)
 			}
 
@@ -459,7 +462,7 @@ func TestShutdown(t *testing.T) {
 			}
 			// The server counts a TEARDOWN when it reads it; the exporter
 			// may be gone by then.
-			for _, name := range cameras {
+			for _, name := range append(cameras, "probed") {
 				testutil.WaitFor(t, "the TEARDOWN of "+name, 2*time.Second, func() bool {
 					return srv.Teardowns(name) > before[name]
 				})

@@ -21,6 +21,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/collector"
 	"github.com/camera-exporter/camera_exporter/config"
+	"github.com/camera-exporter/camera_exporter/probe"
 )
 
 // The bounds of a shutdown: scrapes in flight get httpShutdownTimeout to
@@ -38,6 +39,8 @@ type serveOptions struct {
 	timeoutOffset          float64
 	maxRequests            int
 	enablePprof            bool
+	probeMaxSessions       int
+	probeIdleTimeout       time.Duration
 	toolkitFlags           *web.FlagConfig
 }
 
@@ -56,9 +59,12 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 	signal.Notify(hup, syscall.SIGHUP)
 
 	manager := camera.NewManager(decode.New, loadDetector, logger)
-	var reloads *reloader // once the configuration is loaded
+	var (
+		reloads *reloader      // once the configuration is loaded
+		probes  *probe.Handler // once the collectors are made
+	)
 	defer func() {
-		if err := closeCameras(manager, reloads, closeTimeout); err != nil {
+		if err := closeCameras(manager, reloads, probes, closeTimeout); err != nil {
 			logger.Error("Error shutting down", "err", err)
 			code = 1
 			return
@@ -80,6 +86,17 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 	}
 	logger.Info("Enabled collectors", "collectors", cameraCollector.Names())
 	registerExporterMetrics(exporterRegistry, opts.disableExporterMetrics)
+	probes = probe.New(probe.Options{
+		Config:      safeConfig.Get,
+		Manager:     manager,
+		Metrics:     cameraCollector,
+		MaxSessions: opts.probeMaxSessions,
+		IdleTimeout: opts.probeIdleTimeout,
+		ScrapeContext: func(r *http.Request) (context.Context, context.CancelFunc) {
+			return scrapeContext(r, opts.timeoutOffset)
+		},
+		Logger: logger.With("component", "probe"),
+	}, exporterRegistry)
 
 	reloads = startReloader(func() error {
 		if err := safeConfig.Reload(opts.configFile); err != nil {
@@ -90,7 +107,7 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 		return nil
 	}, hup)
 
-	mux, err := routes(opts, metricsHandler(cameraCollector, exporterRegistry, opts.timeoutOffset, opts.maxRequests, logger), reloads, safeConfig)
+	mux, err := routes(opts, metricsHandler(cameraCollector, exporterRegistry, opts.timeoutOffset, opts.maxRequests, logger), probes, reloads, safeConfig)
 	if err != nil {
 		logger.Error("Couldn't create landing page", "err", err)
 		return 1
@@ -158,9 +175,10 @@ func registerExporterMetrics(reg prometheus.Registerer, withoutProcess bool) {
 }
 
 // routes are the exporter's endpoints.
-func routes(opts serveOptions, metrics, reload http.Handler, safeConfig *config.SafeConfig) (*http.ServeMux, error) {
+func routes(opts serveOptions, metrics, probes, reload http.Handler, safeConfig *config.SafeConfig) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.Handle(opts.metricsPath, readOnly(metrics))
+	mux.Handle("/probe", readOnly(probes))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy")
 	})
@@ -195,6 +213,7 @@ func routes(opts serveOptions, metrics, reload http.Handler, safeConfig *config.
 		Version:     version.Info(),
 		Links: []web.LandingLinks{
 			{Address: opts.metricsPath, Text: "Metrics"},
+			{Address: "/probe", Text: "Probe", Description: "a camera by URL or name: /probe?target=10.0.0.5:554/stream1&module=default"},
 			{Address: "/config", Text: "Configuration", Description: "with secrets redacted"},
 			{Address: "/-/healthy", Text: "Health"},
 		},
@@ -221,9 +240,10 @@ func readOnly(h http.Handler) http.Handler {
 }
 
 // closeCameras stops the reloads, so that none starts a camera again, then
-// ends every camera's session with a TEARDOWN and frees the decoders and the
-// detector, waiting at most timeout in all. reloads may be nil.
-func closeCameras(manager *camera.Manager, reloads *reloader, timeout time.Duration) error {
+// ends every camera's session, the probes' first, with a TEARDOWN and frees
+// the decoders and the detector, waiting at most timeout in all. reloads
+// and probes may be nil.
+func closeCameras(manager *camera.Manager, reloads *reloader, probes *probe.Handler, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if reloads != nil {
@@ -233,6 +253,9 @@ func closeCameras(manager *camera.Manager, reloads *reloader, timeout time.Durat
 	}
 	closed := make(chan struct{})
 	go func() {
+		if probes != nil {
+			probes.Close()
+		}
 		manager.Close()
 		close(closed)
 	}()

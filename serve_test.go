@@ -30,6 +30,8 @@ func TestMethods(t *testing.T) {
 				{http.MethodGet, "/config", http.StatusOK, ""},
 				{http.MethodGet, "/-/reload", http.StatusMethodNotAllowed, ""},
 				{http.MethodPost, "/-/reload", http.StatusOK, ""},
+				{http.MethodGet, "/probe", http.StatusBadRequest, ""}, // no target
+				{http.MethodPost, "/probe", http.StatusMethodNotAllowed, "GET, HEAD"},
 			} {
 				req, err := http.NewRequest(tc.method, "http://"+e.addr+tc.path, nil)
 				if err != nil {

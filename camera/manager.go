@@ -105,6 +105,21 @@ func stopAll(streams map[string]*Stream) {
 	wg.Wait()
 }
 
+// Open starts a stream outside the configuration, as /probe does, with the
+// configured cameras' decoders; the caller stops it, before Close.
+// allowDial vets every host:port the session connects to, redirects
+// included: an error ends the attempt, without connecting.
+func (m *Manager) Open(cfg config.Camera, allowDial func(addr string) error) *Stream {
+	return newStream(cfg, m.decoders, m.logger, allowDial)
+}
+
+// Stream returns the configured camera's running stream, or nil.
+func (m *Manager) Stream(name string) *Stream {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.streams[name]
+}
+
 // Streams returns the running streams sorted by camera name.
 func (m *Manager) Streams() []*Stream {
 	m.mu.RLock()

@@ -23,6 +23,7 @@ type redirects struct {
 	credentials bool   // the camera has credentials, which gortsplib sends to any redirect target
 	configured  string // host:port of the first dial, the camera's URL
 	followed    int
+	allow       func(addr string) error // nil: any host
 	// bypass is given to the connections of a plain rtsp session: a
 	// redirect to rtsps is told by its TLS handshake.
 	bypass  *rtpBypass
@@ -47,6 +48,11 @@ func (r *redirects) dialContext(ctx context.Context, network, addr string) (net.
 		return nil, withReason(ReasonRedirectLimit, errTooManyRedirects)
 	case r.credentials && !strings.EqualFold(addr, r.configured):
 		return nil, fmt.Errorf("camera redirected to %s, not %s: not following it with the credentials", addr, r.configured)
+	}
+	if r.allow != nil {
+		if err := r.allow(addr); err != nil {
+			return nil, err
+		}
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, network, addr)

@@ -47,6 +47,9 @@ type Stream struct {
 	logger   *slog.Logger
 	cancel   context.CancelFunc
 	done     chan struct{}
+	// allowDial, when set, vets every host:port the session connects to,
+	// the camera's and those it redirects to.
+	allowDial func(addr string) error
 
 	connected    atomic.Bool
 	frames       atomic.Uint64
@@ -105,6 +108,10 @@ type queuedFrame struct {
 // NewStream starts a camera's session loop; Stop ends it.
 // Key frame analyses borrow their decoders from decoders.
 func NewStream(cfg config.Camera, decoders *DecoderPool, logger *slog.Logger) *Stream {
+	return newStream(cfg, decoders, logger, nil)
+}
+
+func newStream(cfg config.Camera, decoders *DecoderPool, logger *slog.Logger, allowDial func(string) error) *Stream {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Stream{
 		cfg:       cfg,
@@ -112,6 +119,7 @@ func NewStream(cfg config.Camera, decoders *DecoderPool, logger *slog.Logger) *S
 		logger:    logger.With("camera", cfg.Name),
 		cancel:    cancel,
 		done:      make(chan struct{}),
+		allowDial: allowDial,
 		decodeAll: cfg.Decode == config.DecodeAll,
 	}
 	go s.run(ctx)
@@ -160,6 +168,14 @@ func (s *Stream) Status() Status {
 	st.Codec, st.Width, st.Height, st.Transport = s.codec, s.width, s.height, s.transport
 	s.mu.Unlock()
 	return st
+}
+
+// Ready reports whether a picture to analyze has arrived: a key frame, or,
+// when every frame is decoded, any frame.
+func (s *Stream) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keyframeAU != nil || s.decodeAll && s.frames.Load() > 0
 }
 
 // Up reports whether the session is up and a frame arrived within the
@@ -343,7 +359,7 @@ func (s *Stream) session(ctx context.Context) error {
 	if user != "" {
 		u.User = url.UserPassword(user, pass)
 	}
-	redirects := &redirects{credentials: user != "", unpaced: s.decodesAll}
+	redirects := &redirects{credentials: user != "", allow: s.allowDial, unpaced: s.decodesAll}
 	if u.Scheme == "rtsp" {
 		redirects.bypass = &rtpBypass{}
 	}

@@ -81,7 +81,15 @@ type Collector interface {
 	Update(ctx context.Context, ch chan<- prometheus.Metric) error
 }
 
-type factory func(cameras Cameras, logger *slog.Logger) (Collector, error)
+// resources are what the collectors of every CameraCollector made from
+// one NewCameraCollector share: probes make one per probed camera, and their
+// analyses must still take turns with those of /metrics.
+type resources struct {
+	// analysisSlots bounds the pictures decoded and analyzed at once.
+	analysisSlots chan struct{}
+}
+
+type factory func(cameras Cameras, shared *resources, logger *slog.Logger) (Collector, error)
 
 var (
 	factories      = map[string]factory{}
@@ -102,6 +110,7 @@ func registerCollector(name string, isDefaultEnabled bool, f factory) {
 // CameraCollector runs the enabled collectors concurrently on each scrape.
 type CameraCollector struct {
 	collectors map[string]Collector
+	shared     *resources
 	logger     *slog.Logger
 }
 
@@ -121,18 +130,33 @@ func NewCameraCollector(cameras Cameras, logger *slog.Logger, filters ...string)
 			enabled[name] = true
 		}
 	}
-	collectors := map[string]Collector{}
+	names := make([]string, 0, len(enabled))
 	for name, on := range enabled {
-		if !on {
-			continue
+		if on {
+			names = append(names, name)
 		}
-		c, err := factories[name](cameras, logger.With("collector", name))
+	}
+	shared := &resources{analysisSlots: make(chan struct{}, max(*imageWorkers, 1))}
+	return newCameraCollector(cameras, names, shared, logger)
+}
+
+func newCameraCollector(cameras Cameras, names []string, shared *resources, logger *slog.Logger) (*CameraCollector, error) {
+	collectors := make(map[string]Collector, len(names))
+	for _, name := range names {
+		c, err := factories[name](cameras, shared, logger.With("collector", name))
 		if err != nil {
 			return nil, fmt.Errorf("creating collector %s: %w", name, err)
 		}
 		collectors[name] = c
 	}
-	return &CameraCollector{collectors: collectors, logger: logger}, nil
+	return &CameraCollector{collectors: collectors, shared: shared, logger: logger}, nil
+}
+
+// ForCameras returns new collectors of the same names as c's, with their
+// own state, over other cameras: a probe's camera. Their analyses share
+// c's --collector.image.workers.
+func (c *CameraCollector) ForCameras(cameras Cameras, logger *slog.Logger) (*CameraCollector, error) {
+	return newCameraCollector(cameras, c.Names(), c.shared, logger)
 }
 
 // Names lists the enabled collectors, sorted.

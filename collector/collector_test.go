@@ -275,7 +275,7 @@ func TestUnknownCollectorFilter(t *testing.T) {
 // a CameraCollector of it alone.
 func imageOnly(t *testing.T, cams *fakeCameras) (*imageCollector, *CameraCollector) {
 	t.Helper()
-	col, err := newImageCollector(cams, discard)
+	col, err := newImageCollector(cams, &resources{analysisSlots: make(chan struct{}, 4)}, discard)
 	if err != nil {
 		t.Fatal(err)
 	}

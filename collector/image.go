@@ -86,12 +86,12 @@ type analysis struct {
 	detectErr error
 }
 
-func newImageCollector(cameras Cameras, logger *slog.Logger) (Collector, error) {
+func newImageCollector(cameras Cameras, res *resources, logger *slog.Logger) (Collector, error) {
 	shared := " Scrapes within --collector.image.min-interval of each other share one analysis."
 	return &imageCollector{
 		cameras:     cameras,
 		logger:      logger,
-		workers:     make(chan struct{}, max(*imageWorkers, 1)),
+		workers:     res.analysisSlots,
 		minInterval: *imageMinInterval,
 		states:      map[Camera]*cameraState{},
 		brightness: cameraDesc("frame_brightness_ratio",

@@ -28,7 +28,7 @@ func cameraDesc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(namespace+"_"+name, help, append([]string{"camera"}, labels...), nil)
 }
 
-func newStreamCollector(cameras Cameras, _ *slog.Logger) (Collector, error) {
+func newStreamCollector(cameras Cameras, _ *resources, _ *slog.Logger) (Collector, error) {
 	return &streamCollector{
 		cameras: cameras,
 		up: cameraDesc("up",

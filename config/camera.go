@@ -95,6 +95,15 @@ func (c *Config) Redacted() ([]byte, error) {
 		}
 		redacted.Cameras[i] = cam
 	}
+	if c.Auths != nil {
+		redacted.Auths = make(map[string]Auth, len(c.Auths))
+		for name, a := range c.Auths {
+			if a.Password != "" {
+				a.Password = secretToken
+			}
+			redacted.Auths[name] = a
+		}
+	}
 	return yaml.Marshal(&redacted)
 }
 

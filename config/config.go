@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -82,6 +83,10 @@ type Config struct {
 	Detector *Detector     `yaml:"detector,omitempty"`
 	Defaults CameraOptions `yaml:"defaults,omitempty"`
 	Cameras  []Camera      `yaml:"cameras"`
+	// Modules and Auths are for /probe: camera settings, and credentials,
+	// by name.
+	Modules map[string]Module `yaml:"modules,omitempty"`
+	Auths   map[string]Auth   `yaml:"auths,omitempty"`
 }
 
 // CameraOptions are the camera settings that the defaults block can provide.
@@ -205,6 +210,27 @@ func (cfg *Config) resolve(src source, dir string, l layout) error {
 		c.Detect.checkClasses(r, cfg.Detector)
 		c.CameraOptions.fill(cfg.Defaults)
 		c.Reference.checkFilled(r)
+		errs = append(errs, r.errs...)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Modules)) {
+		m := cfg.Modules[name]
+		r := &reporter{src: src, pos: l.modules[name], subject: fmt.Sprintf("module %q", name)}
+		if !validName.MatchString(name) {
+			r.errorf("", "name %q: must match %s", name, validName)
+		}
+		m.resolve(r, dir, cfg.Defaults)
+		m.Detect.checkClasses(r, cfg.Detector)
+		cfg.Modules[name] = m
+		errs = append(errs, r.errs...)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Auths)) {
+		a := cfg.Auths[name]
+		r := &reporter{src: src, pos: l.auths[name], subject: fmt.Sprintf("auth %q", name)}
+		if !validName.MatchString(name) {
+			r.errorf("", "name %q: must match %s", name, validName)
+		}
+		a.resolve(r, dir)
+		cfg.Auths[name] = a
 		errs = append(errs, r.errs...)
 	}
 	return errors.Join(errs...)

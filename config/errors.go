@@ -41,6 +41,8 @@ var (
 		reflect.TypeFor[Camera]().String():        "camera",
 		reflect.TypeFor[Detector]().String():      "detector",
 		reflect.TypeFor[DetectOptions]().String(): "detect",
+		reflect.TypeFor[Module]().String():        "module",
+		reflect.TypeFor[Auth]().String():          "auth",
 	}
 )
 

@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"iter"
+	"maps"
+	"slices"
 
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
@@ -12,7 +14,11 @@ import (
 // too, but yaml.v3 drops the line of errors from model.Duration.
 func checkTimeouts(src source, l layout) error {
 	var errs []error
-	for _, n := range append([]*yaml.Node{l.defaults}, l.cameras...) {
+	nodes := append([]*yaml.Node{l.defaults}, l.cameras...)
+	for _, name := range slices.Sorted(maps.Keys(l.moduleNodes)) {
+		nodes = append(nodes, l.moduleNodes[name])
+	}
+	for _, n := range nodes {
 		v := mappingValue(n, "timeout")
 		if v == nil || v.Kind != yaml.ScalarNode || isNull(v) {
 			continue
@@ -30,6 +36,10 @@ type layout struct {
 	detector *yaml.Node   // nil without a detector block
 	defaults *yaml.Node   // nil without a defaults block
 	cameras  []*yaml.Node // one per camera entry
+	modules  map[string]position
+	auths    map[string]position
+	// moduleNodes are the modules' mappings, whose timeouts are checked.
+	moduleNodes map[string]*yaml.Node
 }
 
 func layoutOf(doc *yaml.Node) layout {
@@ -41,7 +51,25 @@ func layoutOf(doc *yaml.Node) layout {
 	if cameras := mappingValue(root, "cameras"); cameras != nil && cameras.Kind == yaml.SequenceNode {
 		l.cameras = cameras.Content
 	}
+	modules := mappingValue(root, "modules")
+	l.modules, l.auths = entries(modules), entries(mappingValue(root, "auths"))
+	l.moduleNodes = map[string]*yaml.Node{}
+	for k, v := range pairs(modules) {
+		l.moduleNodes[k.Value] = v
+	}
 	return l
+}
+
+// entries returns the positions of a mapping node's entries by key, each
+// at the line of its key.
+func entries(n *yaml.Node) map[string]position {
+	out := map[string]position{}
+	for k, v := range pairs(n) {
+		p := positionOf(v)
+		p.line = k.Line
+		out[k.Value] = p
+	}
+	return out
 }
 
 // camera returns the position of the i-th camera entry. It is unknown if

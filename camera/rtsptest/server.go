@@ -382,6 +382,19 @@ func (s *Server) authorized(conn *gortsplib.ServerConn, req *base.Request) bool 
 	return s.user == "" || conn.VerifyCredentials(req, s.user, s.pass)
 }
 
+// Sessions returns the sessions playing the named clip now.
+func (s *Server) Sessions(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, clip := range s.playing {
+		if clip == name {
+			n++
+		}
+	}
+	return n
+}
+
 // OnRequest implements gortsplib.ServerHandlerOnRequest; it counts
 // TEARDOWNs.
 func (s *Server) OnRequest(_ *gortsplib.ServerConn, req *base.Request) {

@@ -1,0 +1,201 @@
+package probe
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/collector"
+	"github.com/camera-exporter/camera_exporter/config"
+	"github.com/camera-exporter/camera_exporter/detector"
+)
+
+var (
+	errSessionLimit  = errors.New("probe session limit reached")
+	errShuttingDown  = errors.New("shutting down")
+	errCameraRemoved = errors.New("camera removed by a reload")
+)
+
+// sessions keeps the cameras that probes watch between probes: a camera's
+// first probe opens its session, the probes after it, an HA pair's
+// included, read it, and a session no probe read for idleTimeout ends
+// with a TEARDOWN. Only the map and the counts are under the lock:
+// sessions start and stop outside it.
+type sessions struct {
+	manager     *camera.Manager
+	metrics     *collector.CameraCollector // whose ForCameras each session's collectors come from
+	max         int
+	idleTimeout time.Duration
+	logger      *slog.Logger
+
+	mu       sync.Mutex
+	byKey    map[string]*session
+	opened   int  // sessions in byKey that probes opened, which max bounds
+	shutdown bool // Close was called
+	stopping sync.WaitGroup
+	done     chan struct{} // closed by Close, ends the idle check
+
+	closed *prometheus.CounterVec // sessions ended, by reason
+}
+
+// session is one probed camera.
+type session struct {
+	stream *camera.Stream
+	// owned is a session opened for probes; a configured camera's stream
+	// belongs to the manager.
+	owned     bool
+	collector *collector.CameraCollector // with this camera's own counters and drift state
+	inUse     int                        // probes reading it; guarded by sessions.mu
+	lastProbe time.Time                  // guarded by sessions.mu
+}
+
+func newSessions(manager *camera.Manager, metrics *collector.CameraCollector, maxSessions int, idleTimeout time.Duration, logger *slog.Logger) *sessions {
+	s := &sessions{
+		manager:     manager,
+		metrics:     metrics,
+		max:         maxSessions,
+		idleTimeout: idleTimeout,
+		logger:      logger,
+		byKey:       map[string]*session{},
+		done:        make(chan struct{}),
+		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "camera_exporter_probe_sessions_closed_total",
+			Help: "Camera sessions opened for probes that ended, by reason: idle (no probe within --probe.session-idle-timeout) or replaced (a reload changed the camera's module or credentials).",
+		}, []string{"reason"}),
+	}
+	for _, reason := range []string{"idle", "replaced"} {
+		s.closed.WithLabelValues(reason)
+	}
+	go s.closeIdle()
+	return s
+}
+
+// acquire returns the session of cam, opening it if no probe did yet or if
+// its settings changed; release must follow. key tells cameras apart, and
+// allowDial vets where an opened session connects.
+func (s *sessions) acquire(key string, cam config.Camera, configured bool, allowDial func(string) error) (*session, error) {
+	var stream *camera.Stream
+	if configured {
+		if stream = s.manager.Stream(cam.Name); stream == nil {
+			return nil, errCameraRemoved
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return nil, errShuttingDown
+	}
+	if sess := s.byKey[key]; sess != nil {
+		if configured && sess.stream == stream || !configured && sess.stream.Config().Equal(cam) {
+			sess.inUse++
+			return sess, nil
+		}
+		s.removeLocked(key, sess, "replaced")
+	}
+	if !configured {
+		if s.opened >= s.max {
+			return nil, errSessionLimit
+		}
+		stream = s.manager.Open(cam, allowDial) // starts a goroutine, no more
+		s.opened++
+	}
+	cc, err := s.metrics.ForCameras(oneCamera{stream: stream, manager: s.manager}, s.logger)
+	if err != nil {
+		if !configured {
+			s.stopLater(stream)
+			s.opened--
+		}
+		return nil, err
+	}
+	sess := &session{stream: stream, owned: !configured, collector: cc, inUse: 1}
+	s.byKey[key] = sess
+	return sess, nil
+}
+
+// release ends a probe's use of sess.
+func (s *sessions) release(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess.inUse--
+	sess.lastProbe = time.Now()
+}
+
+// count returns the sessions open for probes.
+func (s *sessions) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opened
+}
+
+// removeLocked drops sess from the map and stops its stream, if it owns
+// one, in the background: probes reading it get ErrStopped. Needs mu.
+func (s *sessions) removeLocked(key string, sess *session, reason string) {
+	delete(s.byKey, key)
+	if !sess.owned {
+		return
+	}
+	s.opened--
+	s.closed.WithLabelValues(reason).Inc()
+	s.stopLater(sess.stream)
+}
+
+// stopLater ends stream's session with a TEARDOWN, outside the lock. Needs mu.
+func (s *sessions) stopLater(stream *camera.Stream) {
+	s.stopping.Go(stream.Stop)
+}
+
+// closeIdle ends the sessions that no probe read for idleTimeout, checking
+// a few times within it.
+func (s *sessions) closeIdle() {
+	tick := time.NewTicker(min(max(s.idleTimeout/4, 100*time.Millisecond), 30*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-tick.C:
+			s.mu.Lock()
+			for key, sess := range s.byKey {
+				if sess.inUse == 0 && now.Sub(sess.lastProbe) >= s.idleTimeout {
+					if sess.owned {
+						s.logger.Info("Closing probe session, not probed", "camera", sess.stream.Name(), "idle_timeout", s.idleTimeout)
+					}
+					s.removeLocked(key, sess, "idle")
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// Close ends every session with a TEARDOWN, and waits for them; no
+// session opens after it.
+func (s *sessions) Close() {
+	s.mu.Lock()
+	if !s.shutdown {
+		s.shutdown = true
+		close(s.done)
+		for key, sess := range s.byKey {
+			delete(s.byKey, key)
+			if sess.owned {
+				s.opened--
+				s.stopLater(sess.stream)
+			}
+		}
+	}
+	s.mu.Unlock()
+	s.stopping.Wait()
+}
+
+// oneCamera is a probed camera as the collectors see it.
+type oneCamera struct {
+	stream  *camera.Stream
+	manager *camera.Manager
+}
+
+func (o oneCamera) Cameras() []collector.Camera { return []collector.Camera{o.stream} }
+func (o oneCamera) Detector() detector.Detector { return o.manager.Detector() }

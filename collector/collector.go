@@ -175,36 +175,54 @@ func (c *CameraCollector) WithContext(ctx context.Context) prometheus.Collector 
 	return scrape{c: c, ctx: ctx}
 }
 
+// ForProbe is WithContext for a probe of one camera: without
+// camera_scrape_collector_*, whose failure would be the camera's, which
+// probe_success reports; collector errors are logged at debug level.
+func (c *CameraCollector) ForProbe(ctx context.Context) prometheus.Collector {
+	return scrape{c: c, ctx: ctx, probe: true}
+}
+
 type scrape struct {
-	c   *CameraCollector
-	ctx context.Context
+	c     *CameraCollector
+	ctx   context.Context
+	probe bool
 }
 
 // Describe implements prometheus.Collector.
 func (s scrape) Describe(ch chan<- *prometheus.Desc) {
-	ch <- scrapeDurationDesc
-	ch <- scrapeSuccessDesc
+	if !s.probe {
+		ch <- scrapeDurationDesc
+		ch <- scrapeSuccessDesc
+	}
 }
 
 // Collect implements prometheus.Collector.
 func (s scrape) Collect(ch chan<- prometheus.Metric) {
 	var wg sync.WaitGroup
 	for name, c := range s.c.collectors {
-		wg.Go(func() { s.c.execute(s.ctx, name, c, ch) })
+		wg.Go(func() { s.execute(name, c, ch) })
 	}
 	wg.Wait()
 }
 
-func (c *CameraCollector) execute(ctx context.Context, name string, col Collector, ch chan<- prometheus.Metric) {
+func (s scrape) execute(name string, col Collector, ch chan<- prometheus.Metric) {
 	begin := time.Now()
-	err := col.Update(ctx, ch)
+	err := col.Update(s.ctx, ch)
 	duration := time.Since(begin)
+	switch {
+	case s.probe:
+		if err != nil {
+			s.c.logger.Debug("Collector failed", "name", name, "duration_seconds", duration.Seconds(), "err", err)
+		}
+		return
+	case err != nil:
+		s.c.logger.Error("Collector failed", "name", name, "duration_seconds", duration.Seconds(), "err", err)
+	default:
+		s.c.logger.Debug("Collector succeeded", "name", name, "duration_seconds", duration.Seconds())
+	}
 	success := 1.0
 	if err != nil {
-		c.logger.Error("Collector failed", "name", name, "duration_seconds", duration.Seconds(), "err", err)
 		success = 0
-	} else {
-		c.logger.Debug("Collector succeeded", "name", name, "duration_seconds", duration.Seconds())
 	}
 	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, duration.Seconds(), name)
 	ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, name)

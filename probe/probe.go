@@ -161,7 +161,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		defer h.sessions.release(sess)
 		waitReady(ctx, sess.stream)
-		registry.MustRegister(sess.collector.WithContext(ctx))
+		registry.MustRegister(sess.collector.ForProbe(ctx))
 	}
 	families, gatherErr := registry.Gather()
 	reason := reasonSessionLimit

@@ -131,8 +131,12 @@ func checkConfig(path string, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	cameras := fmt.Sprintf("%d cameras", len(cfg.Cameras))
+	if len(cfg.Modules) > 0 {
+		cameras += fmt.Sprintf(", %d probe modules", len(cfg.Modules))
+	}
 	if cfg.Detector == nil {
-		fmt.Printf("%s: valid, %d cameras, no detector\n", path, len(cfg.Cameras))
+		fmt.Printf("%s: valid, %s, no detector\n", path, cameras)
 		return nil
 	}
 	det, err := loadDetector(cfg.Detector, logger)
@@ -141,8 +145,8 @@ func checkConfig(path string, logger *slog.Logger) error {
 	}
 	defer det.Close()
 	info := det.Info()
-	fmt.Printf("%s: valid, %d cameras, detector %s loads: %s layout, %dx%d input, %d classes, %s backend on %s\n",
-		path, len(cfg.Cameras), cfg.Detector.Model, info.Layout, info.InputWidth, info.InputHeight,
+	fmt.Printf("%s: valid, %s, detector %s loads: %s layout, %dx%d input, %d classes, %s backend on %s\n",
+		path, cameras, cfg.Detector.Model, info.Layout, info.InputWidth, info.InputHeight,
 		len(det.Labels()), info.Backend, info.Target)
 	return nil
 }

@@ -376,6 +376,10 @@ func TestConfigCheck(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yml")
 	os.WriteFile(good, []byte("cameras:\n  - name: a\n    url: rtsp://u:Sekrit-1@10.0.0.5/s\n"), 0o600)                    //nolint:errcheck
 	os.WriteFile(bad, []byte("cameras:\n  - name: a\n    url: rtsp://u:Sekrit-1@10.0.0.5/s\n    transprot: tcp\n"), 0o600) //nolint:errcheck
+	probes := filepath.Join(dir, "probes.yml")
+	badProbes := filepath.Join(dir, "bad-probes.yml")
+	os.WriteFile(probes, []byte("auths:\n  viewer:\n    username: u\n    password: Sekrit-1\nmodules:\n  site:\n    allowed_targets: [10.0.0.0/8]\n"), 0o600) //nolint:errcheck
+	os.WriteFile(badProbes, []byte("auths:\n  viewer:\n    password: Sekrit-1\nmodules:\n  site:\n    transport: tcp\n"), 0o600)                              //nolint:errcheck
 
 	for _, tc := range []struct {
 		file     string
@@ -385,6 +389,8 @@ func TestConfigCheck(t *testing.T) {
 		{good, 0, []string{"valid", "1 cameras"}},
 		{shippedExample(t), 0, []string{"valid, 2 cameras, detector", "yolo-fastest-1.1.weights loads: darknet layout, 320x320 input, 80 classes, opencv backend on cpu"}},
 		{bad, 1, []string{"bad.yml:4", "transprot"}},
+		{probes, 0, []string{"valid, 0 cameras, 1 probe modules, no detector"}},
+		{badProbes, 1, []string{`bad-probes.yml:2: auth "viewer": missing username`, `bad-probes.yml:5: module "site": missing allowed_targets`}},
 		{filepath.Join(dir, "missing.yml"), 1, []string{"missing.yml"}},
 	} {
 		out, err := exec.Command(binary, "--config.check", "--config.file="+tc.file).CombinedOutput()

@@ -2,6 +2,7 @@ package probe_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -487,5 +488,42 @@ func TestProbeRedirectNotAllowed(t *testing.T) {
 	})
 	if reqs := thief.Requests(); len(reqs) != 0 {
 		t.Errorf("the host outside allowed_targets got %d requests", len(reqs))
+	}
+}
+
+// TestProbeConcurrentReloads probes cameras while reloads change their
+// module: every probe answers, and each camera ends with one session.
+func TestProbeConcurrentReloads(t *testing.T) {
+	f := newFixture(t, fixtureOptions{config: loopbackModule})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, clip := range []string{"north", "south", "east"} {
+		params := url.Values{"target": {target(f, clip)}, "module": {"site"}}
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if code, body := f.probe(params); code != http.StatusOK {
+					t.Errorf("probe of %s: status %d: %s", clip, code, body)
+					return
+				}
+			}
+		})
+	}
+	for i := range 6 {
+		f.load(loopbackModule + fmt.Sprintf("    dark_threshold: 0.%d\n", i+1))
+		time.Sleep(150 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	for _, clip := range []string{"north", "south", "east"} {
+		params := url.Values{"target": {target(f, clip)}, "module": {"site"}}
+		if got := value(f.families(params), "probe_success"); got != 1 {
+			t.Errorf("%s after the reloads: probe_success = %v, want 1", clip, got)
+		}
+		testutil.WaitFor(t, "one session of "+clip, 10*time.Second, func() bool { return f.cameras.Sessions(clip) == 1 })
 	}
 }

@@ -119,6 +119,9 @@ func promtoolGlob(t *testing.T, pattern string) []string {
 
 func TestPrometheusConfig(t *testing.T) {
 	promtoolRun(t, "check", "config", "prometheus.yml")
+	// Central probing's configuration; TestProbeShardingConfig checks its
+	// rule_files.
+	promtoolRun(t, "check", "config", "probe.yml")
 
 	// promtool checks the rule files the configuration names; a rule file it
 	// does not name would never be loaded.

@@ -27,6 +27,7 @@ const (
 // routes rely on: renaming one breaks them.
 var promtoolAlertNames = []string{
 	"CameraExporterDown",
+	"CameraProbeFailing",
 	"CameraExporterCollectorFailing",
 	"CameraDown",
 	"CameraStalled",

@@ -118,28 +118,85 @@ func promtoolGlob(t *testing.T, pattern string) []string {
 	return files
 }
 
-func TestPrometheusConfig(t *testing.T) {
-	promtoolRun(t, "check", "config", "prometheus.yml")
-	// Central probing's configuration; TestProbeShardingConfig checks its
-	// rule_files.
-	promtoolRun(t, "check", "config", "probe.yml")
+// promtoolConfig is what the tests check of a Prometheus configuration.
+type promtoolConfig struct {
+	Global struct {
+		ExternalLabels map[string]string `yaml:"external_labels"`
+	} `yaml:"global"`
+	RuleFiles     []string `yaml:"rule_files"`
+	ScrapeConfigs []struct {
+		JobName string `yaml:"job_name"`
+	} `yaml:"scrape_configs"`
+	RemoteWrite []struct {
+		URL string `yaml:"url"`
+	} `yaml:"remote_write"`
+}
 
-	// promtool checks the rule files the configuration names; a rule file it
-	// does not name would never be loaded.
-	b, err := os.ReadFile(filepath.Join(promtoolDir, "prometheus.yml"))
+func promtoolReadConfig(t *testing.T, file string) promtoolConfig {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(promtoolDir, file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg struct {
-		RuleFiles []string `yaml:"rule_files"`
-	}
+	var cfg promtoolConfig
 	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", file, err)
 	}
-	slices.Sort(cfg.RuleFiles)
-	if files := promtoolGlob(t, "rules/*.yml"); !slices.Equal(cfg.RuleFiles, files) {
-		t.Errorf("prometheus.yml rule_files = %q, want the files in rules/: %q", cfg.RuleFiles, files)
+	return cfg
+}
+
+func TestPrometheusConfig(t *testing.T) {
+	// The single-box Prometheus and a fleet's central one evaluate the rules.
+	for _, file := range []string{"prometheus.yml", "central.yml"} {
+		t.Run(file, func(t *testing.T) {
+			promtoolRun(t, "check", "config", file)
+
+			// promtool checks the rule files the configuration names; a rule
+			// file it does not name would never be loaded.
+			cfg := promtoolReadConfig(t, file)
+			slices.Sort(cfg.RuleFiles)
+			if files := promtoolGlob(t, "rules/*.yml"); !slices.Equal(cfg.RuleFiles, files) {
+				t.Errorf("%s rule_files = %q, want the files in rules/: %q", file, cfg.RuleFiles, files)
+			}
+			if file != "central.yml" {
+				return
+			}
+			// The boxes' agents send their series: a scrape of the boxes
+			// would store them twice, with other labels.
+			if len(cfg.ScrapeConfigs) > 0 {
+				t.Errorf("central.yml scrapes %d jobs, want none: the agents remote-write", len(cfg.ScrapeConfigs))
+			}
+			// Its external labels would be added to every alert it sends.
+			for _, l := range []string{"site", "box"} {
+				if _, ok := cfg.Global.ExternalLabels[l]; ok {
+					t.Errorf("central.yml sets external label %s, which each box's series carry", l)
+				}
+			}
+		})
 	}
+
+	// Central probing's; TestProbeShardingConfig checks its rule_files.
+	t.Run("probe.yml", func(t *testing.T) {
+		promtoolRun(t, "check", "config", "probe.yml")
+	})
+
+	t.Run("agent.yml", func(t *testing.T) {
+		// --agent: no rules, no alerting, no local storage settings.
+		promtoolRun(t, "check", "config", "--agent", "agent.yml")
+		cfg := promtoolReadConfig(t, "agent.yml")
+		for _, l := range []string{"site", "box"} {
+			if cfg.Global.ExternalLabels[l] == "" {
+				t.Errorf("agent.yml has no external label %s: the alerts and the dashboard need it on every series", l)
+			}
+		}
+		// The alerts select job="camera".
+		if len(cfg.ScrapeConfigs) != 1 || cfg.ScrapeConfigs[0].JobName != "camera" {
+			t.Errorf("agent.yml scrape_configs = %+v, want one job named camera", cfg.ScrapeConfigs)
+		}
+		if len(cfg.RemoteWrite) != 1 || !strings.HasSuffix(cfg.RemoteWrite[0].URL, "/api/v1/write") {
+			t.Errorf("agent.yml remote_write = %+v, want one, to a Prometheus' /api/v1/write", cfg.RemoteWrite)
+		}
+	})
 }
 
 func TestPrometheusRules(t *testing.T) {

@@ -134,9 +134,10 @@ func stackClip(t *testing.T, lavfi string) *rtsptest.Media {
 	return m
 }
 
-// stackRun starts a process that t's cleanup kills by pid; its output goes
-// to a file in dir, shown if the test fails.
-func stackRun(t *testing.T, dir, name string, args ...string) {
+// stackRun starts a process that t's cleanup kills by pid and reaps; its
+// output goes to a file in dir, shown if the test fails. A test may kill
+// the process it returns before: it is only reaped at the cleanup.
+func stackRun(t *testing.T, dir, name string, args ...string) *os.Process {
 	t.Helper()
 	logPath := filepath.Join(dir, filepath.Base(name)+".log")
 	logFile, err := os.Create(logPath)
@@ -157,6 +158,7 @@ func stackRun(t *testing.T, dir, name string, args ...string) {
 			t.Logf("%s output:\n%s", filepath.Base(name), stackTail(string(out), 40))
 		}
 	})
+	return cmd.Process
 }
 
 func stackTail(s string, lines int) string {
@@ -166,7 +168,6 @@ func stackTail(s string, lines int) string {
 
 func stackStartExporter(t *testing.T, dir, addr string, cameras *rtsptest.Server) {
 	t.Helper()
-	bin := exporterBinary(t)
 	models, err := filepath.Abs("../../shared/models/yolo-fastest-1.1")
 	if err != nil {
 		t.Fatal(err)
@@ -189,22 +190,58 @@ cameras:
 	for _, name := range []string{"bright", "dark", "dying"} {
 		cfg += fmt.Sprintf("  - name: %s\n    url: %s\n", name, cameras.URL(name))
 	}
+	if err := os.Mkdir(filepath.Join(dir, "references"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stackRunExporter(t, dir, addr, cfg)
+}
+
+// stackRunExporter runs the exporter with configuration cfg, written to
+// dir, and waits until it serves.
+func stackRunExporter(t *testing.T, dir, addr, cfg string) *os.Process {
+	t.Helper()
+	bin := exporterBinary(t)
 	cfgPath := filepath.Join(dir, "exporter.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Mkdir(filepath.Join(dir, "references"), 0o700); err != nil {
-		t.Fatal(err)
-	}
 	// Every scrape analyzes a new frame, so that references and drift
 	// windows fill in seconds.
-	stackRun(t, dir, bin, "--config.file="+cfgPath, "--web.listen-address="+addr, "--collector.image.min-interval=0s",
+	p := stackRun(t, dir, bin, "--config.file="+cfgPath, "--web.listen-address="+addr, "--collector.image.min-interval=0s",
 		// 200 ms scrapes: keep most of them for the analyses.
 		"--web.timeout-offset=0.05")
 	stackWait(t, "the exporter", func() bool { return stackGet("http://"+addr+"/-/healthy") == nil })
+	return p
 }
 
 func stackStartPrometheus(t *testing.T, dir, addr, exporterAddr, amAddr string) {
+	t.Helper()
+	ruleFiles := stackRewriteRules(t, dir)
+	cfg := map[string]any{
+		"global": map[string]any{"scrape_interval": "1s", "evaluation_interval": "1s"},
+		"alerting": map[string]any{"alertmanagers": []any{
+			map[string]any{"static_configs": []any{map[string]any{"targets": []string{amAddr}}}},
+		}},
+		"rule_files": ruleFiles,
+		"scrape_configs": []any{map[string]any{
+			"job_name":        "camera",
+			"scrape_interval": "200ms",
+			"static_configs": []any{map[string]any{
+				"targets": []string{exporterAddr},
+				"labels":  map[string]string{"site": "test-site", "box": "box-1"},
+			}},
+		}},
+	}
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	stackWriteYAML(t, cfgPath, cfg)
+	stackRun(t, dir, "prometheus", "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
+		"--web.listen-address="+addr)
+	stackWait(t, "Prometheus", func() bool { return stackGet("http://"+addr+"/-/ready") == nil })
+}
+
+// stackRewriteRules writes the rule files of deploy/prometheus/rules to dir,
+// test-sized, and returns their paths.
+func stackRewriteRules(t *testing.T, dir string) []string {
 	t.Helper()
 	rules, err := filepath.Glob("prometheus/rules/*.yml")
 	if err != nil || len(rules) == 0 {
@@ -228,26 +265,7 @@ func stackStartPrometheus(t *testing.T, dir, addr, exporterAddr, amAddr string) 
 		})
 		ruleFiles = append(ruleFiles, out)
 	}
-	cfg := map[string]any{
-		"global": map[string]any{"scrape_interval": "1s", "evaluation_interval": "1s"},
-		"alerting": map[string]any{"alertmanagers": []any{
-			map[string]any{"static_configs": []any{map[string]any{"targets": []string{amAddr}}}},
-		}},
-		"rule_files": ruleFiles,
-		"scrape_configs": []any{map[string]any{
-			"job_name":        "camera",
-			"scrape_interval": "200ms",
-			"static_configs": []any{map[string]any{
-				"targets": []string{exporterAddr},
-				"labels":  map[string]string{"site": "test-site", "box": "box-1"},
-			}},
-		}},
-	}
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	stackWriteYAML(t, cfgPath, cfg)
-	stackRun(t, dir, "prometheus", "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
-		"--web.listen-address="+addr)
-	stackWait(t, "Prometheus", func() bool { return stackGet("http://"+addr+"/-/ready") == nil })
+	return ruleFiles
 }
 
 func stackStartAlertmanager(t *testing.T, dir, addr, webhookURL string) {

@@ -1,0 +1,315 @@
+package deploy_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
+)
+
+// fleetBox is an edge box of TestFleetAgents: its labels, and which of its
+// cameras, named alike on every box, shows a dark picture.
+type fleetBox struct {
+	site, box string
+	dark      map[string]bool
+}
+
+// TestFleetAgents runs a fleet on loopback: two edge boxes, each with its
+// exporter and Debian's Prometheus in agent mode from
+// deploy/prometheus/agent.yml, remote-write to one central Prometheus from
+// deploy/prometheus/central.yml, which evaluates the shipped rules (their
+// for: durations shrunk to a second). The boxes' cameras have the same
+// names: only site and box, the agents' external labels, tell them apart.
+func TestFleetAgents(t *testing.T) {
+	dir := t.TempDir()
+	boxes := []fleetBox{
+		{site: "site-a", box: "edge-box-1", dark: map[string]bool{"yard": true}},
+		{site: "site-b", box: "edge-box-2", dark: map[string]bool{}},
+	}
+	cameraNames := []string{"gate", "yard"}
+	bright := stackClip(t, "testsrc2=s=320x240:r=5")
+	dark := stackClip(t, "color=c=0x080808:s=320x240:r=5")
+	clips := map[string]*rtsptest.Media{}
+	for _, b := range boxes {
+		for _, c := range cameraNames {
+			clips[b.box+"-"+c] = bright
+			if b.dark[c] {
+				clips[b.box+"-"+c] = dark
+			}
+		}
+	}
+	cameras, err := rtsptest.Start(rtsptest.Options{}, clips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cameras.Close()
+
+	centralAddr := testutil.FreeAddr(t)
+	fleetStartCentral(t, filepath.Join(dir, "central"), centralAddr)
+	exporters := map[string]*os.Process{}
+	for _, b := range boxes {
+		boxDir := filepath.Join(dir, b.box)
+		if err := os.Mkdir(boxDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		// Stream and image metrics only: CameraTooDark needs no detector.
+		cfg := "defaults:\n  timeout: 2s\ncameras:\n"
+		for _, c := range cameraNames {
+			cfg += fmt.Sprintf("  - name: %s\n    url: %s\n", c, cameras.URL(b.box+"-"+c))
+		}
+		exporterAddr := testutil.FreeAddr(t)
+		exporters[b.box] = stackRunExporter(t, boxDir, exporterAddr, cfg)
+		fleetStartAgent(t, boxDir, testutil.FreeAddr(t), exporterAddr, "http://"+centralAddr+"/api/v1/write", b)
+	}
+	central := &stackAPI{t: t, base: "http://" + centralAddr}
+
+	t.Run("central store has every box's series", func(t *testing.T) {
+		stackWait(t, "every camera up at the central Prometheus", func() bool {
+			return len(central.query("camera_up == 1")) == len(boxes)*len(cameraNames)
+		})
+		var got []string
+		for _, s := range fleetQuery(central, "camera_up") {
+			for _, l := range []string{"site", "box", "camera", "job", "instance"} {
+				if s.Metric[l] == "" {
+					t.Errorf("camera_up%v: no %s label", s.Metric, l)
+				}
+			}
+			if s.Metric["job"] != "camera" {
+				t.Errorf("camera_up%v: job %q, want camera", s.Metric, s.Metric["job"])
+			}
+			got = append(got, s.Metric["site"]+"/"+s.Metric["box"]+"/"+s.Metric["camera"])
+		}
+		var want []string
+		for _, b := range boxes {
+			for _, c := range cameraNames {
+				want = append(want, b.site+"/"+b.box+"/"+c)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("camera_up at the central Prometheus for %q, want %q", got, want)
+		}
+		// The agents send their scrapes' up too, which CameraExporterDown
+		// reads.
+		stackWait(t, "every box's up at the central Prometheus", func() bool {
+			return len(central.query(`up{job="camera"} == 1`)) == len(boxes)
+		})
+	})
+
+	t.Run("dark camera alerts on its box only", func(t *testing.T) {
+		stackWait(t, "CameraTooDark for edge-box-1's yard", func() bool {
+			return slices.Contains(fleetFiring(central, "CameraTooDark"), "site-a/edge-box-1/yard")
+		})
+		if got := fleetFiring(central, "CameraTooDark"); !slices.Equal(got, []string{"site-a/edge-box-1/yard"}) {
+			t.Errorf("CameraTooDark fires for %q, want only site-a/edge-box-1/yard", got)
+		}
+	})
+
+	t.Run("dashboard variables list every box", func(t *testing.T) {
+		// As a user selecting All, then site-b and edge-box-2 would see.
+		all := map[string][]string{"site": {"site-a", "site-b"}, "box": {"edge-box-1", "edge-box-2"}, "camera": cameraNames}
+		fleetCheckVariables(t, central, stackVariables, all)
+		one := strings.NewReplacer("$site", "site-b", "$box", "edge-box-2")
+		fleetCheckVariables(t, central, one, map[string][]string{"site": all["site"], "box": {"edge-box-2"}, "camera": cameraNames})
+	})
+
+	t.Run("exporter down alerts on its box only", func(t *testing.T) {
+		// The agent goes on scraping, and sends up == 0.
+		if err := exporters["edge-box-2"].Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		stackWait(t, "CameraExporterDown for edge-box-2", func() bool {
+			return slices.Contains(fleetFiring(central, "CameraExporterDown"), "site-b/edge-box-2/")
+		})
+		if got := fleetFiring(central, "CameraExporterDown"); !slices.Equal(got, []string{"site-b/edge-box-2/"}) {
+			t.Errorf("CameraExporterDown fires for %q, want only site-b/edge-box-2", got)
+		}
+	})
+}
+
+// fleetStartCentral runs the central Prometheus from
+// deploy/prometheus/central.yml, test-sized, with the remote-write receiver
+// on. It has no Alertmanager: the tests read its alerts.
+func fleetStartCentral(t *testing.T, dir, addr string) {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ruleFiles := stackRewriteRules(t, dir)
+	cfgPath := filepath.Join(dir, "central.yml")
+	stackRewriteYAML(t, "prometheus/central.yml", cfgPath, func(doc *yaml.Node) {
+		root := stackNodes(doc)[0]
+		fleetSet(t, stackMapValue(root, "global"), "evaluation_interval", "1s")
+		fleetSet(t, root, "rule_files", ruleFiles)
+		fleetDelete(root, "alerting")
+	})
+	stackRun(t, dir, "prometheus", "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
+		"--web.listen-address="+addr, "--web.enable-remote-write-receiver")
+	stackWait(t, "the central Prometheus", func() bool { return stackGet("http://"+addr+"/-/ready") == nil })
+}
+
+// fleetStartAgent runs Prometheus in agent mode on a box, from
+// deploy/prometheus/agent.yml: it scrapes the box's exporter and
+// remote-writes to writeURL, with the box's site and box.
+func fleetStartAgent(t *testing.T, dir, addr, exporterAddr, writeURL string, b fleetBox) {
+	t.Helper()
+	cfgPath := filepath.Join(dir, "agent.yml")
+	stackRewriteYAML(t, "prometheus/agent.yml", cfgPath, func(doc *yaml.Node) {
+		labels := stackNodes(doc, "global", "external_labels")
+		if len(labels) != 1 || stackMapValue(labels[0], "site") == nil || stackMapValue(labels[0], "box") == nil {
+			t.Fatal("agent.yml: no external_labels site and box")
+		}
+		stackMapValue(labels[0], "site").Value = b.site
+		stackMapValue(labels[0], "box").Value = b.box
+		fleetSet(t, stackNodes(doc, "global")[0], "scrape_interval", "200ms")
+		// 200 ms scrapes, as TestStack's.
+		for _, job := range stackNodes(doc, "scrape_configs", "*") {
+			fleetSet(t, job, "scrape_interval", "200ms")
+			fleetSet(t, job, "scrape_timeout", "200ms")
+		}
+		for _, sc := range stackNodes(doc, "scrape_configs", "*", "static_configs", "*") {
+			fleetSet(t, sc, "targets", []string{exporterAddr})
+		}
+		// Batches go when full or after 5 s by default.
+		for _, rw := range stackNodes(doc, "remote_write", "*") {
+			fleetSet(t, rw, "url", writeURL)
+			fleetSet(t, rw, "queue_config", map[string]string{"batch_send_deadline": "200ms"})
+		}
+	})
+	stackRun(t, dir, "prometheus", "--enable-feature=agent", "--config.file="+cfgPath,
+		"--storage.agent.path="+filepath.Join(dir, "agent"), "--web.listen-address="+addr)
+	stackWait(t, b.box+"'s agent", func() bool { return stackGet("http://"+addr+"/-/ready") == nil })
+}
+
+// fleetSet sets key of mapping n to v, adding it if n has none.
+func fleetSet(t *testing.T, n *yaml.Node, key string, v any) {
+	t.Helper()
+	var value yaml.Node
+	if err := value.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			n.Content[i+1] = &value
+			return
+		}
+	}
+	n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, &value)
+}
+
+// fleetDelete removes key from mapping n.
+func fleetDelete(n *yaml.Node, key string) {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			n.Content = slices.Delete(n.Content, i, i+2)
+			return
+		}
+	}
+}
+
+type fleetSample struct {
+	Metric map[string]string `json:"metric"`
+}
+
+// fleetQuery runs an instant query and returns its series' labels.
+func fleetQuery(a *stackAPI, q string) []fleetSample {
+	a.t.Helper()
+	var out []fleetSample
+	for _, raw := range a.query(q) {
+		var s fleetSample
+		if err := json.Unmarshal(raw, &s); err != nil {
+			a.t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// fleetFiring returns the firing alerts of that name, as site/box/camera
+// (camera empty for an alert without one), sorted.
+func fleetFiring(a *stackAPI, alertname string) []string {
+	a.t.Helper()
+	var resp struct {
+		Data struct {
+			Alerts []struct {
+				State  string            `json:"state"`
+				Labels map[string]string `json:"labels"`
+			} `json:"alerts"`
+		} `json:"data"`
+	}
+	a.get("/api/v1/alerts", &resp)
+	var out []string
+	for _, al := range resp.Data.Alerts {
+		if al.State == "firing" && al.Labels["alertname"] == alertname {
+			out = append(out, al.Labels["site"]+"/"+al.Labels["box"]+"/"+al.Labels["camera"])
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// fleetLabelValues matches the dashboard variables' label_values(metric,
+// label) queries.
+var fleetLabelValues = regexp.MustCompile(`^label_values\((.+),\s*(\w+)\)$`)
+
+// fleetCheckVariables runs the dashboard's query variables, with vars
+// filled in, against a, as Grafana's label values requests, and checks that
+// each lists want[variable].
+func fleetCheckVariables(t *testing.T, a *stackAPI, vars *strings.Replacer, want map[string][]string) {
+	t.Helper()
+	b, err := os.ReadFile("grafana/dashboards/camera.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Templating struct {
+			List []struct {
+				Type  string `json:"type"`
+				Name  string `json:"name"`
+				Query string `json:"query"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	checked := map[string]bool{}
+	for _, v := range dash.Templating.List {
+		if v.Type != "query" {
+			continue
+		}
+		m := fleetLabelValues.FindStringSubmatch(v.Query)
+		if m == nil {
+			t.Errorf("variable %s: query %q is not label_values(metric, label)", v.Name, v.Query)
+			continue
+		}
+		match, label := vars.Replace(m[1]), m[2]
+		var resp struct {
+			Data []string `json:"data"`
+		}
+		a.get("/api/v1/label/"+url.PathEscape(label)+"/values?match[]="+url.QueryEscape(match), &resp)
+		slices.Sort(resp.Data)
+		if w, ok := want[v.Name]; !ok {
+			t.Errorf("variable %s: not expected", v.Name)
+		} else if !slices.Equal(resp.Data, w) {
+			t.Errorf("variable %s (%s values of %s) = %q, want %q", v.Name, label, match, resp.Data, w)
+		}
+		checked[v.Name] = true
+	}
+	for name := range want {
+		if !checked[name] {
+			t.Errorf("the dashboard has no variable %s", name)
+		}
+	}
+}

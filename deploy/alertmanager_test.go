@@ -29,6 +29,7 @@ var alertmanagerRoutes = []struct {
 	receiver string
 }{
 	{[]string{"alertname=CameraExporterDown", "severity=critical", "site=site-a", "box=edge-box-1"}, "oncall"},
+	{[]string{"alertname=CameraBoxSilent", "severity=critical", "site=site-a", "box=edge-box-1"}, "oncall"},
 	{[]string{"alertname=CameraProbeFailing", "severity=critical", "site=site-a", "box=site-a-gate", "instance=10.20.1.11:554/Streaming/Channels/101"}, "oncall"},
 	{[]string{"alertname=CameraDown", "severity=critical", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "oncall"},
 	{[]string{"alertname=CameraStalled", "severity=critical", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "oncall"},

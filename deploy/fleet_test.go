@@ -57,7 +57,7 @@ func TestFleetAgents(t *testing.T) {
 
 	centralAddr := testutil.FreeAddr(t)
 	fleetStartCentral(t, filepath.Join(dir, "central"), centralAddr)
-	exporters := map[string]*os.Process{}
+	exporters, agents := map[string]*os.Process{}, map[string]*os.Process{}
 	for _, b := range boxes {
 		boxDir := filepath.Join(dir, b.box)
 		if err := os.Mkdir(boxDir, 0o700); err != nil {
@@ -70,7 +70,7 @@ func TestFleetAgents(t *testing.T) {
 		}
 		exporterAddr := testutil.FreeAddr(t)
 		exporters[b.box] = stackRunExporter(t, boxDir, exporterAddr, cfg)
-		fleetStartAgent(t, boxDir, testutil.FreeAddr(t), exporterAddr, "http://"+centralAddr+"/api/v1/write", b)
+		agents[b.box] = fleetStartAgent(t, boxDir, testutil.FreeAddr(t), exporterAddr, "http://"+centralAddr+"/api/v1/write", b)
 	}
 	central := &stackAPI{t: t, base: "http://" + centralAddr}
 
@@ -136,6 +136,20 @@ func TestFleetAgents(t *testing.T) {
 			t.Errorf("CameraExporterDown fires for %q, want only site-b/edge-box-2", got)
 		}
 	})
+
+	t.Run("silent box alerts", func(t *testing.T) {
+		// Nothing arrives from the box any more: its series end.
+		if err := agents["edge-box-1"].Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		stackWait(t, "CameraBoxSilent for edge-box-1", func() bool {
+			return slices.Contains(fleetFiring(central, "CameraBoxSilent"), "site-a/edge-box-1/")
+		})
+		// edge-box-2's agent still sends its exporter's up 0.
+		if got := fleetFiring(central, "CameraBoxSilent"); !slices.Equal(got, []string{"site-a/edge-box-1/"}) {
+			t.Errorf("CameraBoxSilent fires for %q, want only site-a/edge-box-1", got)
+		}
+	})
 }
 
 // fleetStartCentral runs the central Prometheus from
@@ -155,14 +169,17 @@ func fleetStartCentral(t *testing.T, dir, addr string) {
 		fleetDelete(root, "alerting")
 	})
 	stackRun(t, dir, "prometheus", "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
-		"--web.listen-address="+addr, "--web.enable-remote-write-receiver")
+		"--web.listen-address="+addr, "--web.enable-remote-write-receiver",
+		// Test-sized, as the for: durations: a series that stops is gone
+		// after 2 s instead of 5 m.
+		"--query.lookback-delta=2s")
 	stackWait(t, "the central Prometheus", func() bool { return stackGet("http://"+addr+"/-/ready") == nil })
 }
 
 // fleetStartAgent runs Prometheus in agent mode on a box, from
 // deploy/prometheus/agent.yml: it scrapes the box's exporter and
 // remote-writes to writeURL, with the box's site and box.
-func fleetStartAgent(t *testing.T, dir, addr, exporterAddr, writeURL string, b fleetBox) {
+func fleetStartAgent(t *testing.T, dir, addr, exporterAddr, writeURL string, b fleetBox) *os.Process {
 	t.Helper()
 	cfgPath := filepath.Join(dir, "agent.yml")
 	stackRewriteYAML(t, "prometheus/agent.yml", cfgPath, func(doc *yaml.Node) {
@@ -187,9 +204,10 @@ func fleetStartAgent(t *testing.T, dir, addr, exporterAddr, writeURL string, b f
 			fleetSet(t, rw, "queue_config", map[string]string{"batch_send_deadline": "200ms"})
 		}
 	})
-	stackRun(t, dir, "prometheus", "--enable-feature=agent", "--config.file="+cfgPath,
+	agent := stackRun(t, dir, "prometheus", "--enable-feature=agent", "--config.file="+cfgPath,
 		"--storage.agent.path="+filepath.Join(dir, "agent"), "--web.listen-address="+addr)
 	stackWait(t, b.box+"'s agent", func() bool { return stackGet("http://"+addr+"/-/ready") == nil })
+	return agent
 }
 
 // fleetSet sets key of mapping n to v, adding it if n has none.

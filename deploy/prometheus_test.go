@@ -28,6 +28,7 @@ const (
 var promtoolAlertNames = []string{
 	"CameraExporterDown",
 	"CameraProbeFailing",
+	"CameraBoxSilent",
 	"CameraExporterCollectorFailing",
 	"CameraDown",
 	"CameraStalled",

@@ -316,7 +316,9 @@ func TestLateAnalysisIsTheNextScrapes(t *testing.T) {
 		t.Errorf("%d analyses, want the late one reported without another", n)
 	}
 	compare(t, context.Background(), cc, success("1"), "camera_frame_analysis_success")
-	if n := slow.analyses.Load(); n != 2 {
+	// At least: back-to-back scrapes make an interval of milliseconds, and
+	// the round prepared half of it later may have started already.
+	if n := slow.analyses.Load(); n < 2 {
 		t.Errorf("%d analyses, want a new one once the late one was reported", n)
 	}
 }

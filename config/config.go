@@ -212,28 +212,32 @@ func (cfg *Config) resolve(src source, dir string, l layout) error {
 		c.Reference.checkFilled(r)
 		errs = append(errs, r.errs...)
 	}
-	for _, name := range slices.Sorted(maps.Keys(cfg.Modules)) {
-		m := cfg.Modules[name]
-		r := &reporter{src: src, pos: l.modules[name], subject: fmt.Sprintf("module %q", name)}
-		if !validName.MatchString(name) {
-			r.errorf("", "name %q: must match %s", name, validName)
-		}
+	errs = append(errs, resolveNamed(src, "module", cfg.Modules, l.modules, func(m *Module, r *reporter) {
 		m.resolve(r, dir, cfg.Defaults)
 		m.Detect.checkClasses(r, cfg.Detector)
-		cfg.Modules[name] = m
-		errs = append(errs, r.errs...)
-	}
-	for _, name := range slices.Sorted(maps.Keys(cfg.Auths)) {
-		a := cfg.Auths[name]
-		r := &reporter{src: src, pos: l.auths[name], subject: fmt.Sprintf("auth %q", name)}
+	})...)
+	errs = append(errs, resolveNamed(src, "auth", cfg.Auths, l.auths, func(a *Auth, r *reporter) {
+		a.resolve(r, dir)
+	})...)
+	return errors.Join(errs...)
+}
+
+// resolveNamed resolves the entries of a map of the file by name, in the
+// order of their names, each reported at its position, and returns the
+// errors.
+func resolveNamed[T any](src source, kind string, entries map[string]T, positions map[string]position, resolve func(*T, *reporter)) []error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(entries)) {
+		e := entries[name]
+		r := &reporter{src: src, pos: positions[name], subject: fmt.Sprintf("%s %q", kind, name)}
 		if !validName.MatchString(name) {
 			r.errorf("", "name %q: must match %s", name, validName)
 		}
-		a.resolve(r, dir)
-		cfg.Auths[name] = a
+		resolve(&e, r)
+		entries[name] = e
 		errs = append(errs, r.errs...)
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // check validates the options that o sets.

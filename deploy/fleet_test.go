@@ -164,9 +164,9 @@ func fleetStartCentral(t *testing.T, dir, addr string) {
 	cfgPath := filepath.Join(dir, "central.yml")
 	stackRewriteYAML(t, "prometheus/central.yml", cfgPath, func(doc *yaml.Node) {
 		root := stackNodes(doc)[0]
-		fleetSet(t, stackMapValue(root, "global"), "evaluation_interval", "1s")
-		fleetSet(t, root, "rule_files", ruleFiles)
-		fleetDelete(root, "alerting")
+		stackSet(t, stackMapValue(root, "global"), "evaluation_interval", "1s")
+		stackSet(t, root, "rule_files", ruleFiles)
+		stackDelete(root, "alerting")
 	})
 	stackRun(t, dir, "prometheus", "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+addr, "--web.enable-remote-write-receiver",
@@ -189,51 +189,25 @@ func fleetStartAgent(t *testing.T, dir, addr, exporterAddr, writeURL string, b f
 		}
 		stackMapValue(labels[0], "site").Value = b.site
 		stackMapValue(labels[0], "box").Value = b.box
-		fleetSet(t, stackNodes(doc, "global")[0], "scrape_interval", "200ms")
+		stackSet(t, stackNodes(doc, "global")[0], "scrape_interval", "200ms")
 		// 200 ms scrapes, as TestStack's.
 		for _, job := range stackNodes(doc, "scrape_configs", "*") {
-			fleetSet(t, job, "scrape_interval", "200ms")
-			fleetSet(t, job, "scrape_timeout", "200ms")
+			stackSet(t, job, "scrape_interval", "200ms")
+			stackSet(t, job, "scrape_timeout", "200ms")
 		}
 		for _, sc := range stackNodes(doc, "scrape_configs", "*", "static_configs", "*") {
-			fleetSet(t, sc, "targets", []string{exporterAddr})
+			stackSet(t, sc, "targets", []string{exporterAddr})
 		}
 		// Batches go when full or after 5 s by default.
 		for _, rw := range stackNodes(doc, "remote_write", "*") {
-			fleetSet(t, rw, "url", writeURL)
-			fleetSet(t, rw, "queue_config", map[string]string{"batch_send_deadline": "200ms"})
+			stackSet(t, rw, "url", writeURL)
+			stackSet(t, rw, "queue_config", map[string]string{"batch_send_deadline": "200ms"})
 		}
 	})
 	agent := stackRun(t, dir, "prometheus", "--enable-feature=agent", "--config.file="+cfgPath,
 		"--storage.agent.path="+filepath.Join(dir, "agent"), "--web.listen-address="+addr)
 	stackWait(t, b.box+"'s agent", func() bool { return stackGet("http://"+addr+"/-/ready") == nil })
 	return agent
-}
-
-// fleetSet sets key of mapping n to v, adding it if n has none.
-func fleetSet(t *testing.T, n *yaml.Node, key string, v any) {
-	t.Helper()
-	var value yaml.Node
-	if err := value.Encode(v); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			n.Content[i+1] = &value
-			return
-		}
-	}
-	n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, &value)
-}
-
-// fleetDelete removes key from mapping n.
-func fleetDelete(n *yaml.Node, key string) {
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			n.Content = slices.Delete(n.Content, i, i+2)
-			return
-		}
-	}
 }
 
 type fleetSample struct {
@@ -258,20 +232,9 @@ func fleetQuery(a *stackAPI, q string) []fleetSample {
 // (camera empty for an alert without one), sorted.
 func fleetFiring(a *stackAPI, alertname string) []string {
 	a.t.Helper()
-	var resp struct {
-		Data struct {
-			Alerts []struct {
-				State  string            `json:"state"`
-				Labels map[string]string `json:"labels"`
-			} `json:"alerts"`
-		} `json:"data"`
-	}
-	a.get("/api/v1/alerts", &resp)
 	var out []string
-	for _, al := range resp.Data.Alerts {
-		if al.State == "firing" && al.Labels["alertname"] == alertname {
-			out = append(out, al.Labels["site"]+"/"+al.Labels["box"]+"/"+al.Labels["camera"])
-		}
+	for _, labels := range a.firingLabels(alertname) {
+		out = append(out, labels["site"]+"/"+labels["box"]+"/"+labels["camera"])
 	}
 	slices.Sort(out)
 	return out

@@ -411,7 +411,7 @@ func shardingStartPrometheus(t *testing.T, dir, addr, inventory string, replicas
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	stackRewriteYAML(t, "prometheus/probe.yml", cfgPath, func(doc *yaml.Node) {
 		root := doc.Content[0]
-		shardingDelete(root, "alerting")
+		stackDelete(root, "alerting")
 		for _, f := range stackNodes(doc, "rule_files", "*") {
 			abs, err := filepath.Abs(filepath.Join("prometheus", f.Value))
 			if err != nil {
@@ -422,8 +422,8 @@ func shardingStartPrometheus(t *testing.T, dir, addr, inventory string, replicas
 		jobs := map[string]*yaml.Node{}
 		for _, job := range stackNodes(doc, "scrape_configs", "*") {
 			jobs[stackMapValue(job, "job_name").Value] = job
-			shardingSet(job, "scrape_interval", "500ms")
-			shardingSet(job, "scrape_timeout", "500ms")
+			stackSet(t, job, "scrape_interval", "500ms")
+			stackSet(t, job, "scrape_timeout", "500ms")
 		}
 		probe := jobs["camera_probe"]
 		if probe == nil || jobs["camera_exporter"] == nil {
@@ -643,26 +643,6 @@ func shardingFind(cams []*shardingCamera, match func(*shardingCamera) bool) *sha
 		return cams[i]
 	}
 	return nil
-}
-
-// shardingSet sets key of the mapping m to the scalar value, adding it if
-// m has none.
-func shardingSet(m *yaml.Node, key, value string) {
-	if v := stackMapValue(m, key); v != nil {
-		v.Kind, v.Tag, v.Value, v.Content = yaml.ScalarNode, "", value, nil
-		return
-	}
-	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, &yaml.Node{Kind: yaml.ScalarNode, Value: value})
-}
-
-// shardingDelete removes key from the mapping m.
-func shardingDelete(m *yaml.Node, key string) {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			m.Content = slices.Delete(m.Content, i, i+2)
-			return
-		}
-	}
 }
 
 // shardingReplace replaces the scalars below n that are old with new, and

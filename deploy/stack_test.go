@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -530,6 +531,16 @@ func (a *stackAPI) query(q string) []json.RawMessage {
 // firing returns the cameras for which Prometheus fires the alert.
 func (a *stackAPI) firing(alertname string) map[string]bool {
 	a.t.Helper()
+	cameras := map[string]bool{}
+	for _, labels := range a.firingLabels(alertname) {
+		cameras[labels["camera"]] = true
+	}
+	return cameras
+}
+
+// firingLabels returns the labels of each firing alert of that name.
+func (a *stackAPI) firingLabels(alertname string) []map[string]string {
+	a.t.Helper()
 	var resp struct {
 		Data struct {
 			Alerts []struct {
@@ -539,13 +550,13 @@ func (a *stackAPI) firing(alertname string) map[string]bool {
 		} `json:"data"`
 	}
 	a.get("/api/v1/alerts", &resp)
-	cameras := map[string]bool{}
+	var out []map[string]string
 	for _, al := range resp.Data.Alerts {
 		if al.State == "firing" && al.Labels["alertname"] == alertname {
-			cameras[al.Labels["camera"]] = true
+			out = append(out, al.Labels)
 		}
 	}
-	return cameras
+	return out
 }
 
 type stackAMAlert struct {
@@ -606,4 +617,30 @@ func stackEventually(timeout time.Duration, cond func() bool) bool {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return true
+}
+
+// stackSet sets key of mapping n to v, adding it if n has none.
+func stackSet(t *testing.T, n *yaml.Node, key string, v any) {
+	t.Helper()
+	var value yaml.Node
+	if err := value.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			n.Content[i+1] = &value
+			return
+		}
+	}
+	n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, &value)
+}
+
+// stackDelete removes key from mapping n.
+func stackDelete(n *yaml.Node, key string) {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			n.Content = slices.Delete(n.Content, i, i+2)
+			return
+		}
+	}
 }

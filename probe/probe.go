@@ -139,18 +139,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.opts.ScrapeContext(r)
 	defer cancel()
 
-	allowed := cfg.Modules[module]
-	allowDial := func(addr string) error {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil || !allowed.Allows(host) {
-			return fmt.Errorf("%s: %w %q", addr, config.ErrTargetNotAllowed, module)
-		}
-		return nil
-	}
+	// Cameras the configuration lists are its to run; the others are told
+	// apart by module as well, whose settings they run with.
 	key := "camera\x00" + cam.Name
 	if !configured {
 		key = module + "\x00" + cam.Name + "\x00" + cam.StreamURL()
 	}
+	allowDial := allowedBy(cfg.Modules[module], module)
 	registry := prometheus.NewRegistry()
 	sess, err := h.sessions.acquire(key, cam, configured, allowDial)
 	switch {
@@ -181,6 +176,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ErrorLog:      slog.NewLogLogger(h.opts.Logger.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
 	}).ServeHTTP(w, r)
+}
+
+// allowedBy vets the host:port a session of module connects to.
+func allowedBy(m config.Module, module string) func(addr string) error {
+	return func(addr string) error {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil || !m.Allows(host) {
+			return fmt.Errorf("%s: %w %q", addr, config.ErrTargetNotAllowed, module)
+		}
+		return nil
+	}
 }
 
 // readyPoll is how often a probe looks whether a new session is ready.

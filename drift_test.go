@@ -17,15 +17,16 @@ import (
 // noisyPhotoStream encodes a photograph, through an ffmpeg filter, as a
 // clip with sensor-like noise that changes every frame, as a real camera's
 // picture of a still scene does. The server loops the clip, which repeats
-// its key frames exactly: 25 of them, well beyond the frozen check's
-// window of 8 (of those analyzed), so that the loop reads live.
+// its key frames exactly: 75 of them in 15 s, well beyond the frozen
+// check's window of 8 (of those analyzed), even at one analysis a second
+// on a loaded machine, so that the loop reads live.
 func noisyPhotoStream(t testing.TB, name, filter string) *rtsptest.Media {
 	t.Helper()
 	vf := "scale=trunc(iw/2)*2:trunc(ih/2)*2,noise=alls=6:allf=t"
 	if filter != "" {
 		vf = filter + "," + vf
 	}
-	m, err := rtsptest.Encode(t.Context(), t.TempDir(), rtsptest.H264, 25, 125,
+	m, err := rtsptest.Encode(t.Context(), t.TempDir(), rtsptest.H264, 25, 375,
 		[]string{"-loop", "1", "-i", filepath.Join(sharedImages, name)}, "-vf", vf, "-g", "5")
 	if err != nil {
 		t.Fatal(err)
@@ -64,8 +65,10 @@ func TestDrift(t *testing.T) {
 		"blurred": noisyPhotoStream(t, "person.jpg", "gblur=sigma=6"),
 		"moved":   noisyPhotoStream(t, "giraffe.jpg", ""),
 		"frozen":  photoStream(t, "person.jpg"), // the same picture, frame after frame
-		// 25 key frames a loop, as noisyPhotoStream's.
-		"moving": rtsptest.Clip(t, rtsptest.H264, "testsrc2=s=320x240:r=25", 125, "-g", "5"),
+		// A 15 s loop of 75 key frames: the 8 latest distinct pictures
+		// that the frozen check compares never span it, even when a loaded
+		// machine analyzes one a second.
+		"moving": rtsptest.Clip(t, rtsptest.H264, "testsrc2=s=320x240:r=25", 375, "-g", "5"),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -46,6 +46,9 @@ func run() int {
 		enablePprof = kingpin.Flag("web.enable-pprof",
 			"Serve Go's runtime profiles under /debug/pprof/ (e.g. go tool pprof http://host:9845/debug/pprof/profile?seconds=30). Off by default: anyone who reaches the port could read them, and a CPU profile or trace costs CPU while it runs.").
 			Bool()
+		enableSnapshots = kingpin.Flag("web.enable-snapshots",
+			"Serve each camera's latest analyzed picture, with the detector's boxes, on /cameras. Off by default: the pictures show people, and anyone who reaches the port would see them.").
+			Bool()
 		probeMaxSessions = kingpin.Flag("probe.max-sessions",
 			"Maximum number of camera sessions that /probe opens; a probe that would open one more fails with reason session_limit.").
 			Default("100").Int()
@@ -100,6 +103,7 @@ func run() int {
 		timeoutOffset:          *timeoutOffset,
 		maxRequests:            *maxRequests,
 		enablePprof:            *enablePprof,
+		enableSnapshots:        *enableSnapshots,
 		probeMaxSessions:       *probeMaxSessions,
 		probeIdleTimeout:       *probeIdleTimeout,
 		toolkitFlags:           toolkitFlags,

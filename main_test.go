@@ -76,8 +76,12 @@ func startExporterWithConfig(t testing.TB, path string, args ...string) *exporte
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.stop(t) })
+	// Any answer: behind a web config's basic auth, it is 401.
 	testutil.WaitFor(t, "the exporter to listen", 10*time.Second, func() bool {
-		_, err := e.get("/-/healthy", nil)
+		resp, err := http.Get("http://" + e.addr + "/-/healthy")
+		if err == nil {
+			resp.Body.Close()
+		}
 		return err == nil
 	})
 	return e

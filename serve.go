@@ -21,6 +21,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/collector"
 	"github.com/camera-exporter/camera_exporter/config"
+	"github.com/camera-exporter/camera_exporter/pages"
 	"github.com/camera-exporter/camera_exporter/probe"
 )
 
@@ -39,6 +40,7 @@ type serveOptions struct {
 	timeoutOffset          float64
 	maxRequests            int
 	enablePprof            bool
+	enableSnapshots        bool
 	probeMaxSessions       int
 	probeIdleTimeout       time.Duration
 	toolkitFlags           *web.FlagConfig
@@ -59,6 +61,9 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 	signal.Notify(hup, syscall.SIGHUP)
 
 	manager := camera.NewManager(decode.New, loadDetector, logger)
+	if opts.enableSnapshots {
+		manager.KeepSnapshots(pages.SnapshotWidth)
+	}
 	var (
 		reloads *reloader      // once the configuration is loaded
 		probes  *probe.Handler // once the collectors are made
@@ -107,11 +112,17 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 		return nil
 	}, hup)
 
+	operatorPages, err := pages.New(pages.Options{Cameras: cameraCollector, Snapshots: opts.enableSnapshots, Logger: logger.With("component", "pages")})
+	if err != nil {
+		logger.Error("Couldn't create the camera pages", "err", err)
+		return 1
+	}
 	mux, err := routes(opts, metricsHandler(cameraCollector, exporterRegistry, opts.timeoutOffset, opts.maxRequests, logger), probes, reloads, safeConfig)
 	if err != nil {
 		logger.Error("Couldn't create landing page", "err", err)
 		return 1
 	}
+	operatorPages.Register(mux)
 	server := newServer(mux, readTimeout, idleTimeout)
 	served := make(chan error, 1)
 	go func() { served <- web.ListenAndServe(server, opts.toolkitFlags, logger) }()
@@ -213,6 +224,7 @@ func routes(opts serveOptions, metrics, probes, reload http.Handler, safeConfig 
 		Version:     version.Info(),
 		Links: []web.LandingLinks{
 			{Address: opts.metricsPath, Text: "Metrics"},
+			{Address: "/cameras", Text: "Cameras", Description: "what each camera sees, and its latest analysis"},
 			{Address: "/probe", Text: "Probe", Description: "a camera by URL or name: /probe?target=10.0.0.5:554/stream1&module=default"},
 			{Address: "/config", Text: "Configuration", Description: "with secrets redacted"},
 			{Address: "/-/healthy", Text: "Health"},

@@ -77,4 +77,9 @@ type Status struct {
 	Reconnects   [numReasons]uint64
 	DecodeErrors uint64
 	LastFrame    time.Time
+	// FrameRate is the frames per second received over the latest 5 s
+	// of frames; 0 until known.
+	FrameRate float64
+	// LastEnded is the reason the latest session ended, "" if none did.
+	LastEnded string
 }

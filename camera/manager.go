@@ -20,9 +20,10 @@ type NewDetector func(cfg *config.Detector, logger *slog.Logger) (detector.Detec
 // blocking scrapes: models load and streams stop outside the lock that
 // Streams and Detector take.
 type Manager struct {
-	decoders    *DecoderPool
-	newDetector NewDetector
-	logger      *slog.Logger
+	decoders      *DecoderPool
+	newDetector   NewDetector
+	logger        *slog.Logger
+	snapshotWidth int // of the pictures analyses keep for the operator pages; 0: none
 
 	applyMu     sync.Mutex       // serializes Apply; guards detectorCfg
 	detectorCfg *config.Detector // of the detector in force
@@ -36,6 +37,11 @@ type Manager struct {
 func NewManager(newDecoder NewDecoder, newDetector NewDetector, logger *slog.Logger) *Manager {
 	return &Manager{decoders: NewDecoderPool(newDecoder), newDetector: newDetector, logger: logger, streams: map[string]*Stream{}}
 }
+
+// KeepSnapshots makes the analyses of the streams started after it return
+// their picture at most width pixels wide (Frame.Snapshot), for the
+// operator pages. Call it before the first Apply.
+func (m *Manager) KeepSnapshots(width int) { m.snapshotWidth = width }
 
 // Apply puts cfg in force. A changed detector is loaded first, so that a
 // model that fails to load changes nothing; an unchanged one is kept.
@@ -59,7 +65,7 @@ func (m *Manager) Apply(cfg *config.Config) error {
 			delete(m.streams, c.Name)
 			continue
 		}
-		next[c.Name] = NewStream(c, m.decoders, m.logger) // starts a goroutine, no more
+		next[c.Name] = newStream(c, m.decoders, m.logger, streamOptions{snapshotWidth: m.snapshotWidth}) // starts a goroutine, no more
 	}
 	removed := m.streams // what is left over was removed or replaced
 	m.streams = next
@@ -110,7 +116,7 @@ func stopAll(streams map[string]*Stream) {
 // allowDial vets every host:port the session connects to, redirects
 // included: an error ends the attempt, without connecting.
 func (m *Manager) Open(cfg config.Camera, allowDial func(addr string) error) *Stream {
-	return newStream(cfg, m.decoders, m.logger, allowDial)
+	return newStream(cfg, m.decoders, m.logger, streamOptions{allowDial: allowDial, snapshotWidth: m.snapshotWidth})
 }
 
 // Stream returns the configured camera's running stream, or nil.

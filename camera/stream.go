@@ -50,6 +50,9 @@ type Stream struct {
 	// allowDial, when set, vets every host:port the session connects to,
 	// the camera's and those it redirects to.
 	allowDial func(addr string) error
+	// snapshotWidth, when above 0, makes analyses return a picture at
+	// most this wide, for the operator pages.
+	snapshotWidth int
 
 	connected    atomic.Bool
 	frames       atomic.Uint64
@@ -60,6 +63,7 @@ type Stream struct {
 	reconnects   [numReasons]atomic.Uint64 // by the reason the session before ended
 	decodeErrors atomic.Uint64
 	lastFrame    atomic.Int64 // unix nanoseconds
+	lastEnd      atomic.Int32 // the Reason the latest session ended with, plus 1; 0: none ended
 	stalled      bool         // no video for the timeout; owned by the session's watchStall
 
 	basicWarned atomic.Bool // the password went as Basic over plain RTSP, and that was logged
@@ -76,6 +80,9 @@ type Stream struct {
 	keyGap        time.Duration    // the longest wait for a key frame seen
 	decodeAll     bool             // every frame is decoded: configured, or for intra refresh
 	intraRefresh  bool             // no key frames: decoding may resume at any frame
+	rateSince     time.Time        // start of the frame rate's window
+	rateFrames    uint64           // frames received before it
+	frameRate     float64          // frames per second over the latest window
 	queue         chan queuedFrame // to the full decoder, when decodeAll
 	dropUntilKey  bool             // the queue overflowed: skip to the next key frame
 
@@ -108,19 +115,26 @@ type queuedFrame struct {
 // NewStream starts a camera's session loop; Stop ends it.
 // Key frame analyses borrow their decoders from decoders.
 func NewStream(cfg config.Camera, decoders *DecoderPool, logger *slog.Logger) *Stream {
-	return newStream(cfg, decoders, logger, nil)
+	return newStream(cfg, decoders, logger, streamOptions{})
 }
 
-func newStream(cfg config.Camera, decoders *DecoderPool, logger *slog.Logger, allowDial func(string) error) *Stream {
+// streamOptions are a stream's settings that are not the camera's.
+type streamOptions struct {
+	allowDial     func(addr string) error
+	snapshotWidth int
+}
+
+func newStream(cfg config.Camera, decoders *DecoderPool, logger *slog.Logger, opts streamOptions) *Stream {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Stream{
-		cfg:       cfg,
-		decoders:  decoders,
-		logger:    logger.With("camera", cfg.Name),
-		cancel:    cancel,
-		done:      make(chan struct{}),
-		allowDial: allowDial,
-		decodeAll: cfg.Decode == config.DecodeAll,
+		cfg:           cfg,
+		decoders:      decoders,
+		logger:        logger.With("camera", cfg.Name),
+		cancel:        cancel,
+		done:          make(chan struct{}),
+		allowDial:     opts.allowDial,
+		snapshotWidth: opts.snapshotWidth,
+		decodeAll:     cfg.Decode == config.DecodeAll,
 	}
 	go s.run(ctx)
 	return s
@@ -164,10 +178,29 @@ func (s *Stream) Status() Status {
 	if ns := s.lastFrame.Load(); ns != 0 {
 		st.LastFrame = time.Unix(0, ns)
 	}
+	if r := s.lastEnd.Load(); r > 0 {
+		st.LastEnded = Reason(r - 1).String()
+	}
 	s.mu.Lock()
 	st.Codec, st.Width, st.Height, st.Transport = s.codec, s.width, s.height, s.transport
+	st.FrameRate = s.frameRate
 	s.mu.Unlock()
 	return st
+}
+
+// frameRateWindow is how long the frames of one frame rate reading come in.
+const frameRateWindow = 5 * time.Second
+
+// measureFrameRate counts a frame into the frame rate. Needs mu.
+func (s *Stream) measureFrameRate(now time.Time) {
+	frames := s.frames.Load()
+	switch elapsed := now.Sub(s.rateSince); {
+	case s.rateSince.IsZero() || elapsed > 3*frameRateWindow: // a new session, or one that stalled
+		s.rateSince, s.rateFrames = now, frames
+	case elapsed >= frameRateWindow:
+		s.frameRate = float64(frames-s.rateFrames) / elapsed.Seconds()
+		s.rateSince, s.rateFrames = now, frames
+	}
 }
 
 // Ready reports whether a picture to analyze has arrived: a key frame, or,
@@ -203,6 +236,11 @@ type Frame struct {
 	// Picture is the picture converted for the detector, when Analyze was
 	// given a placement: the caller's.
 	Picture detector.Image
+	// Snapshot is the picture in BGR, at most the stream's snapshot width
+	// wide, when the stream keeps snapshots and the picture was decoded
+	// for this analysis (not for an earlier one of the same Seq): the
+	// caller's.
+	Snapshot detector.Image
 }
 
 // Analyze decodes and measures the camera's latest picture. In key frame
@@ -251,6 +289,15 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 		stats = s.lastStats
 	}
 	frame := Frame{Seq: s.pictureSeq, Stats: stats, Coded: s.pictureHash, Key: s.pictureKey}
+	if s.snapshotWidth > 0 && dec != nil && stats.Width > 0 {
+		w := min(s.snapshotWidth, stats.Width)
+		h := max(stats.Height*w/stats.Width, 1)
+		snap, err := dec.Picture(w, h)
+		if err != nil {
+			return Frame{}, fmt.Errorf("converting picture for the snapshot: %w", err)
+		}
+		frame.Snapshot = snap
+	}
 	if place == nil {
 		return frame, nil
 	}
@@ -335,6 +382,7 @@ func (s *Stream) run(ctx context.Context) {
 			backoff = minBackoff
 		}
 		reason := reasonOf(err)
+		s.lastEnd.Store(int32(reason) + 1)
 		// Jitter spreads the reconnects of cameras that failed together.
 		wait := backoff/2 + rand.N(backoff/2+1)
 		s.logger.Warn("Camera session ended, reconnecting", "reason", reason.String(), "err", s.redact(err),
@@ -583,6 +631,9 @@ func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.width, s.height = width, height
+	if picture {
+		s.measureFrameRate(now)
+	}
 	if picture && s.firstPicture.IsZero() {
 		s.firstPicture = now
 	}

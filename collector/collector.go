@@ -109,6 +109,7 @@ func registerCollector(name string, isDefaultEnabled bool, f factory) {
 
 // CameraCollector runs the enabled collectors concurrently on each scrape.
 type CameraCollector struct {
+	cameras    Cameras
 	collectors map[string]Collector
 	shared     *resources
 	logger     *slog.Logger
@@ -149,7 +150,7 @@ func newCameraCollector(cameras Cameras, names []string, shared *resources, logg
 		}
 		collectors[name] = c
 	}
-	return &CameraCollector{collectors: collectors, shared: shared, logger: logger}, nil
+	return &CameraCollector{cameras: cameras, collectors: collectors, shared: shared, logger: logger}, nil
 }
 
 // ForCameras returns new collectors of the same names as c's, with their

@@ -281,7 +281,7 @@ func imageOnly(t *testing.T, cams *fakeCameras) (*imageCollector, *CameraCollect
 	}
 	c := col.(*imageCollector)
 	c.minInterval = 0
-	return c, &CameraCollector{collectors: map[string]Collector{"image": c}, logger: discard}
+	return c, &CameraCollector{cameras: cams, collectors: map[string]Collector{"image": c}, logger: discard}
 }
 
 // TestLateAnalysisIsTheNextScrapes checks that an analysis that missed its

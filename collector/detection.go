@@ -85,6 +85,7 @@ func newDetections(det detector.Detector, classes []string) *detections {
 type found struct {
 	objects     map[string]int // per class
 	confidences []float32
+	detections  []detector.Detection // of the counted classes
 }
 
 // detect runs a camera's frame through the detector, unless it is the frame
@@ -119,6 +120,7 @@ func (d *detections) record(seq uint64, res detector.Result, classes []string) *
 		}
 		f.objects[det.Label]++
 		f.confidences = append(f.confidences, det.Confidence)
+		f.detections = append(f.detections, det)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -71,6 +71,7 @@ type cameraState struct {
 	detections *detections // nil when the camera does not detect
 	events     *events
 	drift      *driftState
+	look       *lookState
 }
 
 // analysis is one camera's latest result, or the one being computed.
@@ -300,7 +301,7 @@ func (c *imageCollector) begin(cam Camera, det detector.Detector, now time.Time)
 	cfg := cam.Config()
 	if st == nil {
 		logger := c.logger.With("camera", cam.Name())
-		st = &cameraState{events: &events{logger: logger}, drift: newDriftState(cfg, logger, c.drift)}
+		st = &cameraState{events: &events{logger: logger}, drift: newDriftState(cfg, logger, c.drift), look: &lookState{}}
 		c.states[cam] = st
 	}
 	switch {
@@ -336,7 +337,7 @@ func (c *imageCollector) analysis(cam Camera, st *cameraState, now time.Time) *a
 	}
 	a := &analysis{done: make(chan struct{}), start: now}
 	st.analysis = a
-	counters, events, drifts := st.detections, st.events, st.drift
+	counters, events, drifts, look := st.detections, st.events, st.drift, st.look
 	go func() {
 		c.workers <- struct{}{}
 		defer func() {
@@ -357,7 +358,9 @@ func (c *imageCollector) analysis(cam Camera, st *cameraState, now time.Time) *a
 		if counters != nil {
 			a.found, a.detectErr = counters.detect(cam.Config(), frame)
 		}
-		drifts.observe(time.Now(), frame, a.found, c.drift)
+		now := time.Now()
+		drifts.observe(now, frame, a.found, c.drift)
+		look.observe(now, frame, a.found)
 	}()
 	return a
 }

@@ -1,0 +1,164 @@
+package collector
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/drift"
+	"github.com/camera-exporter/camera_exporter/imagestats"
+)
+
+// HistoryLength is how many analyses a Look's History holds.
+const HistoryLength = 10
+
+// Look is what the operator pages show of a camera: its session, and what
+// the latest analysis a scrape made found. Reading it starts no analysis.
+type Look struct {
+	Name   string
+	Status camera.Status
+	Up     bool
+	// Timeout is the camera's: a frame older than it is a camera down.
+	Timeout time.Duration
+	// Analyzed is when the latest analysis finished; zero before one did.
+	Analyzed time.Time
+	Seq      uint64 // of the analyzed picture
+	Stats    imagestats.Stats
+	// Objects counts the counted classes' objects in the analyzed
+	// picture, and Detections are them, in the picture's pixels; nil when
+	// the camera does not detect.
+	Objects    map[string]int
+	Detections []detector.Detection
+	// Snapshot is the analyzed picture in BGR, downscaled, when the
+	// streams keep snapshots; shared, not to be modified.
+	Snapshot detector.Image
+	// Frozen and Difference are the frozen picture's figures, where known.
+	Frozen, HasFrozen bool
+	Difference        float64
+	// View is how the picture registers against the reference's view.
+	View    drift.Registration
+	HasView bool
+	// Drift holds the drift scores by feature, nil without them.
+	Drift         map[string]float64
+	DriftCombined float64
+	// Reference is the camera's reference profile, nil without one.
+	Reference *drift.Profile
+	// History holds the figures of the latest analyses, newest first.
+	History []Figures
+}
+
+// Figures are the key figures of one analysis.
+type Figures struct {
+	Analyzed                               time.Time
+	Brightness, Contrast, DarkRatio, Sharp float64
+	// Objects is the number of counted objects, -1 when the camera does
+	// not detect.
+	Objects int
+}
+
+// lookState is what an analysis leaves for the operator pages.
+type lookState struct {
+	mu         sync.Mutex
+	analyzed   time.Time
+	seq        uint64
+	stats      imagestats.Stats
+	found      *found
+	snapshot   detector.Image
+	history    [HistoryLength]Figures
+	historyLen int
+	next       int // where the next figures go in history
+}
+
+// observe records a finished analysis.
+func (l *lookState) observe(now time.Time, frame camera.Frame, f *found) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if frame.Snapshot.Pix != nil {
+		l.snapshot = frame.Snapshot
+	} else if frame.Seq != l.seq {
+		l.snapshot = detector.Image{} // not this picture's
+	}
+	l.analyzed, l.seq, l.stats, l.found = now, frame.Seq, frame.Stats, f
+	figures := Figures{Analyzed: now, Brightness: frame.Stats.Brightness, Contrast: frame.Stats.Contrast,
+		DarkRatio: frame.Stats.DarkRatio, Sharp: frame.Stats.Sharpness, Objects: -1}
+	if f != nil {
+		figures.Objects = len(f.detections)
+	}
+	l.history[l.next] = figures
+	l.next = (l.next + 1) % HistoryLength
+	l.historyLen = min(l.historyLen+1, HistoryLength)
+}
+
+// fill sets what l knows of look.
+func (l *lookState) fill(look *Look) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	look.Analyzed, look.Seq, look.Stats, look.Snapshot = l.analyzed, l.seq, l.stats, l.snapshot
+	if l.found != nil {
+		look.Objects = l.found.objects
+		look.Detections = l.found.detections
+	}
+	for i := range l.historyLen {
+		look.History = append(look.History, l.history[(l.next-1-i+HistoryLength)%HistoryLength])
+	}
+}
+
+// fill sets what the camera's drift state knows of look.
+func (d *driftState) fill(look *Look) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	look.Difference, look.HasFrozen = d.frozen.difference()
+	look.Frozen, _ = d.frozen.frozen()
+	look.View, look.HasView = d.registration, d.registered
+	look.Reference = d.ref
+	if d.scores != nil {
+		look.Drift = make(map[string]float64, len(d.scores))
+		for f, s := range d.scores {
+			look.Drift[f] = s
+		}
+		look.DriftCombined = d.combined
+	}
+}
+
+// look fills what the image collector knows of cam.
+func (c *imageCollector) look(cam Camera, look *Look) {
+	c.mu.Lock()
+	st := c.states[cam]
+	c.mu.Unlock()
+	if st == nil {
+		return
+	}
+	st.look.fill(look)
+	st.drift.fill(look)
+}
+
+// Looks returns what the operator pages show of every camera, sorted by
+// name. It starts no analysis: the figures are those of the latest one.
+func (c *CameraCollector) Looks() []Look {
+	now := time.Now()
+	var looks []Look
+	for _, cam := range c.cameras.Cameras() {
+		looks = append(looks, c.lookOf(cam, now))
+	}
+	return looks
+}
+
+// Look returns what the operator pages show of the named camera.
+func (c *CameraCollector) Look(name string) (Look, bool) {
+	cameras := c.cameras.Cameras()
+	i := slices.IndexFunc(cameras, func(cam Camera) bool { return cam.Name() == name })
+	if i < 0 {
+		return Look{}, false
+	}
+	return c.lookOf(cameras[i], time.Now()), true
+}
+
+func (c *CameraCollector) lookOf(cam Camera, now time.Time) Look {
+	look := Look{Name: cam.Name(), Status: cam.Status(), Up: cam.Up(now), Timeout: time.Duration(cam.Config().Timeout)}
+	if image, ok := c.collectors["image"].(*imageCollector); ok {
+		image.look(cam, &look)
+	}
+	return look
+}

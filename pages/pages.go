@@ -1,0 +1,233 @@
+// Package pages serves the operator pages: /cameras, a card per camera with
+// its state, its latest analysis' figures and, with snapshots enabled, its
+// analyzed picture with the detector's boxes next to its reference view;
+// /cameras/<name>, one camera with its latest analyses; and the pictures.
+//
+// The pages read what the scrapes' analyses left: a page starts no
+// analysis, and a picture is drawn and encoded when it is asked for, once
+// per analyzed frame.
+package pages
+
+import (
+	"embed"
+	"html/template"
+	"log/slog"
+	"maps"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/camera-exporter/camera_exporter/collector"
+)
+
+//go:embed templates/*.html
+var templates embed.FS
+
+// Cameras gives the pages what they show; *collector.CameraCollector
+// implements it.
+type Cameras interface {
+	Looks() []collector.Look
+	Look(name string) (collector.Look, bool)
+}
+
+// Options configure the pages.
+type Options struct {
+	Cameras Cameras
+	// Snapshots serves the analyzed pictures, which show people.
+	Snapshots bool
+	Logger    *slog.Logger
+}
+
+// Handler serves the pages.
+type Handler struct {
+	opts     Options
+	tmpl     *template.Template
+	pictures cache
+}
+
+// New parses the templates.
+func New(opts Options) (*Handler, error) {
+	tmpl, err := template.New("").Funcs(template.FuncMap{
+		"percent":  func(v float64) string { return strconv.FormatFloat(100*v, 'f', 1, 64) + "%" },
+		"fixed":    func(v float64, digits int) string { return strconv.FormatFloat(v, 'f', digits, 64) },
+		"age":      age,
+		"classes":  func(m map[string]int) []string { return slices.Sorted(maps.Keys(m)) },
+		"features": func(m map[string]float64) []string { return slices.Sorted(maps.Keys(m)) },
+		"state":    state,
+	}).ParseFS(templates, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{opts: opts, tmpl: tmpl, pictures: cache{entries: map[string]cached{}}}, nil
+}
+
+// Register adds the pages to mux. Without snapshots the picture of the
+// analyzed frame is not served at all.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /cameras", h.list)
+	mux.HandleFunc("GET /cameras/{name}", h.camera)
+	mux.HandleFunc("GET /cameras/{name}/reference.jpg", h.reference)
+	if h.opts.Snapshots {
+		mux.HandleFunc("GET /cameras/{name}/snapshot.jpg", h.snapshot)
+	}
+}
+
+// validName is a camera name as the configuration allows it: a request's
+// name is looked up, never used to build a path.
+var validName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+
+// lookup returns the camera the request names, or answers 404.
+func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (collector.Look, bool) {
+	name := r.PathValue("name")
+	if !validName.MatchString(name) {
+		http.NotFound(w, r)
+		return collector.Look{}, false
+	}
+	look, ok := h.opts.Cameras.Look(name)
+	if !ok {
+		http.NotFound(w, r)
+	}
+	return look, ok
+}
+
+// page is what the templates are given.
+type page struct {
+	Cameras   []card
+	Snapshots bool
+	Now       time.Time
+}
+
+// card is one camera's card.
+type card struct {
+	collector.Look
+	Now       time.Time
+	Snapshots bool
+	Large     bool // the camera's own page
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	looks := h.opts.Cameras.Looks()
+	names := make(map[string]bool, len(looks))
+	p := page{Snapshots: h.opts.Snapshots, Now: now}
+	for _, l := range looks {
+		names[l.Name] = true
+		p.Cameras = append(p.Cameras, card{Look: l, Now: now, Snapshots: h.opts.Snapshots})
+	}
+	h.pictures.forget(names)
+	h.execute(w, "cameras.html", p)
+}
+
+func (h *Handler) camera(w http.ResponseWriter, r *http.Request) {
+	look, ok := h.lookup(w, r)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	h.execute(w, "camera.html", page{Cameras: []card{{Look: look, Now: now, Snapshots: h.opts.Snapshots, Large: true}}, Snapshots: h.opts.Snapshots, Now: now})
+}
+
+func (h *Handler) execute(w http.ResponseWriter, name string, p page) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// Pages of pictures of people: no caching by a shared proxy.
+	w.Header().Set("Cache-Control", "private, no-cache")
+	if err := h.tmpl.ExecuteTemplate(w, name, p); err != nil {
+		h.opts.Logger.Error("Rendering page", "page", name, "err", err)
+	}
+}
+
+// width reads the width parameter, default def: 400 outside its bounds.
+func width(w http.ResponseWriter, r *http.Request, def int) (int, bool) {
+	v := r.URL.Query().Get("width")
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < minWidth || n > maxWidth {
+		http.Error(w, "width must be a number of pixels from "+strconv.Itoa(minWidth)+" to "+strconv.Itoa(maxWidth), http.StatusBadRequest)
+		return 0, false
+	}
+	return n, true
+}
+
+func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request) {
+	look, ok := h.lookup(w, r)
+	if !ok {
+		return
+	}
+	wd, ok := width(w, r, SnapshotWidth)
+	if !ok {
+		return
+	}
+	if look.Snapshot.Pix == nil {
+		http.Error(w, "no analyzed picture yet", http.StatusNotFound)
+		return
+	}
+	boxes := r.URL.Query().Get("boxes") != "0"
+	key := cacheKey{seq: look.Seq, boxes: boxes, width: min(wd, look.Snapshot.Width)}
+	b, err := h.pictures.get(look.Name, key, func() ([]byte, error) {
+		return render(look.Snapshot, look.Detections, look.Stats.Width, look.Stats.Height, boxes, key.width)
+	})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJPEG(w, b)
+}
+
+func (h *Handler) reference(w http.ResponseWriter, r *http.Request) {
+	look, ok := h.lookup(w, r)
+	if !ok {
+		return
+	}
+	wd, ok := width(w, r, SnapshotWidth)
+	if !ok {
+		return
+	}
+	if look.Reference == nil || !look.Reference.HasView() {
+		http.Error(w, "no reference view", http.StatusNotFound)
+		return
+	}
+	b, err := encode(referenceImage(look.Reference, wd))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJPEG(w, b)
+}
+
+func writeJPEG(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("Cache-Control", "private, no-cache")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.Write(b) //nolint:errcheck // the client went away
+}
+
+// age is how long ago t was, for people: "3s", "4m", "2h".
+func age(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return strconv.Itoa(int(d.Seconds())) + "s"
+	case d < time.Hour:
+		return strconv.Itoa(int(d.Minutes())) + "m"
+	}
+	return strconv.Itoa(int(d.Hours())) + "h"
+}
+
+// state is a camera's state, as the alerts see it: up, stalled (session
+// up, no video) or down.
+func state(l collector.Look) string {
+	switch {
+	case l.Up:
+		return "up"
+	case l.Status.Connected:
+		return "stalled"
+	}
+	return "down"
+}

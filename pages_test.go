@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
+)
+
+// TestCameraPages runs the exporter with snapshots behind a web config's
+// basic auth, against a camera showing a person, a gray one and a dead
+// one, and checks the pages, the pictures and the detector's boxes on
+// them.
+func TestCameraPages(t *testing.T) {
+	srv, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{
+		"person": photoStream(t, "person.jpg"),
+		"gray":   rtsptest.Clip(t, rtsptest.H264, "color=c=gray:s=320x240:r=25", 25),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	const user, pass = "operator", "s3cret-pages"
+	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webConfig := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(webConfig, fmt.Appendf(nil, "basic_auth_users:\n  %s: %s\n", user, hash), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := detectorBlock(t, "") + fmt.Sprintf(`defaults:
+  detect:
+    classes: [person]
+cameras:
+  - name: person
+    url: %s
+  - name: gray
+    url: %s
+  - name: dead
+    url: rtsp://%s/stream
+    timeout: 2s
+`, srv.URL("person"), srv.URL("gray"), testutil.FreeAddr(t))
+	e := startExporter(t, cfg, "--web.enable-snapshots", "--web.config.file="+webConfig)
+
+	get := func(path string, auth bool) (int, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, "http://"+e.addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, body
+	}
+	for _, path := range []string{"/cameras", "/cameras/person", "/cameras/person/snapshot.jpg"} {
+		if status, _ := get(path, false); status != http.StatusUnauthorized {
+			t.Errorf("%s without credentials: %d, want 401", path, status)
+		}
+	}
+	// The pages show what scrapes analyzed.
+	testutil.WaitFor(t, "a person detected", 60*time.Second, func() bool {
+		_, metrics := get("/metrics", true)
+		return strings.Contains(string(metrics), `camera_detected_objects{camera="person",class="person"} 1`) &&
+			strings.Contains(string(metrics), `camera_frame_analysis_success{camera="gray"} 1`)
+	})
+
+	status, body := get("/cameras", true)
+	if status != http.StatusOK {
+		t.Fatalf("/cameras: %d", status)
+	}
+	for _, want := range []string{`id="camera-person"`, `id="camera-gray"`, `id="camera-dead"`, "person 1",
+		`<span class="state down">down</span>`, `src="/cameras/person/snapshot.jpg"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/cameras has no %q:\n%s", want, body)
+		}
+	}
+	if status, _ := get("/cameras/nope", true); status != http.StatusNotFound {
+		t.Errorf("/cameras/nope: %d, want 404", status)
+	}
+
+	// The boxes are the only difference between the two pictures.
+	picture := func(path string) image.Image {
+		t.Helper()
+		status, b := get(path, true)
+		if status != http.StatusOK {
+			t.Fatalf("%s: %d: %s", path, status, b)
+		}
+		img, err := jpeg.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return img
+	}
+	boxed, bare := picture("/cameras/person/snapshot.jpg"), picture("/cameras/person/snapshot.jpg?boxes=0")
+	if boxed.Bounds() != bare.Bounds() || boxed.Bounds().Dx() > 480 {
+		t.Fatalf("snapshots of %v and %v, want one size, at most 480 wide", boxed.Bounds(), bare.Bounds())
+	}
+	if n, m := boxPixels(boxed), boxPixels(bare); n < 100 || n < 10*m {
+		t.Errorf("%d pixels of the box color with boxes, %d without: want the person's box drawn", n, m)
+	}
+	if n := boxPixels(picture("/cameras/gray/snapshot.jpg")); n != 0 {
+		t.Errorf("%d pixels of the box color on the gray camera, where nothing was found", n)
+	}
+	if w := picture("/cameras/gray/snapshot.jpg?width=100").Bounds().Dx(); w != 100 {
+		t.Errorf("snapshot?width=100 is %d wide", w)
+	}
+	if status, _ := get("/cameras/dead/snapshot.jpg", true); status != http.StatusNotFound {
+		t.Errorf("snapshot of the dead camera: %d, want 404", status)
+	}
+}
+
+// boxPixels counts the pixels of the boxes' color.
+func boxPixels(img image.Image) int {
+	n := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			if r>>8 > 220 && g>>8 > 170 && g>>8 < 230 && bl>>8 < 70 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestNoSnapshotsByDefault checks that a camera's picture is not served
+// unless --web.enable-snapshots is given.
+func TestNoSnapshotsByDefault(t *testing.T) {
+	srv, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{
+		"gray": rtsptest.Clip(t, rtsptest.H264, "color=c=gray:s=320x240:r=25", 25),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	e := startExporter(t, "cameras:\n  - name: gray\n    url: "+srv.URL("gray")+"\n")
+	testutil.WaitFor(t, "the camera analyzed", 30*time.Second, func() bool {
+		m, _ := e.get("/metrics", nil)
+		return strings.Contains(m, `camera_frame_analysis_success{camera="gray"} 1`)
+	})
+	if _, err := e.get("/cameras/gray/snapshot.jpg", nil); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("snapshot.jpg without --web.enable-snapshots: %v, want 404", err)
+	}
+	if page, err := e.get("/cameras/gray", nil); err != nil || strings.Contains(page, "snapshot.jpg") {
+		t.Errorf("/cameras/gray without snapshots: %v, links a snapshot:\n%s", err, page)
+	}
+}

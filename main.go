@@ -46,6 +46,9 @@ func run() int {
 		enablePprof = kingpin.Flag("web.enable-pprof",
 			"Serve Go's runtime profiles under /debug/pprof/ (e.g. go tool pprof http://host:9845/debug/pprof/profile?seconds=30). Off by default: anyone who reaches the port could read them, and a CPU profile or trace costs CPU while it runs.").
 			Bool()
+		externalURL = kingpin.Flag("web.external-url",
+			"The URL under which operators reach the exporter (e.g. behind a reverse proxy), exported as camera_exporter_external_url_info for the alerts' and the dashboard's links to the camera pages. Default: none, the links use the scrape target's address.").
+			String()
 		enableSnapshots = kingpin.Flag("web.enable-snapshots",
 			"Serve each camera's latest analyzed picture, with the detector's boxes, on /cameras. Off by default: the pictures show people, and anyone who reaches the port would see them.").
 			Bool()
@@ -104,6 +107,7 @@ func run() int {
 		maxRequests:            *maxRequests,
 		enablePprof:            *enablePprof,
 		enableSnapshots:        *enableSnapshots,
+		externalURL:            *externalURL,
 		probeMaxSessions:       *probeMaxSessions,
 		probeIdleTimeout:       *probeIdleTimeout,
 		toolkitFlags:           toolkitFlags,

@@ -53,7 +53,7 @@ cameras:
     url: rtsp://%s/stream
     timeout: 2s
 `, srv.URL("person"), srv.URL("gray"), testutil.FreeAddr(t))
-	e := startExporter(t, cfg, "--web.enable-snapshots", "--web.config.file="+webConfig)
+	e := startExporter(t, cfg, "--web.enable-snapshots", "--web.config.file="+webConfig, "--web.external-url=https://box-1.example/camera/")
 
 	get := func(path string, auth bool) (int, []byte) {
 		t.Helper()
@@ -86,6 +86,10 @@ cameras:
 		return strings.Contains(string(metrics), `camera_detected_objects{camera="person",class="person"} 1`) &&
 			strings.Contains(string(metrics), `camera_frame_analysis_success{camera="gray"} 1`)
 	})
+
+	if _, metrics := get("/metrics", true); !strings.Contains(string(metrics), `camera_exporter_external_url_info{url="https://box-1.example/camera"} 1`) {
+		t.Errorf("no camera_exporter_external_url_info in\n%s", metrics)
+	}
 
 	status, body := get("/cameras", true)
 	if status != http.StatusOK {

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,6 +44,7 @@ type serveOptions struct {
 	maxRequests            int
 	enablePprof            bool
 	enableSnapshots        bool
+	externalURL            string
 	probeMaxSessions       int
 	probeIdleTimeout       time.Duration
 	toolkitFlags           *web.FlagConfig
@@ -91,6 +95,14 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 	}
 	logger.Info("Enabled collectors", "collectors", cameraCollector.Names())
 	registerExporterMetrics(exporterRegistry, opts.disableExporterMetrics)
+	if opts.externalURL != "" {
+		u, err := externalURL(opts.externalURL)
+		if err != nil {
+			logger.Error("Invalid --web.external-url", "err", err)
+			return 1
+		}
+		exporterRegistry.MustRegister(externalURLInfo(u))
+	}
 	probes = probe.New(probe.Options{
 		Config:      safeConfig.Get,
 		Manager:     manager,
@@ -183,6 +195,35 @@ func registerExporterMetrics(reg prometheus.Registerer, withoutProcess bool) {
 			collectors.NewGoCollector(),
 		)
 	}
+}
+
+// externalURL validates --web.external-url, without a trailing slash.
+func externalURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "", errors.New("not a URL")
+	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+		return "", fmt.Errorf("%q: want an absolute http:// or https:// URL", s)
+	case u.User != nil:
+		// It becomes a label: no credentials.
+		return "", errors.New("must not hold user information")
+	case u.RawQuery != "" || u.Fragment != "":
+		return "", fmt.Errorf("%q: must not have a query or fragment", s)
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// externalURLInfo is camera_exporter_external_url_info, which the alerts'
+// snapshot_url and the dashboard's links read.
+func externalURLInfo(u string) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "camera_exporter_external_url_info",
+		Help:        "The URL under which operators reach the exporter (--web.external-url), value 1; the camera pages are under <url>/cameras/<camera>.",
+		ConstLabels: prometheus.Labels{"url": u},
+	})
+	g.Set(1)
+	return g
 }
 
 // routes are the exporter's endpoints.

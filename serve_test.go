@@ -134,3 +134,23 @@ func TestServerTimeouts(t *testing.T) {
 		})
 	}
 }
+
+func TestExternalURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://box-1.example/camera/": "https://box-1.example/camera",
+		"http://10.0.0.5:9845":          "http://10.0.0.5:9845",
+		"https://u:p@box-1.example/":    "",
+		"box-1.example:9845":            "",
+		"ftp://box-1.example/":          "",
+		"https://box-1.example/?a=b":    "",
+		"https:///path":                 "",
+	} {
+		got, err := externalURL(in)
+		if got != want || (err == nil) != (want != "") {
+			t.Errorf("externalURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "u:p") {
+			t.Errorf("externalURL(%q) error discloses the credentials: %v", in, err)
+		}
+	}
+}

@@ -69,7 +69,7 @@ func TestFleetAgents(t *testing.T) {
 			cfg += fmt.Sprintf("  - name: %s\n    url: %s\n", c, cameras.URL(b.box+"-"+c))
 		}
 		exporterAddr := testutil.FreeAddr(t)
-		exporters[b.box] = stackRunExporter(t, boxDir, exporterAddr, cfg)
+		exporters[b.box] = stackRunExporter(t, boxDir, exporterAddr, cfg, "--web.external-url="+fleetExternalURL(b))
 		agents[b.box] = fleetStartAgent(t, boxDir, testutil.FreeAddr(t), exporterAddr, "http://"+centralAddr+"/api/v1/write", b)
 	}
 	central := &stackAPI{t: t, base: "http://" + centralAddr}
@@ -114,14 +114,36 @@ func TestFleetAgents(t *testing.T) {
 		if got := fleetFiring(central, "CameraTooDark"); !slices.Equal(got, []string{"site-a/edge-box-1/yard"}) {
 			t.Errorf("CameraTooDark fires for %q, want only site-a/edge-box-1/yard", got)
 		}
+		// The alert links the camera's page on its box's exporter, though
+		// every box's instance is localhost:9845.
+		var resp struct {
+			Data struct {
+				Alerts []struct {
+					Labels      map[string]string `json:"labels"`
+					Annotations map[string]string `json:"annotations"`
+				} `json:"alerts"`
+			} `json:"data"`
+		}
+		central.get("/api/v1/alerts", &resp)
+		for _, a := range resp.Data.Alerts {
+			if a.Labels["alertname"] == "CameraTooDark" {
+				if got, want := a.Annotations["snapshot_url"], fleetExternalURL(boxes[0])+"/cameras/yard"; got != want {
+					t.Errorf("CameraTooDark snapshot_url %q, want %q", got, want)
+				}
+			}
+		}
 	})
 
 	t.Run("dashboard variables list every box", func(t *testing.T) {
 		// As a user selecting All, then site-b and edge-box-2 would see.
-		all := map[string][]string{"site": {"site-a", "site-b"}, "box": {"edge-box-1", "edge-box-2"}, "camera": cameraNames}
+		// exporter_url, of the links to the camera pages, is each box's
+		// --web.external-url.
+		all := map[string][]string{"site": {"site-a", "site-b"}, "box": {"edge-box-1", "edge-box-2"}, "camera": cameraNames,
+			"exporter_url": {fleetExternalURL(boxes[0]), fleetExternalURL(boxes[1])}}
 		fleetCheckVariables(t, central, stackVariables, all)
 		one := strings.NewReplacer("$site", "site-b", "$box", "edge-box-2")
-		fleetCheckVariables(t, central, one, map[string][]string{"site": all["site"], "box": {"edge-box-2"}, "camera": cameraNames})
+		fleetCheckVariables(t, central, one, map[string][]string{"site": all["site"], "box": {"edge-box-2"}, "camera": cameraNames,
+			"exporter_url": {fleetExternalURL(boxes[1])}})
 	})
 
 	t.Run("exporter down alerts on its box only", func(t *testing.T) {
@@ -151,6 +173,9 @@ func TestFleetAgents(t *testing.T) {
 		}
 	})
 }
+
+// fleetExternalURL is the box's exporter's --web.external-url.
+func fleetExternalURL(b fleetBox) string { return "https://" + b.box + ".example/camera" }
 
 // fleetStartCentral runs the central Prometheus from
 // deploy/prometheus/central.yml, test-sized, with the remote-write receiver

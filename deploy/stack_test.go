@@ -199,7 +199,7 @@ cameras:
 
 // stackRunExporter runs the exporter with configuration cfg, written to
 // dir, and waits until it serves.
-func stackRunExporter(t *testing.T, dir, addr, cfg string) *os.Process {
+func stackRunExporter(t *testing.T, dir, addr, cfg string, flags ...string) *os.Process {
 	t.Helper()
 	bin := exporterBinary(t)
 	cfgPath := filepath.Join(dir, "exporter.yml")
@@ -208,9 +208,9 @@ func stackRunExporter(t *testing.T, dir, addr, cfg string) *os.Process {
 	}
 	// Every scrape analyzes a new frame, so that references and drift
 	// windows fill in seconds.
-	p := stackRun(t, dir, bin, "--config.file="+cfgPath, "--web.listen-address="+addr, "--collector.image.min-interval=0s",
+	p := stackRun(t, dir, bin, append([]string{"--config.file=" + cfgPath, "--web.listen-address=" + addr, "--collector.image.min-interval=0s",
 		// 200 ms scrapes: keep most of them for the analyses.
-		"--web.timeout-offset=0.05")
+		"--web.timeout-offset=0.05"}, flags...)...)
 	stackWait(t, "the exporter", func() bool { return stackGet("http://"+addr+"/-/healthy") == nil })
 	return p
 }

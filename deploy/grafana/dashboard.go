@@ -120,6 +120,7 @@ func cameraDashboard() *dashboard.DashboardBuilder {
 		WithVariable(labelVariable("site", "Site", "camera_up")).
 		WithVariable(labelVariable("box", "Box", `camera_up{site=~"$site"}`)).
 		WithVariable(labelVariable("camera", "Camera", perBox("camera_up"))).
+		WithVariable(exporterURLVariable()).
 		Annotation(dashboard.NewAnnotationQueryBuilder().
 			Name("Alerts").
 			Datasource(prometheusDatasource).
@@ -157,6 +158,32 @@ func cameraDashboard() *dashboard.DashboardBuilder {
 		b.WithPanel(p)
 	}
 	return b
+}
+
+// exporterURLVariable is the --web.external-url of the selected box's
+// exporter, for the links to its camera pages; hidden, and empty when the
+// exporter has none.
+func exporterURLVariable() *dashboard.QueryVariableBuilder {
+	query := `label_values(camera_exporter_external_url_info{site=~"$site", box=~"$box"}, url)`
+	return dashboard.NewQueryVariableBuilder("exporter_url").
+		Label("Exporter URL").
+		Datasource(prometheusDatasource).
+		Query(dashboard.StringOrMap{String: cog.ToPtr(query)}).
+		Definition(query).
+		Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+		Hide(dashboard.VariableHideHideVariable)
+}
+
+// cameraPageLink opens the camera's page on its exporter: its picture,
+// state and latest analyses.
+func cameraPageLink() []cog.Builder[dashboard.DashboardLink] {
+	return []cog.Builder[dashboard.DashboardLink]{
+		dashboard.NewDashboardLinkBuilder("Camera page: what $camera sees").
+			Type(dashboard.DashboardLinkTypeLink).
+			Url("${exporter_url}/cameras/${camera}").
+			Tooltip("The camera's page on its exporter (needs --web.external-url)").
+			TargetBlank(true),
+	}
 }
 
 func withPanels(row *dashboard.RowBuilder, panels ...cog.Builder[dashboard.Panel]) *dashboard.RowBuilder {
@@ -487,8 +514,8 @@ func exporterPanels() []cog.Builder[dashboard.Panel] {
 
 func cameraPanels() []cog.Builder[dashboard.Panel] {
 	return []cog.Builder[dashboard.Panel]{
-		statPanel("State", "Up: frames arrive. Stalled: the RTSP session is up but no frame arrived within the camera's timeout. Down: no RTSP session.", query{stateExpr, ""}).
-			Unit("none").Mappings(cameraStates()).ColorMode(common.BigValueColorModeBackground).
+		statPanel("State", "Up: frames arrive. Stalled: the RTSP session is up but no frame arrived within the camera's timeout. Down: no RTSP session. The link opens the camera's page, with its picture.", query{stateExpr, ""}).
+			Unit("none").Mappings(cameraStates()).ColorMode(common.BigValueColorModeBackground).Links(cameraPageLink()).
 			Span(4).Height(6),
 		timeSeries("Frame rate", "Complete frames received per second, and the key frames among them.", "suffix: fps",
 			query{rate("camera_frames_received_total"), "frames"},

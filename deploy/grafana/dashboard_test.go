@@ -102,6 +102,8 @@ var (
 		"site":   "site_value",
 		"box":    "box_value",
 		"camera": "camera_value",
+		// The exporter's --web.external-url, in the camera page links.
+		"exporter_url": "https://box.example",
 	}
 	builtinValues = map[string]string{
 		"__rate_interval": "1m",
@@ -354,7 +356,8 @@ func TestPrometheusQueries(t *testing.T) {
 				t.Errorf("%s: %v\n%s", q.where, err, q.expr)
 				continue
 			}
-			if metricName(matchers) != "camera_up" {
+			// The exporter's own URL is of the exporter, not of a camera.
+			if name := metricName(matchers); name != "camera_up" && !(q.where == "variable exporter_url" && name == "camera_exporter_external_url_info") {
 				t.Errorf("%s: %s offers the labels of %s, not of camera_up, which every configured camera has", q.where, q.expr, metricName(matchers))
 			}
 		}
@@ -514,12 +517,16 @@ func TestVariables(t *testing.T) {
 	for _, v := range d.Templating.List {
 		names = append(names, v.Name)
 	}
-	if want := []string{"datasource", "loki", "site", "box", "camera"}; !slices.Equal(names, want) {
+	if want := []string{"datasource", "loki", "site", "box", "camera", "exporter_url"}; !slices.Equal(names, want) {
 		t.Fatalf("variables %v, want %v", names, want)
 	}
 	vars := map[string]dashboardVariable{}
 	for _, v := range d.Templating.List {
 		vars[v.Name] = v
+	}
+	if v := vars["exporter_url"]; !slices.Equal(referencedVariables(v.Query), []string{"box", "site"}) ||
+		!strings.HasPrefix(v.Query, "label_values(camera_exporter_external_url_info{") {
+		t.Errorf("variable exporter_url: query %q, want the url of camera_exporter_external_url_info of $site and $box", v.Query)
 	}
 	for name, pluginType := range map[string]string{"datasource": "prometheus", "loki": "loki"} {
 		if v := vars[name]; v.Type != "datasource" || v.Query != pluginType {

@@ -18,7 +18,8 @@ detector:
   labels: $PWD/$models/coco.names
   input_size: 320
 EOF
-  cat examples/demo/exporter.yml >> "$config"
+  # Workers, as on a site: a person count for every camera, 0 when none.
+  sed 's/^defaults:$/defaults:\n  detect:\n    classes: [person]/' examples/demo/exporter.yml >> "$config"
   echo "Detector: $models"
 else
   echo "No detector: run 'make models' first to see detections too."
@@ -38,13 +39,15 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 
-# Frame rates from two scrapes, 2 s apart.
+# Frame rates from two scrapes, about 2 s apart.
+t0=$(date +%s%N)
 before=$(metrics)
 sleep 2
+t1=$(date +%s%N)
 after=$(metrics)
 echo
 printf '%-14s %-4s %6s %10s %6s %-18s %6s\n' camera up fps brightness dark detections drift
-{ echo "$before" | sed 's/^/before /'; echo "$after" | sed 's/^/after /'; } | awk '
+{ echo "$before" | sed 's/^/before /'; echo "$after" | sed 's/^/after /'; } | awk -v ms="$(((t1 - t0) / 1000000))" '
   function camera(s) { match(s, /camera="[^"]*"/); return substr(s, RSTART + 8, RLENGTH - 9) }
   function label(s, name,   r) { r = name "=\"[^\"]*\""; match(s, r); return substr(s, RSTART + length(name) + 2, RLENGTH - length(name) - 3) }
   $1 == "before" && $2 ~ /^camera_frames_received_total\{/ { frames0[camera($2)] = $3 }
@@ -57,7 +60,7 @@ printf '%-14s %-4s %6s %10s %6s %-18s %6s\n' camera up fps brightness dark detec
   $2 ~ /^camera_drift_combined_score\{/ { drift[camera($2)] = $3 }
   END {
     for (c in cams) {
-      printf "%-14s %-4s %6.1f %10s %6s %-18s %6s\n", c, (up[c] == 1 ? "yes" : "no"), (frames1[c] - frames0[c]) / 2,
+      printf "%-14s %-4s %6.1f %10s %6s %-18s %6s\n", c, (up[c] == 1 ? "yes" : "no"), (frames1[c] - frames0[c]) * 1000 / ms,
         (c in bright ? sprintf("%.2f", bright[c]) : "-"), (c in dark ? sprintf("%.0f%%", 100 * dark[c]) : "-"),
         (c in det ? det[c] : "-"), (c in drift ? sprintf("%.2f", drift[c]) : "-")
     }

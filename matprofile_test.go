@@ -20,6 +20,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/collector"
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
+	"github.com/camera-exporter/camera_exporter/pages"
 )
 
 // TestMatProfileAfterScrapes runs the whole pipeline in process, real
@@ -47,6 +48,8 @@ func TestMatProfileAfterScrapes(t *testing.T) {
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	manager := camera.NewManager(decode.New, loadDetector, logger)
+	// The pictures kept for the camera pages are converted too.
+	manager.KeepSnapshots(pages.SnapshotWidth)
 	if err := manager.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}

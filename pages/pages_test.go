@@ -234,3 +234,23 @@ func BenchmarkSnapshot(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSnapshotRequest is a request of a picture already encoded for
+// the camera's analyzed frame, as a page's second viewer makes it.
+func BenchmarkSnapshotRequest(b *testing.B) {
+	h, err := New(Options{Cameras: looks(), Snapshots: true, Logger: promslog.NewNopLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	h.Register(mux)
+	req := httptest.NewRequest(http.MethodGet, "/cameras/gate/snapshot.jpg", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
+}

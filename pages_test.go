@@ -101,6 +101,9 @@ cameras:
 			t.Errorf("/cameras has no %q:\n%s", want, body)
 		}
 	}
+	if _, landing := get("/", true); !strings.Contains(string(landing), `href="/cameras"`) {
+		t.Errorf("the landing page does not link /cameras:\n%s", landing)
+	}
 	if status, _ := get("/cameras/nope", true); status != http.StatusNotFound {
 		t.Errorf("/cameras/nope: %d, want 404", status)
 	}

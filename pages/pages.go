@@ -153,31 +153,32 @@ func width(w http.ResponseWriter, r *http.Request, def int) (int, bool) {
 }
 
 func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request) {
-	look, ok := h.lookup(w, r)
-	if !ok {
-		return
-	}
-	wd, ok := width(w, r, SnapshotWidth)
-	if !ok {
-		return
-	}
-	if look.Snapshot.Pix == nil {
-		http.Error(w, "no analyzed picture yet", http.StatusNotFound)
-		return
-	}
-	boxes := r.URL.Query().Get("boxes") != "0"
-	key := cacheKey{seq: look.Seq, boxes: boxes, width: min(wd, look.Snapshot.Width)}
-	b, err := h.pictures.get(look.Name, key, func() ([]byte, error) {
-		return render(look.Snapshot, look.Detections, look.Stats.Width, look.Stats.Height, boxes, key.width)
+	h.servePicture(w, r, func(look collector.Look, width int) ([]byte, string, error) {
+		if look.Snapshot.Pix == nil {
+			return nil, "no analyzed picture yet", nil
+		}
+		boxes := r.URL.Query().Get("boxes") != "0"
+		key := cacheKey{seq: look.Seq, boxes: boxes, width: min(width, look.Snapshot.Width)}
+		b, err := h.pictures.get(look.Name, key, func() ([]byte, error) {
+			return render(look.Snapshot, look.Detections, look.Stats.Width, look.Stats.Height, boxes, key.width)
+		})
+		return b, "", err
 	})
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	writeJPEG(w, b)
 }
 
 func (h *Handler) reference(w http.ResponseWriter, r *http.Request) {
+	h.servePicture(w, r, func(look collector.Look, width int) ([]byte, string, error) {
+		if look.Reference == nil || !look.Reference.HasView() {
+			return nil, "no reference view", nil
+		}
+		b, err := encode(referenceImage(look.Reference, width))
+		return b, "", err
+	})
+}
+
+// servePicture answers the picture that picture makes of the camera the
+// request names, at the requested width; without one, picture says why.
+func (h *Handler) servePicture(w http.ResponseWriter, r *http.Request, picture func(look collector.Look, width int) (jpeg []byte, missing string, err error)) {
 	look, ok := h.lookup(w, r)
 	if !ok {
 		return
@@ -186,16 +187,15 @@ func (h *Handler) reference(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if look.Reference == nil || !look.Reference.HasView() {
-		http.Error(w, "no reference view", http.StatusNotFound)
-		return
-	}
-	b, err := encode(referenceImage(look.Reference, wd))
-	if err != nil {
+	b, missing, err := picture(look, wd)
+	switch {
+	case err != nil:
 		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+	case b == nil:
+		http.Error(w, missing, http.StatusNotFound)
+	default:
+		writeJPEG(w, b)
 	}
-	writeJPEG(w, b)
 }
 
 func writeJPEG(w http.ResponseWriter, b []byte) {

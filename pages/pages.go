@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/collector"
@@ -50,8 +51,8 @@ type Handler struct {
 // New parses the templates.
 func New(opts Options) (*Handler, error) {
 	tmpl, err := template.New("").Funcs(template.FuncMap{
-		"percent":  func(v float64) string { return strconv.FormatFloat(100*v, 'f', 1, 64) + "%" },
-		"fixed":    func(v float64, digits int) string { return strconv.FormatFloat(v, 'f', digits, 64) },
+		"percent":  func(v float64) string { return decimals(100*v, 1) + "%" },
+		"fixed":    decimals,
 		"age":      age,
 		"classes":  func(m map[string]int) []string { return slices.Sorted(maps.Keys(m)) },
 		"features": func(m map[string]float64) []string { return slices.Sorted(maps.Keys(m)) },
@@ -203,6 +204,16 @@ func writeJPEG(w http.ResponseWriter, b []byte) {
 	w.Header().Set("Cache-Control", "private, no-cache")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.Write(b) //nolint:errcheck // the client went away
+}
+
+// decimals formats v with digits decimals, without the minus of a value that
+// rounds to zero: a rotation of -0.0° reads as a rotation.
+func decimals(v float64, digits int) string {
+	s := strconv.FormatFloat(v, 'f', digits, 64)
+	if strings.Trim(s, "-0.") == "" {
+		return strings.TrimPrefix(s, "-")
+	}
+	return s
 }
 
 // age is how long ago t was, for people: "3s", "4m", "2h".

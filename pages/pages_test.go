@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/jpeg"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -137,6 +138,18 @@ func TestPages(t *testing.T) {
 
 // TestNoSnapshots checks that without --web.enable-snapshots no picture of
 // a camera is served, nor linked.
+func TestDecimals(t *testing.T) {
+	for _, c := range []struct {
+		v      float64
+		digits int
+		want   string
+	}{{-0.0001, 1, "0.0"}, {-0.04, 1, "0.0"}, {-0.05, 1, "-0.1"}, {0.25, 2, "0.25"}, {-3, 0, "-3"}, {math.Copysign(0, -1), 0, "0"}} {
+		if got := decimals(c.v, c.digits); got != c.want {
+			t.Errorf("decimals(%v, %d) = %q, want %q", c.v, c.digits, got, c.want)
+		}
+	}
+}
+
 func TestNoSnapshots(t *testing.T) {
 	srv := serve(t, false)
 	if status, _, _ := get(t, srv.URL+"/cameras/gate/snapshot.jpg"); status != http.StatusNotFound {

@@ -175,12 +175,13 @@ func exporterURLVariable() *dashboard.QueryVariableBuilder {
 }
 
 // cameraPageLink opens the camera's page on its exporter: its picture,
-// state and latest analyses.
-func cameraPageLink() []cog.Builder[dashboard.DashboardLink] {
+// state and latest analyses. camera is the panel's camera variable, or,
+// for a data link, the clicked series' label.
+func cameraPageLink(camera string) []cog.Builder[dashboard.DashboardLink] {
 	return []cog.Builder[dashboard.DashboardLink]{
-		dashboard.NewDashboardLinkBuilder("Camera page: what $camera sees").
+		dashboard.NewDashboardLinkBuilder("Camera page: what "+camera+" sees").
 			Type(dashboard.DashboardLinkTypeLink).
-			Url("${exporter_url}/cameras/${camera}").
+			Url("${exporter_url}/cameras/"+camera).
 			Tooltip("The camera's page on its exporter (needs --web.external-url)").
 			TargetBlank(true),
 	}
@@ -515,7 +516,8 @@ func exporterPanels() []cog.Builder[dashboard.Panel] {
 func cameraPanels() []cog.Builder[dashboard.Panel] {
 	return []cog.Builder[dashboard.Panel]{
 		statPanel("State", "Up: frames arrive. Stalled: the RTSP session is up but no frame arrived within the camera's timeout. Down: no RTSP session. The link opens the camera's page, with its picture.", query{stateExpr, ""}).
-			Unit("none").Mappings(cameraStates()).ColorMode(common.BigValueColorModeBackground).Links(cameraPageLink()).
+			Unit("none").Mappings(cameraStates()).ColorMode(common.BigValueColorModeBackground).
+			Links(cameraPageLink("${camera}")).DataLinks(cameraPageLink("${__field.labels.camera}")).
 			Span(4).Height(6),
 		timeSeries("Frame rate", "Complete frames received per second, and the key frames among them.", "suffix: fps",
 			query{rate("camera_frames_received_total"), "frames"},

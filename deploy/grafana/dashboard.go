@@ -179,9 +179,9 @@ func exporterURLVariable() *dashboard.QueryVariableBuilder {
 // for a data link, the clicked series' label.
 func cameraPageLink(camera string) []cog.Builder[dashboard.DashboardLink] {
 	return []cog.Builder[dashboard.DashboardLink]{
-		dashboard.NewDashboardLinkBuilder("Camera page: what "+camera+" sees").
+		dashboard.NewDashboardLinkBuilder("Camera page: what " + camera + " sees").
 			Type(dashboard.DashboardLinkTypeLink).
-			Url("${exporter_url}/cameras/"+camera).
+			Url("${exporter_url}/cameras/" + camera).
 			Tooltip("The camera's page on its exporter (needs --web.external-url)").
 			TargetBlank(true),
 	}

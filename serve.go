@@ -53,6 +53,15 @@ type serveOptions struct {
 // serve runs the exporter until SIGTERM or SIGINT and returns the exit code.
 func serve(opts serveOptions, logger *slog.Logger) (code int) {
 	logger.Info("Starting camera_exporter", "version", version.Info())
+	// Before any camera is started for nothing.
+	var externalURL string
+	if opts.externalURL != "" {
+		var err error
+		if externalURL, err = parseExternalURL(opts.externalURL); err != nil {
+			logger.Error("Invalid --web.external-url", "err", err)
+			return 1
+		}
+	}
 	logger.Info("Build context", "build_context", version.BuildContext(),
 		"opencv", decode.OpenCVVersion(), "libavcodec", decode.LibavcodecVersion())
 
@@ -95,13 +104,8 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 	}
 	logger.Info("Enabled collectors", "collectors", cameraCollector.Names())
 	registerExporterMetrics(exporterRegistry, opts.disableExporterMetrics)
-	if opts.externalURL != "" {
-		u, err := externalURL(opts.externalURL)
-		if err != nil {
-			logger.Error("Invalid --web.external-url", "err", err)
-			return 1
-		}
-		exporterRegistry.MustRegister(externalURLInfo(u))
+	if externalURL != "" {
+		exporterRegistry.MustRegister(externalURLInfo(externalURL))
 	}
 	probes = probe.New(probe.Options{
 		Config:      safeConfig.Get,
@@ -197,8 +201,9 @@ func registerExporterMetrics(reg prometheus.Registerer, withoutProcess bool) {
 	}
 }
 
-// externalURL validates --web.external-url, without a trailing slash.
-func externalURL(s string) (string, error) {
+// parseExternalURL validates --web.external-url, and returns it without a
+// trailing slash.
+func parseExternalURL(s string) (string, error) {
 	u, err := url.Parse(s)
 	switch {
 	case err != nil:

@@ -145,12 +145,12 @@ func TestExternalURL(t *testing.T) {
 		"https://box-1.example/?a=b":    "",
 		"https:///path":                 "",
 	} {
-		got, err := externalURL(in)
+		got, err := parseExternalURL(in)
 		if got != want || (err == nil) != (want != "") {
-			t.Errorf("externalURL(%q) = %q, %v; want %q", in, got, err, want)
+			t.Errorf("parseExternalURL(%q) = %q, %v; want %q", in, got, err, want)
 		}
 		if err != nil && strings.Contains(err.Error(), "u:p") {
-			t.Errorf("externalURL(%q) error discloses the credentials: %v", in, err)
+			t.Errorf("parseExternalURL(%q) error discloses the credentials: %v", in, err)
 		}
 	}
 }

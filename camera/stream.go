@@ -97,6 +97,7 @@ type Stream struct {
 	lastStats   imagestats.Stats
 	lastErr     error
 	pictureSeq  uint64 // counts pictures decoded, for Frame.Seq
+	snapshotSeq uint64 // the picture Frame.Snapshot was converted from last
 	pictureHash uint64 // of the coded picture decoded last, for Frame.Coded
 	pictureKey  bool   // whether it was a key frame, for Frame.Key
 }
@@ -289,14 +290,17 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 		stats = s.lastStats
 	}
 	frame := Frame{Seq: s.pictureSeq, Stats: stats, Coded: s.pictureHash, Key: s.pictureKey}
-	if s.snapshotWidth > 0 && dec != nil && stats.Width > 0 {
+	// Once per picture: a stream that decodes every frame is analyzed
+	// from its decoder's latest picture, again and again while no new one
+	// came.
+	if s.snapshotWidth > 0 && dec != nil && stats.Width > 0 && frame.Seq != s.snapshotSeq {
 		w := min(s.snapshotWidth, stats.Width)
 		h := max(stats.Height*w/stats.Width, 1)
 		snap, err := dec.Picture(w, h)
 		if err != nil {
 			return Frame{}, fmt.Errorf("converting picture for the snapshot: %w", err)
 		}
-		frame.Snapshot = snap
+		frame.Snapshot, s.snapshotSeq = snap, frame.Seq
 	}
 	if place == nil {
 		return frame, nil

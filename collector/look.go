@@ -11,7 +11,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
-// HistoryLength is how many analyses a Look's History holds.
+// HistoryLength is how many analyzed pictures a Look's History holds.
 const HistoryLength = 10
 
 // Look is what the operator pages show of a camera: its session, and what
@@ -45,7 +45,8 @@ type Look struct {
 	DriftCombined float64
 	// Reference is the camera's reference profile, nil without one.
 	Reference *drift.Profile
-	// History holds the figures of the latest analyses, newest first.
+	// History holds the figures of the latest analyzed pictures, newest
+	// first.
 	History []Figures
 }
 
@@ -75,12 +76,16 @@ type lookState struct {
 func (l *lookState) observe(now time.Time, frame camera.Frame, f *found) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	newPicture := frame.Seq != l.seq || l.historyLen == 0
 	if frame.Snapshot.Pix != nil {
 		l.snapshot = frame.Snapshot
-	} else if frame.Seq != l.seq {
+	} else if newPicture {
 		l.snapshot = detector.Image{} // not this picture's
 	}
 	l.analyzed, l.seq, l.stats, l.found = now, frame.Seq, frame.Stats, f
+	if !newPicture {
+		return // a key frame analyzed again: its figures are in history
+	}
 	figures := Figures{Analyzed: now, Brightness: frame.Stats.Brightness, Contrast: frame.Stats.Contrast,
 		DarkRatio: frame.Stats.DarkRatio, Sharp: frame.Stats.Sharpness, Objects: -1}
 	if f != nil {

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,18 +74,10 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	}
 }
 
-// validName is a camera name as the configuration allows it: a request's
-// name is looked up, never used to build a path.
-var validName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
-
-// lookup returns the camera the request names, or answers 404.
+// lookup returns the camera the request names, or answers 404: a name is
+// looked up among the configured cameras, never used to build a path.
 func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (collector.Look, bool) {
-	name := r.PathValue("name")
-	if !validName.MatchString(name) {
-		http.NotFound(w, r)
-		return collector.Look{}, false
-	}
-	look, ok := h.opts.Cameras.Look(name)
+	look, ok := h.opts.Cameras.Look(r.PathValue("name"))
 	if !ok {
 		http.NotFound(w, r)
 	}

@@ -664,6 +664,12 @@ cameras:
 	}
 	if len(saved) != 1 || !strings.HasPrefix(filepath.Base(saved[0]), "yard.") || !config.IsProbeReference(filepath.Base(saved[0])) {
 		t.Errorf("the module's reference directory holds %v, want one yard.<hash>.json", saved)
+	} else if fi, err := os.Stat(saved[0]); err != nil {
+		t.Error(err)
+	} else if fi.Size() > 256<<10 {
+		// A signature of 160x90 and the features' bins: about 150 kB,
+		// whatever the picture.
+		t.Errorf("the saved reference has %d bytes, want at most 256 KiB", fi.Size())
 	}
 	// The configured camera's directory got nothing from the probes; and
 	// the configured camera is still probed by its name.

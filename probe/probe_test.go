@@ -736,3 +736,35 @@ modules:
 		t.Errorf("the module's reference directory holds %v, want c0's and c1's references", names)
 	}
 }
+
+// TestProbeReferenceFileLimitConcurrent checks the limit when the sessions
+// open at once: exactly reference_file_limit of them learn.
+func TestProbeReferenceFileLimitConcurrent(t *testing.T) {
+	f := newFixture(t, fixtureOptions{config: fmt.Sprintf(`
+modules:
+  learning:
+    allowed_targets: [127.0.0.0/8]
+    reference_file_limit: 2
+    reference:
+      dir: %s
+      calibration: 1h
+`, t.TempDir())})
+	var learning atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 6 {
+		name := fmt.Sprintf("c%d", i)
+		wg.Go(func() {
+			code, body := f.probe(url.Values{"target": {target(f, "north")}, "module": {"learning"}, "camera": {name}})
+			if code != http.StatusOK {
+				t.Errorf("probe of %s: status %d: %s", name, code, body)
+			}
+			if strings.Contains(body, fmt.Sprintf("camera_reference_calibrating{camera=%q} 1\n", name)) {
+				learning.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := learning.Load(); n != 2 {
+		t.Errorf("%d of 6 sessions opened at once learn a reference, want 2", n)
+	}
+}

@@ -382,8 +382,8 @@ func TestConfigCheck(t *testing.T) {
 	os.WriteFile(bad, []byte("cameras:\n  - name: a\n    url: rtsp://u:Sekrit-1@10.0.0.5/s\n    transprot: tcp\n"), 0o600) //nolint:errcheck
 	probes := filepath.Join(dir, "probes.yml")
 	badProbes := filepath.Join(dir, "bad-probes.yml")
-	os.WriteFile(probes, []byte("auths:\n  viewer:\n    username: u\n    password: Sekrit-1\nmodules:\n  site:\n    allowed_targets: [10.0.0.0/8]\n"), 0o600) //nolint:errcheck
-	os.WriteFile(badProbes, []byte("auths:\n  viewer:\n    password: Sekrit-1\nmodules:\n  site:\n    transport: tcp\n"), 0o600)                              //nolint:errcheck
+	os.WriteFile(probes, []byte("auths:\n  viewer:\n    modules: [site]\n    username: u\n    password: Sekrit-1\nmodules:\n  site:\n    allowed_targets: [10.0.0.0/8]\n"), 0o600) //nolint:errcheck
+	os.WriteFile(badProbes, []byte("auths:\n  viewer:\n    password: Sekrit-1\nmodules:\n  site:\n    transport: tcp\n"), 0o600)                                                   //nolint:errcheck
 
 	for _, tc := range []struct {
 		file     string

@@ -130,6 +130,9 @@ type Camera struct {
 	CameraOptions `yaml:",inline"`
 
 	filePassword string // content of PasswordFile
+	// referenceName names the reference file of a probed camera, which a
+	// configured camera's name can never be; empty: the camera's name.
+	referenceName string
 }
 
 // Load reads the configuration file at path, fills in defaults, reads
@@ -213,13 +216,28 @@ func (cfg *Config) resolve(src source, dir string, l layout) error {
 		errs = append(errs, r.errs...)
 	}
 	errs = append(errs, resolveNamed(src, "module", cfg.Modules, l.modules, func(m *Module, r *reporter) {
-		m.resolve(r, dir, cfg.Defaults)
+		m.resolve(r, dir, cfg.Defaults, cfg.referenceDirs())
 		m.Detect.checkClasses(r, cfg.Detector)
 	})...)
 	errs = append(errs, resolveNamed(src, "auth", cfg.Auths, l.auths, func(a *Auth, r *reporter) {
-		a.resolve(r, dir)
+		a.resolve(r, dir, cfg.Modules)
 	})...)
 	return errors.Join(errs...)
+}
+
+// referenceDirs returns the configured cameras' reference directories,
+// cleaned, each with who uses it, for the modules to keep off them.
+func (cfg *Config) referenceDirs() map[string]string {
+	dirs := map[string]string{}
+	if cfg.Defaults.Reference.Dir != "" {
+		dirs[filepath.Clean(cfg.Defaults.Reference.Dir)] = "the defaults"
+	}
+	for _, c := range cfg.Cameras {
+		if d := filepath.Clean(c.Reference.Dir); c.Reference.Dir != "" && dirs[d] == "" {
+			dirs[d] = fmt.Sprintf("camera %q", c.Name)
+		}
+	}
+	return dirs
 }
 
 // resolveNamed resolves the entries of a map of the file by name, in the

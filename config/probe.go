@@ -1,12 +1,16 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
 	"path"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -22,7 +26,11 @@ type Module struct {
 	// connection: an open /probe would let anyone who reaches the exporter
 	// make it connect anywhere.
 	AllowedTargets []string `yaml:"allowed_targets"`
-	CameraOptions  `yaml:",inline"`
+	// ReferenceFileLimit bounds the references that probes learn and save
+	// in the module's reference.dir, which a client naming ever new
+	// cameras would otherwise fill. Built-in: 1000 with a reference.dir.
+	ReferenceFileLimit int `yaml:"reference_file_limit,omitempty"`
+	CameraOptions      `yaml:",inline"`
 
 	prefixes []netip.Prefix // of AllowedTargets
 	hosts    []string       // the name patterns of AllowedTargets, lower case
@@ -31,6 +39,9 @@ type Module struct {
 // Auth is a credentials block, named by /probe's auth parameter, so that no
 // credential travels in a URL, a label or a Prometheus configuration.
 type Auth struct {
+	// Modules are the modules whose probes may send these credentials,
+	// and so the hosts they may go to: those modules' allowed_targets.
+	Modules  []string      `yaml:"modules"`
 	Username string        `yaml:"username"`
 	Password config.Secret `yaml:"password,omitempty"`
 	// PasswordFile holds the password, as a camera's does.
@@ -46,7 +57,14 @@ var hostPattern = regexp.MustCompile(`^[a-z0-9*?.-]+$`)
 // outside the module's allowed_targets.
 var ErrTargetNotAllowed = errors.New("not in the module's allowed_targets")
 
-func (m *Module) resolve(r *reporter, dir string, defaults CameraOptions) {
+// defaultReferenceFileLimit is a module's reference_file_limit when unset.
+const defaultReferenceFileLimit = 1000
+
+// maxProbeCameraName bounds camera=, which names a reference file: with the
+// target's hash and ".json" it stays far below file systems' 255 bytes.
+const maxProbeCameraName = 128
+
+func (m *Module) resolve(r *reporter, dir string, defaults CameraOptions, cameraDirs map[string]string) {
 	if len(m.AllowedTargets) == 0 {
 		r.errorf("", "missing allowed_targets: the hosts the module may probe, as CIDRs or host name patterns")
 	}
@@ -68,8 +86,24 @@ func (m *Module) resolve(r *reporter, dir string, defaults CameraOptions) {
 	}
 	m.check(r)
 	m.Reference.resolve(dir)
+	// A module's references are its probes' alone: the defaults' directory
+	// and calibration are the configured cameras', whose files a probe
+	// must never write or replace.
+	own := m.Reference
 	m.fill(defaults)
+	m.Reference.Dir, m.Reference.Calibration = own.Dir, own.Calibration
 	m.Reference.checkFilled(r)
+	if owner, ok := cameraDirs[filepath.Clean(m.Reference.Dir)]; ok && m.Reference.Dir != "" {
+		r.errorf("reference", "reference.dir %s is also the reference directory of %s: probes and configured cameras must not share reference files", m.Reference.Dir, owner)
+	}
+	switch {
+	case m.ReferenceFileLimit < 0:
+		r.errorf("reference_file_limit", "reference_file_limit %d: must be greater than 0", m.ReferenceFileLimit)
+	case m.ReferenceFileLimit > 0 && m.Reference.Dir == "":
+		r.errorf("reference_file_limit", "reference_file_limit needs reference.dir, where the probes' references are saved")
+	case m.ReferenceFileLimit == 0 && m.Reference.Dir != "":
+		m.ReferenceFileLimit = defaultReferenceFileLimit
+	}
 }
 
 // Allows reports whether the module may connect to host, an address or a
@@ -95,7 +129,18 @@ func (m Module) Allows(host string) bool {
 	return false
 }
 
-func (a *Auth) resolve(r *reporter, dir string) {
+func (a *Auth) resolve(r *reporter, dir string, modules map[string]Module) {
+	// Without modules the block fails to load rather than going to any
+	// module's hosts: a configuration from before modules were required
+	// must not send its credentials where it did not mean them to go.
+	if len(a.Modules) == 0 {
+		r.errorf("modules", "missing modules: the modules whose probes may send these credentials")
+	}
+	for _, m := range a.Modules {
+		if _, ok := modules[m]; !ok {
+			r.errorf("modules", "modules: unknown module %q", m)
+		}
+	}
 	if a.Username == "" {
 		r.errorf("", "missing username")
 	}
@@ -110,9 +155,12 @@ func (a *Auth) resolve(r *reporter, dir string) {
 // ProbeCamera returns the camera a probe of target watches: the configured
 // camera of that name (configured is true), or the stream at target, an
 // RTSP URL without user information ("rtsp://" may be left out), with
-// module's settings and auth's credentials. name, if not empty, is the
-// camera label and the name of its reference file; by default the label is
-// the target. An error means a bad request, and nothing was connected to.
+// module's settings and auth's credentials, if auth lists module. name, if
+// not empty, is the camera label, which must not be a configured camera's;
+// by default the label is the target. A module with a reference.dir keeps
+// the probed camera's reference there as <name>.<hash of module and
+// target>.json, which no configured camera's file can be. An error means a
+// bad request, and nothing was connected to.
 func (cfg *Config) ProbeCamera(target, module, auth, name string) (cam Camera, configured bool, err error) {
 	if target == "" {
 		return Camera{}, false, errors.New("target parameter is missing")
@@ -148,18 +196,43 @@ func (cfg *Config) moduleCamera(target, module, auth, name string) (Camera, erro
 			return Camera{}, fmt.Errorf("module %q has a reference.dir: name the camera, whose reference file it is, with the camera parameter", module)
 		}
 		c.Name = target
+	case len(name) > maxProbeCameraName:
+		return Camera{}, fmt.Errorf("camera: at most %d characters", maxProbeCameraName)
 	case !validName.MatchString(name):
 		return Camera{}, fmt.Errorf("camera %q: must match %s", name, validName)
+	case slices.ContainsFunc(cfg.Cameras, func(configured Camera) bool { return configured.Name == name }):
+		return Camera{}, fmt.Errorf("camera %q is a configured camera: probe it with target=%[1]s alone, or give this one another name", name)
 	}
 	if auth != "" {
 		a, ok := cfg.Auths[auth]
 		if !ok {
 			return Camera{}, fmt.Errorf("unknown auth %q", auth)
 		}
+		if !slices.Contains(a.Modules, module) {
+			return Camera{}, fmt.Errorf("auth %q is not for module %q: the auth block's modules do not list it", auth, module)
+		}
 		c.Username, c.Password, c.PasswordFile, c.filePassword = a.Username, a.Password, a.PasswordFile, a.filePassword
+	}
+	if c.Reference.Dir != "" {
+		c.referenceName = name + "." + targetHash(module, c.URL)
 	}
 	return c, nil
 }
+
+// targetHash tells apart the references of the targets a module probes
+// under one camera name, so that a probe of another stream never reads or
+// writes a camera's reference.
+func targetHash(module, streamURL string) string {
+	sum := sha256.Sum256([]byte(module + "\x00" + streamURL))
+	return hex.EncodeToString(sum[:8])
+}
+
+// probeReferenceFile is the name of a reference file that a probe saves.
+var probeReferenceFile = regexp.MustCompile(`^[a-zA-Z0-9_-]+\.[0-9a-f]{16}\.json$`)
+
+// IsProbeReference reports whether name, a file name in a module's
+// reference.dir, is a probed camera's reference.
+func IsProbeReference(name string) bool { return probeReferenceFile.MatchString(name) }
 
 // targetURL parses a probe's target.
 func targetURL(target string) (*url.URL, error) {

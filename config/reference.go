@@ -27,6 +27,9 @@ func (c Camera) ReferenceFile() string {
 	if c.Reference.Dir == "" {
 		return ""
 	}
+	if c.referenceName != "" {
+		return filepath.Join(c.Reference.Dir, c.referenceName+".json")
+	}
 	return filepath.Join(c.Reference.Dir, c.Name+".json")
 }
 

@@ -382,9 +382,11 @@ func shardingStartReplica(t *testing.T, dir, addr, user, pass string) {
     timeout: 2s
 auths:
   cameras:
+    modules: [site]
     username: %[1]s
     password: %[2]s
   hall:
+    modules: [site]
     username: %[1]s
     password_file: %[3]s
 `, user, pass, passwordFile)

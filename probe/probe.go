@@ -147,7 +147,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	allowDial := allowedBy(cfg.Modules[module], module)
 	registry := prometheus.NewRegistry()
-	sess, err := h.sessions.acquire(key, cam, configured, allowDial)
+	sess, err := h.sessions.acquire(key, cam, configured, allowDial, cfg.Modules[module].ReferenceFileLimit)
 	switch {
 	case errors.Is(err, errSessionLimit):
 	case err != nil:

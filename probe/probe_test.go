@@ -2,6 +2,7 @@ package probe_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"math"
@@ -269,6 +270,7 @@ func TestProbeRejects(t *testing.T) {
 	f := newFixture(t, fixtureOptions{config: `
 auths:
   viewer:
+    modules: [site]
     username: viewer
     password: s3cret
 modules:
@@ -401,6 +403,7 @@ func TestProbeAuth(t *testing.T) {
 	f := newFixture(t, fixtureOptions{rtsp: rtsptest.Options{User: "viewer", Pass: "s3cret"}, config: loopbackModule + `
 auths:
   viewer:
+    modules: [site]
     username: viewer
     password: s3cret
 `})
@@ -525,5 +528,243 @@ func TestProbeConcurrentReloads(t *testing.T) {
 			t.Errorf("%s after the reloads: probe_success = %v, want 1", clip, got)
 		}
 		testutil.WaitFor(t, "one session of "+clip, 10*time.Second, func() bool { return f.cameras.Sessions(clip) == 1 })
+	}
+}
+
+// TestProbeAuthModules checks that an auth block's credentials go only to
+// probes of the modules it lists: a request pairing it with another module
+// gets 400 before any connection, and a camera that asks for Basic never
+// sees them.
+func TestProbeAuthModules(t *testing.T) {
+	var sawProd atomic.Bool
+	prodHeader := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:Pr0d-S3cret"))
+	lab, err := rtsptest.StartFake(func(req rtsptest.FakeRequest) rtsptest.FakeResponse {
+		authorization := req.Header.Get("Authorization")
+		sawProd.Store(sawProd.Load() || authorization == prodHeader)
+		switch {
+		case req.Method == "DESCRIBE" && authorization == "":
+			return rtsptest.FakeResponse{Status: http.StatusUnauthorized, Header: map[string][]string{"WWW-Authenticate": {`Basic realm="lab"`}}}
+		case req.Method == "DESCRIBE":
+			// Credentials seen, no stream: the probe fails at once.
+			return rtsptest.FakeResponse{Status: http.StatusNotFound}
+		}
+		return rtsptest.FakePlay(req)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	f := newFixture(t, fixtureOptions{config: `
+auths:
+  prod:
+    modules: [prod]
+    username: admin
+    password: Pr0d-S3cret
+  lab:
+    modules: [lab]
+    username: tester
+    password: lab-pass
+modules:
+  prod:
+    allowed_targets: [127.0.0.1]
+  lab:
+    allowed_targets: [127.0.0.1]
+`})
+	addr, accepted := listener(t)
+	for _, target := range []string{lab.Addr + "/cam", addr + "/cam"} {
+		code, body := f.probe(url.Values{"target": {target}, "module": {"lab"}, "auth": {"prod"}})
+		if want := `auth "prod" is not for module "lab"`; code != http.StatusBadRequest || !strings.Contains(body, want) {
+			t.Errorf("target %s: status %d, %q; want 400 with %q", target, code, body, want)
+		}
+		if strings.Contains(body, "Pr0d-S3cret") || strings.Contains(body, "admin") {
+			t.Errorf("the answer discloses the credentials: %q", body)
+		}
+	}
+	// The lab's own block reaches it: the fake would have seen prod's.
+	params := url.Values{"target": {lab.Addr + "/cam"}, "module": {"lab"}, "auth": {"lab"}}
+	labHeader := "Basic " + base64.StdEncoding.EncodeToString([]byte("tester:lab-pass"))
+	testutil.WaitFor(t, "the lab camera to get the lab's credentials", 10*time.Second, func() bool {
+		f.probe(params)
+		for _, req := range lab.Requests() {
+			if req.Header.Get("Authorization") == labHeader {
+				return true
+			}
+		}
+		return false
+	})
+	if sawProd.Load() {
+		t.Error("the lab camera received the production credentials")
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("the refused pairing made %d connections", n)
+	}
+	if got := exporterValue(t, f.exporter, "camera_exporter_probes_total", "result", "rejected"); got != 2 {
+		t.Errorf("camera_exporter_probes_total{result=\"rejected\"} = %v, want 2", got)
+	}
+}
+
+// learnReference probes until the probed camera's reference is learned.
+func learnReference(t *testing.T, f *fixture, params url.Values) map[string]*dto.MetricFamily {
+	t.Helper()
+	var families map[string]*dto.MetricFamily
+	testutil.WaitFor(t, "the reference of "+params.Get("camera")+" learned", 60*time.Second, func() bool {
+		families = f.families(params)
+		return value(families, "camera_reference_frames") > 0
+	})
+	return families
+}
+
+// TestProbeReferenceIsolation is the poisoning of issue 20: probes of
+// another stream named after a configured camera, while it calibrates,
+// must not write its reference file. camera= cannot take a configured
+// camera's name, and the references that probes learn live in their
+// module's own directory, under names no configured camera's file has.
+func TestProbeReferenceIsolation(t *testing.T) {
+	refs, probeRefs := t.TempDir(), t.TempDir()
+	f := newFixture(t, fixtureOptions{config: fmt.Sprintf(`
+defaults:
+  decode: all
+  reference:
+    dir: %s
+    calibration: 1s
+modules:
+  m:
+    allowed_targets: [127.0.0.0/8]
+  learning:
+    allowed_targets: [127.0.0.0/8]
+    reference:
+      dir: %s
+      calibration: 1s
+cameras:
+  - name: gate
+    url: rtsp://{{addr}}/east
+`, refs, probeRefs)})
+	for _, module := range []string{"m", "learning"} {
+		code, body := f.probe(url.Values{"target": {target(f, "north")}, "module": {module}, "camera": {"gate"}})
+		if want := `camera "gate" is a configured camera`; code != http.StatusBadRequest || !strings.Contains(body, want) {
+			t.Errorf("module %s, camera=gate: status %d, %q; want 400 with %q", module, code, body, want)
+		}
+	}
+	if n := f.cameras.Sessions("north"); n != 0 {
+		t.Errorf("the refused probes opened %d sessions", n)
+	}
+	// A probe of another name learns its reference in its module's
+	// directory; one of a module without its own directory learns none.
+	learned := learnReference(t, f, url.Values{"target": {target(f, "north")}, "module": {"learning"}, "camera": {"yard"}})
+	if got := value(learned, "camera_reference_calibrating", "camera", "yard"); got != 0 {
+		t.Errorf("camera_reference_calibrating after learning = %v, want 0", got)
+	}
+	plain := f.families(url.Values{"target": {target(f, "south")}, "module": {"m"}, "camera": {"shed"}})
+	if got := value(plain, "camera_reference_calibrating", "camera", "shed"); !math.IsNaN(got) {
+		t.Errorf("a module without reference.dir: camera_reference_calibrating = %v, want none", got)
+	}
+	saved, err := filepath.Glob(filepath.Join(probeRefs, "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(saved) != 1 || !strings.HasPrefix(filepath.Base(saved[0]), "yard.") || !config.IsProbeReference(filepath.Base(saved[0])) {
+		t.Errorf("the module's reference directory holds %v, want one yard.<hash>.json", saved)
+	} else if fi, err := os.Stat(saved[0]); err != nil {
+		t.Error(err)
+	} else if fi.Size() > 256<<10 {
+		// A signature of 160x90 and the features' bins: about 150 kB,
+		// whatever the picture.
+		t.Errorf("the saved reference has %d bytes, want at most 256 KiB", fi.Size())
+	}
+	// The configured camera's directory got nothing from the probes; and
+	// the configured camera is still probed by its name.
+	if entries, err := os.ReadDir(refs); err != nil || len(entries) != 0 {
+		t.Errorf("the configured cameras' reference directory holds %v (%v), want nothing", entries, err)
+	}
+	if got := value(f.families(url.Values{"target": {"gate"}}), "camera_up", "camera", "gate"); got != 1 {
+		t.Errorf("probe of the configured camera: camera_up = %v, want 1", got)
+	}
+}
+
+// TestProbeReferenceFileLimit checks that a client naming ever new cameras
+// cannot fill the disk: a module's directory keeps reference_file_limit
+// references, counting those that open sessions are learning, and a
+// camera probed beyond it learns none.
+func TestProbeReferenceFileLimit(t *testing.T) {
+	probeRefs := t.TempDir()
+	f := newFixture(t, fixtureOptions{config: fmt.Sprintf(`
+defaults:
+  decode: all
+modules:
+  learning:
+    allowed_targets: [127.0.0.0/8]
+    reference_file_limit: 2
+    reference:
+      dir: %s
+      calibration: 1s
+`, probeRefs)})
+	probe := func(name string) map[string]*dto.MetricFamily {
+		return f.families(url.Values{"target": {target(f, "north")}, "module": {"learning"}, "camera": {name}})
+	}
+	// Four sessions open at once: the first two may learn.
+	for i, name := range []string{"c0", "c1", "c2", "c3"} {
+		want := 0.0
+		if i < 2 {
+			want = 1
+		}
+		if got := value(probe(name), "camera_reference_calibrating", "camera", name); got != want {
+			t.Errorf("%s: camera_reference_calibrating = %v, want %v", name, got, want)
+		}
+	}
+	for _, name := range []string{"c0", "c1"} {
+		learnReference(t, f, url.Values{"target": {target(f, "north")}, "module": {"learning"}, "camera": {name}})
+	}
+	// Learned and saved, they still count; so does nothing else.
+	for _, name := range []string{"c2", "c3", "c4"} {
+		families := probe(name)
+		if got := value(families, "camera_reference_calibrating", "camera", name); got != 0 {
+			t.Errorf("%s: camera_reference_calibrating = %v, want 0", name, got)
+		}
+		if got := value(families, "camera_reference_frames", "camera", name); !math.IsNaN(got) {
+			t.Errorf("%s: camera_reference_frames = %v, want none", name, got)
+		}
+	}
+	entries, err := os.ReadDir(probeRefs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) != 2 || !strings.HasPrefix(names[0], "c0.") || !strings.HasPrefix(names[1], "c1.") {
+		t.Errorf("the module's reference directory holds %v, want c0's and c1's references", names)
+	}
+}
+
+// TestProbeReferenceFileLimitConcurrent checks the limit when the sessions
+// open at once: exactly reference_file_limit of them learn.
+func TestProbeReferenceFileLimitConcurrent(t *testing.T) {
+	f := newFixture(t, fixtureOptions{config: fmt.Sprintf(`
+modules:
+  learning:
+    allowed_targets: [127.0.0.0/8]
+    reference_file_limit: 2
+    reference:
+      dir: %s
+      calibration: 1h
+`, t.TempDir())})
+	var learning atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 6 {
+		name := fmt.Sprintf("c%d", i)
+		wg.Go(func() {
+			code, body := f.probe(url.Values{"target": {target(f, "north")}, "module": {"learning"}, "camera": {name}})
+			if code != http.StatusOK {
+				t.Errorf("probe of %s: status %d: %s", name, code, body)
+			}
+			if strings.Contains(body, fmt.Sprintf("camera_reference_calibrating{camera=%q} 1\n", name)) {
+				learning.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := learning.Load(); n != 2 {
+		t.Errorf("%d of 6 sessions opened at once learn a reference, want 2", n)
 	}
 }

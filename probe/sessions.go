@@ -2,7 +2,10 @@ package probe
 
 import (
 	"errors"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -45,6 +48,12 @@ type sessions struct {
 // session is one probed camera.
 type session struct {
 	stream *camera.Stream
+	// requested is the camera the probes asked for, which a reload may
+	// change; stream's may learn no reference, for the module's limit.
+	requested config.Camera
+	// learning is the reference file the session may save, which was
+	// missing when it opened; empty if none.
+	learning string
 	// owned is a session opened for probes; a configured camera's stream
 	// belongs to the manager.
 	owned     bool
@@ -75,9 +84,10 @@ func newSessions(manager *camera.Manager, metrics *collector.CameraCollector, ma
 }
 
 // acquire returns the session of cam, opening it if no probe did yet or if
-// its settings changed; release must follow. key tells cameras apart, and
-// allowDial vets where an opened session connects.
-func (s *sessions) acquire(key string, cam config.Camera, configured bool, allowDial func(string) error) (*session, error) {
+// its settings changed; release must follow. key tells cameras apart,
+// allowDial vets where an opened session connects, and referenceLimit
+// bounds the references saved in cam's reference directory.
+func (s *sessions) acquire(key string, cam config.Camera, configured bool, allowDial func(string) error, referenceLimit int) (*session, error) {
 	var stream *camera.Stream
 	if configured {
 		if stream = s.manager.Stream(cam.Name); stream == nil {
@@ -85,20 +95,32 @@ func (s *sessions) acquire(key string, cam config.Camera, configured bool, allow
 		}
 	}
 	s.mu.Lock()
+	sess, err := s.reuseLocked(key, cam, configured, stream)
+	s.mu.Unlock()
+	if sess != nil || err != nil {
+		return sess, err
+	}
+	// Read outside the lock, which probes of other cameras need.
+	var saved map[string]bool
+	learning := ""
+	if !configured {
+		learning, saved = learnsReference(cam)
+	}
+
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shutdown {
-		return nil, errShuttingDown
+	if sess, err := s.reuseLocked(key, cam, configured, stream); sess != nil || err != nil {
+		return sess, err
 	}
-	if sess := s.byKey[key]; sess != nil {
-		if configured && sess.stream == stream || !configured && sess.stream.Config().Equal(cam) {
-			sess.inUse++
-			return sess, nil
-		}
-		s.removeLocked(key, sess, "replaced")
-	}
+	requested := cam
 	if !configured {
 		if s.opened >= s.max {
 			return nil, errSessionLimit
+		}
+		if learning != "" && s.referencesLocked(filepath.Dir(learning), saved) >= referenceLimit {
+			s.logger.Warn("Not learning the probed camera's reference: its module's reference.dir holds reference_file_limit references",
+				"camera", cam.Name, "dir", filepath.Dir(learning), "reference_file_limit", referenceLimit)
+			cam.Reference.Calibration, learning = 0, ""
 		}
 		stream = s.manager.Open(cam, allowDial) // starts a goroutine, no more
 		s.opened++
@@ -111,9 +133,64 @@ func (s *sessions) acquire(key string, cam config.Camera, configured bool, allow
 		}
 		return nil, err
 	}
-	sess := &session{stream: stream, owned: !configured, collector: cc, inUse: 1}
+	sess = &session{stream: stream, requested: requested, learning: learning, owned: !configured, collector: cc, inUse: 1}
 	s.byKey[key] = sess
 	return sess, nil
+}
+
+// reuseLocked returns the open session of key if it still watches cam,
+// and drops it if a reload changed cam. Needs mu.
+func (s *sessions) reuseLocked(key string, cam config.Camera, configured bool, stream *camera.Stream) (*session, error) {
+	if s.shutdown {
+		return nil, errShuttingDown
+	}
+	sess := s.byKey[key]
+	switch {
+	case sess == nil:
+		return nil, nil
+	case configured && sess.stream == stream || !configured && sess.requested.Equal(cam):
+		sess.inUse++
+		return sess, nil
+	}
+	s.removeLocked(key, sess, "replaced")
+	return nil, nil
+}
+
+// learnsReference returns the reference file that a session of cam would
+// learn and save, "" if none, and the probes' references saved in its
+// directory.
+func learnsReference(cam config.Camera) (string, map[string]bool) {
+	file := cam.ReferenceFile()
+	if file == "" || cam.Reference.Calibration <= 0 {
+		return "", nil
+	}
+	// A file that exists is loaded, not written, and one that cannot be
+	// read is not learned again either.
+	if _, err := os.Stat(file); !errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	saved := map[string]bool{}
+	// A directory that cannot be read cannot be written either: nothing
+	// to count.
+	entries, _ := os.ReadDir(filepath.Dir(file))
+	for _, e := range entries {
+		if e.Type().IsRegular() && config.IsProbeReference(e.Name()) {
+			saved[e.Name()] = true
+		}
+	}
+	return file, saved
+}
+
+// referencesLocked counts the references of dir: those saved, and those
+// that open sessions learn and have not saved yet. Needs mu.
+func (s *sessions) referencesLocked(dir string, saved map[string]bool) int {
+	n := len(saved)
+	for _, sess := range s.byKey {
+		if sess.learning != "" && filepath.Dir(sess.learning) == dir && !saved[filepath.Base(sess.learning)] {
+			n++
+		}
+	}
+	return n
 }
 
 // release ends a probe's use of sess.

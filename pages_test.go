@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,6 +138,48 @@ cameras:
 	if status, _ := get("/cameras/dead/snapshot.jpg", true); status != http.StatusNotFound {
 		t.Errorf("snapshot of the dead camera: %d, want 404", status)
 	}
+
+	// Pictures asked for at once, each at its own width so that each is
+	// drawn, wait their turn for a few drawing slots, and all come; a
+	// scrape meanwhile answers.
+	widths := make([]int, 40)
+	var wg sync.WaitGroup
+	for i := range widths {
+		wg.Go(func() { widths[i] = pictureWidth("http://"+e.addr+fmt.Sprintf("/cameras/person/snapshot.jpg?width=%d", 100+i), user, pass) })
+	}
+	status, metrics := get("/metrics", true)
+	wg.Wait()
+	if status != http.StatusOK || !strings.Contains(string(metrics), `camera_up{camera="person"} 1`) {
+		t.Errorf("/metrics while pictures are drawn: %d\n%s", status, metrics)
+	}
+	for i, w := range widths {
+		if w != 100+i {
+			t.Errorf("snapshot.jpg?width=%d among 40 at once: %d wide, want it drawn in its turn", 100+i, w)
+		}
+	}
+}
+
+// pictureWidth is the width of the JPEG at url, or the negated HTTP status
+// or -1 on another error.
+func pictureWidth(url, user, pass string) int {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return -1
+	}
+	req.SetBasicAuth(user, pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return -resp.StatusCode
+	}
+	img, err := jpeg.Decode(resp.Body)
+	if err != nil {
+		return -1
+	}
+	return img.Bounds().Dx()
 }
 
 // boxPixels counts the pixels of the boxes' color.

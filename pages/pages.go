@@ -80,6 +80,7 @@ func New(opts Options) (*Handler, error) {
 		"age":      age,
 		"classes":  func(m map[string]int) []string { return slices.Sorted(maps.Keys(m)) },
 		"features": func(m map[string]float64) []string { return slices.Sorted(maps.Keys(m)) },
+		"frozen":   frozen,
 	}).ParseFS(templates, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -315,6 +316,11 @@ const (
 	analysisStale = 5 * time.Minute
 )
 
+// frozen tells whether l's picture reads frozen as CameraFrozen reads it.
+func frozen(l collector.Look) bool {
+	return l.HasFrozen && l.Frozen && l.Stats.Contrast >= frozenMinContrast
+}
+
 // state is the worst of l's current states at now, the pages having
 // started at started.
 func state(l collector.Look, now, started time.Time) cameraState {
@@ -326,7 +332,7 @@ func state(l collector.Look, now, started time.Time) cameraState {
 	case l.Analyzed.IsZero() && now.Sub(started) > analysisStale,
 		!l.Analyzed.IsZero() && now.Sub(l.Analyzed) > analysisStale:
 		return stateAnalysisFailing
-	case l.HasFrozen && l.Frozen && l.Stats.Contrast >= frozenMinContrast:
+	case frozen(l):
 		return stateFrozen
 	case l.HasView && (max(math.Abs(l.View.ShiftX), math.Abs(l.View.ShiftY)) > movedShift || math.Abs(l.View.Scale-1) > movedZoom):
 		return stateMoved

@@ -145,7 +145,9 @@ cameras:
 	widths := make([]int, 40)
 	var wg sync.WaitGroup
 	for i := range widths {
-		wg.Go(func() { widths[i] = pictureWidth("http://"+e.addr+fmt.Sprintf("/cameras/person/snapshot.jpg?width=%d", 100+i), user, pass) })
+		wg.Go(func() {
+			widths[i] = pictureWidth("http://"+e.addr+fmt.Sprintf("/cameras/person/snapshot.jpg?width=%d", 100+i), user, pass)
+		})
 	}
 	status, metrics := get("/metrics", true)
 	wg.Wait()

@@ -488,3 +488,33 @@ func BenchmarkSnapshotRequest(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReference is a request of a reference view, drawn at the
+// page's width and the largest: of a 16:9 camera, and of the 16x16384
+// picture a camera may legally send.
+func BenchmarkReference(b *testing.B) {
+	signature := looks()[0].Reference.Signature
+	for _, bc := range []struct {
+		name          string
+		width, height int
+		path          string
+	}{
+		{"16:9/480", 1920, 1080, "/cameras/cam/reference.jpg"},
+		{"16:9/1920", 1920, 1080, "/cameras/cam/reference.jpg?width=1920"},
+		{"16x16384/480", 16, 16384, "/cameras/cam/reference.jpg"},
+		{"16x16384/1920", 16, 16384, "/cameras/cam/reference.jpg?width=1920"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			_, mux := handler(b, fakeCameras{{Name: "cam", Reference: &drift.Profile{Frames: 60, Signature: signature, Width: bc.width, Height: bc.height}}}, false)
+			req := httptest.NewRequest(http.MethodGet, bc.path, nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				mux.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatal(w.Code, w.Body)
+				}
+			}
+		})
+	}
+}

@@ -218,7 +218,7 @@ func (h *Handler) servePicture(w http.ResponseWriter, r *http.Request, picture f
 	}
 	b, missing, err := picture(look, wd)
 	switch {
-	case errors.Is(err, errBusy) || r.Context().Err() != nil:
+	case errors.Is(err, errBusy) || err != nil && r.Context().Err() != nil:
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, errBusy.Error(), http.StatusServiceUnavailable)
 	case err != nil:
@@ -285,9 +285,9 @@ type cameraState string
 
 // A camera's states, worst first. A stream that is down or stalled gives
 // no picture to judge; an analysis that no longer runs leaves figures that
-// are not current; then the picture's states, in the order in which
-// Alertmanager's inhibitions rank their alerts: a frozen picture explains
-// a moved or obstructed view.
+// are not current; then the picture's states: a frozen picture explains a
+// moved or obstructed view, as Alertmanager's inhibitions have it, and a
+// view moved away finds less of the reference too.
 const (
 	stateDown            cameraState = "down"
 	stateStalled         cameraState = "stalled"

@@ -45,9 +45,10 @@ func gray(w, h int) detector.Image {
 	return detector.Image{Width: w, Height: h, Stride: 3 * w, Pix: pix}
 }
 
-// looks are five cameras: one analyzed with a person found in its
+// looks are six cameras: one analyzed with a person found in its
 // 640x360 picture, kept at 320x180; one stalled; one down; one whose
-// picture is frozen; one whose uniform picture does not change.
+// picture is frozen; one whose uniform picture does not change; one up
+// that no analysis reached for 10 minutes.
 func looks() fakeCameras {
 	now := time.Now()
 	signature := make([]float32, imagestats.SignatureWidth*imagestats.SignatureHeight)
@@ -80,6 +81,10 @@ func looks() fakeCameras {
 		{
 			Name: "lid", Up: true, Status: camera.Status{Connected: true, LastFrame: now},
 			Analyzed: now, HasFrozen: true, Frozen: true,
+		},
+		{
+			Name: "shed", Up: true, Status: camera.Status{Connected: true, LastFrame: now},
+			Analyzed: now.Add(-10 * time.Minute), HasFrozen: true, Frozen: true, Stats: imagestats.Stats{Contrast: 0.2},
 		},
 	}
 }
@@ -136,6 +141,7 @@ func TestPages(t *testing.T) {
 		{"/cameras/gate", 200, "text/html; charset=utf-8", []string{`class="card large"`, "Latest analyses", "<td>25.0%</td>"}},
 		{"/cameras/dock", 200, "text/html; charset=utf-8", []string{`<span class="state frozen">frozen</span>`, "<strong>frozen</strong>"}},
 		// As CameraFrozen, which a uniform picture does not fire.
+		{"/cameras/shed", 200, "text/html; charset=utf-8", []string{`<span class="state analysis-failing">analysis failing</span>`, "frames arriving, no analysis for 10m"}},
 		{"/cameras/lid", 200, "text/html; charset=utf-8", []string{`<span class="state up">up</span>`, "unchanging, but too uniform to tell it frozen"}},
 		{"/cameras/gate/snapshot.jpg", 200, "image/jpeg", nil},
 		{"/cameras/gate/snapshot.jpg?boxes=0&width=100", 200, "image/jpeg", nil},

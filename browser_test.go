@@ -51,6 +51,12 @@ function report() {
     out.textContent = JSON.stringify({
       url: doc.location.pathname,
       cards: Array.from(doc.querySelectorAll("section.card")).map(c => c.id),
+      badges: Array.from(doc.querySelectorAll("section.card .state")).map(b => ({
+        card: b.closest("section.card").id,
+        text: b.textContent,
+        className: b.className,
+        color: getComputedStyle(b).backgroundColor,
+      })),
       images: imgs.map(i => ({
         card: (i.closest("section.card") || {}).id || "",
         src: i.getAttribute("src"),
@@ -74,6 +80,12 @@ type checkResult struct {
 	Error  string   `json:"error"`
 	URL    string   `json:"url"`
 	Cards  []string `json:"cards"`
+	Badges []struct {
+		Card      string `json:"card"`
+		Text      string `json:"text"`
+		ClassName string `json:"className"`
+		Color     string `json:"color"`
+	} `json:"badges"`
 	Images []struct {
 		Card          string `json:"card"`
 		Src           string `json:"src"`
@@ -82,9 +94,10 @@ type checkResult struct {
 	} `json:"images"`
 }
 
-// TestCamerasInBrowser loads /cameras in headless Chromium, with three
-// cameras, one of them showing a person and a learned reference: every
-// card and every picture must load in a real browser, and a screenshot of
+// TestCamerasInBrowser loads /cameras in headless Chromium, with four
+// cameras, one of them showing a person and a learned reference, one
+// frozen: every card and every picture must load in a real browser, each
+// badge must show its camera's worst state, and a screenshot of
 // the page is kept (in $TEST_ARTIFACTS when set, as cameras.png; the
 // README's is of TEST_ARTIFACTS=docs). Without chromium the test is
 // skipped, unless $CI is set.
@@ -101,6 +114,9 @@ func TestCamerasInBrowser(t *testing.T) {
 		"entrance": noisyPhotoStream(t, "person.jpg", ""),
 		"gray":     rtsptest.Clip(t, rtsptest.H264, "color=c=gray:s=320x240:r=25", 25),
 		"pattern":  rtsptest.Clip(t, rtsptest.H264, "testsrc2=s=320x240:r=25", 125, "-g", "5"),
+		// The server loops the clip: its one key frame comes again and
+		// again, a frozen picture with contrast.
+		"bars": rtsptest.Clip(t, rtsptest.H264, "smptebars=s=320x240:r=25", 25),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -123,9 +139,11 @@ cameras:
     url: %s
   - name: test-pattern
     url: %s
-`, t.TempDir(), srv.URL("entrance"), srv.URL("gray"), srv.URL("pattern"))
+  - name: bars
+    url: %s
+`, t.TempDir(), srv.URL("entrance"), srv.URL("gray"), srv.URL("pattern"), srv.URL("bars"))
 	e := startExporter(t, cfg, "--web.enable-snapshots", "--collector.image.min-interval=0s")
-	cameras := []string{"entrance", "gray", "test-pattern"}
+	cameras := []string{"bars", "entrance", "gray", "test-pattern"}
 	// The pages show what the last scrape analyzed, and no scrape comes
 	// after this one: the person it found is the one the page shows.
 	testutil.WaitFor(t, "every camera analyzed, a person found and the reference learned", 90*time.Second, func() bool {
@@ -138,7 +156,8 @@ cameras:
 		persons, _ := sample(m, `camera_detected_objects{camera="entrance",class="person"}`)
 		frames, _ := sample(m, `camera_reference_frames{camera="entrance"}`)
 		calibrating, ok := sample(m, `camera_reference_calibrating{camera="entrance"}`)
-		return persons >= 1 && frames > 0 && ok && calibrating == 0
+		frozen, _ := sample(m, `camera_frame_frozen{camera="bars"}`)
+		return persons >= 1 && frames > 0 && ok && calibrating == 0 && frozen == 1
 	})
 
 	t.Run("cards and pictures load", func(t *testing.T) {
@@ -182,6 +201,23 @@ cameras:
 		for src := range wantImages {
 			t.Errorf("no picture %s on the page", src)
 		}
+		// The frozen camera's badge says so, in its colour; the gray
+		// picture, too uniform to tell, is up, as CameraFrozen has it.
+		wantBadges := map[string][3]string{
+			"camera-bars":         {"frozen", "state frozen", "rgb(106, 27, 154)"},
+			"camera-entrance":     {"up", "state up", "rgb(46, 125, 50)"},
+			"camera-gray":         {"up", "state up", "rgb(46, 125, 50)"},
+			"camera-test-pattern": {"up", "state up", "rgb(46, 125, 50)"},
+		}
+		for _, b := range res.Badges {
+			if got := [3]string{b.Text, b.ClassName, b.Color}; got != wantBadges[b.Card] {
+				t.Errorf("badge of %s: %q, want %q", b.Card, got, wantBadges[b.Card])
+			}
+			delete(wantBadges, b.Card)
+		}
+		for card := range wantBadges {
+			t.Errorf("no badge in %s", card)
+		}
 	})
 
 	t.Run("screenshot", func(t *testing.T) {
@@ -218,7 +254,25 @@ cameras:
 		if n := boxPixels(shot); n < 50 {
 			t.Errorf("%d pixels of the box color in the screenshot, want the person's box", n)
 		}
+		// And the frozen camera's badge.
+		if n := colorPixels(shot, 0x6a, 0x1b, 0x9a); n < 100 {
+			t.Errorf("%d pixels of the frozen badge's color in the screenshot, want its badge", n)
+		}
 	})
+}
+
+// colorPixels counts the pixels of img near the color r, g, b.
+func colorPixels(img image.Image, r, g, b uint32) int {
+	n := 0
+	bounds := img.Bounds()
+	for y := bounds.Min.Y; y < bounds.Max.Y; y++ {
+		for x := bounds.Min.X; x < bounds.Max.X; x++ {
+			if pr, pg, pb := rgb(img, x, y); near(pr, r) && near(pg, g) && near(pb, b) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // near tells whether two 8-bit color components are within what color

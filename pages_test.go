@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/jpeg"
@@ -10,12 +11,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/drift"
+	"github.com/camera-exporter/camera_exporter/imagestats"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
@@ -137,6 +141,93 @@ cameras:
 	if status, _ := get("/cameras/dead/snapshot.jpg", true); status != http.StatusNotFound {
 		t.Errorf("snapshot of the dead camera: %d, want 404", status)
 	}
+
+	// Pictures asked for at once, each at its own width so that each is
+	// drawn, wait their turn for a few drawing slots, and all come; a
+	// scrape meanwhile answers.
+	widths := make([]int, 40)
+	var wg sync.WaitGroup
+	for i := range widths {
+		wg.Go(func() {
+			widths[i] = pictureWidth("http://"+e.addr+fmt.Sprintf("/cameras/person/snapshot.jpg?width=%d", 100+i), user, pass)
+		})
+	}
+	status, metrics := get("/metrics", true)
+	wg.Wait()
+	if status != http.StatusOK || !strings.Contains(string(metrics), `camera_up{camera="person"} 1`) {
+		t.Errorf("/metrics while pictures are drawn: %d\n%s", status, metrics)
+	}
+	for i, w := range widths {
+		if w != 100+i {
+			t.Errorf("snapshot.jpg?width=%d among 40 at once: %d wide, want it drawn in its turn", 100+i, w)
+		}
+	}
+}
+
+// TestAbsurdReference checks that a reference of a picture of absurd
+// proportions, which a camera sending a legal 16x16384 picture calibrated
+// before views were bounded, is refused with an error naming its file, is
+// left as it is, and draws nothing.
+func TestAbsurdReference(t *testing.T) {
+	srv, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{
+		"gray": rtsptest.Clip(t, rtsptest.H264, "color=c=gray:s=320x240:r=25", 25),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	b := drift.NewBuilder(true)
+	for range drift.MinSamples {
+		b.Add(drift.Sample{Stats: imagestats.Stats{Width: 320, Height: 240, Signature: make([]uint8, imagestats.SignatureWidth*imagestats.SignatureHeight)}})
+	}
+	ref := b.Profile("calibration", time.Now())
+	ref.Width, ref.Height = 16, 16384
+	data, err := json.Marshal(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gray.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := startExporter(t, fmt.Sprintf("defaults:\n  reference:\n    dir: %s\ncameras:\n  - name: gray\n    url: %s\n", dir, srv.URL("gray")))
+	testutil.WaitFor(t, "the camera analyzed", 30*time.Second, func() bool {
+		m, _ := e.get("/metrics", nil)
+		return strings.Contains(m, `camera_frame_analysis_success{camera="gray"} 1`)
+	})
+	if logs := e.logs.String(); !strings.Contains(logs, path) || !strings.Contains(logs, "picture size 16x16384: proportions beyond 10:1") {
+		t.Errorf("no error naming %s and its picture size in the log:\n%s", path, logs)
+	}
+	if _, err := e.get("/cameras/gray/reference.jpg?width=16", nil); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("reference.jpg of the refused reference: %v, want 404", err)
+	}
+	if kept, err := os.ReadFile(path); err != nil || !bytes.Equal(kept, data) {
+		t.Errorf("the refused reference was changed: %v", err)
+	}
+}
+
+// pictureWidth is the width of the JPEG at url, or the negated HTTP status
+// or -1 on another error.
+func pictureWidth(url, user, pass string) int {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return -1
+	}
+	req.SetBasicAuth(user, pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return -resp.StatusCode
+	}
+	img, err := jpeg.Decode(resp.Body)
+	if err != nil {
+		return -1
+	}
+	return img.Bounds().Dx()
 }
 
 // boxPixels counts the pixels of the boxes' color.

@@ -53,6 +53,38 @@ type Profile struct {
 	Height int `json:"height,omitempty"`
 }
 
+// The picture sizes a reference view may have. Every real camera passes:
+// 16:9, 4:3, corridor 9:16, and stitched panoramas up to four sensors wide
+// (7680x1080, 7.1:1); what lies beyond is no view worth registering and
+// draws, at the pages' width, pictures of gigabytes.
+const (
+	// MaxViewSide is the largest side an H.264 or H.265 SPS may give (the
+	// camera package's bound).
+	MaxViewSide = 16384
+	// MaxViewPixels is the decoder's ceiling, config.MaxPicturePixelsCeiling.
+	MaxViewPixels = 40_000_000
+	// MaxViewAspect bounds the ratio of the longer side to the shorter.
+	MaxViewAspect = 10
+)
+
+// CheckViewSize says why a picture of width x height cannot be a reference
+// view; nil for such a size, or 0x0, the size unknown.
+func CheckViewSize(width, height int) error {
+	switch {
+	case width == 0 && height == 0:
+		return nil
+	case width <= 0 || height <= 0:
+		return fmt.Errorf("invalid picture size %dx%d", width, height)
+	case width > MaxViewSide || height > MaxViewSide:
+		return fmt.Errorf("picture size %dx%d: a side beyond %d pixels", width, height, MaxViewSide)
+	case int64(width)*int64(height) > MaxViewPixels:
+		return fmt.Errorf("picture size %dx%d: more than %d pixels", width, height, MaxViewPixels)
+	case max(width, height) > MaxViewAspect*min(width, height):
+		return fmt.Errorf("picture size %dx%d: proportions beyond %d:1", width, height, MaxViewAspect)
+	}
+	return nil
+}
+
 // HasView tells whether the profile holds a reference view to register
 // frames against: built from one camera's frames, not unrelated images.
 func (p *Profile) HasView() bool { return len(p.Signature) > 0 }
@@ -90,7 +122,10 @@ func (b *Builder) Add(s Sample) {
 			b.counts.class(class)
 		}
 	}
-	if b.signature != nil && len(s.Stats.Signature) == len(b.signature) && b.sameSize(s.Stats) {
+	// A picture of absurd proportions gives no view: the profile keeps
+	// its figures, without one.
+	if b.signature != nil && len(s.Stats.Signature) == len(b.signature) &&
+		CheckViewSize(s.Stats.Width, s.Stats.Height) == nil && b.sameSize(s.Stats) {
 		for i, v := range s.Stats.Signature {
 			b.signature[i] += float64(v)
 		}
@@ -206,8 +241,8 @@ func (p *Profile) validate() error {
 		return fmt.Errorf("signature has %d values, want %d (%dx%d)", n,
 			imagestats.SignatureWidth*imagestats.SignatureHeight, imagestats.SignatureWidth, imagestats.SignatureHeight)
 	}
-	if p.Width < 0 || p.Height < 0 || (p.Width == 0) != (p.Height == 0) {
-		return fmt.Errorf("invalid picture size %dx%d", p.Width, p.Height)
+	if err := CheckViewSize(p.Width, p.Height); err != nil {
+		return err
 	}
 	for _, v := range p.Signature {
 		if !(v >= 0 && v <= 1) {
@@ -219,8 +254,11 @@ func (p *Profile) validate() error {
 
 // Save writes p to path atomically, through a temporary file in the same
 // directory renamed over it, so that a reader never sees half a file. The
-// directory must exist.
+// directory must exist. A profile that Load would refuse is not written.
 func (p *Profile) Save(path string) (err error) {
+	if err := p.validate(); err != nil {
+		return fmt.Errorf("drift profile %s: %w", path, err)
+	}
 	data, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("drift profile %s: %w", path, err)

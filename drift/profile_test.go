@@ -90,6 +90,67 @@ func TestBuilderViewSize(t *testing.T) {
 	}
 }
 
+// TestViewSize checks the bounds of a reference view's size: every real
+// camera's picture passes, a sliver does not.
+func TestViewSize(t *testing.T) {
+	for _, tc := range []struct {
+		width, height int
+		ok            bool
+	}{
+		{0, 0, true}, // unknown, in files of older versions
+		{640, 480, true},
+		{1920, 1080, true},
+		{1080, 1920, true}, // corridor mode
+		{7680, 4320, true},
+		{7680, 2160, true}, // 32:9 panorama
+		{7680, 1080, true}, // four sensors stitched
+		{8192, 1728, true},
+		{16, 16, true},
+		{16, 16384, false},
+		{16384, 16, false},
+		{1920, 180, false},
+		{16384, 16384, false},
+		{32768, 4096, false},
+		{1920, 0, false},
+		{-1920, -1080, false},
+	} {
+		if err := drift.CheckViewSize(tc.width, tc.height); (err == nil) != tc.ok {
+			t.Errorf("CheckViewSize(%d, %d) = %v, want ok %v", tc.width, tc.height, err, tc.ok)
+		}
+	}
+}
+
+// TestBuilderRefusesAbsurdView checks that frames of a size no reference
+// view may have give a reference without a view, which saves and loads,
+// and that a profile with such a size is not saved.
+func TestBuilderRefusesAbsurdView(t *testing.T) {
+	b := drift.NewBuilder(true)
+	for range drift.MinSamples {
+		b.Add(drift.Sample{Stats: imagestats.Stats{Width: 16, Height: 16384, Brightness: 0.5, Signature: flatSignature(100)}})
+	}
+	p := b.Profile("calibration", time.Now())
+	if p.HasView() || p.Width != 0 || p.Height != 0 || p.Frames != drift.MinSamples {
+		t.Errorf("view %v of %dx%d, %d frames; want no view and %d frames", p.HasView(), p.Width, p.Height, p.Frames, drift.MinSamples)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sliver.json")
+	if err := p.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := drift.Load(path); err != nil {
+		t.Errorf("the reference without a view: %v", err)
+	}
+
+	p.Signature, p.Width, p.Height = make([]float32, imagestats.SignatureWidth*imagestats.SignatureHeight), 16, 16384
+	path = filepath.Join(dir, "absurd.json")
+	if err := p.Save(path); err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "16x16384") {
+		t.Errorf("Save = %v, want an error naming %s and the size", err, path)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the refused profile was written: %v", err)
+	}
+}
+
 func TestBuilderWithoutDetectionOrScene(t *testing.T) {
 	b := drift.NewBuilder(false)
 	b.Add(drift.Sample{Stats: imagestats.Stats{Brightness: 0.5, Signature: flatSignature(9)}})
@@ -176,6 +237,12 @@ func TestLoadErrors(t *testing.T) {
 		{"negative count", `{"version":1,"features":{` + valid + `,"empty_output":[1,-1]}}`, `feature "empty_output" has an invalid count -1`},
 		{"signature size", `{"version":1,"features":{` + valid + `},"signature":[0.5,0.5]}`, "signature has 2 values, want 14400 (160x90)"},
 		{"picture size", `{"version":1,"features":{` + valid + `},"width":1280}`, "invalid picture size 1280x0"},
+		{"negative picture size", `{"version":1,"features":{` + valid + `},"width":-16,"height":9}`, "invalid picture size -16x9"},
+		// What a camera sending a legal 16x16384 picture calibrated.
+		{"tall picture", `{"version":1,"features":{` + valid + `},"width":16,"height":16384}`, "picture size 16x16384: proportions beyond 10:1"},
+		{"wide picture", `{"version":1,"features":{` + valid + `},"width":16384,"height":1000}`, "picture size 16384x1000: proportions beyond 10:1"},
+		{"long side", `{"version":1,"features":{` + valid + `},"width":20000,"height":10000}`, "picture size 20000x10000: a side beyond 16384 pixels"},
+		{"many pixels", `{"version":1,"features":{` + valid + `},"width":16384,"height":16384}`, "picture size 16384x16384: more than 40000000 pixels"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".json")

@@ -9,14 +9,19 @@
 package pages
 
 import (
+	"context"
 	"embed"
+	"errors"
 	"html/template"
 	"log/slog"
 	"maps"
+	"math"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/collector"
@@ -45,7 +50,27 @@ type Handler struct {
 	opts     Options
 	tmpl     *template.Template
 	pictures cache
+	// drawing holds a token per picture being drawn, so that pictures
+	// take at most half the CPUs from the scrapes; waiting counts the
+	// requests in line for one.
+	drawing chan struct{}
+	waiting atomic.Int64
+	// started is when the pages started: a camera up since then that no
+	// analysis reached for analysisStale has its analysis failing.
+	started time.Time
 }
+
+// maxWaiting bounds the picture requests in line for a drawing slot:
+// beyond it a request is answered 503 at once, so that a flood of them
+// holds no more goroutines. A page of 30 cameras' pictures stays under it.
+const maxWaiting = 64
+
+// errBusy answers a picture request that found maxWaiting ahead of it.
+var errBusy = errors.New("too many pictures being drawn; try again")
+
+// drawingSlots is how many pictures are drawn at once: half the CPUs, 1
+// to 4.
+func drawingSlots() int { return min(max(runtime.GOMAXPROCS(0)/2, 1), 4) }
 
 // New parses the templates.
 func New(opts Options) (*Handler, error) {
@@ -55,12 +80,13 @@ func New(opts Options) (*Handler, error) {
 		"age":      age,
 		"classes":  func(m map[string]int) []string { return slices.Sorted(maps.Keys(m)) },
 		"features": func(m map[string]float64) []string { return slices.Sorted(maps.Keys(m)) },
-		"state":    state,
+		"frozen":   frozen,
 	}).ParseFS(templates, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{opts: opts, tmpl: tmpl, pictures: cache{entries: map[string]cached{}}}, nil
+	return &Handler{opts: opts, tmpl: tmpl, pictures: cache{entries: map[string]cached{}},
+		drawing: make(chan struct{}, drawingSlots()), started: time.Now()}, nil
 }
 
 // Register adds the pages to mux. Without snapshots the picture of the
@@ -94,9 +120,14 @@ type page struct {
 // card is one camera's card.
 type card struct {
 	collector.Look
+	State     cameraState
 	Now       time.Time
 	Snapshots bool
 	Large     bool // the camera's own page
+}
+
+func (h *Handler) card(l collector.Look, now time.Time) card {
+	return card{Look: l, State: state(l, now, h.started), Now: now, Snapshots: h.opts.Snapshots}
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
@@ -106,7 +137,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	p := page{Snapshots: h.opts.Snapshots, Now: now}
 	for _, l := range looks {
 		names[l.Name] = true
-		p.Cameras = append(p.Cameras, card{Look: l, Now: now, Snapshots: h.opts.Snapshots})
+		p.Cameras = append(p.Cameras, h.card(l, now))
 	}
 	h.pictures.forget(names)
 	h.execute(w, "cameras.html", p)
@@ -118,7 +149,9 @@ func (h *Handler) camera(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	h.execute(w, "camera.html", page{Cameras: []card{{Look: look, Now: now, Snapshots: h.opts.Snapshots, Large: true}}, Snapshots: h.opts.Snapshots, Now: now})
+	c := h.card(look, now)
+	c.Large = true
+	h.execute(w, "camera.html", page{Cameras: []card{c}, Snapshots: h.opts.Snapshots, Now: now})
 }
 
 func (h *Handler) execute(w http.ResponseWriter, name string, p page) {
@@ -152,7 +185,9 @@ func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request) {
 		boxes := r.URL.Query().Get("boxes") != "0"
 		key := cacheKey{seq: look.Seq, boxes: boxes, width: min(width, look.Snapshot.Width)}
 		b, err := h.pictures.get(look.Name, key, func() ([]byte, error) {
-			return render(look.Snapshot, look.Detections, look.Stats.Width, look.Stats.Height, boxes, key.width)
+			return h.draw(r.Context(), func() ([]byte, error) {
+				return render(look.Snapshot, look.Detections, look.Stats.Width, look.Stats.Height, boxes, key.width)
+			})
 		})
 		return b, "", err
 	})
@@ -163,7 +198,9 @@ func (h *Handler) reference(w http.ResponseWriter, r *http.Request) {
 		if look.Reference == nil || !look.Reference.HasView() {
 			return nil, "no reference view", nil
 		}
-		b, err := encode(referenceImage(look.Reference, width))
+		b, err := h.draw(r.Context(), func() ([]byte, error) {
+			return encode(referenceImage(look.Reference, width))
+		})
 		return b, "", err
 	})
 }
@@ -181,6 +218,9 @@ func (h *Handler) servePicture(w http.ResponseWriter, r *http.Request, picture f
 	}
 	b, missing, err := picture(look, wd)
 	switch {
+	case errors.Is(err, errBusy) || err != nil && r.Context().Err() != nil:
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, errBusy.Error(), http.StatusServiceUnavailable)
 	case err != nil:
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 	case b == nil:
@@ -188,6 +228,24 @@ func (h *Handler) servePicture(w http.ResponseWriter, r *http.Request, picture f
 	default:
 		writeJPEG(w, b)
 	}
+}
+
+// draw runs produce in a drawing slot, waiting in line for one while the
+// request lasts, unless maxWaiting requests wait already.
+func (h *Handler) draw(ctx context.Context, produce func() ([]byte, error)) ([]byte, error) {
+	if h.waiting.Add(1) > maxWaiting {
+		h.waiting.Add(-1)
+		return nil, errBusy
+	}
+	select {
+	case h.drawing <- struct{}{}:
+		h.waiting.Add(-1)
+	case <-ctx.Done():
+		h.waiting.Add(-1)
+		return nil, ctx.Err()
+	}
+	defer func() { <-h.drawing }()
+	return produce()
 }
 
 func writeJPEG(w http.ResponseWriter, b []byte) {
@@ -222,14 +280,64 @@ func age(now, t time.Time) string {
 	return strconv.Itoa(int(d.Hours())) + "h"
 }
 
-// state is a camera's state, as the alerts see it: up, stalled (session
-// up, no video) or down.
-func state(l collector.Look) string {
+// cameraState is the worst of a camera's current states, which its badge shows.
+type cameraState string
+
+// A camera's states, worst first. A stream that is down or stalled gives
+// no picture to judge; an analysis that no longer runs leaves figures that
+// are not current; then the picture's states: a frozen picture explains a
+// moved or obstructed view, as Alertmanager's inhibitions have it, and a
+// view moved away finds less of the reference too.
+const (
+	stateDown            cameraState = "down"
+	stateStalled         cameraState = "stalled"
+	stateAnalysisFailing cameraState = "analysis failing"
+	stateFrozen          cameraState = "frozen"
+	stateMoved           cameraState = "moved"
+	stateObstructed      cameraState = "obstructed"
+	stateUp              cameraState = "up"
+)
+
+// Class is the state's CSS class.
+func (s cameraState) Class() string { return strings.ReplaceAll(string(s), " ", "-") }
+
+// The thresholds of the shipped alerts (deploy/prometheus/rules), so that
+// the badge and the alerts read the figures alike; the alerts also wait
+// (for:) before they fire, the badge shows the latest analysis.
+const (
+	// CameraFrozen: a picture of no contrast, a covered lens or a
+	// uniform night, changes too little to tell.
+	frozenMinContrast = 0.02
+	movedShift        = 0.05 // CameraMoved: of the picture's width or height
+	movedZoom         = 0.1  // CameraMoved: the scale's distance from 1
+	obstructedMatch   = 0.65 // CameraObstructed
+	// analysisStale is how old the latest analysis of a camera whose
+	// frames arrive may be: scrapes analyze, every 15 s to 1 m.
+	analysisStale = 5 * time.Minute
+)
+
+// frozen tells whether l's picture reads frozen as CameraFrozen reads it.
+func frozen(l collector.Look) bool {
+	return l.HasFrozen && l.Frozen && l.Stats.Contrast >= frozenMinContrast
+}
+
+// state is the worst of l's current states at now, the pages having
+// started at started.
+func state(l collector.Look, now, started time.Time) cameraState {
 	switch {
-	case l.Up:
-		return "up"
-	case l.Status.Connected:
-		return "stalled"
+	case l.Status.Connected && !l.Up:
+		return stateStalled
+	case !l.Up:
+		return stateDown
+	case l.Analyzed.IsZero() && now.Sub(started) > analysisStale,
+		!l.Analyzed.IsZero() && now.Sub(l.Analyzed) > analysisStale:
+		return stateAnalysisFailing
+	case frozen(l):
+		return stateFrozen
+	case l.HasView && (max(math.Abs(l.View.ShiftX), math.Abs(l.View.ShiftY)) > movedShift || math.Abs(l.View.Scale-1) > movedZoom):
+		return stateMoved
+	case l.HasView && l.View.MatchRatio < obstructedMatch:
+		return stateObstructed
 	}
-	return "down"
+	return stateUp
 }

@@ -2,12 +2,16 @@ package pages
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"image"
 	"image/jpeg"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +23,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
 type fakeCameras []collector.Look
@@ -40,8 +45,10 @@ func gray(w, h int) detector.Image {
 	return detector.Image{Width: w, Height: h, Stride: 3 * w, Pix: pix}
 }
 
-// looks are three cameras: one analyzed with a person found in its
-// 640x360 picture, kept at 320x180; one stalled; one down.
+// looks are six cameras: one analyzed with a person found in its
+// 640x360 picture, kept at 320x180; one stalled; one down; one whose
+// picture is frozen; one whose uniform picture does not change; one up
+// that no analysis reached for 10 minutes.
 func looks() fakeCameras {
 	now := time.Now()
 	signature := make([]float32, imagestats.SignatureWidth*imagestats.SignatureHeight)
@@ -60,23 +67,43 @@ func looks() fakeCameras {
 			Detections: []detector.Detection{{Label: "person", Confidence: 0.87, Box: detector.Box{X: 200, Y: 100, Width: 100, Height: 200}}},
 			Snapshot:   gray(320, 180),
 			HasView:    true,
-			View:       drift.Registration{ShiftX: 0.06, Scale: 1, MatchRatio: 0.9},
+			View:       drift.Registration{ShiftX: 0.04, Scale: 1, MatchRatio: 0.9},
 			Reference:  &drift.Profile{Frames: 120, Signature: signature, Width: 640, Height: 360},
 			History:    []collector.Figures{{Analyzed: now, Brightness: 0.5, DarkRatio: 0.25, Objects: 1}},
 		},
 		{Name: "yard", Status: camera.Status{Connected: true, LastFrame: now.Add(-time.Minute)}},
 		{Name: "tunnel", Status: camera.Status{LastEnded: "auth"}},
+		{
+			Name: "dock", Up: true, Status: camera.Status{Connected: true, LastFrame: now},
+			Analyzed: now, Stats: imagestats.Stats{Contrast: 0.2},
+			HasFrozen: true, Frozen: true,
+		},
+		{
+			Name: "lid", Up: true, Status: camera.Status{Connected: true, LastFrame: now},
+			Analyzed: now, HasFrozen: true, Frozen: true,
+		},
+		{
+			Name: "shed", Up: true, Status: camera.Status{Connected: true, LastFrame: now},
+			Analyzed: now.Add(-10 * time.Minute), HasFrozen: true, Frozen: true, Stats: imagestats.Stats{Contrast: 0.2},
+		},
 	}
 }
 
-func serve(t *testing.T, snapshots bool) *httptest.Server {
+// handler serves the pages of cameras.
+func handler(t testing.TB, cameras fakeCameras, snapshots bool) (*Handler, *http.ServeMux) {
 	t.Helper()
-	h, err := New(Options{Cameras: looks(), Snapshots: snapshots, Logger: promslog.NewNopLogger()})
+	h, err := New(Options{Cameras: cameras, Snapshots: snapshots, Logger: promslog.NewNopLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	h.Register(mux)
+	return h, mux
+}
+
+func serve(t *testing.T, snapshots bool) *httptest.Server {
+	t.Helper()
+	_, mux := handler(t, looks(), snapshots)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -107,10 +134,15 @@ func TestPages(t *testing.T) {
 		{"/cameras", 200, "text/html; charset=utf-8", []string{
 			`id="camera-gate"`, `id="camera-yard"`, `id="camera-tunnel"`,
 			`<span class="state up">up</span>`, `<span class="state stalled">stalled</span>`, `<span class="state down">down</span>`,
-			"h264 640x360 over tcp, 25.0 fps", "0.50, dark pixels 25.0%", "person 1", "shift x 6.0%", "last one ended with <em>auth</em>",
+			`<span class="state frozen">frozen</span>`,
+			"h264 640x360 over tcp, 25.0 fps", "0.50, dark pixels 25.0%", "person 1", "shift x 4.0%", "last one ended with <em>auth</em>",
 			`src="/cameras/gate/snapshot.jpg"`, `src="/cameras/gate/reference.jpg"`, "reference view (120 frames)",
 		}},
 		{"/cameras/gate", 200, "text/html; charset=utf-8", []string{`class="card large"`, "Latest analyses", "<td>25.0%</td>"}},
+		{"/cameras/dock", 200, "text/html; charset=utf-8", []string{`<span class="state frozen">frozen</span>`, "<strong>frozen</strong>"}},
+		// As CameraFrozen, which a uniform picture does not fire.
+		{"/cameras/shed", 200, "text/html; charset=utf-8", []string{`<span class="state analysis-failing">analysis failing</span>`, "frames arriving, no analysis for 10m"}},
+		{"/cameras/lid", 200, "text/html; charset=utf-8", []string{`<span class="state up">up</span>`, "unchanging, but too uniform to tell it frozen"}},
 		{"/cameras/gate/snapshot.jpg", 200, "image/jpeg", nil},
 		{"/cameras/gate/snapshot.jpg?boxes=0&width=100", 200, "image/jpeg", nil},
 		{"/cameras/gate/reference.jpg?width=64", 200, "image/jpeg", nil},
@@ -136,8 +168,6 @@ func TestPages(t *testing.T) {
 	}
 }
 
-// TestNoSnapshots checks that without --web.enable-snapshots no picture of
-// a camera is served, nor linked.
 func TestDecimals(t *testing.T) {
 	for _, c := range []struct {
 		v      float64
@@ -150,6 +180,8 @@ func TestDecimals(t *testing.T) {
 	}
 }
 
+// TestNoSnapshots checks that without --web.enable-snapshots no picture of
+// a camera is served, nor linked.
 func TestNoSnapshots(t *testing.T) {
 	srv := serve(t, false)
 	if status, _, _ := get(t, srv.URL+"/cameras/gate/snapshot.jpg"); status != http.StatusNotFound {
@@ -158,6 +190,79 @@ func TestNoSnapshots(t *testing.T) {
 	_, _, body := get(t, srv.URL+"/cameras")
 	if strings.Contains(string(body), "snapshot.jpg") || !strings.Contains(string(body), "--web.enable-snapshots") {
 		t.Errorf("/cameras links a snapshot, or does not say how to enable them:\n%s", body)
+	}
+}
+
+// TestState checks the badge's state: the worst of the camera's current
+// states, the picture's read with the shipped alerts' thresholds.
+func TestState(t *testing.T) {
+	now := time.Now()
+	started := now.Add(-time.Hour)
+	up := func(edit func(l *collector.Look)) collector.Look {
+		l := collector.Look{Up: true, Status: camera.Status{Connected: true, LastFrame: now},
+			Analyzed: now.Add(-10 * time.Second), Stats: imagestats.Stats{Contrast: 0.2},
+			HasFrozen: true, HasView: true, View: drift.Registration{Scale: 1, MatchRatio: 0.9}}
+		if edit != nil {
+			edit(&l)
+		}
+		return l
+	}
+	frozen := func(l *collector.Look) { l.Frozen = true }
+	for _, tc := range []struct {
+		name    string
+		look    collector.Look
+		started time.Time
+		want    cameraState
+	}{
+		{"up", up(nil), started, stateUp},
+		{"down", collector.Look{Status: camera.Status{LastEnded: "auth"}}, started, stateDown},
+		{"down, frozen before", up(func(l *collector.Look) { l.Up, l.Status.Connected, l.Frozen = false, false, true }), started, stateDown},
+		{"stalled", up(func(l *collector.Look) { l.Up = false }), started, stateStalled},
+		{"frozen", up(frozen), started, stateFrozen},
+		{"frozen, no contrast", up(func(l *collector.Look) { l.Frozen, l.Stats.Contrast = true, 0.01 }), started, stateUp},
+		{"frozen, contrast at the threshold", up(func(l *collector.Look) { l.Frozen, l.Stats.Contrast = true, 0.02 }), started, stateFrozen},
+		{"frozen and moved", up(func(l *collector.Look) { l.Frozen, l.View.ShiftX = true, 0.2 }), started, stateFrozen},
+		{"shift x at the threshold", up(func(l *collector.Look) { l.View.ShiftX = 0.05 }), started, stateUp},
+		{"moved right", up(func(l *collector.Look) { l.View.ShiftX = 0.051 }), started, stateMoved},
+		{"moved up", up(func(l *collector.Look) { l.View.ShiftY = -0.06 }), started, stateMoved},
+		{"zoomed in", up(func(l *collector.Look) { l.View.Scale = 1.11 }), started, stateMoved},
+		{"zoomed out", up(func(l *collector.Look) { l.View.Scale = 0.89 }), started, stateMoved},
+		{"zoom within 10%", up(func(l *collector.Look) { l.View.Scale = 1.09 }), started, stateUp},
+		{"moved and obstructed", up(func(l *collector.Look) { l.View.ShiftX, l.View.MatchRatio = 0.1, 0.3 }), started, stateMoved},
+		{"obstructed", up(func(l *collector.Look) { l.View.MatchRatio = 0.64 }), started, stateObstructed},
+		{"match at the threshold", up(func(l *collector.Look) { l.View.MatchRatio = 0.65 }), started, stateUp},
+		{"no view, no frozen figures", up(func(l *collector.Look) { l.HasView, l.HasFrozen, l.View = false, false, drift.Registration{} }), started, stateUp},
+		{"analysis stale", up(func(l *collector.Look) { l.Analyzed = now.Add(-6 * time.Minute) }), started, stateAnalysisFailing},
+		{"analysis stale, frozen before", up(func(l *collector.Look) { l.Analyzed, l.Frozen = now.Add(-6*time.Minute), true }), started, stateAnalysisFailing},
+		{"never analyzed", up(func(l *collector.Look) { l.Analyzed = time.Time{} }), started, stateAnalysisFailing},
+		{"not analyzed yet", up(func(l *collector.Look) { l.Analyzed = time.Time{} }), now.Add(-time.Minute), stateUp},
+		{"stalled, analysis stale", up(func(l *collector.Look) { l.Up, l.Analyzed = false, now.Add(-time.Hour) }), started, stateStalled},
+	} {
+		if got := state(tc.look, now, tc.started); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if c := stateAnalysisFailing.Class(); c != "analysis-failing" {
+		t.Errorf("class %q", c)
+	}
+}
+
+// TestStateThresholds checks that the badge's thresholds are the shipped
+// alerts'.
+func TestStateThresholds(t *testing.T) {
+	alerts, err := os.ReadFile("../deploy/prometheus/rules/camera_exporter.alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("camera_frame_frozen == 1 and camera_frame_contrast_ratio >= %v", frozenMinContrast),
+		fmt.Sprintf("max without (axis) (abs(camera_view_shift_ratio)) > %v", movedShift),
+		fmt.Sprintf("abs(camera_view_scale_ratio - 1) > %v", movedZoom),
+		fmt.Sprintf("camera_view_match_ratio < %v", obstructedMatch),
+	} {
+		if !strings.Contains(string(alerts), want) {
+			t.Errorf("the shipped alerts have no %q: the badge's threshold differs", want)
+		}
 	}
 }
 
@@ -216,6 +321,128 @@ func TestSnapshotBoxes(t *testing.T) {
 	}
 }
 
+// TestPictureBounds checks that every picture the pages draw is bounded,
+// on each side and in all, whatever the proportions of the camera's
+// picture or reference, at the widths asked for: a camera sending a legal
+// 16x16384 picture calibrated a reference that drew 1920x1966080.
+func TestPictureBounds(t *testing.T) {
+	signature := looks()[0].Reference.Signature
+	reference := func(name string, w, h int) collector.Look {
+		return collector.Look{Name: name, Reference: &drift.Profile{Frames: 60, Signature: signature, Width: w, Height: h}}
+	}
+	snapshot := func(name string, w, h int) collector.Look {
+		return collector.Look{Name: name, Seq: 1, Snapshot: gray(w, h), Stats: imagestats.Stats{Width: w, Height: h}}
+	}
+	_, mux := handler(t, fakeCameras{
+		reference("sliver", 16, 16384), reference("strip", 16384, 16), reference("square", 1000, 1000),
+		reference("hd", 640, 360), reference("old", 0, 0),
+		snapshot("tall", 16, 16384), snapshot("kept", 480, 270),
+	}, true)
+	for _, tc := range []struct {
+		path string
+		want image.Point
+	}{
+		// First: on a page drawing without bounds, the cheapest to fail.
+		{"/cameras/sliver/reference.jpg?width=16", image.Pt(1, 1024)},
+		{"/cameras/sliver/reference.jpg", image.Pt(1, 1024)},
+		{"/cameras/sliver/reference.jpg?width=1920", image.Pt(1, 1024)},
+		{"/cameras/tall/snapshot.jpg", image.Pt(1, 1024)},
+		{"/cameras/tall/snapshot.jpg?width=16", image.Pt(1, 1024)},
+		{"/cameras/strip/reference.jpg?width=1920", image.Pt(1920, 2)},
+		{"/cameras/square/reference.jpg?width=1920", image.Pt(1662, 1662)},
+		{"/cameras/hd/reference.jpg?width=1920", image.Pt(1920, 1080)},
+		{"/cameras/hd/reference.jpg?width=100", image.Pt(100, 56)},
+		{"/cameras/old/reference.jpg?width=320", image.Pt(320, 180)},
+		{"/cameras/kept/snapshot.jpg?width=1920", image.Pt(480, 270)},
+		{"/cameras/kept/snapshot.jpg?width=160", image.Pt(160, 90)},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, tc.path, nil))
+		runtime.ReadMemStats(&after)
+		if w.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", tc.path, w.Code, w.Body)
+		}
+		size := decodeJPEG(t, w.Body.Bytes()).Bounds().Size()
+		if size != tc.want || size.X > maxPictureSide || size.Y > maxPictureSide || size.X*size.Y > maxPicturePixels {
+			t.Fatalf("%s is %v, want %v: within %dx%d and %d pixels", tc.path, size, tc.want, maxPictureSide, maxPictureSide, maxPicturePixels)
+		}
+		// A 1920x1440 gray picture is 2.8 MB, its JPEG less: a request
+		// allocates a few times that at most.
+		if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 16<<20 {
+			t.Errorf("%s allocated %d MB", tc.path, allocated>>20)
+		}
+	}
+}
+
+// TestPicturesWait checks that pictures are drawn a few at a time: a
+// request beyond the drawing slots waits in line while the pages answer,
+// and is drawn once a slot frees; one whose client leaves, or that finds
+// the line full, is answered 503.
+func TestPicturesWait(t *testing.T) {
+	h, mux := handler(t, looks(), true)
+	for range cap(h.drawing) {
+		h.drawing <- struct{}{} // every slot taken
+	}
+	request := func(ctx context.Context, path string) <-chan *httptest.ResponseRecorder {
+		done := make(chan *httptest.ResponseRecorder, 1)
+		go func() {
+			w := httptest.NewRecorder()
+			mux.ServeHTTP(w, httptest.NewRequestWithContext(ctx, http.MethodGet, path, nil))
+			done <- w
+		}()
+		return done
+	}
+	inLine := func(n int64) {
+		t.Helper()
+		testutil.WaitFor(t, fmt.Sprintf("%d requests in line", n), 10*time.Second, func() bool { return h.waiting.Load() == n })
+	}
+
+	reference, snapshot := request(t.Context(), "/cameras/gate/reference.jpg?width=100"), request(t.Context(), "/cameras/gate/snapshot.jpg?width=200")
+	inLine(2)
+	for _, path := range []string{"/cameras", "/cameras/gate"} {
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		if w.Code != http.StatusOK {
+			t.Errorf("%s while pictures wait: %d", path, w.Code)
+		}
+	}
+	select {
+	case w := <-reference:
+		t.Fatalf("a picture beyond the %d drawing slots was answered at once: %d", cap(h.drawing), w.Code)
+	case w := <-snapshot:
+		t.Fatalf("a picture beyond the %d drawing slots was answered at once: %d", cap(h.drawing), w.Code)
+	default:
+	}
+	<-h.drawing // a slot frees: both are drawn, one after the other
+	for path, done := range map[string]<-chan *httptest.ResponseRecorder{"reference.jpg": reference, "snapshot.jpg": snapshot} {
+		if w := <-done; w.Code != http.StatusOK || w.Header().Get("Content-Type") != "image/jpeg" {
+			t.Errorf("%s once a slot freed: %d %s", path, w.Code, w.Body)
+		}
+	}
+	h.drawing <- struct{}{}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	gone := request(ctx, "/cameras/gate/reference.jpg?width=120")
+	inLine(1)
+	cancel()
+	if w := <-gone; w.Code != http.StatusServiceUnavailable {
+		t.Errorf("a request whose client left while in line: %d, want 503", w.Code)
+	}
+	inLine(0)
+
+	h.waiting.Store(maxWaiting)
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/cameras/gate/reference.jpg?width=140", nil))
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "1" {
+		t.Errorf("a request finding %d in line: %d, Retry-After %q; want 503 at once, Retry-After 1", maxWaiting, w.Code, w.Header().Get("Retry-After"))
+	}
+	if n := h.waiting.Load(); n != maxWaiting {
+		t.Errorf("%d in line after a refused request, want %d", n, maxWaiting)
+	}
+}
+
 // TestSnapshotCached checks that a picture is encoded once per analyzed
 // frame and size, whoever asks.
 func TestSnapshotCached(t *testing.T) {
@@ -265,5 +492,35 @@ func BenchmarkSnapshotRequest(b *testing.B) {
 		if w.Code != http.StatusOK {
 			b.Fatal(w.Code)
 		}
+	}
+}
+
+// BenchmarkReference is a request of a reference view, drawn at the
+// page's width and the largest: of a 16:9 camera, and of the 16x16384
+// picture a camera may legally send.
+func BenchmarkReference(b *testing.B) {
+	signature := looks()[0].Reference.Signature
+	for _, bc := range []struct {
+		name          string
+		width, height int
+		path          string
+	}{
+		{"16:9/480", 1920, 1080, "/cameras/cam/reference.jpg"},
+		{"16:9/1920", 1920, 1080, "/cameras/cam/reference.jpg?width=1920"},
+		{"16x16384/480", 16, 16384, "/cameras/cam/reference.jpg"},
+		{"16x16384/1920", 16, 16384, "/cameras/cam/reference.jpg?width=1920"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			_, mux := handler(b, fakeCameras{{Name: "cam", Reference: &drift.Profile{Frames: 60, Signature: signature, Width: bc.width, Height: bc.height}}}, false)
+			req := httptest.NewRequest(http.MethodGet, bc.path, nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				mux.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatal(w.Code, w.Body)
+				}
+			}
+		})
 	}
 }

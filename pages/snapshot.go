@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"math"
 	"sync"
 
 	"golang.org/x/image/draw"
@@ -29,6 +30,14 @@ const (
 	SnapshotWidth = 480
 )
 
+// Bounds of every picture the pages draw, whatever the proportions of the
+// camera's picture or reference: a reference of 16x16384 pixels drawn 1920
+// wide would be 1920x1966080.
+const (
+	maxPictureSide   = 1920
+	maxPicturePixels = 1920 * 1440
+)
+
 const jpegQuality = 80
 
 // boxColor stands out of most scenes, day and night.
@@ -42,7 +51,7 @@ func render(snap detector.Image, dets []detector.Detection, srcW, srcH int, boxe
 	if boxes && srcW > 0 && srcH > 0 {
 		drawDetections(img, dets, float64(snap.Width)/float64(srcW), float64(snap.Height)/float64(srcH))
 	}
-	return encode(scaled(img, width))
+	return encode(scaled(img, fit(snap.Width, snap.Height, min(width, snap.Width))))
 }
 
 // bgrToRGBA copies a BGR picture into a new RGBA one.
@@ -99,13 +108,29 @@ func outline(img *image.RGBA, r image.Rectangle) {
 	}
 }
 
-// scaled returns img at most width pixels wide, keeping its proportions.
-func scaled(img image.Image, width int) image.Image {
+// fit is the size of a picture of the proportions of srcW x srcH, width
+// pixels wide or narrower: as narrow as it takes for the picture to be at
+// most maxPictureSide pixels on each side and maxPicturePixels in all. A
+// side is at least a pixel.
+func fit(srcW, srcH, width int) image.Point {
+	aspect := float64(srcH) / float64(srcW) // height per width
+	w := min(float64(min(width, maxPictureSide)), maxPictureSide/aspect, math.Sqrt(maxPicturePixels/aspect))
+	w = max(math.Floor(w), 1)
+	// Rounded, so that 160 wide of 320x180 is 90 high, not 89.9999.
+	h := min(max(math.Round(w*aspect), 1), maxPictureSide)
+	if w*h > maxPicturePixels {
+		h--
+	}
+	return image.Pt(int(w), int(h))
+}
+
+// scaled returns img at size, which fit gave.
+func scaled(img image.Image, size image.Point) image.Image {
 	b := img.Bounds()
-	if width >= b.Dx() {
+	if size == b.Size() {
 		return img
 	}
-	out := image.NewRGBA(image.Rect(0, 0, width, max(b.Dy()*width/b.Dx(), 1)))
+	out := image.NewRGBA(image.Rectangle{Max: size})
 	draw.ApproxBiLinear.Scale(out, out.Rect, img, b, draw.Src, nil)
 	return out
 }
@@ -119,17 +144,18 @@ func encode(img image.Image) ([]byte, error) {
 }
 
 // referenceImage is a reference's view, its mean scene signature, as a
-// gray picture of the reference's proportions, width pixels wide.
+// gray picture of the reference's proportions, width pixels wide or
+// narrower (fit).
 func referenceImage(p *drift.Profile, width int) image.Image {
 	sig := image.NewGray(image.Rect(0, 0, imagestats.SignatureWidth, imagestats.SignatureHeight))
 	for i, v := range p.Signature {
 		sig.Pix[i] = uint8(min(max(v, 0), 1)*255 + 0.5)
 	}
-	height := width * imagestats.SignatureHeight / imagestats.SignatureWidth
+	size := fit(imagestats.SignatureWidth, imagestats.SignatureHeight, width)
 	if p.Width > 0 && p.Height > 0 {
-		height = width * p.Height / p.Width
+		size = fit(p.Width, p.Height, width)
 	}
-	out := image.NewGray(image.Rect(0, 0, width, max(height, 1)))
+	out := image.NewGray(image.Rectangle{Max: size})
 	draw.BiLinear.Scale(out, out.Rect, sig, sig.Rect, draw.Src, nil)
 	return out
 }

@@ -23,7 +23,7 @@ import (
 func TestReloader(t *testing.T) {
 	var running, overlaps, calls atomic.Int32
 	release := make(chan struct{})
-	reload := func() error {
+	reload := func(context.Context) error {
 		if running.Add(1) > 1 {
 			overlaps.Add(1)
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -264,4 +265,23 @@ func TestReloadBadFiles(t *testing.T) {
 		t.Errorf("exit code %d after SIGTERM, want 0\n%s", code, e.logs)
 	}
 	testutil.WaitFor(t, "the TEARDOWN of gate", 2*time.Second, func() bool { return srv.Teardowns("gate") > before })
+}
+
+// TestReloadTimeoutFlag checks that a reload timeout that would fail every
+// reload is refused at start.
+func TestReloadTimeoutFlag(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "exporter.yml")
+	if err := os.WriteFile(cfg, []byte("cameras: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second) // only ends a hung exporter
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "--config.file="+cfg, "--web.listen-address="+testutil.FreeAddr(t), "--config.reload-timeout=0s").CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("--config.reload-timeout=0s: %v, want exit code 1\n%s", err, out)
+	}
+	if want := "Invalid --config.reload-timeout: must be greater than 0"; !strings.Contains(string(out), want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
 }

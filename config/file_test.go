@@ -35,7 +35,7 @@ func badFiles(t *testing.T, kind fileKind) map[string]string {
 	return map[string]string{"dev_zero": "/dev/zero", "fifo": fifo, "directory": dir, "oversize": oversize}
 }
 
-// badFileErrors are the errors, after the path, about badFiles' files.
+// badFileError is the error, after the path, about badFiles' files.
 func badFileError(name string, kind fileKind) string {
 	return map[string]string{
 		"dev_zero":  "not a regular file but a character device",
@@ -46,8 +46,8 @@ func badFileError(name string, kind fileKind) string {
 }
 
 // loadQuickly runs Load, failing the test rather than hanging when Load
-// blocks, and returns its error and how many bytes it allocated.
-func loadQuickly(t *testing.T, path string) (error, uint64) {
+// blocks, and returns how many bytes it allocated and its error.
+func loadQuickly(t *testing.T, path string) (uint64, error) {
 	t.Helper()
 	type result struct {
 		err   error
@@ -63,10 +63,10 @@ func loadQuickly(t *testing.T, path string) (error, uint64) {
 	}()
 	select {
 	case r := <-done:
-		return r.err, r.alloc
+		return r.alloc, r.err
 	case <-time.After(10 * time.Second): // only ends a blocked Load
 		t.Fatalf("Load(%s) still blocked after 10s", path)
-		return nil, 0
+		return 0, nil
 	}
 }
 
@@ -137,7 +137,7 @@ cameras:
 				if err := os.WriteFile(cfg, []byte(expand(config, values)), 0o600); err != nil {
 					t.Fatal(err)
 				}
-				err, alloc := loadQuickly(t, cfg)
+				alloc, err := loadQuickly(t, cfg)
 				want := fmt.Sprintf("%s:%d: %s: %s: %s: %s", cfg, field.line, field.subject, field.name, named, badFileError(bad, field.kind))
 				if err == nil || err.Error() != want {
 					t.Errorf("got error\n\t%v\nwant\n\t%s", err, want)
@@ -150,7 +150,7 @@ cameras:
 	}
 	for bad, path := range badFiles(t, configFile) {
 		t.Run("config_file/"+bad, func(t *testing.T) {
-			err, alloc := loadQuickly(t, path)
+			alloc, err := loadQuickly(t, path)
 			if want := path + ": " + badFileError(bad, configFile); err == nil || err.Error() != want {
 				t.Errorf("got error\n\t%v\nwant\n\t%s", err, want)
 			}

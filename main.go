@@ -33,6 +33,9 @@ func run() int {
 				Default("exporter.yml").String()
 		configCheck = kingpin.Flag("config.check", "Validate the configuration file, print what is wrong, and exit.").
 				Bool()
+		reloadTimeout = kingpin.Flag("config.reload-timeout",
+			"How long loading the configuration file and the files it names (labels, password files...) may take at start or at a reload; past it, the reload fails and the configuration in force stays. Loading the model is not included.").
+			Default("30s").Duration()
 		metricsPath = kingpin.Flag("web.telemetry-path", "Path under which to expose metrics.").
 				Default("/metrics").String()
 		disableExporterMetrics = kingpin.Flag("web.disable-exporter-metrics",
@@ -101,6 +104,7 @@ func run() int {
 	}
 	return serve(serveOptions{
 		configFile:             *configFile,
+		reloadTimeout:          *reloadTimeout,
 		metricsPath:            *metricsPath,
 		disableExporterMetrics: *disableExporterMetrics,
 		timeoutOffset:          *timeoutOffset,

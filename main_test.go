@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -385,11 +386,24 @@ func TestConfigCheck(t *testing.T) {
 	os.WriteFile(probes, []byte("auths:\n  viewer:\n    modules: [site]\n    username: u\n    password: Sekrit-1\nmodules:\n  site:\n    allowed_targets: [10.0.0.0/8]\n"), 0o600) //nolint:errcheck
 	os.WriteFile(badProbes, []byte("auths:\n  viewer:\n    password: Sekrit-1\nmodules:\n  site:\n    transport: tcp\n"), 0o600)                                                   //nolint:errcheck
 
+	// A FIFO blocked the check until a writer came.
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fifoLabels := filepath.Join(dir, "fifo-labels.yml")
+	os.WriteFile(fifoLabels, []byte(strings.Replace(detectorBlock(t, ""), mustAbs(t, cocoModel)+"/coco.names", fifo, 1)), 0o600) //nolint:errcheck
+	fifoModel := filepath.Join(dir, "fifo-model.yml")
+	os.WriteFile(fifoModel, []byte(strings.Replace(detectorBlock(t, ""), mustAbs(t, cocoModel)+"/yolo-fastest-1.1.weights", fifo, 1)), 0o600) //nolint:errcheck
+
 	for _, tc := range []struct {
 		file     string
 		wantCode int
 		want     []string
 	}{
+		{fifoLabels, 1, []string{"fifo-labels.yml:4: detector: labels: " + fifo + ": not a regular file but a named pipe (FIFO)"}},
+		{fifoModel, 1, []string{"fifo-model.yml:2: detector: model: " + fifo + ": not a regular file but a named pipe (FIFO)"}},
+		{fifo, 1, []string{fifo + ": not a regular file but a named pipe (FIFO)"}},
 		{good, 0, []string{"valid", "1 cameras"}},
 		{shippedExample(t), 0, []string{"valid, 2 cameras, detector", "yolo-fastest-1.1.weights loads: darknet layout, 320x320 input, 80 classes, opencv backend on cpu"}},
 		{bad, 1, []string{"bad.yml:4", "transprot"}},
@@ -397,7 +411,9 @@ func TestConfigCheck(t *testing.T) {
 		{badProbes, 1, []string{`bad-probes.yml:2: auth "viewer": missing username`, `bad-probes.yml:5: module "site": missing allowed_targets`}},
 		{filepath.Join(dir, "missing.yml"), 1, []string{"missing.yml"}},
 	} {
-		out, err := exec.Command(binary, "--config.check", "--config.file="+tc.file).CombinedOutput()
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second) // only ends a blocked check
+		out, err := exec.CommandContext(ctx, binary, "--config.check", "--config.file="+tc.file).CombinedOutput()
+		cancel()
 		code := 0
 		if exitErr, ok := err.(*exec.ExitError); ok {
 			code = exitErr.ExitCode()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,28 +12,34 @@ import (
 // reloader runs the configuration reloads that SIGHUP and POST /-/reload
 // ask for in one goroutine, one at a time, as blackbox_exporter does.
 type reloader struct {
-	reload   func() error
+	reload   func(context.Context) error
 	requests chan chan<- error
 	stopping chan struct{} // closed by stop
 	stopOnce sync.Once
-	done     chan struct{} // closed when the goroutine has ended
+	cancel   context.CancelFunc // ends the context of the reload in progress
+	done     chan struct{}      // closed when the goroutine has ended
 }
 
 // startReloader calls reload on every signal from hup and every request,
 // until stop. reload logs its outcome; a failed reload keeps the last good
-// configuration.
-func startReloader(reload func() error, hup <-chan os.Signal) *reloader {
+// configuration. reload's context ends with stop: a reload stuck on a file
+// must not keep the shutdown from closing the cameras.
+func startReloader(reload func(context.Context) error, hup <-chan os.Signal) *reloader {
+	ctx, cancel := context.WithCancelCause(context.Background())
 	r := &reloader{
 		reload:   reload,
 		requests: make(chan chan<- error),
 		stopping: make(chan struct{}),
+		cancel:   func() { cancel(errShuttingDown) },
 		done:     make(chan struct{}),
 	}
-	go r.run(hup)
+	go r.run(ctx, hup)
 	return r
 }
 
-func (r *reloader) run(hup <-chan os.Signal) {
+var errShuttingDown = errors.New("shutting down")
+
+func (r *reloader) run(ctx context.Context, hup <-chan os.Signal) {
 	defer close(r.done)
 	for {
 		select { // stopping first, whatever else is pending
@@ -44,9 +51,9 @@ func (r *reloader) run(hup <-chan os.Signal) {
 		case <-r.stopping:
 			return
 		case <-hup:
-			_ = r.reload() // logged by reload
+			_ = r.reload(ctx) // logged by reload
 		case result := <-r.requests:
-			result <- r.reload() // buffered: the requester may be gone
+			result <- r.reload(ctx) // buffered: the requester may be gone
 		}
 	}
 }
@@ -72,10 +79,14 @@ func (r *reloader) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-// stop ends the goroutine, waiting for a reload in progress until ctx ends.
-// Once stop has returned nil no reload starts anymore.
+// stop ends the goroutine: it ends the context of a reload in progress and
+// waits for the reload to return until ctx ends. Once stop has returned nil
+// no reload starts anymore.
 func (r *reloader) stop(ctx context.Context) error {
-	r.stopOnce.Do(func() { close(r.stopping) })
+	r.stopOnce.Do(func() {
+		close(r.stopping)
+		r.cancel()
+	})
 	select {
 	case <-r.done:
 		return nil

@@ -38,6 +38,7 @@ const (
 // serveOptions are the flags of the exporter's server.
 type serveOptions struct {
 	configFile             string
+	reloadTimeout          time.Duration
 	metricsPath            string
 	disableExporterMetrics bool
 	timeoutOffset          float64
@@ -53,6 +54,10 @@ type serveOptions struct {
 // serve runs the exporter until SIGTERM or SIGINT and returns the exit code.
 func serve(opts serveOptions, logger *slog.Logger) (code int) {
 	logger.Info("Starting camera_exporter", "version", version.Info())
+	if opts.reloadTimeout <= 0 {
+		logger.Error("Invalid --config.reload-timeout: must be greater than 0", "timeout", opts.reloadTimeout)
+		return 1
+	}
 	// Before any camera is started for nothing.
 	var externalURL string
 	if opts.externalURL != "" {
@@ -90,8 +95,8 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 		logger.Info("Camera sessions closed")
 	}()
 	exporterRegistry := prometheus.NewRegistry()
-	safeConfig := config.NewSafeConfig(exporterRegistry, manager.Apply)
-	if err := safeConfig.Reload(opts.configFile); err != nil {
+	safeConfig := config.NewSafeConfig(exporterRegistry, manager.Apply, opts.reloadTimeout)
+	if err := safeConfig.Reload(context.Background(), opts.configFile); err != nil {
 		logger.Error("Error loading config", "err", err)
 		return 1
 	}
@@ -119,8 +124,8 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 		Logger: logger.With("component", "probe"),
 	}, exporterRegistry)
 
-	reloads = startReloader(func() error {
-		if err := safeConfig.Reload(opts.configFile); err != nil {
+	reloads = startReloader(func(ctx context.Context) error {
+		if err := safeConfig.Reload(ctx, opts.configFile); err != nil {
 			logger.Error("Error reloading config", "err", err)
 			return err
 		}

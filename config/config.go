@@ -7,7 +7,6 @@ import (
 	"io"
 	"maps"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -138,7 +137,7 @@ type Camera struct {
 // Load reads the configuration file at path, fills in defaults, reads
 // password files and the detector's labels, and validates the result.
 func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path, configFile)
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +212,7 @@ func (cfg *Config) resolve(src source, dir string, l layout) error {
 		c.Detect.checkClasses(r, cfg.Detector)
 		c.CameraOptions.fill(cfg.Defaults)
 		c.Reference.checkFilled(r)
+		c.checkReferenceFile(r)
 		errs = append(errs, r.errs...)
 	}
 	errs = append(errs, resolveNamed(src, "module", cfg.Modules, l.modules, func(m *Module, r *reporter) {
@@ -364,40 +364,11 @@ func (c *Camera) readPasswordFile(r *reporter, dir string) {
 	if !filepath.IsAbs(c.PasswordFile) {
 		c.PasswordFile = filepath.Join(dir, c.PasswordFile)
 	}
-	b, err := readSmallFile(c.PasswordFile, maxPasswordFile)
+	b, err := readFile(c.PasswordFile, passwordFile)
 	if err != nil {
 		// The error names the file, and has none of its content.
 		r.errorf("password_file", "password_file: %v", err)
 		return
 	}
 	c.filePassword = strings.TrimRightFunc(string(b), unicode.IsSpace)
-}
-
-// maxPasswordFile bounds what a password file may hold: a path mistyped as
-// /dev/zero, or a log file, must not fill the memory at every reload.
-const maxPasswordFile = 4096
-
-// readSmallFile reads a regular file of at most limit bytes: a FIFO or a
-// device would block a reload, or never end.
-func readSmallFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes, not a password", path, limit)
-	}
-	return b, nil
 }

@@ -474,7 +474,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "missing labels file",
 			in:   strings.Replace(detectorBlock, "tiny.names", "missing.names", 1),
-			want: `line 3: detector: labels: open testdata/models/missing.names: no such file or directory`,
+			want: `line 3: detector: labels: stat testdata/models/missing.names: no such file or directory`,
 		},
 		{
 			name: "labels with a blank line",
@@ -562,18 +562,18 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "missing password_file",
 			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    password_file: testdata/missing.pass\n",
-			want: `line 4: camera "a": password_file: open testdata/missing.pass: no such file or directory`,
+			want: `line 4: camera "a": password_file: stat testdata/missing.pass: no such file or directory`,
 		},
 		{
 			// Would block, or never end.
 			name: "password_file a device",
 			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    password_file: /dev/zero\n",
-			want: `line 4: camera "a": password_file: /dev/zero: not a regular file`,
+			want: `line 4: camera "a": password_file: /dev/zero: not a regular file but a character device`,
 		},
 		{
 			name: "password_file too large",
 			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    password_file: ../README.md\n",
-			want: `line 4: camera "a": password_file: ../README.md: larger than 4096 bytes, not a password`,
+			want: `line 4: camera "a": password_file: ../README.md: larger than the 4 KiB that a password file may hold`,
 		},
 	}
 	for _, test := range tests {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -203,22 +202,37 @@ func (d *Detector) fill() {
 	d.Confidence, d.NMSThreshold, d.Backend, d.Nets = o.Confidence, o.NMSThreshold, o.Backend, o.Nets
 }
 
-// stampFiles records the model files' sizes and times; a missing one is
-// an error here already, naming the path.
+// stampFiles checks the model files and records their sizes and times; a
+// missing one is an error here already, naming the path. OpenCV opens them
+// again by path: a file replaced in between escapes the check.
 func (d *Detector) stampFiles(r *reporter) {
-	for field, path := range map[string]string{"model": d.Model, "config": d.Config} {
-		if path == "" {
+	weights, description := modelWeights, modelDescription
+	// OpenCV's readNet takes the weights and the description in either
+	// order, as "model: yolo.cfg, config: yolo.weights".
+	if slices.Contains(descriptionExtensions, filepath.Ext(d.Model)) {
+		weights, description = description, weights
+	}
+	for _, f := range []struct {
+		field string
+		path  string
+		kind  fileKind
+	}{{"model", d.Model, weights}, {"config", d.Config, description}} {
+		if f.path == "" {
 			continue
 		}
-		fi, err := os.Stat(path)
+		fi, err := statFile(f.path, f.kind)
 		if err != nil {
-			r.errorf(field, "%s: %v", field, err)
+			r.errorf(f.field, "%s: %v", f.field, err)
 			continue
 		}
-		d.files = append(d.files, fileStamp{path: path, size: fi.Size(), modTime: fi.ModTime()})
+		d.files = append(d.files, fileStamp{path: f.path, size: fi.Size(), modTime: fi.ModTime()})
 	}
 	slices.SortFunc(d.files, func(a, b fileStamp) int { return strings.Compare(a.path, b.path) })
 }
+
+// descriptionExtensions are those of the network descriptions that OpenCV
+// reads: Darknet, Caffe, TensorFlow text and OpenVINO.
+var descriptionExtensions = []string{".cfg", ".prototxt", ".pbtxt", ".xml"}
 
 // readLabels reads the class names: one per line, blank lines at the end
 // ignored, blank lines elsewhere rejected since they would shift classes.
@@ -226,7 +240,7 @@ func (d *Detector) readLabels(r *reporter) {
 	if d.Labels == "" {
 		return
 	}
-	b, err := os.ReadFile(d.Labels)
+	b, err := readFile(d.Labels, labelsFile)
 	if err != nil {
 		r.errorf("labels", "labels: %v", err)
 		return

@@ -27,6 +27,10 @@
 // detect enabled for every class). After [Load] every camera's [CameraOptions] are
 // set, and the detector's labels are read.
 //
+// Every file the configuration names is checked to be a regular file no
+// larger than its kind may be before it is read, so that a FIFO, a device
+// or a huge file neither blocks a reload nor fills the memory.
+//
 // Errors name the file and the line of the offending field. They never
 // contain credentials, and neither does [Config.Redacted], which is meant for
 // display.

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"errors"
+	"io/fs"
 	"path/filepath"
 
 	"github.com/prometheus/common/model"
@@ -31,6 +33,22 @@ func (c Camera) ReferenceFile() string {
 		return filepath.Join(c.Reference.Dir, c.referenceName+".json")
 	}
 	return filepath.Join(c.Reference.Dir, c.Name+".json")
+}
+
+// checkReferenceFile checks the camera's reference file, if it has one
+// already, as a file the camera will read.
+func (c Camera) checkReferenceFile(r *reporter) {
+	if !validName.MatchString(c.Name) { // check reported it; not a path
+		return
+	}
+	path := c.ReferenceFile()
+	if path == "" {
+		return
+	}
+	// A camera without its reference yet learns it, or goes without.
+	if _, err := statFile(path, referenceFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r.errorf("reference", "reference file: %v", err)
+	}
 }
 
 // checkFilled validates options that defaults were filled into: a

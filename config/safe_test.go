@@ -1,9 +1,13 @@
 package config
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,8 +32,8 @@ func TestSafeConfigKeepsLastGoodConfig(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	refuse := errors.New("model does not load")
 	var applyErr error
-	sc := NewSafeConfig(reg, func(*Config) error { return applyErr })
-	if err := sc.Reload(writeConfig(t, oneCamera)); err != nil {
+	sc := NewSafeConfig(reg, func(*Config) error { return applyErr }, time.Minute)
+	if err := sc.Reload(t.Context(), writeConfig(t, oneCamera)); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -41,7 +45,7 @@ func TestSafeConfigKeepsLastGoodConfig(t *testing.T) {
 		{"apply fails", writeConfig(t, "cameras: []\n"), refuse},
 	} {
 		applyErr = tc.applyErr
-		if err := sc.Reload(tc.path); err == nil {
+		if err := sc.Reload(t.Context(), tc.path); err == nil {
 			t.Errorf("%s: reload succeeded", tc.name)
 		}
 		if got := sc.Get().Cameras; len(got) != 1 || got[0].Name != "gate" {
@@ -69,12 +73,12 @@ func TestSafeConfigGetDuringReload(t *testing.T) {
 		applying <- struct{}{}
 		<-gate
 		return nil
-	})
+	}, time.Minute)
 	path := writeConfig(t, oneCamera)
 	var reloads sync.WaitGroup
 	for range 2 {
 		reloads.Go(func() {
-			if err := sc.Reload(path); err != nil {
+			if err := sc.Reload(t.Context(), path); err != nil {
 				t.Error(err)
 			}
 		})
@@ -98,5 +102,138 @@ func TestSafeConfigGetDuringReload(t *testing.T) {
 	}
 	if len(sc.Get().Cameras) != 1 {
 		t.Error("the reloaded configuration is not in force")
+	}
+}
+
+// TestSafeConfigReloadRefusesBadFiles reloads configurations that name a
+// file that would block the reload or fill the memory: each reload fails
+// at once, the last good configuration stays in force, and a good one
+// reloads after.
+func TestSafeConfigReloadRefusesBadFiles(t *testing.T) {
+	sc := NewSafeConfig(prometheus.NewRegistry(), func(*Config) error { return nil }, time.Minute)
+	if err := sc.Reload(t.Context(), writeConfig(t, oneCamera)); err != nil {
+		t.Fatal(err)
+	}
+	labels, err := filepath.Abs("testdata/models/tiny.names")
+	if err != nil {
+		t.Fatal(err)
+	}
+	passFile, err := filepath.Abs("testdata/gate-north.pass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := badFiles(t, labelsFile)
+	for _, tc := range []struct {
+		name, field, path string
+		line              int
+	}{
+		{"labels /dev/zero", "labels", bad["dev_zero"], 4},
+		{"labels FIFO", "labels", bad["fifo"], 4},
+		{"labels directory", "labels", bad["directory"], 4},
+		{"labels too large", "labels", bad["oversize"], 4},
+		{"password_file FIFO", "password_file", bad["fifo"], 10},
+	} {
+		values := map[string]string{"labels": labels, "password_file": passFile}
+		values[tc.field] = tc.path
+		path := writeConfig(t, expand(`detector:
+  model: `+filepath.Join(filepath.Dir(labels), "tiny.weights")+`
+  config: `+filepath.Join(filepath.Dir(labels), "tiny.cfg")+`
+  labels: {{labels}}
+  input_size: 320
+cameras:
+  - name: yard
+    url: rtsp://10.0.0.6/stream
+    username: viewer
+    password_file: {{password_file}}
+`, values))
+		reloaded := make(chan error, 1)
+		go func() { reloaded <- sc.Reload(t.Context(), path) }()
+		select {
+		case err := <-reloaded:
+			if err == nil || !strings.HasPrefix(err.Error(), fmt.Sprintf("%s:%d: ", path, tc.line)) || !strings.Contains(err.Error(), tc.field+": "+tc.path+": ") {
+				t.Errorf("%s: reload error %v, want one naming %s:%d, %s and %s", tc.name, err, path, tc.line, tc.field, tc.path)
+			}
+		case <-time.After(10 * time.Second): // only ends a blocked reload
+			t.Fatalf("%s: reload still blocked after 10s", tc.name)
+		}
+		if got := sc.Get().Cameras; len(got) != 1 || got[0].Name != "gate" {
+			t.Errorf("%s: configuration in force = %v, want the last good one", tc.name, got)
+		}
+		if v := testutil.ToFloat64(sc.status); v != 0 {
+			t.Errorf("%s: camera_exporter_config_last_reload_successful = %v, want 0", tc.name, v)
+		}
+	}
+	if err := sc.Reload(t.Context(), writeConfig(t, oneCamera+"  - name: yard\n    url: rtsp://10.0.0.6/stream\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := sc.Get().Cameras; len(got) != 2 {
+		t.Errorf("after a good reload, %d cameras in force, want 2", len(got))
+	}
+	if v := testutil.ToFloat64(sc.status); v != 1 {
+		t.Errorf("after a good reload, camera_exporter_config_last_reload_successful = %v, want 1", v)
+	}
+}
+
+// TestSafeConfigReloadTimeout reloads a file whose loading blocks, as on a
+// hung file system: the reload fails at the load timeout with the last good
+// configuration in force, later reloads work while the load is still
+// blocked, a reload whose context ends returns at once, and what the
+// blocked load returns in the end is never applied.
+func TestSafeConfigReloadTimeout(t *testing.T) {
+	var applied []string // the first camera of each configuration applied
+	sc := NewSafeConfig(prometheus.NewRegistry(), func(c *Config) error {
+		applied = append(applied, c.Cameras[0].Name)
+		return nil
+	}, 100*time.Millisecond)
+	stuck := writeConfig(t, "cameras:\n  - name: late\n    url: rtsp://10.0.0.9/stream\n")
+	block, returned := make(chan struct{}), make(chan struct{}, 2)
+	sc.load = func(path string) (*Config, error) {
+		if path == stuck {
+			defer func() { returned <- struct{}{} }()
+			<-block
+		}
+		return Load(path)
+	}
+	good := writeConfig(t, oneCamera)
+	if err := sc.Reload(t.Context(), good); err != nil {
+		t.Fatal(err)
+	}
+
+	err := sc.Reload(t.Context(), stuck)
+	if want := stuck + ": loading took longer than 100ms (--config.reload-timeout), gave up"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("reload of a blocked load: %v, want %q...", err, want)
+	}
+	if v := testutil.ToFloat64(sc.status); v != 0 {
+		t.Errorf("camera_exporter_config_last_reload_successful = %v, want 0", v)
+	}
+	if got := sc.Get().Cameras; len(got) != 1 || got[0].Name != "gate" {
+		t.Errorf("configuration in force = %v, want the last good one", got)
+	}
+
+	ctx, cancel := context.WithCancelCause(t.Context())
+	stopping := errors.New("shutting down")
+	cancel(stopping)
+	if err := sc.Reload(ctx, stuck); !errors.Is(err, stopping) {
+		t.Errorf("reload with its context ended: %v, want %v", err, stopping)
+	}
+
+	// The first load is still blocked, and a second.
+	if err := sc.Reload(t.Context(), good); err != nil {
+		t.Errorf("reload while a load is blocked: %v", err)
+	}
+	if v := testutil.ToFloat64(sc.status); v != 1 {
+		t.Errorf("camera_exporter_config_last_reload_successful = %v, want 1", v)
+	}
+	close(block)
+	<-returned
+	<-returned
+	if err := sc.Reload(t.Context(), good); err != nil { // after the late results were sent
+		t.Error(err)
+	}
+	if want := []string{"gate", "gate", "gate"}; !slices.Equal(applied, want) {
+		t.Errorf("configurations applied: %v, want %v, the blocked loads' never", applied, want)
+	}
+	if got := sc.Get().Cameras; len(got) != 1 || got[0].Name != "gate" {
+		t.Errorf("configuration in force = %v, want the last good one", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/drift"
 )
 
@@ -42,6 +43,11 @@ func (f *File) Changed() (*drift.Profile, error) {
 	// Stamped before loading: a file that does not load is not retried
 	// until it changes again.
 	f.stamp = stamp
+	// drift.Load opens it again by path: one replaced in between escapes
+	// the check.
+	if err := config.CheckReferenceFile(f.path); err != nil {
+		return nil, err
+	}
 	return drift.Load(f.path)
 }
 

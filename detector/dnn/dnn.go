@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/detector"
@@ -167,7 +168,8 @@ func (o *loader) checkFiles() error {
 		if path == "" {
 			continue
 		}
-		f, err := os.Open(path)
+		// Not blocking, as the open of a FIFO would until a writer comes.
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			return o.errorf("%w", err)
 		}
@@ -176,8 +178,11 @@ func (o *loader) checkFiles() error {
 		if err != nil {
 			return o.errorf("%w", err)
 		}
-		if fi.IsDir() {
+		switch {
+		case fi.IsDir():
 			return o.errorf("%s is a directory", path)
+		case !fi.Mode().IsRegular():
+			return o.errorf("%s is not a regular file", path)
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -219,6 +220,10 @@ func TestNewErrors(t *testing.T) {
 	// The header of a Darknet weights file, then noise: OpenCV reads it all
 	// as weights.
 	garbage := append(weights[:20:20], noise(len(weights)-20)...)
+	fifo := filepath.Join(dir, "fifo.cfg")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cudaMissing := func(backend string) string {
 		return "backend " + backend + ": "
 	}
@@ -230,6 +235,8 @@ func TestNewErrors(t *testing.T) {
 		{"missing model", func(o *detector.Options) { o.Model = filepath.Join(dir, "missing.weights") }, []string{"no such file"}},
 		{"missing config", func(o *detector.Options) { o.Config = filepath.Join(dir, "missing.cfg") }, []string{"missing.cfg", "no such file"}},
 		{"directory", func(o *detector.Options) { o.Model = dir }, []string{"is a directory"}},
+		// Its open blocked until a writer came.
+		{"FIFO config", func(o *detector.Options) { o.Config = fifo }, []string{fifo + " is not a regular file"}},
 		{"random weights", func(o *detector.Options) { o.Model = writeFile(t, dir, "random.weights", noise(100000)) }, []string{"random.weights is not Darknet weights: version"}},
 		{"garbage weights", func(o *detector.Options) { o.Model = writeFile(t, dir, "garbage.weights", garbage) }, []string{"NaN or infinite", "corrupt weights"}},
 		{"truncated weights", func(o *detector.Options) { o.Model = writeFile(t, dir, "truncated.weights", weights[:1000]) },

@@ -1,0 +1,215 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// badFiles returns files that no field of the configuration may name, by
+// name: a device that never ends, a FIFO, whose open and read block until
+// a writer comes, a directory, and a sparse regular file of one byte more
+// than kind may hold.
+func badFiles(t *testing.T, kind fileKind) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oversize := filepath.Join(dir, "oversize")
+	f, err := os.Create(oversize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(kind.limit + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return map[string]string{"dev_zero": "/dev/zero", "fifo": fifo, "directory": dir, "oversize": oversize}
+}
+
+// badFileError is the error, after the path, about badFiles' files.
+func badFileError(name string, kind fileKind) string {
+	return map[string]string{
+		"dev_zero":  "not a regular file but a character device",
+		"fifo":      "not a regular file but a named pipe (FIFO)",
+		"directory": "not a regular file but a directory",
+		"oversize":  fmt.Sprintf("larger than the %s that %s may hold", formatBytes(kind.limit), kind.what),
+	}[name]
+}
+
+// loadQuickly runs Load, failing the test rather than hanging when Load
+// blocks, and returns how many bytes it allocated and its error.
+func loadQuickly(t *testing.T, path string) (uint64, error) {
+	t.Helper()
+	type result struct {
+		err   error
+		alloc uint64
+	}
+	done := make(chan result, 1)
+	go func() {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := Load(path)
+		runtime.ReadMemStats(&after)
+		done <- result{err, after.TotalAlloc - before.TotalAlloc}
+	}()
+	select {
+	case r := <-done:
+		return r.alloc, r.err
+	case <-time.After(10 * time.Second): // only ends a blocked Load
+		t.Fatalf("Load(%s) still blocked after 10s", path)
+		return 0, nil
+	}
+}
+
+// TestNamedFilesChecked checks that every file the configuration names,
+// and the configuration file itself, is refused at once, without reading
+// it, with an error naming the file, the line and the field, when it is
+// not a regular file or larger than its kind of file may be.
+func TestNamedFilesChecked(t *testing.T) {
+	models, err := filepath.Abs("testdata/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	passFile, err := filepath.Abs("testdata/gate-north.pass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := map[string]string{
+		"model":         models + "/tiny.weights",
+		"config":        models + "/tiny.cfg",
+		"labels":        models + "/tiny.names",
+		"password_file": passFile,
+	}
+	// The lines are those of the fields.
+	const config = `detector:
+  model: {{model}}
+  config: {{config}}
+  labels: {{labels}}
+  input_size: 320
+cameras:
+  - name: gate
+    url: rtsp://10.0.0.5/stream
+    username: viewer
+    password_file: {{password_file}}
+    reference:
+      dir: {{reference_dir}}
+`
+	for _, field := range []struct {
+		name    string // a field's name; reference: gate.json in reference.dir
+		kind    fileKind
+		line    int
+		subject string
+	}{
+		{"model", modelWeights, 2, "detector"},
+		{"config", modelDescription, 3, "detector"},
+		{"labels", labelsFile, 4, "detector"},
+		{"password_file", passwordFile, 10, `camera "gate"`},
+		{"reference file", referenceFile, 11, `camera "gate"`},
+	} {
+		for bad, path := range badFiles(t, field.kind) {
+			t.Run(strings.ReplaceAll(field.name, " ", "_")+"/"+bad, func(t *testing.T) {
+				dir := t.TempDir()
+				refs := filepath.Join(dir, "refs")
+				if err := os.Mkdir(refs, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				values := maps.Clone(good)
+				values["reference_dir"] = refs
+				named := path
+				if field.name == "reference file" {
+					named = filepath.Join(refs, "gate.json")
+					if err := os.Symlink(path, named); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					values[field.name] = path
+				}
+				cfg := filepath.Join(dir, "exporter.yml")
+				if err := os.WriteFile(cfg, []byte(expand(config, values)), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				alloc, err := loadQuickly(t, cfg)
+				want := fmt.Sprintf("%s:%d: %s: %s: %s: %s", cfg, field.line, field.subject, field.name, named, badFileError(bad, field.kind))
+				if err == nil || err.Error() != want {
+					t.Errorf("got error\n\t%v\nwant\n\t%s", err, want)
+				}
+				if alloc > 1<<20 {
+					t.Errorf("Load allocated %d bytes, want under 1 MiB: it read the file", alloc)
+				}
+			})
+		}
+	}
+	for bad, path := range badFiles(t, configFile) {
+		t.Run("config_file/"+bad, func(t *testing.T) {
+			alloc, err := loadQuickly(t, path)
+			if want := path + ": " + badFileError(bad, configFile); err == nil || err.Error() != want {
+				t.Errorf("got error\n\t%v\nwant\n\t%s", err, want)
+			}
+			if alloc > 1<<20 {
+				t.Errorf("Load allocated %d bytes, want under 1 MiB: it read the file", alloc)
+			}
+		})
+	}
+}
+
+// expand replaces {{name}} in s by values[name].
+func expand(s string, values map[string]string) string {
+	for name, value := range values {
+		s = strings.ReplaceAll(s, "{{"+name+"}}", value)
+	}
+	return s
+}
+
+// TestModelFilesInEitherOrder checks that the weights may be given as the
+// config, as OpenCV's readNet takes them in either order: they get the
+// weights' limit, and the description its own.
+func TestModelFilesInEitherOrder(t *testing.T) {
+	dir := t.TempDir()
+	weights := filepath.Join(dir, "big.weights")
+	f, err := os.Create(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(modelDescription.limit + 1); err != nil { // sparse
+		t.Fatal(err)
+	}
+	f.Close()
+	cfg, err := Parse([]byte("detector:\n  model: testdata/models/tiny.cfg\n  config: " + weights + "\n  labels: testdata/models/tiny.names\n  input_size: 320\n"))
+	if err != nil {
+		t.Fatalf("weights larger than a description given as config: %v", err)
+	}
+	if n := len(cfg.Detector.files); n != 2 {
+		t.Errorf("%d model files stamped, want 2", n)
+	}
+	_, err = Parse([]byte("detector:\n  model: testdata/models/tiny.weights\n  config: " + weights + "\n  labels: testdata/models/tiny.names\n  input_size: 320\n"))
+	want := "line 3: detector: config: " + weights + ": larger than the 16 MiB that a network description may hold"
+	if err == nil || err.Error() != want {
+		t.Errorf("got error\n\t%v\nwant\n\t%s", err, want)
+	}
+}
+
+// TestCheckReferenceFile checks the check that the cameras' reference
+// files get as they change while the exporter runs.
+func TestCheckReferenceFile(t *testing.T) {
+	for bad, path := range badFiles(t, referenceFile) {
+		if err := CheckReferenceFile(path); err == nil || err.Error() != path+": "+badFileError(bad, referenceFile) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	ok := filepath.Join(t.TempDir(), "gate.json")
+	if err := os.WriteFile(ok, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckReferenceFile(ok); err != nil {
+		t.Errorf("a small regular file: %v", err)
+	}
+}

@@ -608,7 +608,9 @@ func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp
 	}
 	if err != nil {
 		s.decodeErrors.Add(1)
-		return
+		if au == nil {
+			return
+		}
 	}
 	if err := tr.observe(au); err != nil {
 		s.decodeErrors.Add(1)

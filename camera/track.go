@@ -22,8 +22,10 @@ import (
 type track interface {
 	codec() Codec
 	// depacketize returns the access unit that pkt completes, or
-	// errIncomplete. The access unit may share the track's buffers: it is
-	// valid until the next call, and whoever keeps any of it copies it.
+	// errIncomplete. Another error is a depacketizing error, which may come
+	// with an access unit, complete but for a NAL unit lost before it. The
+	// access unit may share the track's buffers: it is valid until the
+	// next call, and whoever keeps any of it copies it.
 	// Unless keepAll, the track may cut what key-frame analyses never read:
 	// the slices of pictures that are no key frame, to their NAL unit
 	// headers. keyframe and pictureHash of a key frame read all they need.
@@ -305,10 +307,13 @@ func (t *nalTrack) codec() Codec { return t.c.codec }
 
 func (t *nalTrack) depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, error) {
 	au, err := t.dep.depacketize(pkt, keepAll)
-	if err != nil {
+	if au == nil {
 		return nil, err
 	}
-	return au, checkNALUs(au, t.c.headerSize)
+	if bad := checkNALUs(au, t.c.headerSize); bad != nil {
+		return nil, bad
+	}
+	return au, err
 }
 
 func (t *nalTrack) isParamSet(nalu []byte) bool {

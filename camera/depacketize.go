@@ -85,7 +85,7 @@ func (d *nalDepacketizer) depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, 
 	d.release()
 	d.unfinished = false
 	au, err := d.packet(pkt, keepAll)
-	if d.unfinished && (err == nil || err == errIncomplete) {
+	if d.unfinished && (err == nil || errors.Is(err, errIncomplete)) {
 		return au, errUnfinishedFragment
 	}
 	return au, err
@@ -213,7 +213,6 @@ func (d *nalDepacketizer) fragment(pkt *rtp.Packet, keepAll bool) ([][]byte, err
 	if fu&fuEnd == 0 {
 		if pkt.Marker { // the access unit ends without the NAL unit's end
 			d.dropFragment()
-			d.unfinished = true
 			return d.end(true)
 		}
 		return d.end(false)

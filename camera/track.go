@@ -281,8 +281,8 @@ var h265Sub = [4][2]int64{{1, 1}, {2, 2}, {2, 1}, {1, 1}}
 // h265SPSSize reads the picture size of an H265 SPS that mediacommon
 // cannot read whole: one whose VUI is cut short, or with what mediacommon
 // does not support (sub-layer profiles, long-term reference pictures),
-// which libavcodec decodes. The size comes early (H.265 7.3.2.2.1), after
-// the id, and so does what an SPS that is corrupt before it fails on.
+// which libavcodec decodes. The size comes early (H.265 7.3.2.2.1): only
+// profile_tier_level is before it, which h265SPSIDPos reads all of.
 func h265SPSSize(nalu []byte) (int, int, error) {
 	rbsp := h264.EmulationPreventionRemove(nalu[2:])
 	pos, err := h265SPSIDPos(rbsp)
@@ -313,7 +313,7 @@ func h265SPSSize(nalu []byte) (int, int, error) {
 		return 0, 0, fmt.Errorf("invalid chroma_format_idc %d", fields[1])
 	}
 	if fields[1] == 3 {
-		flag() // separate_colour_plane_flag: the window's units stay 1
+		flag() // separate_colour_plane_flag; the window's units are 1 either way
 	}
 	ue(2)
 	ue(3)

@@ -141,9 +141,9 @@ func withSPS(t *testing.T, clip *rtsptest.Media, rewrite func([]byte) []byte) *r
 // whose VUI is cut short after timing_info_present_flag, whose size is
 // read all the same, and an H265 SPS whose conformance window is larger
 // than the picture, which libavcodec ignores and the size is left to the
-// decoder's first picture. max_picture_pixels holds for both, refused
-// sessions end as those of a picture too large by its SPS, and the size
-// of those allowed is reported.
+// decoder's first picture, in key frame and decode-all modes alike.
+// max_picture_pixels holds for both, refused sessions end as those of a
+// picture too large by its SPS, and the size of those allowed is reported.
 func TestStreamPictureSizeBeyondParsing(t *testing.T) {
 	gray := func(size string) string { return "color=c=0x404040:s=" + size + ":r=25" }
 	truncatedVUI := func(rewrite func([]byte) []byte) func([]byte) []byte {
@@ -160,17 +160,18 @@ func TestStreamPictureSizeBeyondParsing(t *testing.T) {
 		"window-qvga": withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray64, 25), badWindow),
 	})
 	const small = "\nmax_picture_pixels: 100000"
-	refused := []struct{ name, entry, want string }{
-		{"vui-8k", "", "picture 7680x4320 (33.2 MP) exceeds max_picture_pixels 12000000"},
-		{"vui-vga", small, "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"},
-		{"window-vga", small, "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"},
+	refused := []struct{ name, clip, entry, want string }{
+		{"vui-8k", "vui-8k", "", "picture 7680x4320 (33.2 MP) exceeds max_picture_pixels 12000000"},
+		{"vui-vga", "vui-vga", small, "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"},
+		{"window-vga", "window-vga", small, "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"},
+		{"window-vga-all", "window-vga", small + "\ndecode: all", "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"},
 	}
 	logs := &testutil.SyncBuffer{}
 	m := camera.NewManager(decode.New, nil, slog.New(slog.NewTextHandler(logs, nil)))
 	t.Cleanup(m.Close)
 	var cameras []config.Camera
 	for _, r := range refused {
-		cameras = append(cameras, cameraConfig(t, "name: "+r.name+"\nurl: "+srv.URL(r.name)+r.entry))
+		cameras = append(cameras, cameraConfig(t, "name: "+r.name+"\nurl: "+srv.URL(r.clip)+r.entry))
 	}
 	for _, name := range []string{"vui-qvga", "window-qvga"} {
 		cameras = append(cameras, cameraConfig(t, "name: "+name+"\nurl: "+srv.URL(name)+small))

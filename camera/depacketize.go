@@ -40,6 +40,9 @@ type nalDepacketizer struct {
 	// started: a packet was accepted, so a fragment without its start is
 	// a loss, no longer a session joined in the middle of a NAL unit.
 	started bool
+	// unfinished: this call dropped a fragmented NAL unit that never got
+	// its end fragment, which the call reports.
+	unfinished bool
 	// The fragmented NAL unit in progress, in buf from fragStart on.
 	frag      bool
 	fragStart int
@@ -69,12 +72,31 @@ const (
 // timestamp (cameras that never set the marker, such as the FLIR M400).
 // The access unit is valid until the next call, which reuses its buffers.
 //
+// A fragmented NAL unit that another NAL unit or the end of its access
+// unit interrupts before its end fragment is dropped, and the call returns
+// errUnfinishedFragment: with the access unit that the packet completes,
+// without that NAL unit, if it completes one. Other errors come alone.
+//
 // Unless keepAll, a non-key slice (a VCL NAL unit of a picture that is no
 // random access point) is cut to its NAL unit header and the first byte
 // after it, which starts its slice header: that is all that key-frame
 // analyses read of it. Parameter sets, SEI and key slices are always whole.
 func (d *nalDepacketizer) depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, error) {
 	d.release()
+	d.unfinished = false
+	au, err := d.packet(pkt, keepAll)
+	if d.unfinished && (err == nil || errors.Is(err, errIncomplete)) {
+		return au, errUnfinishedFragment
+	}
+	return au, err
+}
+
+// errUnfinishedFragment: a fragmented NAL unit lost its end, without a
+// lost packet (the camera cleared the end bit, or never sent the end).
+var errUnfinishedFragment = errors.New("fragmented NAL unit without its end fragment")
+
+// packet is depacketize but for the report of an unfinished fragment.
+func (d *nalDepacketizer) packet(pkt *rtp.Packet, keepAll bool) ([][]byte, error) {
 	p := pkt.Payload
 	if len(p) < d.c.headerSize {
 		d.dropFragment()
@@ -189,6 +211,10 @@ func (d *nalDepacketizer) fragment(pkt *rtp.Packet, keepAll bool) ([][]byte, err
 		d.buf = append(d.buf, data...)
 	}
 	if fu&fuEnd == 0 {
+		if pkt.Marker { // the access unit ends without the NAL unit's end
+			d.dropFragment()
+			return d.end(true)
+		}
 		return d.end(false)
 	}
 	d.frag = false
@@ -230,11 +256,13 @@ func (d *nalDepacketizer) reset() {
 	d.frag = false
 }
 
-// dropFragment drops the fragmented NAL unit in progress.
+// dropFragment drops the fragmented NAL unit in progress: unfinished where
+// the call goes on without an error of its own.
 func (d *nalDepacketizer) dropFragment() {
 	if d.frag {
 		d.buf = d.buf[:d.fragStart]
 		d.frag = false
+		d.unfinished = true
 	}
 }
 
@@ -256,7 +284,7 @@ func (d *nalDepacketizer) begin(ts uint32) {
 // one that the marker bit completes.
 func (d *nalDepacketizer) end(marker bool) ([][]byte, error) {
 	if d.sent == 0 {
-		if !marker {
+		if !marker || len(d.nalus) == 0 { // all it had was an unfinished fragment
 			return nil, errIncomplete
 		}
 		d.sent, d.sentBytes, d.size = len(d.nalus), len(d.buf), 0

@@ -144,7 +144,7 @@ func annexB(nalus ...[]byte) []byte {
 }
 
 // depacketizeStep is a packet and what depacketize returns for it: an
-// access unit, an error (err) or errIncomplete (neither).
+// access unit, an error (err), both, or errIncomplete (neither).
 type depacketizeStep struct {
 	payload []byte
 	marker  bool
@@ -152,7 +152,9 @@ type depacketizeStep struct {
 	lost    bool   // the packet before this one was lost
 	want    [][]byte
 	err     bool
-	whole   bool // non-key slices in want are whole in key-frame mode too
+	// unfinished: the error is errUnfinishedFragment, err implied.
+	unfinished bool
+	whole      bool // non-key slices in want are whole in key-frame mode too
 }
 
 func runSteps(t *testing.T, d *nalDepacketizer, keepAll bool, steps []depacketizeStep) {
@@ -170,9 +172,13 @@ func runSteps(t *testing.T, d *nalDepacketizer, keepAll bool, steps []depacketiz
 		}, keepAll)
 		seq++
 		switch {
-		case st.err:
-			if err == nil || errors.Is(err, errIncomplete) {
-				t.Fatalf("packet %d: %d NAL units, error %v, want an error", i, len(au), err)
+		case st.unfinished && !errors.Is(err, errUnfinishedFragment):
+			t.Fatalf("packet %d: %d NAL units, error %v, want %v", i, len(au), err, errUnfinishedFragment)
+		case st.err && (err == nil || errors.Is(err, errIncomplete)):
+			t.Fatalf("packet %d: %d NAL units, error %v, want an error", i, len(au), err)
+		case st.err || st.unfinished:
+			if !slices.EqualFunc(au, st.want, bytes.Equal) {
+				t.Fatalf("packet %d: access unit\n%x\nwith the error, want\n%x", i, au, st.want)
 			}
 		case st.want == nil:
 			if !errors.Is(err, errIncomplete) {
@@ -194,6 +200,12 @@ func TestDepacketize(t *testing.T) {
 			agg := func(nalus ...[]byte) []byte { return aggregation(cc.aggregationHeader, nalus...) }
 			frags := func(nalu []byte, n int) [][]byte { return fragments(cc.fragment, h, nalu, n) }
 			keyFU, sliceFU := frags(key, 3), frags(slice, 3)
+			// unended is a fragmentation unit with its end bit cleared.
+			unended := func(fu []byte) []byte {
+				fu = slices.Clone(fu)
+				fu[h] &^= fuEnd
+				return fu
+			}
 			au := func(nalus ...[]byte) [][]byte { return nalus }
 			// 8 fit in the size limit, header included, 9 do not.
 			large := bytes.Repeat([]byte{0xab}, 1<<20-16)
@@ -263,8 +275,45 @@ func TestDepacketize(t *testing.T) {
 				{"interrupted fragmented NAL unit", []depacketizeStep{
 					{payload: keyFU[0]},
 					{payload: keyFU[1]},
-					{payload: sei, marker: true, want: au(sei)},
+					{payload: sei, marker: true, want: au(sei), unfinished: true},
 					{payload: keyFU[2], err: true},
+				}},
+				{"fragmented NAL unit interrupted by an aggregation packet", []depacketizeStep{
+					{payload: keyFU[0]},
+					{payload: agg(param, sei), marker: true, want: au(param, sei), unfinished: true},
+				}},
+				{"fragmented NAL unit interrupted by another", []depacketizeStep{
+					{payload: keyFU[0]},
+					{payload: keyFU[1]},
+					{payload: sliceFU[0], unfinished: true},
+					{payload: sliceFU[1]},
+					{payload: sliceFU[2], marker: true, want: au(slice)},
+				}},
+				{"fragmented NAL unit interrupted by the next access unit", []depacketizeStep{
+					{payload: param},
+					{payload: keyFU[0]},
+					{payload: keyFU[1]},
+					{payload: slice, ts: 3600, want: au(param), unfinished: true},
+					{payload: sei, marker: true, want: au(slice, sei)},
+				}},
+				{"marker without the end bit", []depacketizeStep{
+					{payload: param},
+					{payload: keyFU[0]},
+					{payload: keyFU[1]},
+					{payload: unended(keyFU[2]), marker: true, want: au(param), unfinished: true},
+					{payload: sliceFU[0], ts: 3600},
+					{payload: sliceFU[1]},
+					{payload: sliceFU[2], marker: true, want: au(slice)},
+				}},
+				{"marker without the end bit, the fragment alone", []depacketizeStep{
+					{payload: keyFU[0]},
+					{payload: keyFU[1]},
+					{payload: unended(keyFU[2]), marker: true, unfinished: true},
+					{payload: sliceFU[0], ts: 3600},
+					{payload: sliceFU[1]},
+					{payload: unended(sliceFU[2]), marker: true, unfinished: true},
+					{payload: unended(cc.fragment(slice, true, true, slice[h:])), ts: 3600, marker: true, unfinished: true},
+					{payload: slice, ts: 3600, marker: true, want: au(slice)},
 				}},
 				{"timestamp ends an access unit without marker", []depacketizeStep{
 					{payload: param},
@@ -463,7 +512,9 @@ func TestDepacketizeLikeGortsplib(t *testing.T) {
 				// Where a lost packet ends an access unit, ours does at the
 				// first packet of the next timestamp, gortsplib's H264 decoder
 				// where a NAL unit of it completes, its H265 one never: the
-				// NAL units are the same, and as many errors.
+				// NAL units are the same, and as many errors but those of
+				// NAL units whose end fragment was lost, which gortsplib
+				// drops without one.
 				lossy bool
 			}{
 				{"large packets", 1460, nil, false},
@@ -491,11 +542,10 @@ func TestDepacketizeLikeGortsplib(t *testing.T) {
 					collect := func(depacketize func(*rtp.Packet) ([][]byte, error)) (aus [][][]byte, errs int) {
 						for _, p := range pkts {
 							au, err := depacketize(p)
-							switch {
-							case errors.Is(err, errIncomplete):
-							case err != nil:
+							if err != nil && !errors.Is(err, errIncomplete) && !errors.Is(err, errUnfinishedFragment) {
 								errs++
-							default:
+							}
+							if au != nil {
 								aus = append(aus, cloneAU(au))
 							}
 						}

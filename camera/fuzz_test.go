@@ -138,8 +138,10 @@ func FuzzDepacketize(f *testing.F) {
 				Header:  rtp.Header{Version: 2, Marker: p[0]&1 != 0, PayloadType: 96, SequenceNumber: uint16(i), Timestamp: ts},
 				Payload: p[1:],
 			}, p[0]&4 != 0)
-			if err == nil {
+			if au != nil { // with an error too: a NAL unit lost before it
 				handle(t, tr, au)
+			} else if err == nil {
+				t.Fatal("neither an access unit nor an error")
 			}
 		}
 	})

@@ -165,3 +165,137 @@ func h264SizePos(sps []byte) int {
 	flag() // gaps_in_frame_num_value_allowed_flag
 	return pos
 }
+
+// WithTruncatedVUI returns an H264 SPS as encoders write it (see
+// WithH264PictureSize) with a VUI cut short after its
+// timing_info_present_flag, as the camera of issue 20 sent it: libavcodec
+// decodes it ("Truncated VUI"), mediacommon fails on it.
+func WithTruncatedVUI(sps []byte) []byte {
+	rbsp := h264.EmulationPreventionRemove(sps[1:])
+	pos := h264SizePos(sps)
+	ue := func() uint32 {
+		v, err := bits.ReadGolombUnsigned(rbsp, &pos)
+		if err != nil {
+			panic(err)
+		}
+		return v
+	}
+	flag := func() bool {
+		v, err := bits.ReadFlag(rbsp, &pos)
+		if err != nil {
+			panic(err)
+		}
+		return v
+	}
+	ue()         // pic_width_in_mbs_minus1
+	ue()         // pic_height_in_map_units_minus1
+	if !flag() { // frame_mbs_only_flag
+		flag() // mb_adaptive_frame_field_flag
+	}
+	flag()      // direct_8x8_inference_flag
+	if flag() { // frame_cropping_flag
+		for range 4 {
+			ue()
+		}
+	}
+	var w rbspWriter
+	for i := range pos {
+		w.bits(uint64(rbsp[i/8]>>(7-i%8)&1), 1)
+	}
+	w.bits(1, 1) // vui_parameters_present_flag
+	w.bits(0, 4) // no aspect ratio, overscan, video signal type, chroma location
+	w.bits(1, 1) // timing_info_present_flag, and nothing after
+	return w.nalu(sps[0])
+}
+
+// craftH265SPS returns an H265 SPS of a picture width x height large, less
+// the conformance window (left, right, top, bottom, in chroma units) when
+// set, that ends after its bit depths: mediacommon fails on it, past the
+// size. subLayers adds a sub-layer whose profile is present, which
+// mediacommon does not read either.
+func craftH265SPS(chromaFormat, width, height uint32, window []uint32, subLayers bool) []byte {
+	var w rbspWriter
+	w.bits(0, 4) // sps_video_parameter_set_id
+	if subLayers {
+		w.bits(1, 3) // sps_max_sub_layers_minus1
+	} else {
+		w.bits(0, 3)
+	}
+	w.bits(1, 1)      // sps_temporal_id_nesting_flag
+	w.bits(1, 8)      // general profile space, tier, profile_idc: Main
+	w.bits(1<<30, 32) // general_profile_compatibility_flags
+	w.bits(0, 48)     // general constraint flags
+	w.bits(93, 8)     // general_level_idc
+	if subLayers {
+		w.bits(0b10, 2)   // sub_layer_profile_present_flag, sub_layer_level_present_flag
+		w.bits(0, 14)     // reserved_zero_2bits up to 8 sub-layers
+		w.bits(1, 8)      // sub-layer profile space, tier, profile_idc
+		w.bits(1<<30, 32) // its compatibility flags
+		w.bits(0, 48)     // its constraint flags
+	}
+	w.ue(0) // sps_seq_parameter_set_id
+	w.ue(chromaFormat)
+	if chromaFormat == 3 {
+		w.bits(0, 1) // separate_colour_plane_flag
+	}
+	w.ue(width)
+	w.ue(height)
+	if window != nil {
+		w.bits(1, 1)
+		for _, v := range window {
+			w.ue(v)
+		}
+	} else {
+		w.bits(0, 1)
+	}
+	w.ue(0) // bit_depth_luma_minus8
+	w.ue(0) // bit_depth_chroma_minus8
+	return w.nalu(0x42, 0x01)
+}
+
+// WithH265Window returns an H265 SPS with its conformance window replaced
+// by window (left, right, top, bottom, in chroma units).
+func WithH265Window(sps []byte, window [4]uint32) []byte {
+	rbsp := h264.EmulationPreventionRemove(sps[2:])
+	pos, err := h265SPSIDPos(rbsp)
+	if err != nil {
+		panic(err)
+	}
+	ue := func() uint32 {
+		v, err := bits.ReadGolombUnsigned(rbsp, &pos)
+		if err != nil {
+			panic(err)
+		}
+		return v
+	}
+	ue() // sps_seq_parameter_set_id
+	if ue() == 3 {
+		pos++ // separate_colour_plane_flag
+	}
+	ue() // pic_width_in_luma_samples
+	ue() // pic_height_in_luma_samples
+	from := pos
+	pos++
+	if rbsp[from/8]>>(7-from%8)&1 != 0 { // conformance_window_flag
+		for range 4 {
+			ue()
+		}
+	}
+	var w rbspWriter
+	copyBits := func(from, to int) {
+		for i := from; i < to; i++ {
+			w.bits(uint64(rbsp[i/8]>>(7-i%8)&1), 1)
+		}
+	}
+	copyBits(0, from)
+	w.bits(1, 1)
+	for _, v := range window {
+		w.ue(v)
+	}
+	stop := 8*len(rbsp) - 1 // the stop bit: the last bit set
+	for rbsp[stop/8]>>(7-stop%8)&1 == 0 {
+		stop--
+	}
+	copyBits(pos, stop)
+	return w.nalu(sps[:2]...)
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/camera/decode"
@@ -110,5 +111,112 @@ func TestStreamPictureTooLarge(t *testing.T) {
 	analyzeWhenReady(t, healthy)
 	if !healthy.Up(time.Now()) {
 		t.Error("the healthy camera is down")
+	}
+}
+
+// withSPS rewrites every SPS of clip with rewrite, failing t if it has none.
+func withSPS(t *testing.T, clip *rtsptest.Media, rewrite func([]byte) []byte) *rtsptest.Media {
+	t.Helper()
+	isSPS := func(n []byte) bool { return h264.NALUType(n[0]&0x1f) == h264.NALUTypeSPS }
+	if clip.Codec == rtsptest.H265 {
+		isSPS = func(n []byte) bool { return h265.NALUType(n[0]>>1&0x3f) == h265.NALUType_SPS_NUT }
+	}
+	rewritten := 0
+	for _, au := range clip.AccessUnits {
+		for i, n := range au {
+			if isSPS(n) {
+				au[i] = rewrite(n)
+				rewritten++
+			}
+		}
+	}
+	if rewritten == 0 {
+		t.Fatal("the clip has no SPS")
+	}
+	return clip
+}
+
+// TestStreamPictureSizeBeyondParsing serves cameras whose SPS the exporter
+// could not read before issue 20, which libavcodec decodes: an H264 SPS
+// whose VUI is cut short after timing_info_present_flag, whose size is
+// read all the same, and an H265 SPS whose conformance window is larger
+// than the picture, which libavcodec ignores and the size is left to the
+// decoder's first picture, in key frame and decode-all modes alike.
+// max_picture_pixels holds for both, refused sessions end as those of a
+// picture too large by its SPS, and the size of those allowed is reported.
+func TestStreamPictureSizeBeyondParsing(t *testing.T) {
+	gray := func(size string) string { return "color=c=0x404040:s=" + size + ":r=25" }
+	truncatedVUI := func(rewrite func([]byte) []byte) func([]byte) []byte {
+		return func(sps []byte) []byte { return camera.WithTruncatedVUI(rewrite(sps)) }
+	}
+	same := func(sps []byte) []byte { return sps }
+	badWindow := func(sps []byte) []byte { return camera.WithH265Window(sps, [4]uint32{0, 1000, 0, 0}) }
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{
+		"vui-8k": withSPS(t, rtsptest.Clip(t, rtsptest.H264, gray64, 1),
+			truncatedVUI(func(sps []byte) []byte { return camera.WithH264PictureSize(sps, 480, 270) })),
+		"vui-vga":     withSPS(t, rtsptest.Clip(t, rtsptest.H264, gray("640x480"), 1), truncatedVUI(same)),
+		"window-vga":  withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray("640x480"), 1), badWindow),
+		"vui-qvga":    withSPS(t, rtsptest.Clip(t, rtsptest.H264, gray64, 25), truncatedVUI(same)),
+		"window-qvga": withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray64, 25), badWindow),
+	})
+	const small = "\nmax_picture_pixels: 100000"
+	refused := []struct{ name, clip, entry, want string }{
+		{"vui-8k", "vui-8k", "", "picture 7680x4320 (33.2 MP) exceeds max_picture_pixels 12000000"},
+		{"vui-vga", "vui-vga", small, "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"},
+		{"window-vga", "window-vga", small, "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"},
+		{"window-vga-all", "window-vga", small + "\ndecode: all", "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"},
+	}
+	logs := &testutil.SyncBuffer{}
+	m := camera.NewManager(decode.New, nil, slog.New(slog.NewTextHandler(logs, nil)))
+	t.Cleanup(m.Close)
+	var cameras []config.Camera
+	for _, r := range refused {
+		cameras = append(cameras, cameraConfig(t, "name: "+r.name+"\nurl: "+srv.URL(r.clip)+r.entry))
+	}
+	for _, name := range []string{"vui-qvga", "window-qvga"} {
+		cameras = append(cameras, cameraConfig(t, "name: "+name+"\nurl: "+srv.URL(name)+small))
+	}
+	apply(t, m, cameras...)
+	streams := map[string]*camera.Stream{}
+	for _, s := range m.Streams() {
+		streams[s.Name()] = s
+	}
+
+	// Two refused sessions each; analyses, as scrapes run them, decode
+	// the pictures whose SPS does not tell their size.
+	testutil.WaitFor(t, "two refused sessions per camera", 30*time.Second, func() bool {
+		done := true
+		for _, r := range refused {
+			s := streams[r.name]
+			s.Analyze(nil) //nolint:errcheck // the sessions' ends tell
+			done = done && s.Status().Reconnects[camera.ReasonProtocol] >= 2
+		}
+		return done
+	})
+	for _, r := range refused {
+		s := streams[r.name]
+		if st := s.Status(); st.Width != 0 || st.Height != 0 {
+			t.Errorf("camera %s: size %dx%d, want nothing of the refused picture", r.name, st.Width, st.Height)
+		}
+		for _, reason := range camera.Reasons() {
+			if n := s.Status().Reconnects[reason]; reason != camera.ReasonProtocol && n != 0 {
+				t.Errorf("camera %s: %d reconnects for reason %s, want only protocol", r.name, n, reason)
+			}
+		}
+		if !strings.Contains(logs.String(), "camera="+r.name+" reason=protocol err=\""+r.want+"\"") {
+			t.Errorf("camera %s: no session ended with %q in the log:\n%s", r.name, r.want, logs)
+		}
+	}
+	for _, name := range []string{"vui-qvga", "window-qvga"} {
+		s := streams[name]
+		stats := analyzeWhenReady(t, s)
+		if stats.Width != 320 || stats.Height != 240 {
+			t.Errorf("camera %s: analyzed a %dx%d picture, want 320x240", name, stats.Width, stats.Height)
+		}
+		// The next access unit reports the decoded size.
+		testutil.WaitFor(t, "the size reported", 5*time.Second, func() bool { return s.Status().Width != 0 })
+		if st := s.Status(); st.Width != 320 || st.Height != 240 || !s.Up(time.Now()) {
+			t.Errorf("camera %s: size %dx%d, up %v; want 320x240 and up", name, st.Width, st.Height, s.Up(time.Now()))
+		}
 	}
 }

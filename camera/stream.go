@@ -86,6 +86,10 @@ type Stream struct {
 	queue         chan queuedFrame // to the full decoder, when decodeAll
 	dropUntilKey  bool             // the queue overflowed: skip to the next key frame
 
+	// The size of the latest picture analyzed, this session's: the size
+	// where the parameter sets do not tell it (an SPS beyond reading).
+	decodedWidth, decodedHeight int
+
 	analysisMu sync.Mutex // serializes decoder use; guards the fields below
 	stopped    bool
 	decoder    Decoder
@@ -270,6 +274,9 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 		if stats, err = dec.Analyze(*s.cfg.DarkThreshold); err != nil {
 			return Frame{}, err
 		}
+		if err := s.decoded(stats); err != nil {
+			return Frame{}, err
+		}
 	} else {
 		if key.au == nil {
 			return Frame{}, ErrNoFrame
@@ -281,6 +288,9 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 			}
 			defer s.decoders.put(key.codec, borrowed)
 			s.lastStats, s.lastErr = s.decodeKeyframe(borrowed, key)
+			if s.lastErr == nil {
+				s.lastErr = s.decoded(s.lastStats)
+			}
 			s.analyzedSeq = key.seq
 			dec = borrowed
 		}
@@ -329,6 +339,17 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 	}
 	frame.Picture = pic
 	return frame, nil
+}
+
+// decoded keeps the size of a picture analyzed and refuses one larger than
+// max_picture_pixels: the limit holds for the pictures decoded too, where
+// the parameter sets did not tell their size. The session's next packet
+// ends the session, as one of a picture too large by its parameter sets.
+func (s *Stream) decoded(stats imagestats.Stats) error {
+	s.mu.Lock()
+	s.decodedWidth, s.decodedHeight = stats.Width, stats.Height
+	s.mu.Unlock()
+	return s.checkPicture(stats.Width, stats.Height)
 }
 
 // keyframe is the latest key frame as Analyze finds it.
@@ -471,6 +492,7 @@ func (s *Stream) session(ctx context.Context) error {
 	s.codec, s.transport = tr.codec(), transport
 	// The SDP's parameter sets may give the size before any frame.
 	s.width, s.height = tr.size()
+	s.decodedWidth, s.decodedHeight = 0, 0
 	s.keyframeAU = nil // the last session's key frame may be of another codec
 	s.firstPicture, s.lastKey = time.Time{}, time.Time{}
 	in.keepAll = s.decodeAll // before the reader goroutine starts
@@ -608,12 +630,19 @@ func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp
 	}
 	if err != nil {
 		s.decodeErrors.Add(1)
-		return
+		if au == nil {
+			return
+		}
 	}
 	if err := tr.observe(au); err != nil {
 		s.decodeErrors.Add(1)
 	}
 	width, height := tr.size()
+	if width == 0 { // the parameter sets did not tell: the decoder's picture does
+		s.mu.Lock()
+		width, height = s.decodedWidth, s.decodedHeight
+		s.mu.Unlock()
+	}
 	// Before the picture is counted or stored: the camera stays down.
 	if err := s.checkPicture(width, height); err != nil {
 		in.endSession(err)

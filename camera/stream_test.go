@@ -469,25 +469,29 @@ func TestStreamWithoutPicturesStaysDown(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		media func(t *testing.T) *rtsptest.Media
+		// unfinished: every access unit ends in a fragmented NAL unit
+		// without its end, a depacketizing error each, over TCP (through
+		// the bypass) and UDP alike.
+		unfinished bool
 	}{
 		{"h264 SEI only", func(t *testing.T) *rtsptest.Media {
 			return keep(t, rtsptest.Clip(t, rtsptest.H264, gray64, 1), func(n []byte) bool { return h264Type(n) == h264SEI })
-		}},
+		}, false},
 		{"h265 SEI only", func(t *testing.T) *rtsptest.Media {
 			return keep(t, rtsptest.Clip(t, rtsptest.H265, gray64, 1), func(n []byte) bool { return h265Type(n) == h265SEI })
-		}},
+		}, false},
 		{"h264 parameter sets and SEI", func(t *testing.T) *rtsptest.Media {
 			return keep(t, rtsptest.Clip(t, rtsptest.H264, gray64, 1), func(n []byte) bool { return !isVCL[rtsptest.H264](n) })
-		}},
+		}, false},
 		{"h265 parameter sets and SEI", func(t *testing.T) *rtsptest.Media {
 			return keep(t, rtsptest.Clip(t, rtsptest.H265, gray64, 1), func(n []byte) bool { return !isVCL[rtsptest.H265](n) })
-		}},
+		}, false},
 		{"h264 FU-A never ends", func(t *testing.T) *rtsptest.Media {
 			return neverEnd(t, rtsptest.Clip(t, rtsptest.H264, noise, 5), func(p []byte) bool { return h264Type(p) == h264FU }, 1)
-		}},
+		}, true},
 		{"h265 FU never ends", func(t *testing.T) *rtsptest.Media {
 			return neverEnd(t, rtsptest.Clip(t, rtsptest.H265, noise, 5), func(p []byte) bool { return h265Type(p) == h265FU }, 2)
-		}},
+		}, true},
 		// rtpmjpeg already emits only complete JPEGs.
 		{"mjpeg without last fragments", func(t *testing.T) *rtsptest.Media {
 			clip := rtsptest.Clip(t, rtsptest.MJPEG, noise, 5)
@@ -498,29 +502,49 @@ func TestStreamWithoutPicturesStaysDown(t *testing.T) {
 			}
 			clip.EditPackets = func(pkts []*rtp.Packet) []*rtp.Packet { return pkts[:len(pkts)-1] }
 			return clip
-		}},
+		}, false},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			media := tc.media(t)
-			srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": media})
-			s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), nil)
-			// Two rounds of the clip: a depacketizer that emits an access
-			// unit at all has emitted one by then.
-			var enough uint64
-			for i := range max(2*len(media.AccessUnits)+1, 5) {
-				for _, n := range media.AccessUnits[i%len(media.AccessUnits)] {
-					enough += uint64(len(n))
+		transports := []string{config.TransportTCP}
+		if tc.unfinished {
+			transports = append(transports, config.TransportUDP)
+		}
+		for _, transport := range transports {
+			t.Run(tc.name+" "+transport, func(t *testing.T) {
+				t.Parallel()
+				media := tc.media(t)
+				var opts rtsptest.Options
+				if transport == config.TransportUDP {
+					opts.UDPPorts[0], opts.UDPPorts[1] = freeUDPPortPair(t)
 				}
-			}
-			testutil.WaitFor(t, "two rounds of the clip", 10*time.Second, func() bool { return s.Status().BytesReceived >= enough })
-			if st := s.Status(); st.FramesReceived != 0 || !st.Connected {
-				t.Errorf("connected %v, %d frames received, want connected and 0", st.Connected, st.FramesReceived)
-			}
-			if s.Up(time.Now()) {
-				t.Error("camera that sends no picture is up")
-			}
-		})
+				srv := serve(t, opts, map[string]*rtsptest.Media{"cam": media})
+				s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")+"\ntransport: "+transport), nil)
+				// Two rounds of the clip: a depacketizer that emits an access
+				// unit at all has emitted one by then.
+				rounds := max(2*len(media.AccessUnits)+1, 5)
+				var enough uint64
+				for i := range rounds {
+					for _, n := range media.AccessUnits[i%len(media.AccessUnits)] {
+						enough += uint64(len(n))
+					}
+				}
+				testutil.WaitFor(t, "two rounds of the clip", 10*time.Second, func() bool { return s.Status().BytesReceived >= enough })
+				st := s.Status()
+				if st.FramesReceived != 0 || st.KeyframesReceived != 0 || !st.Connected {
+					t.Errorf("connected %v, %d frames and %d key frames received, want connected and 0",
+						st.Connected, st.FramesReceived, st.KeyframesReceived)
+				}
+				if s.Up(time.Now()) {
+					t.Error("camera that sends no picture is up")
+				}
+				// The access unit in progress may miss its error yet.
+				if tc.unfinished && st.DecodeErrors < uint64(rounds-1) {
+					t.Errorf("%d decode errors after %d access units that lost a NAL unit each", st.DecodeErrors, rounds)
+				}
+				if bypassed := s.BypassedPackets() > 0; tc.unfinished && bypassed != (transport == config.TransportTCP) {
+					t.Errorf("over %s, the bypass had packets: %v", transport, bypassed)
+				}
+			})
+		}
 	}
 }
 

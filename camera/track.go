@@ -22,8 +22,10 @@ import (
 type track interface {
 	codec() Codec
 	// depacketize returns the access unit that pkt completes, or
-	// errIncomplete. The access unit may share the track's buffers: it is
-	// valid until the next call, and whoever keeps any of it copies it.
+	// errIncomplete. Another error is a depacketizing error, which may come
+	// with an access unit, complete but for a NAL unit lost before it. The
+	// access unit may share the track's buffers: it is valid until the
+	// next call, and whoever keeps any of it copies it.
 	// Unless keepAll, the track may cut what key-frame analyses never read:
 	// the slices of pictures that are no key frame, to their NAL unit
 	// headers. keyframe and pictureHash of a key frame read all they need.
@@ -141,7 +143,11 @@ var h264Codec = nalCodec{
 	},
 	spsSize: func(nalu []byte) (int, int, error) {
 		var sps h264.SPS
-		if err := sps.Unmarshal(nalu); err != nil {
+		// mediacommon reads the SPS in syntax order and sets VUI before
+		// reading it: an error with VUI set came from the VUI, after the
+		// size, as with a VUI cut short, which libavcodec decodes all the
+		// same ("Truncated VUI").
+		if err := sps.Unmarshal(nalu); err != nil && sps.VUI == nil {
 			return 0, 0, err
 		}
 		return sps.Width(), sps.Height(), nil
@@ -202,7 +208,7 @@ var h265Codec = nalCodec{
 	spsSize: func(nalu []byte) (int, int, error) {
 		var sps h265.SPS
 		if err := sps.Unmarshal(nalu); err != nil {
-			return 0, 0, err
+			return h265SPSSize(nalu)
 		}
 		return sps.Width(), sps.Height(), nil
 	},
@@ -268,6 +274,67 @@ func h265SPSIDPos(rbsp []byte) (int, error) {
 	return pos, nil
 }
 
+// h265Sub are SubWidthC and SubHeightC (H.265 table 6-1) by
+// chroma_format_idc: the units of the conformance window's offsets.
+var h265Sub = [4][2]int64{{1, 1}, {2, 2}, {2, 1}, {1, 1}}
+
+// h265SPSSize reads the picture size of an H265 SPS that mediacommon
+// cannot read whole: one whose VUI is cut short, or with what mediacommon
+// does not support (sub-layer profiles, long-term reference pictures),
+// which libavcodec decodes. The size comes early (H.265 7.3.2.2.1): only
+// profile_tier_level is before it, which h265SPSIDPos reads all of.
+func h265SPSSize(nalu []byte) (int, int, error) {
+	rbsp := h264.EmulationPreventionRemove(nalu[2:])
+	pos, err := h265SPSIDPos(rbsp)
+	if err != nil {
+		return 0, 0, err
+	}
+	var fields [8]uint32 // id, chroma_format_idc, width, height, window
+	ue := func(i int) {
+		if err == nil {
+			if pos >= 8*len(rbsp) { // bits.ReadGolombUnsigned would read past the end
+				err = errors.New("not enough bits")
+				return
+			}
+			fields[i], err = bits.ReadGolombUnsigned(rbsp, &pos)
+		}
+	}
+	flag := func() bool {
+		if err == nil {
+			var f bool
+			f, err = bits.ReadFlag(rbsp, &pos)
+			return f
+		}
+		return false
+	}
+	ue(0)
+	ue(1)
+	if fields[1] > 3 {
+		return 0, 0, fmt.Errorf("invalid chroma_format_idc %d", fields[1])
+	}
+	if fields[1] == 3 {
+		flag() // separate_colour_plane_flag; the window's units are 1 either way
+	}
+	ue(2)
+	ue(3)
+	if flag() { // conformance_window_flag
+		for i := 4; i < 8; i++ {
+			ue(i)
+		}
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	sub := h265Sub[fields[1]]
+	// In 64 bits: offsets as large as the sides must not wrap around.
+	width := int64(fields[2]) - sub[0]*(int64(fields[4])+int64(fields[5]))
+	height := int64(fields[3]) - sub[1]*(int64(fields[6])+int64(fields[7]))
+	if width <= 0 || height <= 0 || width > maxPictureSide || height > maxPictureSide {
+		return 0, 0, fmt.Errorf("picture size %dx%d", width, height)
+	}
+	return int(width), int(height), nil
+}
+
 // maxParamSets bounds the parameter sets kept per type, so that a camera
 // sending ever new ids cannot grow memory. Cameras use one or two ids;
 // H264 allows 32 SPS and 256 PPS ids.
@@ -305,10 +372,13 @@ func (t *nalTrack) codec() Codec { return t.c.codec }
 
 func (t *nalTrack) depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, error) {
 	au, err := t.dep.depacketize(pkt, keepAll)
-	if err != nil {
+	if au == nil {
 		return nil, err
 	}
-	return au, checkNALUs(au, t.c.headerSize)
+	if bad := checkNALUs(au, t.c.headerSize); bad != nil {
+		return nil, bad
+	}
+	return au, err
 }
 
 func (t *nalTrack) isParamSet(nalu []byte) bool {

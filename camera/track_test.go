@@ -391,6 +391,11 @@ func TestSPSSize(t *testing.T) {
 		{"cropping the whole picture", CraftH264SPS(1, 20, 15, 160, 0), true, 320, 240},
 		{"too wide", CraftH264SPS(1, 1100, 15, 0, 0), true, 320, 240},
 		{"truncated", CraftH264SPS(1, 20, 15, 0, 0)[:4], true, 320, 240},
+		// libavcodec decodes these: the size is before the VUI.
+		{"VUI cut short", WithTruncatedVUI(CraftH264SPS(1, 40, 30, 0, 0)), false, 640, 480},
+		{"VUI cut short, 8K", WithTruncatedVUI(CraftH264SPS(1, 480, 270, 0, 0)), false, 7680, 4320},
+		{"VUI cut short, cropping", WithTruncatedVUI(CraftH264SPS(1, 40, 30, 4, 4)), false, 632, 472},
+		{"VUI cut short, cropping beyond the width", WithTruncatedVUI(CraftH264SPS(1, 20, 15, 200, 0)), true, 320, 240},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr, err := newNALTrack(&h264Codec, &format.H264{PayloadTyp: 96, PacketizationMode: 1,
@@ -400,6 +405,45 @@ func TestSPSSize(t *testing.T) {
 			}
 			if w, h := tr.size(); w != 320 || h != 240 {
 				t.Fatalf("size() of the SDP's SPS = %dx%d, want 320x240", w, h)
+			}
+			if err := tr.observe([][]byte{tc.sps}); (err != nil) != tc.wantErr {
+				t.Errorf("observe() error = %v, want error %v", err, tc.wantErr)
+			}
+			if w, h := tr.size(); w != tc.width || h != tc.height {
+				t.Errorf("size() = %dx%d, want %dx%d", w, h, tc.width, tc.height)
+			}
+		})
+	}
+}
+
+// TestH265SPSSize reads the size of H265 SPSs that mediacommon cannot read
+// whole but libavcodec decodes, and refuses impossible or truncated ones.
+func TestH265SPSSize(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		sps           []byte
+		wantErr       bool
+		width, height int
+	}{
+		{"cut short after the size", craftH265SPS(1, 640, 480, nil, false), false, 640, 480},
+		{"conformance window", craftH265SPS(1, 1920, 1088, []uint32{0, 0, 0, 4}, false), false, 1920, 1080},
+		{"4:2:2 window", craftH265SPS(2, 640, 480, []uint32{1, 2, 3, 4}, false), false, 634, 473},
+		{"4:4:4 window", craftH265SPS(3, 640, 480, []uint32{1, 2, 3, 4}, false), false, 637, 473},
+		{"sub-layer profile", craftH265SPS(1, 7680, 4320, nil, true), false, 7680, 4320},
+		{"window beyond the width", craftH265SPS(1, 640, 480, []uint32{0, 320, 0, 0}, false), true, 0, 0},
+		{"window of 2^32-1", craftH265SPS(1, 640, 480, []uint32{0, 1<<32 - 1, 0, 0}, false), true, 0, 0},
+		{"too high", craftH265SPS(1, 640, 16392, nil, false), true, 0, 0},
+		{"chroma_format_idc 4", craftH265SPS(4, 640, 480, nil, false), true, 0, 0},
+		{"truncated in the size", craftH265SPS(1, 640, 480, nil, false)[:17], true, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var sps h265.SPS
+			if err := sps.Unmarshal(tc.sps); err == nil {
+				t.Fatal("mediacommon reads the crafted SPS whole")
+			}
+			tr, err := newNALTrack(&h265Codec, &format.H265{PayloadTyp: 96})
+			if err != nil {
+				t.Fatal(err)
 			}
 			if err := tr.observe([][]byte{tc.sps}); (err != nil) != tc.wantErr {
 				t.Errorf("observe() error = %v, want error %v", err, tc.wantErr)

@@ -39,8 +39,8 @@ func NewManager(newDecoder NewDecoder, newDetector NewDetector, logger *slog.Log
 }
 
 // KeepSnapshots makes the analyses of the streams started after it return
-// their picture at most width pixels wide (Frame.Snapshot), for the
-// operator pages. Call it before the first Apply.
+// their picture at most width pixels wide and tall (Frame.Snapshot), for
+// the operator pages. Call it before the first Apply.
 func (m *Manager) KeepSnapshots(width int) { m.snapshotWidth = width }
 
 // Apply puts cfg in force. A changed detector is loaded first, so that a

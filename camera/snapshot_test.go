@@ -15,13 +15,16 @@ import (
 )
 
 // TestStreamSnapshot checks that a manager keeping snapshots gives each
-// analysis of a new picture a BGR picture of the snapshot width, in the
-// picture's proportions, of the picture's colors; and that the stream
-// measures its frame rate.
+// analysis of a new picture a BGR picture within the snapshot width on
+// both sides, in the picture's proportions, of the picture's colors; and
+// that the stream measures its frame rate.
 func TestStreamSnapshot(t *testing.T) {
 	srv, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{
 		// Pure blue: BGR 255, 0, 0 after limited-range rounding.
 		"blue": rtsptest.Clip(t, rtsptest.H264, "color=c=blue:s=640x360:r=25", 50, "-g", "25"),
+		// Legal but absurd proportions: the snapshot is as tall as it is
+		// wide at most, not 10 times the width.
+		"tall": rtsptest.Clip(t, rtsptest.H264, "color=c=blue:s=64x640:r=25", 5, "-g", "25"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -30,19 +33,27 @@ func TestStreamSnapshot(t *testing.T) {
 	m := camera.NewManager(decode.New, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer m.Close()
 	m.KeepSnapshots(160)
-	cfg, err := config.Parse([]byte("cameras:\n  - name: blue\n    url: " + srv.URL("blue") + "\n"))
+	cfg, err := config.Parse([]byte("cameras:\n  - name: blue\n    url: " + srv.URL("blue") +
+		"\n  - name: tall\n    url: " + srv.URL("tall") + "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
+	analyze := func(s *camera.Stream) (frame camera.Frame) {
+		t.Helper()
+		testutil.WaitFor(t, "a picture", 10*time.Second, func() bool {
+			frame, err = s.Analyze(nil)
+			return err == nil
+		})
+		return frame
+	}
+	if snap := analyze(m.Stream("tall")).Snapshot; snap.Width != 16 || snap.Height != 160 {
+		t.Errorf("snapshot of a 64x640 picture %dx%d, want 16x160", snap.Width, snap.Height)
+	}
 	s := m.Stream("blue")
-	var frame camera.Frame
-	testutil.WaitFor(t, "a picture", 10*time.Second, func() bool {
-		frame, err = s.Analyze(nil)
-		return err == nil
-	})
+	frame := analyze(s)
 	snap := frame.Snapshot
 	if snap.Width != 160 || snap.Height != 90 || len(snap.Pix) < snap.Stride*snap.Height {
 		t.Fatalf("snapshot %dx%d (%d bytes), want 160x90 BGR", snap.Width, snap.Height, len(snap.Pix))

@@ -51,7 +51,7 @@ type Stream struct {
 	// the camera's and those it redirects to.
 	allowDial func(addr string) error
 	// snapshotWidth, when above 0, makes analyses return a picture at
-	// most this wide, for the operator pages.
+	// most this wide and this tall, for the operator pages.
 	snapshotWidth int
 
 	connected    atomic.Bool
@@ -242,9 +242,9 @@ type Frame struct {
 	// given a placement: the caller's.
 	Picture detector.Image
 	// Snapshot is the picture in BGR, at most the stream's snapshot width
-	// wide, when the stream keeps snapshots and the picture was decoded
-	// for this analysis (not for an earlier one of the same Seq): the
-	// caller's.
+	// wide and tall, when the stream keeps snapshots and the picture was
+	// decoded for this analysis (not for an earlier one of the same Seq):
+	// the caller's.
 	Snapshot detector.Image
 }
 
@@ -304,8 +304,7 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 	// from its decoder's latest picture, again and again while no new one
 	// came.
 	if s.snapshotWidth > 0 && dec != nil && stats.Width > 0 && frame.Seq != s.snapshotSeq {
-		w := min(s.snapshotWidth, stats.Width)
-		h := max(stats.Height*w/stats.Width, 1)
+		w, h := fitSnapshot(stats.Width, stats.Height, s.snapshotWidth)
 		snap, err := dec.Picture(w, h)
 		if err != nil {
 			return Frame{}, fmt.Errorf("converting picture for the snapshot: %w", err)
@@ -864,4 +863,12 @@ func (s *Stream) redact(err error) string {
 		msg = strings.ReplaceAll(msg, secret, "<secret>")
 	}
 	return msg
+}
+
+// fitSnapshot is the size of a width x height picture shrunk, never
+// enlarged, to fit a side x side square: a legal picture of absurd
+// proportions (16x16384) must not keep a snapshot as tall as itself.
+func fitSnapshot(width, height, side int) (w, h int) {
+	scale := min(1, float64(side)/float64(max(width, height)))
+	return max(int(float64(width)*scale), 1), max(int(float64(height)*scale), 1)
 }

@@ -24,9 +24,9 @@ import (
 const (
 	minWidth = 16
 	maxWidth = 1920
-	// SnapshotWidth is the width of the pictures that analyses keep for
-	// the pages, at most: one picture a camera, 480x270 BGR for 16:9 is
-	// 389 KB.
+	// SnapshotWidth is the widest and tallest that the pictures analyses
+	// keep for the pages are: one picture a camera, 480x270 BGR for 16:9
+	// is 389 KB.
 	SnapshotWidth = 480
 )
 

@@ -1,11 +1,13 @@
 package drift_test
 
 import (
+	"bytes"
 	"fmt"
 	"image/jpeg"
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -419,6 +421,163 @@ func BenchmarkRegister(b *testing.B) {
 	for b.Loop() {
 		if _, ok := v.Register(sig, sc.w, sc.h); !ok {
 			b.Fatal("not registered")
+		}
+	}
+}
+
+// footagePath is real footage of a fixed outdoor camera, people walking,
+// 768x576 at 10 fps: Debian's opencv-doc installs it.
+const footagePath = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+
+const footageW, footageH = 768, 576
+
+// needFootage skips the test without the footage, unless under CI.
+func needFootage(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat(footagePath); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("real footage missing (.ci/deps installs opencv-doc): %v", err)
+		}
+		t.Fatalf("real footage missing, which CI needs (.ci/deps installs opencv-doc): %v", err)
+	}
+}
+
+// footageCamera is a camera on the footage: it turns the scene by rot
+// degrees counterclockwise about the footage's centre, then shows the
+// footage window of zoom times less than its size whose top left corner is
+// at (x0, y0) of the footage's size, at the footage's size.
+type footageCamera struct {
+	rot, zoom, x0, y0 float64
+}
+
+// filter is the ffmpeg filter that films the camera's view.
+func (c footageCamera) filter() string {
+	f := ""
+	if c.rot != 0 {
+		// ffmpeg's rotate turns clockwise for a positive angle.
+		f = fmt.Sprintf("rotate=%g*PI/180,", -c.rot)
+	}
+	return f + fmt.Sprintf("crop=%.0f:%.0f:%.0f:%.0f,scale=%d:%d", footageW/c.zoom, footageH/c.zoom,
+		c.x0*footageW, c.y0*footageH, footageW, footageH)
+}
+
+// relative is how the camera's view relates to the reference camera's, as
+// a Registration's geometry: a footage point f shows in a camera at
+// zoom·(c + R(rot)(f − c) − o), c the footage's centre.
+func (c footageCamera) relative(ref footageCamera) (dx, dy, scale, rot float64) {
+	cx, cy := footageW/2.0, footageH/2.0
+	// Crops are whole pixels.
+	o := func(c footageCamera) (float64, float64, float64) {
+		w := math.Round(footageW / c.zoom)
+		return math.Round(c.x0 * footageW), math.Round(c.y0 * footageH), footageW / w
+	}
+	rx, ry, rz := o(ref)
+	fx, fy, fz := o(c)
+	sin, cos := math.Sincos(c.rot * math.Pi / 180)
+	rotate := func(x, y float64) (float64, float64) { return cos*x + sin*y, -sin*x + cos*y }
+	scale = fz / rz
+	// The reference's point r is the footage's r/rz + (rx, ry).
+	ax, ay := rotate(rx-cx, ry-cy)
+	tx, ty := fz*(cx+ax-fx), fz*(cy+ay-fy)
+	bx, by := rotate(cx, cy)
+	tx, ty = tx-cx+scale*bx, ty-cy+scale*by
+	return tx / footageW, ty / footageH, scale, c.rot
+}
+
+// footageSignatures films the camera's view n times, a frame every step
+// seconds from start on, and returns the signatures, with gain applied to
+// the luma and Gaussian noise of sd noise levels (0 for the plain view).
+func footageSignatures(t testing.TB, c footageCamera, start, step float64, n int, vf string) [][]uint8 {
+	t.Helper()
+	filter := fmt.Sprintf("fps=1/%g,%s", step, c.filter())
+	if vf != "" {
+		filter += "," + vf
+	}
+	cmd := exec.Command("ffmpeg", "-loglevel", "error", "-nostdin", "-ss", fmt.Sprint(start), "-i", footagePath,
+		"-vf", filter+",format=gray", "-frames:v", fmt.Sprint(n), "-f", "rawvideo", "-")
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ffmpeg %s: %v: %s", filter, err, stderr.Bytes())
+	}
+	data := out.Bytes()
+	size := footageW * footageH
+	if len(data) != n*size {
+		t.Fatalf("ffmpeg gave %d bytes, want %d frames of %d", len(data), n, size)
+	}
+	sigs := make([][]uint8, n)
+	pic := make([]float64, size)
+	for i := range n {
+		for j, v := range data[i*size : (i+1)*size] {
+			pic[j] = float64(v)
+		}
+		sigs[i] = signature(pic, footageW, footageH)
+	}
+	return sigs
+}
+
+func meanSignature(sigs [][]uint8) []float32 {
+	ref := make([]float32, len(sigs[0]))
+	for _, s := range sigs {
+		for i, v := range s {
+			ref[i] += float32(v) / 255 / float32(len(sigs))
+		}
+	}
+	return ref
+}
+
+func TestRegisterFootage(t *testing.T) {
+	needFootage(t)
+	type tc struct {
+		name string
+		cam  footageCamera
+		vf   string
+	}
+	full := footageCamera{zoom: 1}
+	inner := footageCamera{zoom: 1.25, x0: 0.1, y0: 0.1}
+	refs := []struct {
+		cam   footageCamera
+		cases []tc
+	}{
+		{full, []tc{
+			{"same", full, ""},
+			{"issue", footageCamera{zoom: 1 / 0.9, x0: 0.1, y0: 0.05}, ""},
+			{"issue night", footageCamera{zoom: 1 / 0.9, x0: 0.1, y0: 0.05}, "lutyuv=y=16+(val-16)*0.2,noise=alls=6:allf=t"},
+			{"zoom 1.2 left", footageCamera{zoom: 1.2, x0: 0.05, y0: 0.1}, ""},
+			{"zoom 1.15 rot 5", footageCamera{zoom: 1.15, rot: 5, x0: 0.08, y0: 0.06}, ""},
+			{"zoom 1.15 rot -4", footageCamera{zoom: 1.15, rot: -4, x0: 0.1, y0: 0.1}, ""},
+		}},
+		{inner, []tc{
+			{"same", inner, ""},
+			{"zoom out 0.85", footageCamera{zoom: 1.25 * 0.85, x0: 0.03, y0: 0.02}, ""},
+			{"zoom out 0.9 rot 3", footageCamera{zoom: 1.25 * 0.9, rot: 3, x0: 0.05, y0: 0.03}, ""},
+			{"zoom out 0.9 night", footageCamera{zoom: 1.25 * 0.9, x0: 0.02, y0: 0.07}, "lutyuv=y=16+(val-16)*0.15,noise=alls=6:allf=t"},
+			{"zoom 1.1 rot -5", footageCamera{zoom: 1.25 * 1.1, rot: -5, x0: 0.15, y0: 0.13}, ""},
+		}},
+	}
+	for _, r := range refs {
+		ref := meanSignature(footageSignatures(t, r.cam, 0, 0.4, 25, ""))
+		v, err := drift.NewView(ref, footageW, footageH)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range r.cases {
+			dx, dy, scale, rot := c.cam.relative(r.cam)
+			for i, sig := range footageSignatures(t, c.cam, 20, 13, 4, c.vf) {
+				reg, ok := v.Register(sig, footageW, footageH)
+				if !ok {
+					t.Errorf("%s %d: not registered", c.name, i)
+					continue
+				}
+				bad := math.Abs(reg.ShiftX-dx) > 0.01 || math.Abs(reg.ShiftY-dy) > 0.01 || math.Abs(reg.Scale-scale) > 0.01 || math.Abs(reg.RotationDegrees-rot) > 0.5
+				msg := fmt.Sprintf("%-20s %d: truth %+.4f %+.4f %.4f %+.2f; errors %+.4f %+.4f %+.4f %+.2f match %.2f", c.name, i, dx, dy, scale, rot,
+					reg.ShiftX-dx, reg.ShiftY-dy, reg.Scale-scale, reg.RotationDegrees-rot, reg.MatchRatio)
+				if bad {
+					t.Error(msg)
+				} else {
+					t.Log(msg)
+				}
+			}
 		}
 	}
 }

@@ -267,17 +267,12 @@ func (v *View) Register(signature []uint8, width, height int) (Registration, boo
 		return Registration{}, false
 	}
 
-	// Scale and rotation.
-	v.windowed(sc.spec, sc.grad)
-	v.box.forward(sc.spec, sc.row, sc.col, v.oy, v.oy+v.gh)
-	v.logPolar(sc.lpSpec, sc.spec, sc.mag)
-	v.lp.forward(sc.lpSpec, sc.row, sc.col, 0, lpA)
-	dr, da := v.correlate(v.lp, sc.lpSpec, v.refLP, sc)
-
 	// The coarse candidates, each with its translation, aligned at the
 	// coarsest level; the one under which most of the reference's blocks
 	// are found in the frame is refined. (The luma's correlation at the
-	// coarsest level, smooth, is high for wrong ones too.)
+	// coarsest level, smooth, is high for wrong ones too.) The unchanged
+	// zoom comes first, since most frames are of an unmoved camera, then
+	// Fourier–Mellin's.
 	v.pyramid(sc)
 	top := pyramidLevels - 1
 	var best similarity
@@ -299,7 +294,11 @@ func (v *View) Register(signature []uint8, width, height int) (Registration, boo
 			best, bestMatch = s, m
 		}
 	}
-	try(math.Exp(-dr*math.Log(lpMax/lpMin)/lpR), -da*math.Pi/lpA)
+	try(1, 0)
+	if bestMatch < foundMatch {
+		scale, angle := v.fourierMellin(sc)
+		try(scale, angle)
+	}
 	for _, scale := range coarseScales {
 		if bestMatch >= foundMatch {
 			break
@@ -319,6 +318,18 @@ func (v *View) Register(signature []uint8, width, height int) (Registration, boo
 		RotationDegrees: angle * 180 / math.Pi,
 		MatchRatio:      v.matchRatio(sc),
 	}, true
+}
+
+// fourierMellin returns the scale and angle of the frame against the
+// reference from the phase correlation of the amplitude spectra of their
+// gradients in log-polar coordinates.
+func (v *View) fourierMellin(sc *viewScratch) (scale, angle float64) {
+	v.windowed(sc.spec, sc.grad)
+	v.box.forward(sc.spec, sc.row, sc.col, v.oy, v.oy+v.gh)
+	v.logPolar(sc.lpSpec, sc.spec, sc.mag)
+	v.lp.forward(sc.lpSpec, sc.row, sc.col, 0, lpA)
+	dr, da := v.correlate(v.lp, sc.lpSpec, v.refLP, sc)
+	return math.Exp(-dr * math.Log(lpMax/lpMin) / lpR), -da * math.Pi / lpA
 }
 
 // warpSimilarity warps the frame's gradients to the reference's place, as
@@ -650,9 +661,9 @@ func hann(i, n int) float64 {
 const pyramidLevels = 3
 
 var (
-	levelPixels = [pyramidLevels]int{4000, 2000, 1000}
+	levelPixels = [pyramidLevels]int{3000, 1500, 1000}
 	// The Gauss–Newton iterations at most per level, finest first.
-	levelIterations = [pyramidLevels]int{8, 8, 10}
+	levelIterations = [pyramidLevels]int{8, 8, 6}
 )
 
 // coarseScales are the zooms the coarse registration tries after the
@@ -660,7 +671,7 @@ var (
 // translation: the log-polar spectrum of a real scene (sky, lawn, road) is
 // too smooth to be trusted alone. Neighbours are 8% apart, well within
 // what the alignment converges from.
-var coarseScales = []float64{1, 0.93, 1.08, 0.86, 1.16, 0.8, 1.25}
+var coarseScales = []float64{0.93, 1.08, 0.86, 1.16, 0.8, 1.25}
 
 // The scales the alignment keeps to: far beyond what a camera's zoom
 // does, and away from the degenerate 0.
@@ -781,28 +792,48 @@ func smooth(p, tmp []float32, w, h int) {
 	}
 }
 
-// sample returns the frame's luma at level l where s takes the reference's
-// pixel q, and whether that falls inside the frame.
-func (v *View) sample(lum []float32, lv pyramidLevel, s *similarity, q refPixel) (float32, bool) {
-	dx, dy := float64(q.dx), float64(q.dy)
-	u := (v.cx+s.a*dx+s.b*dy+s.tx)/lv.fx - 0.5
-	w := (v.cy-s.b*dx+s.a*dy+s.ty)/lv.fy - 0.5
-	if !(u >= 0 && w >= 0 && u < float64(lv.w-1) && w < float64(lv.h-1)) {
+// sampler reads a level of the frame's pyramid where a similarity takes
+// the reference's pixels: at column u0 + ux·dx + uy·dy, row
+// w0 + wx·dx + wy·dy for the pixel at offset (dx, dy).
+type sampler struct {
+	lum                    []float32
+	w                      int
+	maxU, maxW             float32
+	u0, ux, uy, w0, wx, wy float32
+}
+
+func (v *View) sampler(sc *viewScratch, l int, s *similarity) sampler {
+	lv := v.levels[l]
+	return sampler{
+		lum: sc.pyr[l], w: lv.w, maxU: float32(lv.w - 1), maxW: float32(lv.h - 1),
+		u0: float32((v.cx+s.tx)/lv.fx - 0.5), ux: float32(s.a / lv.fx), uy: float32(s.b / lv.fx),
+		w0: float32((v.cy+s.ty)/lv.fy - 0.5), wx: float32(-s.b / lv.fy), wy: float32(s.a / lv.fy),
+	}
+}
+
+// at returns the frame's luma, interpolated, where the reference's pixel q
+// falls, and whether that is inside the frame.
+func (p *sampler) at(q *refPixel) (float32, bool) {
+	u := p.u0 + p.ux*q.dx + p.uy*q.dy
+	w := p.w0 + p.wx*q.dx + p.wy*q.dy
+	if !(u >= 0 && w >= 0 && u < p.maxU && w < p.maxW) {
 		return 0, false
 	}
 	x0, y0 := int(u), int(w)
-	fx, fy := float32(u-float64(x0)), float32(w-float64(y0))
-	j := y0*lv.w + x0
-	p := lum[j : j+lv.w+2 : j+lv.w+2]
-	return (p[0]*(1-fx)+p[1]*fx)*(1-fy) + (p[lv.w]*(1-fx)+p[lv.w+1]*fx)*fy, true
+	fx, fy := u-float32(x0), w-float32(y0)
+	j := y0*p.w + x0
+	l := p.lum[j : j+p.w+2 : j+p.w+2]
+	return (l[0]*(1-fx)+l[1]*fx)*(1-fy) + (l[p.w]*(1-fx)+l[p.w+1]*fx)*fy, true
 }
 
 // fitLight sets s's gain and bias to the least squares fit of the frame's
 // luma, at level l where s takes the reference's pixels, to theirs.
 func (v *View) fitLight(sc *viewScratch, l int, s *similarity) {
 	var n, st, si, stt, sti float64
-	for _, q := range v.refPixels[l] {
-		i, ok := v.sample(sc.pyr[l], v.levels[l], s, q)
+	p := v.sampler(sc, l, s)
+	for k := range v.refPixels[l] {
+		q := &v.refPixels[l][k]
+		i, ok := p.at(q)
 		if !ok {
 			continue
 		}
@@ -828,17 +859,18 @@ func (v *View) fitLight(sc *viewScratch, l int, s *similarity) {
 // out of minScale to maxScale, or leave too few pixels inside the frame,
 // ends it.
 func (v *View) align(sc *viewScratch, l int, s *similarity, iterations int) {
-	lv, lum, ref := v.levels[l], sc.pyr[l], v.refPixels[l]
+	lv, ref := v.levels[l], v.refPixels[l]
 	res := sc.residual[:len(ref)]
 	for range iterations {
 		abs := sc.abs[:0]
-		for k, q := range ref {
-			i, ok := v.sample(lum, lv, s, q)
+		p := v.sampler(sc, l, s)
+		for k := range ref {
+			i, ok := p.at(&ref[k])
 			if !ok {
 				res[k] = float32(math.NaN())
 				continue
 			}
-			r := i - float32(s.gain)*q.t - float32(s.bias)
+			r := i - float32(s.gain)*ref[k].t - float32(s.bias)
 			res[k] = r
 			if k%3 == 0 { // enough for the median
 				abs = append(abs, float32(math.Abs(float64(r))))
@@ -914,9 +946,9 @@ func (v *View) align(sc *viewScratch, l int, s *similarity, iterations int) {
 			return
 		}
 		*s = next
-		// Converged when no corner moves by a fiftieth of a pixel.
-		if math.Abs(d[0])*v.cx+math.Abs(d[1])*v.cy+math.Abs(d[2]) < 0.02*lv.fx &&
-			math.Abs(d[1])*v.cx+math.Abs(d[0])*v.cy+math.Abs(d[3]) < 0.02*lv.fy {
+		// Converged when no corner moves by a twentieth of a pixel.
+		if math.Abs(d[0])*v.cx+math.Abs(d[1])*v.cy+math.Abs(d[2]) < 0.05*lv.fx &&
+			math.Abs(d[1])*v.cx+math.Abs(d[0])*v.cy+math.Abs(d[3]) < 0.05*lv.fy {
 			break
 		}
 	}

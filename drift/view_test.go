@@ -407,6 +407,10 @@ func TestRegisterConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
+// BenchmarkRegister measures a frame's registration: a photo's view
+// moved, and the footage's (as filmed, and turned and zoomed as in the
+// issue), at 1920x1080 and 768x576. "unrelated" is the costliest: no
+// candidate is found, so every coarse scale is tried.
 func BenchmarkRegister(b *testing.B) {
 	sc := viewScene{"person.jpg", 1920, 1080}
 	p := loadPhoto(b, sc.photo)
@@ -416,13 +420,30 @@ func BenchmarkRegister(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sig := signature(moved(base, 0.05, -0.03, 1.05, 2).picture(p), 640, 360)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, ok := v.Register(sig, sc.w, sc.h); !ok {
-			b.Fatal("not registered")
-		}
+	bench := func(name string, v *drift.View, sig []uint8, w, h int) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := v.Register(sig, w, h); !ok {
+					b.Fatal("not registered")
+				}
+			}
+		})
 	}
+	bench("photo moved", v, signature(moved(base, 0.05, -0.03, 1.05, 2).picture(p), 640, 360), sc.w, sc.h)
+	if _, err := os.Stat(footagePath); err != nil {
+		b.Skipf("real footage missing: %v", err)
+	}
+	full := footageCamera{zoom: 1}
+	fv, err := drift.NewView(meanSignature(footageSignatures(b, full, 0, 0.4, 25, "")), footageW, footageH)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bench("footage unmoved", fv, footageSignatures(b, full, 30, 1, 1, "")[0], footageW, footageH)
+	bench("footage turned", fv, footageSignatures(b, footageCamera{zoom: 1 / 0.9, x0: 0.1, y0: 0.05}, 30, 1, 1, "")[0], footageW, footageH)
+	other := viewScene{"dog.jpg", footageW, footageH}
+	op := loadPhoto(b, other.photo)
+	bench("footage unrelated", fv, signature(other.base(op).picture(op), footageW, footageH), footageW, footageH)
 }
 
 // footagePath is real footage of a fixed outdoor camera, people walking,

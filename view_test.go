@@ -142,13 +142,13 @@ func TestView(t *testing.T) {
 			if math.Abs(shiftX-w.dx) > 0.01 || math.Abs(shiftY-w.dy) > 0.01 {
 				t.Errorf("%s: shift (%+.4f, %+.4f), want (%+.2f, %+.2f) within 0.01", name, shiftX, shiftY, w.dx, w.dy)
 			}
-			if math.Abs(scale/w.scale-1) > 0.03 {
-				t.Errorf("%s: scale %.4f, want %.2f within 3%%", name, scale, w.scale)
+			if math.Abs(scale/w.scale-1) > 0.01 {
+				t.Errorf("%s: scale %.4f, want %.2f within 1%%", name, scale, w.scale)
 			}
 		}
 	}
-	if r := value(`camera_view_rotation_degrees{camera="rotated"}`); math.Abs(r+3) > 1 {
-		t.Errorf("the view turned 3° clockwise reads %+.2f°, want -3 within 1", r)
+	if r := value(`camera_view_rotation_degrees{camera="rotated"}`); math.Abs(r+3) > 0.5 {
+		t.Errorf("the view turned 3° clockwise reads %+.2f°, want -3 within 0.5", r)
 	}
 	busy, covered := value(`camera_view_match_ratio{camera="busy"}`), value(`camera_view_match_ratio{camera="covered"}`)
 	if busy < covered+0.25 || covered > 0.5 {

@@ -574,6 +574,8 @@ func TestRegisterFootage(t *testing.T) {
 			// The issue's: x 10 to 100%, y 5 to 95% of the footage.
 			{"turned", footageCamera{zoom: 1 / 0.9, x0: 0.1, y0: 0.05}, ""},
 			{"turned night", footageCamera{zoom: 1 / 0.9, x0: 0.1, y0: 0.05}, footageNight(0.2)},
+			// Infrared night mode turns dark surfaces bright: here all.
+			{"turned negative", footageCamera{zoom: 1 / 0.9, x0: 0.1, y0: 0.05}, "lutyuv=y=negval"},
 			{"zoom 1.2", footageCamera{zoom: 1.2, x0: 0.05, y0: 0.1}, ""},
 			{"zoom 1.15 rolled +5", footageCamera{zoom: 1.15, rot: 5, x0: 0.08, y0: 0.06}, ""},
 			{"zoom 1.15 rolled -4", footageCamera{zoom: 1.15, rot: -4, x0: 0.1, y0: 0.1}, ""},

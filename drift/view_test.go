@@ -582,6 +582,8 @@ func TestRegisterFootage(t *testing.T) {
 		}},
 		{"zoomed in", inner, []testCase{
 			{"unmoved", inner, ""},
+			{"panned right", footageCamera{zoom: 1.25, x0: 0.2, y0: 0.1}, ""},
+			{"panned left and tilted", footageCamera{zoom: 1.25, x0: 0, y0: 0.2}, ""},
 			{"zoom 0.85", footageCamera{zoom: 1.25 * 0.85, x0: 0.03, y0: 0.02}, ""},
 			{"zoom 0.9 rolled +3", footageCamera{zoom: 1.25 * 0.9, rot: 3, x0: 0.05, y0: 0.03}, ""},
 			{"zoom 0.9 night", footageCamera{zoom: 1.25 * 0.9, x0: 0.02, y0: 0.07}, footageNight(0.15)},

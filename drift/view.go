@@ -882,7 +882,7 @@ func (v *View) align(sc *viewScratch, l int, s *similarity, iterations int) {
 				abs = append(abs, float32(math.Abs(float64(r))))
 			}
 		}
-		if len(abs) < len(ref)/15 {
+		if len(abs) == 0 || len(abs) < len(ref)/15 {
 			return
 		}
 		sigma := max(1.4826*float64(median(abs)), 0.5)

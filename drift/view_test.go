@@ -622,3 +622,29 @@ func TestRegisterFootage(t *testing.T) {
 		}
 	}
 }
+
+// TestRegisterSparse registers views with almost no structure, a few
+// bright dots on black, moved by a signature column: Register neither
+// fails nor returns what is not a number.
+func TestRegisterSparse(t *testing.T) {
+	const sw, sh = imagestats.SignatureWidth, imagestats.SignatureHeight
+	for _, dots := range []int{1, 2, 5} {
+		ref := make([]float32, sw*sh)
+		sig := make([]uint8, sw*sh)
+		for i := range dots {
+			p := (20+i*13)*sw + 30 + i*21
+			ref[p], sig[p+1] = 1, 255
+		}
+		v, err := drift.NewView(ref, 1280, 720)
+		if err != nil {
+			t.Fatalf("%d dots: %v", dots, err)
+		}
+		reg, ok := v.Register(sig, 1280, 720)
+		t.Logf("%d dots: %+v, ok %v", dots, reg, ok)
+		for _, x := range []float64{reg.ShiftX, reg.ShiftY, reg.Scale, reg.RotationDegrees, reg.MatchRatio} {
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				t.Errorf("%d dots: %+v, ok %v", dots, reg, ok)
+			}
+		}
+	}
+}

@@ -114,10 +114,10 @@ type viewScratch struct {
 	mag      []float32                // the frame's amplitude spectrum
 	product  []complex64              // the normalized cross-power spectrum
 	pyr      [pyramidLevels][]float32 // the alignment's pyramid
-	tmpPyr   []float32
+	tmpPyr   []float32                // a level's smoothing
 	residual []float32 // of each reference pixel of a level, NaN outside
 	abs      []float32 // their absolute values, for their median
-	tried    []similarity
+	tried    []similarity             // the candidates aligned so far
 }
 
 // NewView prepares signature, a reference's mean signature (imagestats

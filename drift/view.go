@@ -115,8 +115,8 @@ type viewScratch struct {
 	product  []complex64              // the normalized cross-power spectrum
 	pyr      [pyramidLevels][]float32 // the alignment's pyramid
 	tmpPyr   []float32                // a level's smoothing
-	residual []float32 // of each reference pixel of a level, NaN outside
-	abs      []float32 // their absolute values, for their median
+	residual []float32                // of each reference pixel of a level, NaN outside
+	abs      []float32                // their absolute values, for their median
 	tried    []similarity             // the candidates aligned so far
 }
 

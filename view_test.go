@@ -178,7 +178,9 @@ func (c footageCamera) filter() string {
 		// ffmpeg's rotate turns clockwise for a positive angle.
 		f = fmt.Sprintf("rotate=%g*PI/180,", -c.rot)
 	}
-	return f + fmt.Sprintf("crop=%.0f:%.0f:%.0f:%.0f,scale=%d:%d", footageW/c.zoom, footageH/c.zoom,
+	// exact: the luma's window where asked, not moved to even pixels for
+	// the chroma's sake.
+	return f + fmt.Sprintf("crop=%.0f:%.0f:%.0f:%.0f:exact=1,scale=%d:%d", footageW/c.zoom, footageH/c.zoom,
 		c.x0*footageW, c.y0*footageH, footageW, footageH)
 }
 

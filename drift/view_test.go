@@ -1,11 +1,13 @@
 package drift_test
 
 import (
+	"bytes"
 	"fmt"
 	"image/jpeg"
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -198,9 +200,9 @@ func otherPhoto(name string) string {
 
 // TestRegister moves, zooms, turns, darkens, crowds and covers views cut
 // from the photos, and checks what Register measures against the truth.
-// The tolerances are about twice the worst error measured over the
-// scenes, and within the issue's: shifts to 1% of the picture, scale to
-// 3%, rotation to under a degree.
+// The tolerances are the issue's, or tighter: shifts to 0.5% of the
+// picture, scale to 1%, rotation to half a degree (the errors measured
+// are 0.02% of the picture, 0.05% and 0.02°).
 func TestRegister(t *testing.T) {
 	type want struct {
 		dx, dy, zoom, rot float64 // the truth, as the camera was moved
@@ -283,17 +285,11 @@ func TestRegister(t *testing.T) {
 					if math.Abs(reg.ShiftX-tx) > 0.005 || math.Abs(reg.ShiftY-ty) > 0.005 {
 						t.Errorf("shift %+.4f %+.4f, want %+.4f %+.4f within 0.005", reg.ShiftX, reg.ShiftY, tx, ty)
 					}
-					if math.Abs(reg.Scale/tc.zoom-1) > 0.025 {
-						t.Errorf("scale %.4f, want %.4f within 2.5%%", reg.Scale, tc.zoom)
+					if math.Abs(reg.Scale/tc.zoom-1) > 0.01 {
+						t.Errorf("scale %.4f, want %.4f within 1%%", reg.Scale, tc.zoom)
 					}
-					// A zoom's new or lost surroundings leave more error on
-					// the rotation: up to 1.1° measured zooming out.
-					tol := 0.75
-					if tc.zoom != 1 {
-						tol = 1.5
-					}
-					if math.Abs(reg.RotationDegrees-tc.rot) > tol {
-						t.Errorf("rotation %+.2f°, want %+.1f° within %g°", reg.RotationDegrees, tc.rot, tol)
+					if math.Abs(reg.RotationDegrees-tc.rot) > 0.5 {
+						t.Errorf("rotation %+.2f°, want %+.1f° within 0.5°", reg.RotationDegrees, tc.rot)
 					}
 				}
 				if reg.MatchRatio < tc.minMatch || reg.MatchRatio > tc.maxMatch {
@@ -405,6 +401,10 @@ func TestRegisterConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
+// BenchmarkRegister measures a frame's registration: a photo's view
+// moved, and the footage's (as filmed, and turned and zoomed as in the
+// issue), at 1920x1080 and 768x576. "unrelated" is the costliest: no
+// candidate is found, so every coarse scale is tried.
 func BenchmarkRegister(b *testing.B) {
 	sc := viewScene{"person.jpg", 1920, 1080}
 	p := loadPhoto(b, sc.photo)
@@ -414,11 +414,239 @@ func BenchmarkRegister(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sig := signature(moved(base, 0.05, -0.03, 1.05, 2).picture(p), 640, 360)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, ok := v.Register(sig, sc.w, sc.h); !ok {
-			b.Fatal("not registered")
+	bench := func(name string, v *drift.View, sig []uint8, w, h int) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := v.Register(sig, w, h); !ok {
+					b.Fatal("not registered")
+				}
+			}
+		})
+	}
+	bench("photo moved", v, signature(moved(base, 0.05, -0.03, 1.05, 2).picture(p), 640, 360), sc.w, sc.h)
+	if _, err := os.Stat(footagePath); err != nil {
+		b.Skipf("real footage missing: %v", err)
+	}
+	full := footageCamera{zoom: 1}
+	fv, err := drift.NewView(meanSignature(footageSignatures(b, full, 0, 0.4, 25, "")), footageW, footageH)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bench("footage unmoved", fv, footageSignatures(b, full, 30, 1, 1, "")[0], footageW, footageH)
+	bench("footage turned", fv, footageSignatures(b, footageCamera{zoom: 1 / 0.9, x0: 0.1, y0: 0.05}, 30, 1, 1, "")[0], footageW, footageH)
+	other := viewScene{"dog.jpg", footageW, footageH}
+	op := loadPhoto(b, other.photo)
+	bench("footage unrelated", fv, signature(other.base(op).picture(op), footageW, footageH), footageW, footageH)
+}
+
+// footagePath is real footage of a fixed outdoor camera, people walking,
+// 768x576 at 10 fps: Debian's opencv-doc installs it.
+const footagePath = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+
+const footageW, footageH = 768, 576
+
+// needFootage skips the test without the footage, unless under CI.
+func needFootage(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat(footagePath); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("real footage missing (.ci/deps installs opencv-doc): %v", err)
+		}
+		t.Fatalf("real footage missing, which CI needs (.ci/deps installs opencv-doc): %v", err)
+	}
+}
+
+// footageCamera is a camera filming the footage's scene: it turns the
+// scene by rot degrees counterclockwise about the footage's centre, then
+// shows the window zoom times smaller than the footage whose top left
+// corner is at (x0, y0) of the footage's width and height, at the
+// footage's size. (view_test.go in the repository's root has its twin,
+// for the streams it serves.)
+type footageCamera struct {
+	zoom, rot, x0, y0 float64
+}
+
+// filter is the ffmpeg filter that films the camera's view.
+func (c footageCamera) filter() string {
+	f := ""
+	if c.rot != 0 {
+		// ffmpeg's rotate turns clockwise for a positive angle.
+		f = fmt.Sprintf("rotate=%g*PI/180,", -c.rot)
+	}
+	// exact: the luma's window where asked, not moved to even pixels for
+	// the chroma's sake.
+	return f + fmt.Sprintf("crop=%.0f:%.0f:%.0f:%.0f:exact=1,scale=%d:%d", footageW/c.zoom, footageH/c.zoom,
+		c.x0*footageW, c.y0*footageH, footageW, footageH)
+}
+
+// relative is the truth Register measures: how the camera's view relates
+// to the reference camera's (which does not turn). A footage point f shows
+// in a camera at z·(m + R(rot)(f − m) − o), m the footage's centre, o the
+// window's corner, z the window's zoom.
+func (c footageCamera) relative(ref footageCamera) (dx, dy, scale, rot float64) {
+	mx, my := footageW/2.0, footageH/2.0
+	window := func(c footageCamera) (ox, oy, z float64) { // whole pixels, as cropped
+		return math.Round(c.x0 * footageW), math.Round(c.y0 * footageH), footageW / math.Round(footageW/c.zoom)
+	}
+	rx, ry, rz := window(ref)
+	ox, oy, z := window(c)
+	sin, cos := math.Sincos(c.rot * math.Pi / 180)
+	turn := func(x, y float64) (float64, float64) { return cos*x + sin*y, -sin*x + cos*y }
+	scale = z / rz
+	// The reference's pixel p shows the footage's p/rz + (rx, ry), which
+	// the camera shows at c + scale·R(rot)(p − c) + t, c the centre.
+	ax, ay := turn(rx-mx, ry-my)
+	bx, by := turn(mx, my)
+	tx := z*(mx+ax-ox) - mx + scale*bx
+	ty := z*(my+ay-oy) - my + scale*by
+	return tx / footageW, ty / footageH, scale, c.rot
+}
+
+// footageSignatures films the camera's view n times, a frame every step
+// seconds from start on, vf (an ffmpeg filter, or "") after the camera's,
+// and returns the frames' signatures.
+func footageSignatures(t testing.TB, c footageCamera, start, step float64, n int, vf string) [][]uint8 {
+	t.Helper()
+	filter := fmt.Sprintf("fps=1/%g,%s", step, c.filter())
+	if vf != "" {
+		filter += "," + vf
+	}
+	cmd := exec.Command("ffmpeg", "-loglevel", "error", "-nostdin", "-ss", fmt.Sprint(start), "-i", footagePath,
+		"-vf", filter+",format=gray", "-frames:v", fmt.Sprint(n), "-f", "rawvideo", "-")
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ffmpeg %s: %v: %s", filter, err, stderr.Bytes())
+	}
+	data := out.Bytes()
+	size := footageW * footageH
+	if len(data) != n*size {
+		t.Fatalf("ffmpeg gave %d bytes, want %d frames of %d", len(data), n, size)
+	}
+	sigs := make([][]uint8, n)
+	pic := make([]float64, size)
+	for i := range n {
+		for j, v := range data[i*size : (i+1)*size] {
+			pic[j] = float64(v)
+		}
+		sigs[i] = signature(pic, footageW, footageH)
+	}
+	return sigs
+}
+
+// meanSignature is the reference a camera learns from these frames.
+func meanSignature(sigs [][]uint8) []float32 {
+	ref := make([]float32, len(sigs[0]))
+	for _, s := range sigs {
+		for i, v := range s {
+			ref[i] += float32(v) / 255 / float32(len(sigs))
+		}
+	}
+	return ref
+}
+
+// footageNight is a fifth of the light, or less, with the sensor's noise.
+func footageNight(gain float64) string {
+	return fmt.Sprintf("lutyuv=y=16+(val-16)*%g,noise=alls=6:allf=t", gain)
+}
+
+// TestRegisterFootage registers frames of real footage, people walking,
+// filmed by cameras turned, zoomed and rolled, by day and night, against
+// references learned from 10 s of the unmoved views: the issue's
+// tolerances, on 4 frames 13 s apart each. The footage as filmed is a
+// reference; so is a camera zoomed in on it, which the cameras that zoom
+// out from it show more of.
+func TestRegisterFootage(t *testing.T) {
+	needFootage(t)
+	type testCase struct {
+		name string
+		cam  footageCamera
+		vf   string
+	}
+	full := footageCamera{zoom: 1}
+	inner := footageCamera{zoom: 1.25, x0: 0.1, y0: 0.1}
+	for _, ref := range []struct {
+		name  string
+		cam   footageCamera
+		cases []testCase
+	}{
+		{"as filmed", full, []testCase{
+			{"unmoved", full, ""},
+			// The issue's: x 10 to 100%, y 5 to 95% of the footage.
+			{"turned", footageCamera{zoom: 1 / 0.9, x0: 0.1, y0: 0.05}, ""},
+			{"turned night", footageCamera{zoom: 1 / 0.9, x0: 0.1, y0: 0.05}, footageNight(0.2)},
+			// Infrared night mode turns dark surfaces bright: here all.
+			{"turned negative", footageCamera{zoom: 1 / 0.9, x0: 0.1, y0: 0.05}, "lutyuv=y=negval"},
+			{"zoom 1.2", footageCamera{zoom: 1.2, x0: 0.05, y0: 0.1}, ""},
+			{"zoom 1.15 rolled +5", footageCamera{zoom: 1.15, rot: 5, x0: 0.08, y0: 0.06}, ""},
+			{"zoom 1.15 rolled -4", footageCamera{zoom: 1.15, rot: -4, x0: 0.1, y0: 0.1}, ""},
+		}},
+		{"zoomed in", inner, []testCase{
+			{"unmoved", inner, ""},
+			{"panned right", footageCamera{zoom: 1.25, x0: 0.2, y0: 0.1}, ""},
+			{"panned left and tilted", footageCamera{zoom: 1.25, x0: 0, y0: 0.2}, ""},
+			{"zoom 0.85", footageCamera{zoom: 1.25 * 0.85, x0: 0.03, y0: 0.02}, ""},
+			{"zoom 0.9 rolled +3", footageCamera{zoom: 1.25 * 0.9, rot: 3, x0: 0.05, y0: 0.03}, ""},
+			{"zoom 0.9 night", footageCamera{zoom: 1.25 * 0.9, x0: 0.02, y0: 0.07}, footageNight(0.15)},
+			{"zoom 1.1 rolled -5", footageCamera{zoom: 1.25 * 1.1, rot: -5, x0: 0.15, y0: 0.13}, ""},
+		}},
+	} {
+		v, err := drift.NewView(meanSignature(footageSignatures(t, ref.cam, 0, 0.4, 25, "")), footageW, footageH)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range ref.cases {
+			t.Run(ref.name+" "+tc.name, func(t *testing.T) {
+				dx, dy, scale, rot := tc.cam.relative(ref.cam)
+				scaleTol := 0.01
+				if scale == 1 {
+					scaleTol = 0.005
+				}
+				for i, sig := range footageSignatures(t, tc.cam, 20, 13, 4, tc.vf) {
+					reg, ok := v.Register(sig, footageW, footageH)
+					if !ok {
+						t.Fatalf("frame %d not registered", i)
+					}
+					t.Logf("frame %d: truth %+.4f %+.4f %.4f %+.1f°; errors %+.4f %+.4f %+.4f %+.2f°; match %.2f", i, dx, dy, scale, rot,
+						reg.ShiftX-dx, reg.ShiftY-dy, reg.Scale-scale, reg.RotationDegrees-rot, reg.MatchRatio)
+					if math.Abs(reg.ShiftX-dx) > 0.01 || math.Abs(reg.ShiftY-dy) > 0.01 {
+						t.Errorf("frame %d: shift %+.4f %+.4f, want %+.4f %+.4f within 0.01", i, reg.ShiftX, reg.ShiftY, dx, dy)
+					}
+					if math.Abs(reg.Scale-scale) > scaleTol {
+						t.Errorf("frame %d: scale %.4f, want %.4f within %g", i, reg.Scale, scale, scaleTol)
+					}
+					if math.Abs(reg.RotationDegrees-rot) > 0.5 {
+						t.Errorf("frame %d: rotation %+.2f°, want %+.1f° within 0.5°", i, reg.RotationDegrees, rot)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestRegisterSparse registers views with almost no structure, a few
+// bright dots on black, moved by a signature column: Register neither
+// fails nor returns what is not a number.
+func TestRegisterSparse(t *testing.T) {
+	const sw, sh = imagestats.SignatureWidth, imagestats.SignatureHeight
+	for _, dots := range []int{1, 2, 5} {
+		ref := make([]float32, sw*sh)
+		sig := make([]uint8, sw*sh)
+		for i := range dots {
+			p := (20+i*13)*sw + 30 + i*21
+			ref[p], sig[p+1] = 1, 255
+		}
+		v, err := drift.NewView(ref, 1280, 720)
+		if err != nil {
+			t.Fatalf("%d dots: %v", dots, err)
+		}
+		reg, ok := v.Register(sig, 1280, 720)
+		t.Logf("%d dots: %+v, ok %v", dots, reg, ok)
+		for _, x := range []float64{reg.ShiftX, reg.ShiftY, reg.Scale, reg.RotationDegrees, reg.MatchRatio} {
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				t.Errorf("%d dots: %+v, ok %v", dots, reg, ok)
+			}
 		}
 	}
 }

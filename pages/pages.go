@@ -55,6 +55,9 @@ type Handler struct {
 	// requests in line for one.
 	drawing chan struct{}
 	waiting atomic.Int64
+	// references keeps each camera's latest reference view drawn, since a
+	// reference changes seldom and drawing one large takes tens of ms.
+	references cache
 }
 
 // maxWaiting bounds the picture requests in line for a drawing slot:
@@ -83,7 +86,7 @@ func New(opts Options) (*Handler, error) {
 		return nil, err
 	}
 	return &Handler{opts: opts, tmpl: tmpl, pictures: cache{entries: map[string]cached{}},
-		drawing: make(chan struct{}, drawingSlots())}, nil
+		references: cache{entries: map[string]cached{}}, drawing: make(chan struct{}, drawingSlots())}, nil
 }
 
 // Register adds the pages to mux. Without snapshots the picture of the
@@ -137,6 +140,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		p.Cameras = append(p.Cameras, h.card(l, now))
 	}
 	h.pictures.forget(names)
+	h.references.forget(names)
 	h.execute(w, "cameras.html", p)
 }
 
@@ -195,8 +199,13 @@ func (h *Handler) reference(w http.ResponseWriter, r *http.Request) {
 		if look.Reference == nil || !look.Reference.HasView() {
 			return nil, "no reference view", nil
 		}
-		b, err := h.draw(r.Context(), func() ([]byte, error) {
-			return encode(referenceImage(look.Reference, width))
+		// The profile is replaced, never changed, when the reference is:
+		// its address tells it, and the cache keeps it from being reused.
+		key := cacheKey{reference: look.Reference, size: referenceSize(look.Reference, width)}
+		b, err := h.references.get(look.Name, key, func() ([]byte, error) {
+			return h.draw(r.Context(), func() ([]byte, error) {
+				return encode(referenceImage(look.Reference, key.size))
+			})
 		})
 		return b, "", err
 	})

@@ -487,6 +487,87 @@ func TestSnapshotCached(t *testing.T) {
 	}
 }
 
+// TestReferenceCached checks that a camera's reference view is drawn once
+// per reference and size, whoever asks, so that a cached one is served
+// without waiting for a drawing slot; that a new reference is drawn anew;
+// and that a camera keeps one drawn.
+func TestReferenceCached(t *testing.T) {
+	profile := func(level float32) *drift.Profile {
+		sig := make([]float32, imagestats.SignatureWidth*imagestats.SignatureHeight)
+		for i := range sig {
+			sig[i] = level
+		}
+		return &drift.Profile{Frames: 60, Signature: sig, Width: 1920, Height: 1080}
+	}
+	cameras := fakeCameras{{Name: "gate", Reference: profile(0.2)}, {Name: "yard", Reference: profile(0.5)}}
+	h, mux := handler(t, cameras, false)
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	// request asks for path, unless drawn with every drawing slot taken,
+	// from a client gone already: only a picture served from the cache is
+	// answered 200 then.
+	request := func(path string, drawn bool) (int, []byte) {
+		t.Helper()
+		ctx := t.Context()
+		if !drawn {
+			ctx = gone
+			for range cap(h.drawing) {
+				h.drawing <- struct{}{}
+			}
+			defer func() {
+				for range cap(h.drawing) {
+					<-h.drawing
+				}
+			}()
+		}
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequestWithContext(ctx, http.MethodGet, path, nil))
+		return w.Code, w.Body.Bytes()
+	}
+	brightness := func(b []byte) uint32 {
+		r, _, _, _ := decodeJPEG(t, b).At(10, 10).RGBA()
+		return r >> 8
+	}
+	for _, tc := range []struct {
+		path       string
+		drawn      bool
+		status     int
+		brightness uint32 // of the picture, when 200
+		edit       func() // before the request
+	}{
+		{path: "/cameras/gate/reference.jpg?width=1920", drawn: true, status: 200, brightness: 51},
+		{path: "/cameras/gate/reference.jpg?width=1920", status: 200, brightness: 51},
+		{path: "/cameras/yard/reference.jpg?width=1920", drawn: true, status: 200, brightness: 128},
+		// Another size is another picture: drawn, so 503 for the client gone.
+		{path: "/cameras/gate/reference.jpg?width=640", status: 503},
+		{path: "/cameras/gate/reference.jpg?width=1920", status: 200, brightness: 51},
+		{path: "/cameras/gate/reference.jpg?width=640", drawn: true, status: 200, brightness: 51},
+		// One picture a camera: the 640 wide one replaced the 1920 wide one.
+		{path: "/cameras/gate/reference.jpg?width=1920", status: 503},
+		{path: "/cameras/gate/reference.jpg?width=640", status: 200, brightness: 51},
+		// A new reference, as a calibration or a reload makes, is drawn anew.
+		{path: "/cameras/gate/reference.jpg?width=640", status: 503, edit: func() { cameras[0].Reference = profile(0.8) }},
+		{path: "/cameras/gate/reference.jpg?width=640", drawn: true, status: 200, brightness: 204},
+		{path: "/cameras/yard/reference.jpg?width=1920", status: 200, brightness: 128},
+	} {
+		if tc.edit != nil {
+			tc.edit()
+		}
+		status, body := request(tc.path, tc.drawn)
+		if status != tc.status {
+			t.Fatalf("%s (drawn %v): %d, want %d", tc.path, tc.drawn, status, tc.status)
+		}
+		if status == 200 {
+			if got := brightness(body); max(got, tc.brightness)-min(got, tc.brightness) > 2 {
+				t.Errorf("%s: brightness %d, want %d", tc.path, got, tc.brightness)
+			}
+		}
+	}
+	if n := len(h.references.entries); n != 2 {
+		t.Errorf("%d references kept for 2 cameras", n)
+	}
+}
+
 func BenchmarkSnapshot(b *testing.B) {
 	l := looks()[0]
 	l.Snapshot = gray(SnapshotWidth, SnapshotWidth*9/16)
@@ -518,32 +599,41 @@ func BenchmarkSnapshotRequest(b *testing.B) {
 	}
 }
 
-// BenchmarkReference is a request of a reference view, drawn at the
-// page's width and the largest: of a 16:9 camera, and of the 16x16384
-// picture a camera may legally send.
+// BenchmarkReference is a reference view drawn and encoded, at the page's
+// width and the largest: of a 16:9 camera, and of the 16x16384 picture a
+// camera may legally send; and served again from the cache.
 func BenchmarkReference(b *testing.B) {
 	signature := looks()[0].Reference.Signature
 	for _, bc := range []struct {
 		name          string
 		width, height int
-		path          string
+		drawnWidth    int
 	}{
-		{"16:9/480", 1920, 1080, "/cameras/cam/reference.jpg"},
-		{"16:9/1920", 1920, 1080, "/cameras/cam/reference.jpg?width=1920"},
-		{"16x16384/480", 16, 16384, "/cameras/cam/reference.jpg"},
-		{"16x16384/1920", 16, 16384, "/cameras/cam/reference.jpg?width=1920"},
+		{"16:9/480", 1920, 1080, SnapshotWidth},
+		{"16:9/1920", 1920, 1080, 1920},
+		{"16x16384/480", 16, 16384, SnapshotWidth},
+		{"16x16384/1920", 16, 16384, 1920},
 	} {
+		p := &drift.Profile{Frames: 60, Signature: signature, Width: bc.width, Height: bc.height}
 		b.Run(bc.name, func(b *testing.B) {
-			_, mux := handler(b, fakeCameras{{Name: "cam", Reference: &drift.Profile{Frames: 60, Signature: signature, Width: bc.width, Height: bc.height}}}, false)
-			req := httptest.NewRequest(http.MethodGet, bc.path, nil)
 			b.ReportAllocs()
 			for b.Loop() {
-				w := httptest.NewRecorder()
-				mux.ServeHTTP(w, req)
-				if w.Code != http.StatusOK {
-					b.Fatal(w.Code, w.Body)
+				if _, err := encode(referenceImage(p, referenceSize(p, bc.drawnWidth))); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})
 	}
+	b.Run("16:9/1920/cached", func(b *testing.B) {
+		_, mux := handler(b, fakeCameras{{Name: "cam", Reference: &drift.Profile{Frames: 60, Signature: signature, Width: 1920, Height: 1080}}}, false)
+		req := httptest.NewRequest(http.MethodGet, "/cameras/cam/reference.jpg?width=1920", nil)
+		b.ReportAllocs()
+		for b.Loop() {
+			w := httptest.NewRecorder()
+			mux.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Fatal(w.Code, w.Body)
+			}
+		}
+	})
 }

@@ -150,7 +150,7 @@ func (c *imageCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 			cancel()
 			outcome.add(a, job.detections != nil)
 		}
-		f := c.send(ch, cam, a, job.look)
+		f := c.send(ch, cam.Name(), a, job.look)
 		if job.detections != nil {
 			job.detections.collect(ch, c.detection, cam.Name(), f)
 		}
@@ -253,8 +253,7 @@ func (o scrapeOutcome) err() error {
 // are logged as they start and end, by events; one cut off at the deadline
 // is also recorded for the pages, as the other failures are where they
 // happen.
-func (c *imageCollector) send(ch chan<- prometheus.Metric, cam Camera, a *analysis, look *lookState) *found {
-	name := cam.Name()
+func (c *imageCollector) send(ch chan<- prometheus.Metric, name string, a *analysis, look *lookState) *found {
 	success := func(v float64) {
 		ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, v, name)
 	}
@@ -266,7 +265,7 @@ func (c *imageCollector) send(ch chan<- prometheus.Metric, cam Camera, a *analys
 	case <-a.done:
 	default:
 		c.logger.Debug("Frame analysis still running at the scrape deadline", "camera", name)
-		look.cutOff(time.Now(), a, time.Duration(cam.Config().Timeout))
+		look.cutOff(time.Now(), a)
 		success(0)
 		return nil
 	}

@@ -73,7 +73,7 @@ type lookState struct {
 	analyzed   time.Time
 	failed     time.Time
 	failure    string
-	latest     *analysis // whose outcome failed and failure tell
+	finished   *analysis // the latest whose own outcome was recorded
 	seq        uint64
 	stats      imagestats.Stats
 	found      *found
@@ -89,7 +89,7 @@ func (l *lookState) observe(now time.Time, a *analysis, frame camera.Frame) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f := a.found
-	l.latest, l.failed, l.failure = a, time.Time{}, ""
+	l.finished, l.failed, l.failure = a, time.Time{}, ""
 	if a.detectErr != nil {
 		l.failed, l.failure = now, a.detectErr.Error()
 	}
@@ -120,20 +120,27 @@ func (l *lookState) observe(now time.Time, a *analysis, frame camera.Frame) {
 func (l *lookState) fail(now time.Time, a *analysis, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.latest, l.failed, l.failure = a, time.Time{}, ""
+	l.finished, l.failed, l.failure = a, time.Time{}, ""
 	if !errors.Is(err, camera.ErrNoFrame) {
 		l.failed, l.failure = now, err.Error()
 	}
 }
 
 // cutOff records that a was still running at a scrape's deadline, unless
-// it finished meanwhile: its own outcome is the latest then.
-func (l *lookState) cutOff(now time.Time, a *analysis, timeout time.Duration) {
+// it finished meanwhile: its own outcome is the latest then, and no later
+// analysis starts before it finished.
+func (l *lookState) cutOff(now time.Time, a *analysis) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.latest != a {
-		l.latest, l.failed, l.failure = a, now, "analysis still running at the scrape's deadline, the camera's timeout of "+timeout.String()
+	select {
+	case <-a.done:
+		return
+	default:
 	}
+	if l.finished == a {
+		return // recorded, about to be done
+	}
+	l.failed, l.failure = now, "analysis still running at the scrape's deadline"
 }
 
 // fill sets what l knows of look.

@@ -123,10 +123,12 @@ func TestLookFailures(t *testing.T) {
 }
 
 // TestLookLatestOutcome checks that the latest attempt's outcome is the one
-// the pages see, whatever the order in which outcomes come.
+// the pages see, whatever the order in which outcomes and scrapes'
+// deadlines come.
 func TestLookLatestOutcome(t *testing.T) {
 	now := time.Now()
-	first, second := &analysis{}, &analysis{}
+	running := func() *analysis { return &analysis{done: make(chan struct{})} }
+	first, second, third := running(), running(), running()
 	var l lookState
 	failed := func(want string) {
 		t.Helper()
@@ -137,17 +139,28 @@ func TestLookLatestOutcome(t *testing.T) {
 		}
 	}
 	l.fail(now, first, errors.New("decoding: invalid data"))
+	close(first.done)
 	failed("decoding: invalid data")
-	l.observe(now, second, camera.Frame{Seq: 1})
-	failed("")
 	// A scrape's deadline passes as the analysis finishes: it finished.
-	l.cutOff(now, second, 2*time.Second)
+	l.observe(now, second, camera.Frame{Seq: 1})
+	l.cutOff(now, second)
 	failed("")
-	l.cutOff(now, first, 2*time.Second)
-	failed("analysis still running at the scrape's deadline, the camera's timeout of 2s")
-	l.observe(now, &analysis{detectErr: errors.New("detecting objects: forward pass failed")}, camera.Frame{Seq: 2})
+	close(second.done)
+	l.cutOff(now, second)
+	failed("")
+	// Cut off by two scrapes, then done.
+	l.cutOff(now, third)
+	failed("analysis still running at the scrape's deadline")
+	l.cutOff(now.Add(time.Minute), third)
+	var look Look
+	if l.fill(&look); !look.Failed.Equal(now.Add(time.Minute)) {
+		t.Errorf("failed %v, want at the latest deadline", look.Failed)
+	}
+	third.detectErr = errors.New("detecting objects: forward pass failed")
+	l.observe(now, third, camera.Frame{Seq: 2})
+	close(third.done)
 	failed("detecting objects: forward pass failed")
 	// A new session's first key frame not arrived yet.
-	l.fail(now, &analysis{}, camera.ErrNoFrame)
+	l.fail(now, running(), camera.ErrNoFrame)
 	failed("")
 }

@@ -255,7 +255,7 @@ func TestState(t *testing.T) {
 		}), stateUp},
 		{"detector failing", up(failed("detecting objects: forward pass failed")), stateAnalysisFailing},
 		{"decoding failing", up(failed("decoding: invalid data")), stateAnalysisFailing},
-		{"cut off at the deadline", up(failed("analysis still running at the scrape's deadline, the camera's timeout of 10s")), stateAnalysisFailing},
+		{"cut off at the deadline", up(failed("analysis still running at the scrape's deadline")), stateAnalysisFailing},
 		{"failing, frozen before", up(func(l *collector.Look) { failed("decoding: invalid data")(l); l.Frozen = true }), stateAnalysisFailing},
 		{"failing, never analyzed", up(func(l *collector.Look) { neverAnalyzed(l); failed("decoding: invalid data")(l) }), stateAnalysisFailing},
 		{"stalled, analysis failed", up(func(l *collector.Look) { l.Up = false; failed("decoding: invalid data")(l) }), stateStalled},

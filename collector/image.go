@@ -150,7 +150,7 @@ func (c *imageCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 			cancel()
 			outcome.add(a, job.detections != nil)
 		}
-		f := c.send(ch, cam.Name(), a)
+		f := c.send(ch, cam.Name(), a, job.look)
 		if job.detections != nil {
 			job.detections.collect(ch, c.detection, cam.Name(), f)
 		}
@@ -203,6 +203,7 @@ type analysisJob struct {
 	analysis   *analysis
 	detections *detections // nil when the camera does not detect
 	drift      *driftState
+	look       *lookState
 }
 
 // scrapeOutcome counts a scrape's analyses, to tell a collector that could
@@ -249,8 +250,10 @@ func (o scrapeOutcome) err() error {
 
 // send reports a camera's analysis, a nil one being a camera that is down,
 // and returns what the detector found if there is a detection to report. Failures
-// are logged as they start and end, by events.
-func (c *imageCollector) send(ch chan<- prometheus.Metric, name string, a *analysis) *found {
+// are logged as they start and end, by events; one cut off at the deadline
+// is also recorded for the pages, as the other failures are where they
+// happen.
+func (c *imageCollector) send(ch chan<- prometheus.Metric, name string, a *analysis, look *lookState) *found {
 	success := func(v float64) {
 		ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, v, name)
 	}
@@ -262,6 +265,7 @@ func (c *imageCollector) send(ch chan<- prometheus.Metric, name string, a *analy
 	case <-a.done:
 	default:
 		c.logger.Debug("Frame analysis still running at the scrape deadline", "camera", name)
+		look.cutOff(time.Now(), a)
 		success(0)
 		return nil
 	}
@@ -310,7 +314,7 @@ func (c *imageCollector) begin(cam Camera, det detector.Detector, now time.Time)
 	case st.detections == nil || st.detections.detector != det:
 		st.detections = newDetections(det, cfg.Detect.Classes)
 	}
-	job := analysisJob{camera: cam, detections: st.detections, drift: st.drift}
+	job := analysisJob{camera: cam, detections: st.detections, drift: st.drift, look: st.look}
 	if cam.Up(now) {
 		job.analysis = c.analysis(cam, st, now)
 	}
@@ -352,6 +356,7 @@ func (c *imageCollector) analysis(cam Camera, st *cameraState, now time.Time) *a
 		frame, err := cam.Analyze(place)
 		if err != nil {
 			a.err = err
+			look.fail(time.Now(), a, err)
 			return
 		}
 		a.stats = frame.Stats
@@ -360,7 +365,7 @@ func (c *imageCollector) analysis(cam Camera, st *cameraState, now time.Time) *a
 		}
 		now := time.Now()
 		drifts.observe(now, frame, a.found, c.drift)
-		look.observe(now, frame, a.found)
+		look.observe(now, a, frame)
 	}()
 	return a
 }

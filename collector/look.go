@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -24,8 +25,15 @@ type Look struct {
 	Timeout time.Duration
 	// Analyzed is when the latest analysis finished; zero before one did.
 	Analyzed time.Time
-	Seq      uint64 // of the analyzed picture
-	Stats    imagestats.Stats
+	// Failed is when the latest analysis attempt failed, and Err why: the
+	// picture could not be decoded or measured, the detector failed on it,
+	// or it was still running at a scrape's deadline, as
+	// camera_frame_analysis_success 0 says. Zero when the latest attempt
+	// succeeded or none was made; a picture not arrived yet is no failure.
+	Failed time.Time
+	Err    string
+	Seq    uint64 // of the analyzed picture
+	Stats  imagestats.Stats
 	// Objects counts the counted classes' objects in the analyzed
 	// picture, and Detections are them, in the picture's pixels; nil when
 	// the camera does not detect.
@@ -63,6 +71,9 @@ type Figures struct {
 type lookState struct {
 	mu         sync.Mutex
 	analyzed   time.Time
+	failed     time.Time
+	failure    string
+	finished   *analysis // the latest whose own outcome was recorded
 	seq        uint64
 	stats      imagestats.Stats
 	found      *found
@@ -72,10 +83,16 @@ type lookState struct {
 	next       int // where the next figures go in history
 }
 
-// observe records a finished analysis.
-func (l *lookState) observe(now time.Time, frame camera.Frame, f *found) {
+// observe records a finished analysis of frame, a, whose detection may
+// have failed.
+func (l *lookState) observe(now time.Time, a *analysis, frame camera.Frame) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	f := a.found
+	l.finished, l.failed, l.failure = a, time.Time{}, ""
+	if a.detectErr != nil {
+		l.failed, l.failure = now, a.detectErr.Error()
+	}
 	newPicture := frame.Seq != l.seq || l.historyLen == 0
 	if frame.Snapshot.Pix != nil {
 		l.snapshot = frame.Snapshot
@@ -96,11 +113,42 @@ func (l *lookState) observe(now time.Time, frame camera.Frame, f *found) {
 	l.historyLen = min(l.historyLen+1, HistoryLength)
 }
 
+// fail records that a's attempt failed with err: the figures of the
+// latest picture analyzed stay, no longer current. No picture yet, as
+// after a reconnection before its first key frame, is no analysis that
+// failed, and ends an earlier failure, which was another session's.
+func (l *lookState) fail(now time.Time, a *analysis, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.finished, l.failed, l.failure = a, time.Time{}, ""
+	if !errors.Is(err, camera.ErrNoFrame) {
+		l.failed, l.failure = now, err.Error()
+	}
+}
+
+// cutOff records that a was still running at a scrape's deadline, unless
+// it finished meanwhile: its own outcome is the latest then, and no later
+// analysis starts before it finished.
+func (l *lookState) cutOff(now time.Time, a *analysis) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-a.done:
+		return
+	default:
+	}
+	if l.finished == a {
+		return // recorded, about to be done
+	}
+	l.failed, l.failure = now, "analysis still running at the scrape's deadline"
+}
+
 // fill sets what l knows of look.
 func (l *lookState) fill(look *Look) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	look.Analyzed, look.Seq, look.Stats, look.Snapshot = l.analyzed, l.seq, l.stats, l.snapshot
+	look.Failed, look.Err = l.failed, l.failure
 	if l.found != nil {
 		look.Objects = l.found.objects
 		look.Detections = l.found.detections

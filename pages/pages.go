@@ -55,9 +55,9 @@ type Handler struct {
 	// requests in line for one.
 	drawing chan struct{}
 	waiting atomic.Int64
-	// started is when the pages started: a camera up since then that no
-	// analysis reached for analysisStale has its analysis failing.
-	started time.Time
+	// references keeps each camera's latest reference view drawn, since a
+	// reference changes seldom and drawing one large takes tens of ms.
+	references cache
 }
 
 // maxWaiting bounds the picture requests in line for a drawing slot:
@@ -86,7 +86,7 @@ func New(opts Options) (*Handler, error) {
 		return nil, err
 	}
 	return &Handler{opts: opts, tmpl: tmpl, pictures: cache{entries: map[string]cached{}},
-		drawing: make(chan struct{}, drawingSlots()), started: time.Now()}, nil
+		references: cache{entries: map[string]cached{}}, drawing: make(chan struct{}, drawingSlots())}, nil
 }
 
 // Register adds the pages to mux. Without snapshots the picture of the
@@ -127,7 +127,7 @@ type card struct {
 }
 
 func (h *Handler) card(l collector.Look, now time.Time) card {
-	return card{Look: l, State: state(l, now, h.started), Now: now, Snapshots: h.opts.Snapshots}
+	return card{Look: l, State: state(l), Now: now, Snapshots: h.opts.Snapshots}
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
@@ -140,6 +140,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		p.Cameras = append(p.Cameras, h.card(l, now))
 	}
 	h.pictures.forget(names)
+	h.references.forget(names)
 	h.execute(w, "cameras.html", p)
 }
 
@@ -198,8 +199,13 @@ func (h *Handler) reference(w http.ResponseWriter, r *http.Request) {
 		if look.Reference == nil || !look.Reference.HasView() {
 			return nil, "no reference view", nil
 		}
-		b, err := h.draw(r.Context(), func() ([]byte, error) {
-			return encode(referenceImage(look.Reference, width))
+		// The profile is replaced, never changed, when the reference is:
+		// its address tells it, and the cache keeps it from being reused.
+		key := cacheKey{reference: look.Reference, size: referenceSize(look.Reference, width)}
+		b, err := h.references.get(look.Name, key, func() ([]byte, error) {
+			return h.draw(r.Context(), func() ([]byte, error) {
+				return encode(referenceImage(look.Reference, key.size))
+			})
 		})
 		return b, "", err
 	})
@@ -284,10 +290,10 @@ func age(now, t time.Time) string {
 type cameraState string
 
 // A camera's states, worst first. A stream that is down or stalled gives
-// no picture to judge; an analysis that no longer runs leaves figures that
-// are not current; then the picture's states: a frozen picture explains a
-// moved or obstructed view, as Alertmanager's inhibitions have it, and a
-// view moved away finds less of the reference too.
+// no picture to judge; an analysis that failed leaves figures that are not
+// current; then the picture's states: a frozen picture explains a moved or
+// obstructed view, as Alertmanager's inhibitions have it, and a view moved
+// away finds less of the reference too.
 const (
 	stateDown            cameraState = "down"
 	stateStalled         cameraState = "stalled"
@@ -301,6 +307,9 @@ const (
 // Class is the state's CSS class.
 func (s cameraState) Class() string { return strings.ReplaceAll(string(s), " ", "-") }
 
+// AnalysisFailing tells the card to say why the latest analysis failed.
+func (s cameraState) AnalysisFailing() bool { return s == stateAnalysisFailing }
+
 // The thresholds of the shipped alerts (deploy/prometheus/rules), so that
 // the badge and the alerts read the figures alike; the alerts also wait
 // (for:) before they fire, the badge shows the latest analysis.
@@ -311,9 +320,6 @@ const (
 	movedShift        = 0.05 // CameraMoved: of the picture's width or height
 	movedZoom         = 0.1  // CameraMoved: the scale's distance from 1
 	obstructedMatch   = 0.65 // CameraObstructed
-	// analysisStale is how old the latest analysis of a camera whose
-	// frames arrive may be: scrapes analyze, every 15 s to 1 m.
-	analysisStale = 5 * time.Minute
 )
 
 // frozen tells whether l's picture reads frozen as CameraFrozen reads it.
@@ -321,16 +327,17 @@ func frozen(l collector.Look) bool {
 	return l.HasFrozen && l.Frozen && l.Stats.Contrast >= frozenMinContrast
 }
 
-// state is the worst of l's current states at now, the pages having
-// started at started.
-func state(l collector.Look, now, started time.Time) cameraState {
+// state is the worst of l's current states. An analysis fails when the
+// latest attempt did, as camera_frame_analysis_success 0 says: a camera
+// not analyzed yet, as one only probed through /probe or just added by a
+// reload, has figures to wait for, not a failure.
+func state(l collector.Look) cameraState {
 	switch {
 	case l.Status.Connected && !l.Up:
 		return stateStalled
 	case !l.Up:
 		return stateDown
-	case l.Analyzed.IsZero() && now.Sub(started) > analysisStale,
-		!l.Analyzed.IsZero() && now.Sub(l.Analyzed) > analysisStale:
+	case !l.Failed.IsZero():
 		return stateAnalysisFailing
 	case frozen(l):
 		return stateFrozen

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -45,10 +44,10 @@ func gray(w, h int) detector.Image {
 	return detector.Image{Width: w, Height: h, Stride: 3 * w, Pix: pix}
 }
 
-// looks are six cameras: one analyzed with a person found in its
+// looks are seven cameras: one analyzed with a person found in its
 // 640x360 picture, kept at 320x180; one stalled; one down; one whose
-// picture is frozen; one whose uniform picture does not change; one up
-// that no analysis reached for 10 minutes.
+// picture is frozen; one whose uniform picture does not change; one whose
+// latest analysis failed; one up and not analyzed yet.
 func looks() fakeCameras {
 	now := time.Now()
 	signature := make([]float32, imagestats.SignatureWidth*imagestats.SignatureHeight)
@@ -85,7 +84,9 @@ func looks() fakeCameras {
 		{
 			Name: "shed", Up: true, Status: camera.Status{Connected: true, LastFrame: now},
 			Analyzed: now.Add(-10 * time.Minute), HasFrozen: true, Frozen: true, Stats: imagestats.Stats{Contrast: 0.2},
+			Failed: now.Add(-10 * time.Second), Err: "decoding: <invalid data>",
 		},
+		{Name: "annex", Up: true, Status: camera.Status{Connected: true, LastFrame: now}},
 	}
 }
 
@@ -141,7 +142,9 @@ func TestPages(t *testing.T) {
 		{"/cameras/gate", 200, "text/html; charset=utf-8", []string{`class="card large"`, "Latest analyses", "<td>25.0%</td>"}},
 		{"/cameras/dock", 200, "text/html; charset=utf-8", []string{`<span class="state frozen">frozen</span>`, "<strong>frozen</strong>"}},
 		// As CameraFrozen, which a uniform picture does not fire.
-		{"/cameras/shed", 200, "text/html; charset=utf-8", []string{`<span class="state analysis-failing">analysis failing</span>`, "frames arriving, no analysis for 10m"}},
+		{"/cameras/shed", 200, "text/html; charset=utf-8", []string{`<span class="state analysis-failing">analysis failing</span>`,
+			"frames arriving; the latest analysis failed 10s ago: <em>decoding: &lt;invalid data&gt;</em>", "analyzed</th><td>10m ago"}},
+		{"/cameras/annex", 200, "text/html; charset=utf-8", []string{`<span class="state up">up</span>`, "not analyzed yet"}},
 		{"/cameras/lid", 200, "text/html; charset=utf-8", []string{`<span class="state up">up</span>`, "unchanging, but too uniform to tell it frozen"}},
 		{"/cameras/gate/snapshot.jpg", 200, "image/jpeg", nil},
 		{"/cameras/gate/snapshot.jpg?boxes=0&width=100", 200, "image/jpeg", nil},
@@ -194,10 +197,10 @@ func TestNoSnapshots(t *testing.T) {
 }
 
 // TestState checks the badge's state: the worst of the camera's current
-// states, the picture's read with the shipped alerts' thresholds.
+// states, the picture's read with the shipped alerts' thresholds, and an
+// analysis failing only when its latest attempt failed.
 func TestState(t *testing.T) {
 	now := time.Now()
-	started := now.Add(-time.Hour)
 	up := func(edit func(l *collector.Look)) collector.Look {
 		l := collector.Look{Up: true, Status: camera.Status{Connected: true, LastFrame: now},
 			Analyzed: now.Add(-10 * time.Second), Stats: imagestats.Stats{Contrast: 0.2},
@@ -208,42 +211,70 @@ func TestState(t *testing.T) {
 		return l
 	}
 	frozen := func(l *collector.Look) { l.Frozen = true }
+	neverAnalyzed := func(l *collector.Look) {
+		l.Analyzed, l.HasFrozen, l.HasView, l.Stats, l.View = time.Time{}, false, false, imagestats.Stats{}, drift.Registration{}
+	}
+	failed := func(err string) func(l *collector.Look) {
+		return func(l *collector.Look) { l.Failed, l.Err = now.Add(-5*time.Second), err }
+	}
 	for _, tc := range []struct {
-		name    string
-		look    collector.Look
-		started time.Time
-		want    cameraState
+		name string
+		look collector.Look
+		want cameraState
 	}{
-		{"up", up(nil), started, stateUp},
-		{"down", collector.Look{Status: camera.Status{LastEnded: "auth"}}, started, stateDown},
-		{"down, frozen before", up(func(l *collector.Look) { l.Up, l.Status.Connected, l.Frozen = false, false, true }), started, stateDown},
-		{"stalled", up(func(l *collector.Look) { l.Up = false }), started, stateStalled},
-		{"frozen", up(frozen), started, stateFrozen},
-		{"frozen, no contrast", up(func(l *collector.Look) { l.Frozen, l.Stats.Contrast = true, 0.01 }), started, stateUp},
-		{"frozen, contrast at the threshold", up(func(l *collector.Look) { l.Frozen, l.Stats.Contrast = true, 0.02 }), started, stateFrozen},
-		{"frozen and moved", up(func(l *collector.Look) { l.Frozen, l.View.ShiftX = true, 0.2 }), started, stateFrozen},
-		{"shift x at the threshold", up(func(l *collector.Look) { l.View.ShiftX = 0.05 }), started, stateUp},
-		{"moved right", up(func(l *collector.Look) { l.View.ShiftX = 0.051 }), started, stateMoved},
-		{"moved up", up(func(l *collector.Look) { l.View.ShiftY = -0.06 }), started, stateMoved},
-		{"zoomed in", up(func(l *collector.Look) { l.View.Scale = 1.11 }), started, stateMoved},
-		{"zoomed out", up(func(l *collector.Look) { l.View.Scale = 0.89 }), started, stateMoved},
-		{"zoom within 10%", up(func(l *collector.Look) { l.View.Scale = 1.09 }), started, stateUp},
-		{"moved and obstructed", up(func(l *collector.Look) { l.View.ShiftX, l.View.MatchRatio = 0.1, 0.3 }), started, stateMoved},
-		{"obstructed", up(func(l *collector.Look) { l.View.MatchRatio = 0.64 }), started, stateObstructed},
-		{"match at the threshold", up(func(l *collector.Look) { l.View.MatchRatio = 0.65 }), started, stateUp},
-		{"no view, no frozen figures", up(func(l *collector.Look) { l.HasView, l.HasFrozen, l.View = false, false, drift.Registration{} }), started, stateUp},
-		{"analysis stale", up(func(l *collector.Look) { l.Analyzed = now.Add(-6 * time.Minute) }), started, stateAnalysisFailing},
-		{"analysis stale, frozen before", up(func(l *collector.Look) { l.Analyzed, l.Frozen = now.Add(-6*time.Minute), true }), started, stateAnalysisFailing},
-		{"never analyzed", up(func(l *collector.Look) { l.Analyzed = time.Time{} }), started, stateAnalysisFailing},
-		{"not analyzed yet", up(func(l *collector.Look) { l.Analyzed = time.Time{} }), now.Add(-time.Minute), stateUp},
-		{"stalled, analysis stale", up(func(l *collector.Look) { l.Up, l.Analyzed = false, now.Add(-time.Hour) }), started, stateStalled},
+		{"up", up(nil), stateUp},
+		{"down", collector.Look{Status: camera.Status{LastEnded: "auth"}}, stateDown},
+		{"down, frozen before", up(func(l *collector.Look) { l.Up, l.Status.Connected, l.Frozen = false, false, true }), stateDown},
+		{"stalled", up(func(l *collector.Look) { l.Up = false }), stateStalled},
+		{"frozen", up(frozen), stateFrozen},
+		{"frozen, no contrast", up(func(l *collector.Look) { l.Frozen, l.Stats.Contrast = true, 0.01 }), stateUp},
+		{"frozen, contrast at the threshold", up(func(l *collector.Look) { l.Frozen, l.Stats.Contrast = true, 0.02 }), stateFrozen},
+		{"frozen and moved", up(func(l *collector.Look) { l.Frozen, l.View.ShiftX = true, 0.2 }), stateFrozen},
+		{"shift x at the threshold", up(func(l *collector.Look) { l.View.ShiftX = 0.05 }), stateUp},
+		{"moved right", up(func(l *collector.Look) { l.View.ShiftX = 0.051 }), stateMoved},
+		{"moved up", up(func(l *collector.Look) { l.View.ShiftY = -0.06 }), stateMoved},
+		{"zoomed in", up(func(l *collector.Look) { l.View.Scale = 1.11 }), stateMoved},
+		{"zoomed out", up(func(l *collector.Look) { l.View.Scale = 0.89 }), stateMoved},
+		{"zoom within 10%", up(func(l *collector.Look) { l.View.Scale = 1.09 }), stateUp},
+		{"moved and obstructed", up(func(l *collector.Look) { l.View.ShiftX, l.View.MatchRatio = 0.1, 0.3 }), stateMoved},
+		{"obstructed", up(func(l *collector.Look) { l.View.MatchRatio = 0.64 }), stateObstructed},
+		{"match at the threshold", up(func(l *collector.Look) { l.View.MatchRatio = 0.65 }), stateUp},
+		{"no view, no frozen figures", up(func(l *collector.Look) { l.HasView, l.HasFrozen, l.View = false, false, drift.Registration{} }), stateUp},
+		{"never analyzed", up(neverAnalyzed), stateUp},
+		// A configured camera watched only through /probe?target=: the
+		// probe's session analyzes, the pages' collector never does.
+		{"probed only, for an hour", up(func(l *collector.Look) {
+			neverAnalyzed(l)
+			l.Status.FramesReceived, l.Status.Reconnects[camera.ReasonClosed] = 90000, 0
+		}), stateUp},
+		// Added by a reload hours after the exporter started, up for a second.
+		{"added by a reload", up(func(l *collector.Look) { neverAnalyzed(l); l.Status.FramesReceived = 25 }), stateUp},
+		// Back after an hour down: its latest analysis an hour old, and good.
+		{"back after an hour down", up(func(l *collector.Look) {
+			l.Analyzed, l.Status.Reconnects[camera.ReasonRefused] = now.Add(-time.Hour), 120
+		}), stateUp},
+		{"detector failing", up(failed("detecting objects: forward pass failed")), stateAnalysisFailing},
+		{"decoding failing", up(failed("decoding: invalid data")), stateAnalysisFailing},
+		{"cut off at the deadline", up(failed("analysis still running at the scrape's deadline")), stateAnalysisFailing},
+		{"failing, frozen before", up(func(l *collector.Look) { failed("decoding: invalid data")(l); l.Frozen = true }), stateAnalysisFailing},
+		{"failing, never analyzed", up(func(l *collector.Look) { neverAnalyzed(l); failed("decoding: invalid data")(l) }), stateAnalysisFailing},
+		{"stalled, analysis failed", up(func(l *collector.Look) { l.Up = false; failed("decoding: invalid data")(l) }), stateStalled},
+		{"down, analysis failed", up(func(l *collector.Look) { l.Up, l.Status.Connected = false, false; failed("decoding: invalid data")(l) }), stateDown},
 	} {
-		if got := state(tc.look, now, tc.started); got != tc.want {
+		if got := state(tc.look); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
 	if c := stateAnalysisFailing.Class(); c != "analysis-failing" {
 		t.Errorf("class %q", c)
+	}
+	for _, s := range []cameraState{stateDown, stateStalled, stateFrozen, stateMoved, stateObstructed, stateUp} {
+		if s.AnalysisFailing() {
+			t.Errorf("%q reads analysis failing", s)
+		}
+	}
+	if !stateAnalysisFailing.AnalysisFailing() {
+		t.Errorf("%q does not read analysis failing", stateAnalysisFailing)
 	}
 }
 
@@ -356,22 +387,14 @@ func TestPictureBounds(t *testing.T) {
 		{"/cameras/kept/snapshot.jpg?width=1920", image.Pt(480, 270)},
 		{"/cameras/kept/snapshot.jpg?width=160", image.Pt(160, 90)},
 	} {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
 		w := httptest.NewRecorder()
 		mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, tc.path, nil))
-		runtime.ReadMemStats(&after)
 		if w.Code != http.StatusOK {
 			t.Fatalf("%s: %d %s", tc.path, w.Code, w.Body)
 		}
 		size := decodeJPEG(t, w.Body.Bytes()).Bounds().Size()
 		if size != tc.want || size.X > maxPictureSide || size.Y > maxPictureSide || size.X*size.Y > maxPicturePixels {
 			t.Fatalf("%s is %v, want %v: within %dx%d and %d pixels", tc.path, size, tc.want, maxPictureSide, maxPictureSide, maxPicturePixels)
-		}
-		// A 1920x1440 gray picture is 2.8 MB, its JPEG less: a request
-		// allocates a few times that at most.
-		if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 16<<20 {
-			t.Errorf("%s allocated %d MB", tc.path, allocated>>20)
 		}
 	}
 }
@@ -464,6 +487,87 @@ func TestSnapshotCached(t *testing.T) {
 	}
 }
 
+// TestReferenceCached checks that a camera's reference view is drawn once
+// per reference and size, whoever asks, so that a cached one is served
+// without waiting for a drawing slot; that a new reference is drawn anew;
+// and that a camera keeps one drawn.
+func TestReferenceCached(t *testing.T) {
+	profile := func(level float32) *drift.Profile {
+		sig := make([]float32, imagestats.SignatureWidth*imagestats.SignatureHeight)
+		for i := range sig {
+			sig[i] = level
+		}
+		return &drift.Profile{Frames: 60, Signature: sig, Width: 1920, Height: 1080}
+	}
+	cameras := fakeCameras{{Name: "gate", Reference: profile(0.2)}, {Name: "yard", Reference: profile(0.5)}}
+	h, mux := handler(t, cameras, false)
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	// request asks for path, unless drawn with every drawing slot taken,
+	// from a client gone already: only a picture served from the cache is
+	// answered 200 then.
+	request := func(path string, drawn bool) (int, []byte) {
+		t.Helper()
+		ctx := t.Context()
+		if !drawn {
+			ctx = gone
+			for range cap(h.drawing) {
+				h.drawing <- struct{}{}
+			}
+			defer func() {
+				for range cap(h.drawing) {
+					<-h.drawing
+				}
+			}()
+		}
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequestWithContext(ctx, http.MethodGet, path, nil))
+		return w.Code, w.Body.Bytes()
+	}
+	brightness := func(b []byte) uint32 {
+		r, _, _, _ := decodeJPEG(t, b).At(10, 10).RGBA()
+		return r >> 8
+	}
+	for _, tc := range []struct {
+		path       string
+		drawn      bool
+		status     int
+		brightness uint32 // of the picture, when 200
+		edit       func() // before the request
+	}{
+		{path: "/cameras/gate/reference.jpg?width=1920", drawn: true, status: 200, brightness: 51},
+		{path: "/cameras/gate/reference.jpg?width=1920", status: 200, brightness: 51},
+		{path: "/cameras/yard/reference.jpg?width=1920", drawn: true, status: 200, brightness: 128},
+		// Another size is another picture: drawn, so 503 for the client gone.
+		{path: "/cameras/gate/reference.jpg?width=640", status: 503},
+		{path: "/cameras/gate/reference.jpg?width=1920", status: 200, brightness: 51},
+		{path: "/cameras/gate/reference.jpg?width=640", drawn: true, status: 200, brightness: 51},
+		// One picture a camera: the 640 wide one replaced the 1920 wide one.
+		{path: "/cameras/gate/reference.jpg?width=1920", status: 503},
+		{path: "/cameras/gate/reference.jpg?width=640", status: 200, brightness: 51},
+		// A new reference, as a calibration or a reload makes, is drawn anew.
+		{path: "/cameras/gate/reference.jpg?width=640", status: 503, edit: func() { cameras[0].Reference = profile(0.8) }},
+		{path: "/cameras/gate/reference.jpg?width=640", drawn: true, status: 200, brightness: 204},
+		{path: "/cameras/yard/reference.jpg?width=1920", status: 200, brightness: 128},
+	} {
+		if tc.edit != nil {
+			tc.edit()
+		}
+		status, body := request(tc.path, tc.drawn)
+		if status != tc.status {
+			t.Fatalf("%s (drawn %v): %d, want %d", tc.path, tc.drawn, status, tc.status)
+		}
+		if status == 200 {
+			if got := brightness(body); max(got, tc.brightness)-min(got, tc.brightness) > 2 {
+				t.Errorf("%s: brightness %d, want %d", tc.path, got, tc.brightness)
+			}
+		}
+	}
+	if n := len(h.references.entries); n != 2 {
+		t.Errorf("%d references kept for 2 cameras", n)
+	}
+}
+
 func BenchmarkSnapshot(b *testing.B) {
 	l := looks()[0]
 	l.Snapshot = gray(SnapshotWidth, SnapshotWidth*9/16)
@@ -495,32 +599,41 @@ func BenchmarkSnapshotRequest(b *testing.B) {
 	}
 }
 
-// BenchmarkReference is a request of a reference view, drawn at the
-// page's width and the largest: of a 16:9 camera, and of the 16x16384
-// picture a camera may legally send.
+// BenchmarkReference is a reference view drawn and encoded, at the page's
+// width and the largest: of a 16:9 camera, and of the 16x16384 picture a
+// camera may legally send; and served again from the cache.
 func BenchmarkReference(b *testing.B) {
 	signature := looks()[0].Reference.Signature
 	for _, bc := range []struct {
 		name          string
 		width, height int
-		path          string
+		drawnWidth    int
 	}{
-		{"16:9/480", 1920, 1080, "/cameras/cam/reference.jpg"},
-		{"16:9/1920", 1920, 1080, "/cameras/cam/reference.jpg?width=1920"},
-		{"16x16384/480", 16, 16384, "/cameras/cam/reference.jpg"},
-		{"16x16384/1920", 16, 16384, "/cameras/cam/reference.jpg?width=1920"},
+		{"16:9/480", 1920, 1080, SnapshotWidth},
+		{"16:9/1920", 1920, 1080, 1920},
+		{"16x16384/480", 16, 16384, SnapshotWidth},
+		{"16x16384/1920", 16, 16384, 1920},
 	} {
+		p := &drift.Profile{Frames: 60, Signature: signature, Width: bc.width, Height: bc.height}
 		b.Run(bc.name, func(b *testing.B) {
-			_, mux := handler(b, fakeCameras{{Name: "cam", Reference: &drift.Profile{Frames: 60, Signature: signature, Width: bc.width, Height: bc.height}}}, false)
-			req := httptest.NewRequest(http.MethodGet, bc.path, nil)
 			b.ReportAllocs()
 			for b.Loop() {
-				w := httptest.NewRecorder()
-				mux.ServeHTTP(w, req)
-				if w.Code != http.StatusOK {
-					b.Fatal(w.Code, w.Body)
+				if _, err := encode(referenceImage(p, referenceSize(p, bc.drawnWidth))); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})
 	}
+	b.Run("16:9/1920/cached", func(b *testing.B) {
+		_, mux := handler(b, fakeCameras{{Name: "cam", Reference: &drift.Profile{Frames: 60, Signature: signature, Width: 1920, Height: 1080}}}, false)
+		req := httptest.NewRequest(http.MethodGet, "/cameras/cam/reference.jpg?width=1920", nil)
+		b.ReportAllocs()
+		for b.Loop() {
+			w := httptest.NewRecorder()
+			mux.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Fatal(w.Code, w.Body)
+			}
+		}
+	})
 }

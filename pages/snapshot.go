@@ -143,17 +143,22 @@ func encode(img image.Image) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// referenceSize is the size of p's view drawn width pixels wide or
+// narrower (fit): of the reference's proportions, or the signature's in
+// files that have none.
+func referenceSize(p *drift.Profile, width int) image.Point {
+	if p.Width > 0 && p.Height > 0 {
+		return fit(p.Width, p.Height, width)
+	}
+	return fit(imagestats.SignatureWidth, imagestats.SignatureHeight, width)
+}
+
 // referenceImage is a reference's view, its mean scene signature, as a
-// gray picture of the reference's proportions, width pixels wide or
-// narrower (fit).
-func referenceImage(p *drift.Profile, width int) image.Image {
+// gray picture of size.
+func referenceImage(p *drift.Profile, size image.Point) image.Image {
 	sig := image.NewGray(image.Rect(0, 0, imagestats.SignatureWidth, imagestats.SignatureHeight))
 	for i, v := range p.Signature {
 		sig.Pix[i] = uint8(min(max(v, 0), 1)*255 + 0.5)
-	}
-	size := fit(imagestats.SignatureWidth, imagestats.SignatureHeight, width)
-	if p.Width > 0 && p.Height > 0 {
-		size = fit(p.Width, p.Height, width)
 	}
 	out := image.NewGray(image.Rectangle{Max: size})
 	draw.BiLinear.Scale(out, out.Rect, sig, sig.Rect, draw.Src, nil)
@@ -161,7 +166,8 @@ func referenceImage(p *drift.Profile, width int) image.Image {
 }
 
 // cache keeps each camera's latest encoded picture, keyed by what it was
-// made from: a page of thumbnails asks for each once per analyzed frame.
+// made from: a page of thumbnails asks for each once per analyzed frame,
+// or reference.
 type cache struct {
 	mu      sync.Mutex
 	entries map[string]cached // by camera; one picture each
@@ -172,10 +178,14 @@ type cached struct {
 	jpeg []byte
 }
 
+// cacheKey is a snapshot's analyzed frame, boxes and width, or a
+// reference's profile and size.
 type cacheKey struct {
-	seq   uint64
-	boxes bool
-	width int
+	seq       uint64
+	boxes     bool
+	width     int
+	reference *drift.Profile
+	size      image.Point
 }
 
 // get returns the camera's picture for key, making it with produce when the

@@ -12,7 +12,7 @@ import (
 // that one may hold: a path mistyped as /dev/zero, a FIFO or a log file
 // must neither fill the memory nor block a reload.
 type fileKind struct {
-	what  string // in errors: "more than the 1 MiB that <what> may hold"
+	what  string // in errors: "larger than the 1 MiB that <what> may hold"
 	limit int64
 }
 

@@ -98,7 +98,7 @@ func (m *Module) resolve(r *reporter, dir string, defaults CameraOptions, camera
 	}
 	switch {
 	case m.ReferenceFileLimit < 0:
-		r.errorf("reference_file_limit", "reference_file_limit %d: must be greater than 0", m.ReferenceFileLimit)
+		r.errorf("reference_file_limit", "reference_file_limit %d: must be positive (0 or unset: %d)", m.ReferenceFileLimit, defaultReferenceFileLimit)
 	case m.ReferenceFileLimit > 0 && m.Reference.Dir == "":
 		r.errorf("reference_file_limit", "reference_file_limit needs reference.dir, where the probes' references are saved")
 	case m.ReferenceFileLimit == 0 && m.Reference.Dir != "":

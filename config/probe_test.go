@@ -363,7 +363,7 @@ func TestProbeConfigBindings(t *testing.T) {
 		{
 			name: "negative reference_file_limit",
 			in:   "modules:\n  m:\n    allowed_targets: [10.9.0.0/16]\n    reference_file_limit: -1\n    reference:\n      dir: refs\n",
-			want: []string{`:4: module "m": reference_file_limit -1: must be greater than 0`},
+			want: []string{`:4: module "m": reference_file_limit -1: must be positive (0 or unset: 1000)`},
 		},
 	} {
 		t.Run(test.name, func(t *testing.T) {

@@ -57,6 +57,18 @@ func readFile(path string, kind fileKind) ([]byte, error) {
 	return b, nil
 }
 
+// readFile is readFile recording the file in r's load progress.
+func (r *reporter) readFile(path string, kind fileKind) ([]byte, error) {
+	defer r.progress.reading(kind, path)()
+	return readFile(path, kind)
+}
+
+// statFile is statFile recording the file in r's load progress.
+func (r *reporter) statFile(path string, kind fileKind) (fs.FileInfo, error) {
+	defer r.progress.reading(kind, path)()
+	return statFile(path, kind)
+}
+
 // openFile opens path for reading if it is a regular file of at most
 // kind.limit bytes. A stat first refuses devices without opening them, as
 // opening some has effects; the open does not block, as a FIFO's would

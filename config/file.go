@@ -24,7 +24,8 @@ var (
 	modelWeights = fileKind{"model weights", 1 << 30}
 	// Text descriptions of a network: Darknet .cfg, Caffe .prototxt.
 	modelDescription = fileKind{"a network description", 16 << 20}
-	// A profile is histograms and a 160x90 signature: about 200 KB.
+	// drift.MaxProfileSize, which drift.Load enforces as the camera reads
+	// it; repeated as this package does not import drift.
 	referenceFile = fileKind{"a reference profile", 4 << 20}
 )
 
@@ -138,13 +139,4 @@ func formatBytes(n int64) string {
 		}
 	}
 	return fmt.Sprintf("%d bytes", n)
-}
-
-// CheckReferenceFile checks, without reading it, that path is a regular
-// file of a reference profile's size at most, as Load does for the
-// cameras' reference files, so that one replaced later by a FIFO or a huge
-// file blocks or fills nothing either.
-func CheckReferenceFile(path string) error {
-	_, err := statFile(path, referenceFile)
-	return err
 }

@@ -142,7 +142,7 @@ func Load(path string) (*Config, error) {
 
 // load is Load recording in progress the file it reads.
 func load(path string, progress *loadProgress) (*Config, error) {
-	done := progress.reading(configFile, path)
+	done := progress.reading(configFile.what, path)
 	b, err := readFile(path, configFile)
 	done()
 	if err != nil {
@@ -232,16 +232,29 @@ func (cfg *Config) resolve(src source, dir string, l layout, progress *loadProgr
 	return errors.Join(errs...)
 }
 
+// referenceDir is a configured camera's reference directory, for the
+// modules to keep off it.
+type referenceDir struct {
+	path  string // cleaned
+	owner string // "the defaults" or `camera "gate"`
+}
+
 // referenceDirs returns the configured cameras' reference directories,
-// cleaned, each with who uses it, for the modules to keep off them.
-func (cfg *Config) referenceDirs() map[string]string {
-	dirs := map[string]string{}
+// each with who uses it first.
+func (cfg *Config) referenceDirs() []referenceDir {
+	var dirs []referenceDir
+	add := func(dir, owner string) {
+		dir = filepath.Clean(dir)
+		if !slices.ContainsFunc(dirs, func(d referenceDir) bool { return d.path == dir }) {
+			dirs = append(dirs, referenceDir{dir, owner})
+		}
+	}
 	if cfg.Defaults.Reference.Dir != "" {
-		dirs[filepath.Clean(cfg.Defaults.Reference.Dir)] = "the defaults"
+		add(cfg.Defaults.Reference.Dir, "the defaults")
 	}
 	for _, c := range cfg.Cameras {
-		if d := filepath.Clean(c.Reference.Dir); c.Reference.Dir != "" && dirs[d] == "" {
-			dirs[d] = fmt.Sprintf("camera %q", c.Name)
+		if c.Reference.Dir != "" {
+			add(c.Reference.Dir, fmt.Sprintf("camera %q", c.Name))
 		}
 	}
 	return dirs

@@ -60,13 +60,13 @@ func readFile(path string, kind fileKind) ([]byte, error) {
 
 // readFile is readFile recording the file in r's load progress.
 func (r *reporter) readFile(path string, kind fileKind) ([]byte, error) {
-	defer r.progress.reading(kind, path)()
+	defer r.progress.reading(kind.what, path)()
 	return readFile(path, kind)
 }
 
 // statFile is statFile recording the file in r's load progress.
 func (r *reporter) statFile(path string, kind fileKind) (fs.FileInfo, error) {
-	defer r.progress.reading(kind, path)()
+	defer r.progress.reading(kind.what, path)()
 	return statFile(path, kind)
 }
 

@@ -47,7 +47,7 @@ func (c Camera) checkReferenceFile(r *reporter) {
 	if path == "" {
 		return
 	}
-	done := r.progress.reading(referenceFile, path)
+	done := r.progress.reading(referenceFile.what, path)
 	fi, err := os.Stat(path)
 	done()
 	// Missing, it learns its reference or goes without; out of reach, the

@@ -135,13 +135,14 @@ type loadProgress struct {
 	file atomic.Pointer[string] // nil between files
 }
 
-// reading records that the load opens or reads path, of kind, until done
-// is called. It does nothing on a nil loadProgress.
-func (p *loadProgress) reading(kind fileKind, path string) (done func()) {
+// reading records that the load opens or reads path, which is what ("a
+// labels file"), until done is called. It does nothing on a nil
+// loadProgress.
+func (p *loadProgress) reading(what, path string) (done func()) {
 	if p == nil {
 		return func() {}
 	}
-	file := kind.what + " " + path
+	file := what + " " + path
 	p.file.Store(&file)
 	return func() { p.file.Store(nil) }
 }

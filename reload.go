@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"sync"
+
+	"github.com/camera-exporter/camera_exporter/config"
 )
 
 // reloader runs the configuration reloads that SIGHUP and POST /-/reload
@@ -38,6 +41,22 @@ func startReloader(reload func(context.Context) error, hup <-chan os.Signal) *re
 }
 
 var errShuttingDown = errors.New("shutting down")
+
+// reloadConfig reloads the configuration file at path and logs the outcome.
+// A reload that the shutdown ends is no fault of the file: it is logged at
+// info level, and SafeConfig leaves the reload gauge as it was.
+func reloadConfig(ctx context.Context, sc *config.SafeConfig, path string, logger *slog.Logger) error {
+	err := sc.Reload(ctx, path)
+	switch {
+	case err == nil:
+		logger.Info("Reloaded config file", "cameras", len(sc.Get().Cameras))
+	case errors.Is(err, errShuttingDown):
+		logger.Info("Config reload abandoned at shutdown", "err", err)
+	default:
+		logger.Error("Error reloading config", "err", err)
+	}
+	return err
+}
 
 func (r *reloader) run(ctx context.Context, hup <-chan os.Signal) {
 	defer close(r.done)

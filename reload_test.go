@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,7 +21,9 @@ import (
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestReloader checks that reloads asked for by POST and SIGHUP run one at
@@ -139,6 +143,49 @@ func TestReloaderStopEndsReload(t *testing.T) {
 	}
 	if !errors.Is(cause, errShuttingDown) {
 		t.Errorf("the reload's context ended with %v, want %v", cause, errShuttingDown)
+	}
+}
+
+// TestReloadAtShutdown ends a reload as the shutdown does: it is logged at
+// info level, not as an error, and
+// camera_exporter_config_last_reload_successful keeps reading 1, since the
+// file did not fail.
+func TestReloadAtShutdown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "exporter.yml")
+	if err := os.WriteFile(path, []byte("cameras: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	sc := config.NewSafeConfig(reg, func(*config.Config) error { return nil }, time.Minute)
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if err := reloadConfig(t.Context(), sc, path, logger); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(errShuttingDown)
+	logs.Reset()
+	if err := reloadConfig(ctx, sc, path, logger); !errors.Is(err, errShuttingDown) {
+		t.Errorf("reload at shutdown: %v, want %v", err, errShuttingDown)
+	}
+	if got := logs.String(); !strings.HasPrefix(got, "time=") || !strings.Contains(got, " level=INFO ") || strings.Contains(got, "level=ERROR") || !strings.Contains(got, "shutting down") {
+		t.Errorf("reload at shutdown logged %q, want one line at info level saying it is shutting down", got)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, f := range families {
+		if f.GetName() == "camera_exporter_config_last_reload_successful" {
+			found = true
+			if v := f.GetMetric()[0].GetGauge().GetValue(); v != 1 {
+				t.Errorf("camera_exporter_config_last_reload_successful = %v after a reload ended by the shutdown, want 1", v)
+			}
+		}
+	}
+	if !found {
+		t.Error("camera_exporter_config_last_reload_successful is missing")
 	}
 }
 

@@ -125,12 +125,7 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 	}, exporterRegistry)
 
 	reloads = startReloader(func(ctx context.Context) error {
-		if err := safeConfig.Reload(ctx, opts.configFile); err != nil {
-			logger.Error("Error reloading config", "err", err)
-			return err
-		}
-		logger.Info("Reloaded config file", "cameras", len(safeConfig.Get().Cameras))
-		return nil
+		return reloadConfig(ctx, safeConfig, opts.configFile, logger)
 	}, hup)
 
 	operatorPages, err := pages.New(pages.Options{Cameras: cameraCollector, Snapshots: opts.enableSnapshots, Logger: logger.With("component", "pages")})

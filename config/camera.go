@@ -71,7 +71,8 @@ func (c Camera) Equal(o Camera) bool {
 		c.Decode == o.Decode &&
 		c.MaxPicturePixels == o.MaxPicturePixels &&
 		c.Detect.equal(o.Detect) &&
-		c.Reference == o.Reference
+		c.Reference == o.Reference &&
+		c.referenceName == o.referenceName
 }
 
 func equalFloats(a, b *float64) bool {

@@ -137,20 +137,27 @@ type Camera struct {
 // Load reads the configuration file at path, fills in defaults, reads
 // password files and the detector's labels, and validates the result.
 func Load(path string) (*Config, error) {
+	return load(path, nil)
+}
+
+// load is Load recording in progress the file it reads.
+func load(path string, progress *loadProgress) (*Config, error) {
+	done := progress.reading(configFile.what, path)
 	b, err := readFile(path, configFile)
+	done()
 	if err != nil {
 		return nil, err
 	}
-	return parse(b, source(path), filepath.Dir(path))
+	return parse(b, source(path), filepath.Dir(path), progress)
 }
 
 // Parse is Load for a configuration in memory. Relative paths are relative
 // to the working directory.
 func Parse(b []byte) (*Config, error) {
-	return parse(b, "", "")
+	return parse(b, "", "", nil)
 }
 
-func parse(b []byte, src source, dir string) (*Config, error) {
+func parse(b []byte, src source, dir string, progress *loadProgress) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, src.yamlError(err)
@@ -163,7 +170,7 @@ func parse(b []byte, src source, dir string) (*Config, error) {
 	if err := decodeStrict(b, cfg); err != nil {
 		return nil, src.yamlError(err)
 	}
-	if err := cfg.resolve(src, dir, l); err != nil {
+	if err := cfg.resolve(src, dir, l, progress); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -182,15 +189,15 @@ func decodeStrict(b []byte, cfg *Config) error {
 
 // resolve validates cfg, reads password files and fills in defaults. It
 // returns all validation errors, so that they can be fixed in one go.
-func (cfg *Config) resolve(src source, dir string, l layout) error {
+func (cfg *Config) resolve(src source, dir string, l layout, progress *loadProgress) error {
 	var errs []error
 	if cfg.Detector != nil {
-		r := &reporter{src: src, pos: positionOf(l.detector), subject: "detector"}
+		r := &reporter{src: src, pos: positionOf(l.detector), subject: "detector", progress: progress}
 		cfg.Detector.resolve(r, dir)
 		errs = append(errs, r.errs...)
 	}
 
-	defaults := &reporter{src: src, pos: positionOf(l.defaults), subject: "defaults"}
+	defaults := &reporter{src: src, pos: positionOf(l.defaults), subject: "defaults", progress: progress}
 	cfg.Defaults.check(defaults)
 	cfg.Defaults.Reference.resolve(dir)
 	cfg.Defaults.Detect.checkClasses(defaults, cfg.Detector)
@@ -200,7 +207,7 @@ func (cfg *Config) resolve(src source, dir string, l layout) error {
 	nameLines := make(map[string]int) // line of the first camera with each name
 	for i := range cfg.Cameras {
 		c := &cfg.Cameras[i]
-		r := &reporter{src: src, pos: l.camera(i), subject: c.subject(i)}
+		r := &reporter{src: src, pos: l.camera(i), subject: c.subject(i), progress: progress}
 		c.check(r)
 		if first, ok := nameLines[c.Name]; ok {
 			r.errorf("name", "name already used at line %d", first)
@@ -215,26 +222,39 @@ func (cfg *Config) resolve(src source, dir string, l layout) error {
 		c.checkReferenceFile(r)
 		errs = append(errs, r.errs...)
 	}
-	errs = append(errs, resolveNamed(src, "module", cfg.Modules, l.modules, func(m *Module, r *reporter) {
+	errs = append(errs, resolveNamed(src, progress, "module", cfg.Modules, l.modules, func(m *Module, r *reporter) {
 		m.resolve(r, dir, cfg.Defaults, cfg.referenceDirs())
 		m.Detect.checkClasses(r, cfg.Detector)
 	})...)
-	errs = append(errs, resolveNamed(src, "auth", cfg.Auths, l.auths, func(a *Auth, r *reporter) {
+	errs = append(errs, resolveNamed(src, progress, "auth", cfg.Auths, l.auths, func(a *Auth, r *reporter) {
 		a.resolve(r, dir, cfg.Modules)
 	})...)
 	return errors.Join(errs...)
 }
 
+// referenceDir is a configured camera's reference directory, for the
+// modules to keep off it.
+type referenceDir struct {
+	path  string // cleaned
+	owner string // "the defaults" or `camera "gate"`
+}
+
 // referenceDirs returns the configured cameras' reference directories,
-// cleaned, each with who uses it, for the modules to keep off them.
-func (cfg *Config) referenceDirs() map[string]string {
-	dirs := map[string]string{}
+// each with who uses it first.
+func (cfg *Config) referenceDirs() []referenceDir {
+	var dirs []referenceDir
+	add := func(dir, owner string) {
+		dir = filepath.Clean(dir)
+		if !slices.ContainsFunc(dirs, func(d referenceDir) bool { return d.path == dir }) {
+			dirs = append(dirs, referenceDir{dir, owner})
+		}
+	}
 	if cfg.Defaults.Reference.Dir != "" {
-		dirs[filepath.Clean(cfg.Defaults.Reference.Dir)] = "the defaults"
+		add(cfg.Defaults.Reference.Dir, "the defaults")
 	}
 	for _, c := range cfg.Cameras {
-		if d := filepath.Clean(c.Reference.Dir); c.Reference.Dir != "" && dirs[d] == "" {
-			dirs[d] = fmt.Sprintf("camera %q", c.Name)
+		if c.Reference.Dir != "" {
+			add(c.Reference.Dir, fmt.Sprintf("camera %q", c.Name))
 		}
 	}
 	return dirs
@@ -243,11 +263,11 @@ func (cfg *Config) referenceDirs() map[string]string {
 // resolveNamed resolves the entries of a map of the file by name, in the
 // order of their names, each reported at its position, and returns the
 // errors.
-func resolveNamed[T any](src source, kind string, entries map[string]T, positions map[string]position, resolve func(*T, *reporter)) []error {
+func resolveNamed[T any](src source, progress *loadProgress, kind string, entries map[string]T, positions map[string]position, resolve func(*T, *reporter)) []error {
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(entries)) {
 		e := entries[name]
-		r := &reporter{src: src, pos: positions[name], subject: fmt.Sprintf("%s %q", kind, name)}
+		r := &reporter{src: src, pos: positions[name], subject: fmt.Sprintf("%s %q", kind, name), progress: progress}
 		if !validName.MatchString(name) {
 			r.errorf("", "name %q: must match %s", name, validName)
 		}
@@ -364,7 +384,7 @@ func (c *Camera) readPasswordFile(r *reporter, dir string) {
 	if !filepath.IsAbs(c.PasswordFile) {
 		c.PasswordFile = filepath.Join(dir, c.PasswordFile)
 	}
-	b, err := readFile(c.PasswordFile, passwordFile)
+	b, err := r.readFile(c.PasswordFile, passwordFile)
 	if err != nil {
 		// The error names the file, and has none of its content.
 		r.errorf("password_file", "password_file: %v", err)

@@ -975,6 +975,15 @@ func TestEqual(t *testing.T) {
 		}
 	}
 
+	// Two probes of one module, target and name under other camera labels
+	// would share a session but not a reference file.
+	probed := Camera{Name: "a", URL: "rtsp://h/s", referenceName: "yard.0123456789abcdef"}
+	other := probed
+	other.referenceName = "gate-2.0123456789abcdef"
+	if probed.Equal(other) || !probed.Equal(probed) {
+		t.Error("Equal() ignores the reference file's name")
+	}
+
 	// Cameras that did not come from Load do not crash it.
 	unresolved := Camera{Name: "a", URL: "rtsp://h/s"}
 	if unresolved.Equal(a) || !unresolved.Equal(unresolved) {

@@ -220,7 +220,7 @@ func (d *Detector) stampFiles(r *reporter) {
 		if f.path == "" {
 			continue
 		}
-		fi, err := statFile(f.path, f.kind)
+		fi, err := r.statFile(f.path, f.kind)
 		if err != nil {
 			r.errorf(f.field, "%s: %v", f.field, err)
 			continue
@@ -240,7 +240,7 @@ func (d *Detector) readLabels(r *reporter) {
 	if d.Labels == "" {
 		return
 	}
-	b, err := readFile(d.Labels, labelsFile)
+	b, err := r.readFile(d.Labels, labelsFile)
 	if err != nil {
 		r.errorf("labels", "labels: %v", err)
 		return

@@ -85,6 +85,8 @@ type reporter struct {
 	pos     position
 	subject string // "defaults" or `camera "gate-north"`
 	errs    []error
+	// progress records the file being read; nil outside a SafeConfig.
+	progress *loadProgress
 }
 
 // errorf adds an error about field; an empty field is the whole entry.

@@ -12,7 +12,7 @@ import (
 // that one may hold: a path mistyped as /dev/zero, a FIFO or a log file
 // must neither fill the memory nor block a reload.
 type fileKind struct {
-	what  string // in errors: "more than the 1 MiB that <what> may hold"
+	what  string // in errors: "larger than the 1 MiB that <what> may hold"
 	limit int64
 }
 
@@ -24,7 +24,8 @@ var (
 	modelWeights = fileKind{"model weights", 1 << 30}
 	// Text descriptions of a network: Darknet .cfg, Caffe .prototxt.
 	modelDescription = fileKind{"a network description", 16 << 20}
-	// A profile is histograms and a 160x90 signature: about 200 KB.
+	// drift.MaxProfileSize, which drift.Load enforces as the camera reads
+	// it; repeated as this package does not import drift.
 	referenceFile = fileKind{"a reference profile", 4 << 20}
 )
 
@@ -55,6 +56,18 @@ func readFile(path string, kind fileKind) ([]byte, error) {
 		return nil, kind.tooLarge(path)
 	}
 	return b, nil
+}
+
+// readFile is readFile recording the file in r's load progress.
+func (r *reporter) readFile(path string, kind fileKind) ([]byte, error) {
+	defer r.progress.reading(kind.what, path)()
+	return readFile(path, kind)
+}
+
+// statFile is statFile recording the file in r's load progress.
+func (r *reporter) statFile(path string, kind fileKind) (fs.FileInfo, error) {
+	defer r.progress.reading(kind.what, path)()
+	return statFile(path, kind)
 }
 
 // openFile opens path for reading if it is a regular file of at most
@@ -126,13 +139,4 @@ func formatBytes(n int64) string {
 		}
 	}
 	return fmt.Sprintf("%d bytes", n)
-}
-
-// CheckReferenceFile checks, without reading it, that path is a regular
-// file of a reference profile's size at most, as Load does for the
-// cameras' reference files, so that one replaced later by a FIFO or a huge
-// file blocks or fills nothing either.
-func CheckReferenceFile(path string) error {
-	_, err := statFile(path, referenceFile)
-	return err
 }

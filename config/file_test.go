@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/camera-exporter/camera_exporter/drift"
 )
 
 // badFiles returns files that no field of the configuration may name, by
@@ -197,19 +199,42 @@ func TestModelFilesInEitherOrder(t *testing.T) {
 	}
 }
 
-// TestCheckReferenceFile checks the check that the cameras' reference
-// files get as they change while the exporter runs.
-func TestCheckReferenceFile(t *testing.T) {
-	for bad, path := range badFiles(t, referenceFile) {
-		if err := CheckReferenceFile(path); err == nil || err.Error() != path+": "+badFileError(bad, referenceFile) {
-			t.Errorf("%s: %v", bad, err)
+// TestReferenceFileOnlyStatted loads a configuration whose camera's
+// reference file is a regular file that nobody, root included, may open:
+// as a file written by `reference build` run as root, it is the camera's
+// runtime state, which the drift refresh warns about, and the
+// configuration loads. Only a write-only sysfs attribute refuses root's
+// open.
+func TestReferenceFileOnlyStatted(t *testing.T) {
+	var unreadable string
+	for _, path := range []string{"/sys/bus/pci/rescan", "/sys/bus/pci/drivers_probe"} {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+			if _, err := os.Open(path); err != nil {
+				unreadable = path
+				break
+			}
 		}
 	}
-	ok := filepath.Join(t.TempDir(), "gate.json")
-	if err := os.WriteFile(ok, []byte("{}"), 0o600); err != nil {
+	if unreadable == "" {
+		t.Skip("no regular file here that open refuses to root")
+	}
+	refs := t.TempDir()
+	if err := os.Symlink(unreadable, filepath.Join(refs, "gate.json")); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckReferenceFile(ok); err != nil {
-		t.Errorf("a small regular file: %v", err)
+	cfg, err := Parse([]byte("cameras:\n  - name: gate\n    url: rtsp://10.0.0.5/stream\n    reference:\n      dir: " + refs + "\n"))
+	if err != nil {
+		t.Fatalf("a reference file that cannot be opened fails the configuration: %v", err)
+	}
+	if got, want := cfg.Cameras[0].ReferenceFile(), filepath.Join(refs, "gate.json"); got != want {
+		t.Errorf("reference file %s, want %s", got, want)
+	}
+}
+
+// TestReferenceFileLimit checks that the limit the configuration checks
+// at load is drift's, which the camera enforces as it reads the file.
+func TestReferenceFileLimit(t *testing.T) {
+	if referenceFile.limit != drift.MaxProfileSize {
+		t.Errorf("a reference file may hold %d bytes at load, %d as the camera reads it", referenceFile.limit, drift.MaxProfileSize)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -64,7 +65,7 @@ const defaultReferenceFileLimit = 1000
 // target's hash and ".json" it stays far below file systems' 255 bytes.
 const maxProbeCameraName = 128
 
-func (m *Module) resolve(r *reporter, dir string, defaults CameraOptions, cameraDirs map[string]string) {
+func (m *Module) resolve(r *reporter, dir string, defaults CameraOptions, cameraDirs []referenceDir) {
 	if len(m.AllowedTargets) == 0 {
 		r.errorf("", "missing allowed_targets: the hosts the module may probe, as CIDRs or host name patterns")
 	}
@@ -93,16 +94,42 @@ func (m *Module) resolve(r *reporter, dir string, defaults CameraOptions, camera
 	m.fill(defaults)
 	m.Reference.Dir, m.Reference.Calibration = own.Dir, own.Calibration
 	m.Reference.checkFilled(r)
-	if owner, ok := cameraDirs[filepath.Clean(m.Reference.Dir)]; ok && m.Reference.Dir != "" {
-		r.errorf("reference", "reference.dir %s is also the reference directory of %s: probes and configured cameras must not share reference files", m.Reference.Dir, owner)
+	if m.Reference.Dir != "" {
+		m.checkOwnReferenceDir(r, cameraDirs)
 	}
 	switch {
 	case m.ReferenceFileLimit < 0:
-		r.errorf("reference_file_limit", "reference_file_limit %d: must be greater than 0", m.ReferenceFileLimit)
+		r.errorf("reference_file_limit", "reference_file_limit %d: must be positive (0 or unset: %d)", m.ReferenceFileLimit, defaultReferenceFileLimit)
 	case m.ReferenceFileLimit > 0 && m.Reference.Dir == "":
 		r.errorf("reference_file_limit", "reference_file_limit needs reference.dir, where the probes' references are saved")
 	case m.ReferenceFileLimit == 0 && m.Reference.Dir != "":
 		m.ReferenceFileLimit = defaultReferenceFileLimit
+	}
+}
+
+// checkOwnReferenceDir refuses a reference.dir that is a configured
+// camera's: the same path, or, for directories that exist, the same
+// directory by another path, as a symbolic link or a bind mount.
+func (m *Module) checkOwnReferenceDir(r *reporter, cameraDirs []referenceDir) {
+	dir := filepath.Clean(m.Reference.Dir)
+	done := r.progress.reading("a reference directory", dir)
+	fi, err := os.Stat(dir)
+	done()
+	for _, c := range cameraDirs {
+		shared := c.path == dir
+		if !shared && err == nil {
+			done := r.progress.reading("a reference directory", c.path)
+			cfi, cerr := os.Stat(c.path)
+			done()
+			shared = cerr == nil && os.SameFile(fi, cfi)
+		}
+		switch {
+		case !shared:
+		case c.path == dir:
+			r.errorf("reference", "reference.dir %s is also the reference directory of %s: probes and configured cameras must not share reference files", m.Reference.Dir, c.owner)
+		default:
+			r.errorf("reference", "reference.dir %s is the directory %s, the reference directory of %s: probes and configured cameras must not share reference files", m.Reference.Dir, c.path, c.owner)
+		}
 	}
 }
 

@@ -363,7 +363,7 @@ func TestProbeConfigBindings(t *testing.T) {
 		{
 			name: "negative reference_file_limit",
 			in:   "modules:\n  m:\n    allowed_targets: [10.9.0.0/16]\n    reference_file_limit: -1\n    reference:\n      dir: refs\n",
-			want: []string{`:4: module "m": reference_file_limit -1: must be greater than 0`},
+			want: []string{`:4: module "m": reference_file_limit -1: must be positive (0 or unset: 1000)`},
 		},
 	} {
 		t.Run(test.name, func(t *testing.T) {
@@ -384,6 +384,41 @@ func TestProbeConfigBindings(t *testing.T) {
 				t.Errorf("the error discloses the password: %v", err)
 			}
 		})
+	}
+}
+
+// TestModuleReferenceDirSameDirectory gives a module the defaults' or a
+// camera's reference directory by another path, a symbolic link: the load
+// fails, naming both; a directory that does not exist yet is told apart
+// by its path.
+func TestModuleReferenceDirSameDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"refs", "gate-refs", "probe-refs"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{"refs-link": "refs", "gate-link": "gate-refs"} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "exporter.yml")
+	in := "defaults:\n  reference:\n    dir: refs\ncameras:\n  - name: gate\n    url: rtsp://10.9.0.1/\n    reference:\n      dir: gate-refs\n" +
+		"modules:\n  a:\n    allowed_targets: [10.9.0.0/16]\n    reference:\n      dir: refs-link\n" +
+		"  b:\n    allowed_targets: [10.9.0.0/16]\n    reference:\n      dir: gate-link/\n" +
+		"  c:\n    allowed_targets: [10.9.0.0/16]\n    reference:\n      dir: probe-refs\n" +
+		"  d:\n    allowed_targets: [10.9.0.0/16]\n    reference:\n      dir: not-yet\n"
+	if err := os.WriteFile(path, []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	want := strings.Join([]string{
+		path + `:12: module "a": reference.dir ` + dir + `/refs-link is the directory ` + dir + `/refs, the reference directory of the defaults: probes and configured cameras must not share reference files`,
+		path + `:16: module "b": reference.dir ` + dir + `/gate-link is the directory ` + dir + `/gate-refs, the reference directory of camera "gate": probes and configured cameras must not share reference files`,
+	}, "\n")
+	if err == nil || err.Error() != want {
+		t.Errorf("got error\n%v\nwant\n%s", err, want)
 	}
 }
 

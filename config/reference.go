@@ -1,8 +1,7 @@
 package config
 
 import (
-	"errors"
-	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/prometheus/common/model"
@@ -36,7 +35,10 @@ func (c Camera) ReferenceFile() string {
 }
 
 // checkReferenceFile checks the camera's reference file, if it has one
-// already, as a file the camera will read.
+// already, by its kind and size alone: a FIFO, a device or a huge file
+// there fails the configuration, while one that cannot be read, as one
+// written by root, is the camera's runtime state, which the drift
+// refresh warns about for that camera alone.
 func (c Camera) checkReferenceFile(r *reporter) {
 	if !validName.MatchString(c.Name) { // check reported it; not a path
 		return
@@ -45,8 +47,15 @@ func (c Camera) checkReferenceFile(r *reporter) {
 	if path == "" {
 		return
 	}
-	// A camera without its reference yet learns it, or goes without.
-	if _, err := statFile(path, referenceFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	done := r.progress.reading(referenceFile.what, path)
+	fi, err := os.Stat(path)
+	done()
+	// Missing, it learns its reference or goes without; out of reach, the
+	// drift refresh warns about it.
+	if err != nil {
+		return
+	}
+	if err := referenceFile.check(path, fi); err != nil {
 		r.errorf("reference", "reference file: %v", err)
 	}
 }

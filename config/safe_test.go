@@ -174,11 +174,13 @@ cameras:
 	}
 }
 
-// TestSafeConfigReloadTimeout reloads a file whose loading blocks, as on a
-// hung file system: the reload fails at the load timeout with the last good
-// configuration in force, later reloads work while the load is still
-// blocked, a reload whose context ends returns at once, and what the
-// blocked load returns in the end is never applied.
+// TestSafeConfigReloadTimeout reloads a file whose loading blocks reading a
+// labels file, as on a hung file system: the reload fails at the load
+// timeout naming that file, with the last good configuration in force;
+// later reloads fail at once without starting another load, so that
+// SIGHUPs from a configuration-management loop leave one blocked goroutine;
+// once the blocked load returns, a reload works, and what the blocked load
+// returned is never applied.
 func TestSafeConfigReloadTimeout(t *testing.T) {
 	var applied []string // the first camera of each configuration applied
 	sc := NewSafeConfig(prometheus.NewRegistry(), func(c *Config) error {
@@ -186,13 +188,18 @@ func TestSafeConfigReloadTimeout(t *testing.T) {
 		return nil
 	}, 100*time.Millisecond)
 	stuck := writeConfig(t, "cameras:\n  - name: late\n    url: rtsp://10.0.0.9/stream\n")
-	block, returned := make(chan struct{}), make(chan struct{}, 2)
-	sc.load = func(path string) (*Config, error) {
+	const labels = "/mnt/x/coco.names"
+	var loads atomic.Int32
+	block, returned := make(chan struct{}), make(chan struct{})
+	sc.load = func(path string, progress *loadProgress) (*Config, error) {
+		loads.Add(1)
 		if path == stuck {
-			defer func() { returned <- struct{}{} }()
+			defer close(returned)
+			done := progress.reading(labelsFile.what, labels)
 			<-block
+			done()
 		}
-		return Load(path)
+		return load(path, progress)
 	}
 	good := writeConfig(t, oneCamera)
 	if err := sc.Reload(t.Context(), good); err != nil {
@@ -200,8 +207,23 @@ func TestSafeConfigReloadTimeout(t *testing.T) {
 	}
 
 	err := sc.Reload(t.Context(), stuck)
-	if want := stuck + ": loading took longer than 100ms (--config.reload-timeout), gave up"; err == nil || !strings.HasPrefix(err.Error(), want) {
-		t.Errorf("reload of a blocked load: %v, want %q...", err, want)
+	if want := stuck + ": loading took longer than 100ms (--config.reload-timeout), gave up; it is still reading a labels file " + labels; err == nil || err.Error() != want {
+		t.Errorf("reload of a blocked load: %v, want %q", err, want)
+	}
+	if v := testutil.ToFloat64(sc.status); v != 0 {
+		t.Errorf("camera_exporter_config_last_reload_successful = %v, want 0", v)
+	}
+
+	const reloads = 5
+	for i := range reloads {
+		err := sc.Reload(t.Context(), good)
+		if want := "the configuration load started at "; err == nil || !strings.HasPrefix(err.Error(), good+": not loaded: "+want) ||
+			!strings.HasSuffix(err.Error(), " is still blocked reading a labels file "+labels) {
+			t.Errorf("reload %d while a load is blocked: %v, want %q...%q", i, err, want, "is still blocked reading a labels file "+labels)
+		}
+	}
+	if n := loads.Load(); n != 2 {
+		t.Errorf("%d loads started, want 2: the good one and the blocked one, none while it is blocked", n)
 	}
 	if v := testutil.ToFloat64(sc.status); v != 0 {
 		t.Errorf("camera_exporter_config_last_reload_successful = %v, want 0", v)
@@ -210,28 +232,63 @@ func TestSafeConfigReloadTimeout(t *testing.T) {
 		t.Errorf("configuration in force = %v, want the last good one", got)
 	}
 
-	ctx, cancel := context.WithCancelCause(t.Context())
-	stopping := errors.New("shutting down")
-	cancel(stopping)
-	if err := sc.Reload(ctx, stuck); !errors.Is(err, stopping) {
-		t.Errorf("reload with its context ended: %v, want %v", err, stopping)
-	}
-
-	// The first load is still blocked, and a second.
+	close(block)
+	<-returned
 	if err := sc.Reload(t.Context(), good); err != nil {
-		t.Errorf("reload while a load is blocked: %v", err)
+		t.Errorf("reload once the blocked load returned: %v", err)
 	}
 	if v := testutil.ToFloat64(sc.status); v != 1 {
 		t.Errorf("camera_exporter_config_last_reload_successful = %v, want 1", v)
 	}
-	close(block)
-	<-returned
-	<-returned
-	if err := sc.Reload(t.Context(), good); err != nil { // after the late results were sent
-		t.Error(err)
+	if want := []string{"gate", "gate"}; !slices.Equal(applied, want) {
+		t.Errorf("configurations applied: %v, want %v, the blocked load's never", applied, want)
 	}
-	if want := []string{"gate", "gate", "gate"}; !slices.Equal(applied, want) {
-		t.Errorf("configurations applied: %v, want %v, the blocked loads' never", applied, want)
+}
+
+// TestSafeConfigReloadCanceled ends the context of reloads, as a shutdown
+// does, before and during a blocked load: each returns the context's
+// cause at once, and camera_exporter_config_last_reload_successful keeps
+// the outcome of the last reload that ran, since the file did not fail.
+func TestSafeConfigReloadCanceled(t *testing.T) {
+	sc := NewSafeConfig(prometheus.NewRegistry(), func(*Config) error { return nil }, time.Minute)
+	block, loading := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(block) })
+	var loads atomic.Int32
+	sc.load = func(path string, progress *loadProgress) (*Config, error) {
+		if loads.Add(1) > 1 {
+			close(loading)
+			<-block
+		}
+		return load(path, progress)
+	}
+	good := writeConfig(t, oneCamera)
+	if err := sc.Reload(t.Context(), good); err != nil {
+		t.Fatal(err)
+	}
+	stopping := errors.New("shutting down")
+
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(stopping)
+	if err := sc.Reload(ctx, good); !errors.Is(err, stopping) {
+		t.Errorf("reload with its context ended: %v, want %v", err, stopping)
+	}
+	if n := loads.Load(); n != 1 {
+		t.Errorf("a reload whose context had ended started a load")
+	}
+	if v := testutil.ToFloat64(sc.status); v != 1 {
+		t.Errorf("after a reload with its context ended, camera_exporter_config_last_reload_successful = %v, want 1", v)
+	}
+
+	ctx, cancel = context.WithCancelCause(t.Context())
+	go func() {
+		<-loading
+		cancel(stopping)
+	}()
+	if err := sc.Reload(ctx, good); !errors.Is(err, stopping) {
+		t.Errorf("reload whose context ends during the load: %v, want %v", err, stopping)
+	}
+	if v := testutil.ToFloat64(sc.status); v != 1 {
+		t.Errorf("after a reload whose context ended during the load, camera_exporter_config_last_reload_successful = %v, want 1", v)
 	}
 	if got := sc.Get().Cameras; len(got) != 1 || got[0].Name != "gate" {
 		t.Errorf("configuration in force = %v, want the last good one", got)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -734,6 +736,35 @@ modules:
 	}
 	if len(names) != 2 || !strings.HasPrefix(names[0], "c0.") || !strings.HasPrefix(names[1], "c1.") {
 		t.Errorf("the module's reference directory holds %v, want c0's and c1's references", names)
+	}
+}
+
+// TestProbeReferenceDirUnlisted probes with a module whose reference.dir
+// cannot be listed, as one of mode -wx: its references cannot be counted
+// against reference_file_limit, so that the probed camera learns none,
+// and writes none there.
+func TestProbeReferenceDirUnlisted(t *testing.T) {
+	probeRefs := t.TempDir()
+	f := newFixture(t, fixtureOptions{config: fmt.Sprintf(`
+defaults:
+  decode: all
+modules:
+  learning:
+    allowed_targets: [127.0.0.0/8]
+    reference_file_limit: 2
+    reference:
+      dir: %s
+      calibration: 1s
+`, probeRefs)})
+	probe.SetReadDir(f.probes, func(dir string) ([]fs.DirEntry, error) {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: syscall.EACCES}
+	})
+	families := f.families(url.Values{"target": {target(f, "north")}, "module": {"learning"}, "camera": {"c0"}})
+	if got := value(families, "camera_reference_calibrating", "camera", "c0"); got != 0 {
+		t.Errorf("camera_reference_calibrating = %v, want 0", got)
+	}
+	if entries, err := os.ReadDir(probeRefs); err != nil || len(entries) != 0 {
+		t.Errorf("the module's reference directory holds %v (%v), want nothing", entries, err)
 	}
 }
 

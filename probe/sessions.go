@@ -43,6 +43,9 @@ type sessions struct {
 	done     chan struct{} // closed by Close, ends the idle check
 
 	closed *prometheus.CounterVec // sessions ended, by reason
+	// readDir lists a module's reference directory; tests make it fail as
+	// no directory fails for root.
+	readDir func(string) ([]fs.DirEntry, error)
 }
 
 // session is one probed camera.
@@ -71,6 +74,7 @@ func newSessions(manager *camera.Manager, metrics *collector.CameraCollector, ma
 		logger:      logger,
 		byKey:       map[string]*session{},
 		done:        make(chan struct{}),
+		readDir:     os.ReadDir,
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "camera_exporter_probe_sessions_closed_total",
 			Help: "Camera sessions opened for probes that ended, by reason: idle (no probe within --probe.session-idle-timeout) or replaced (a reload changed the camera's module or credentials).",
@@ -102,9 +106,10 @@ func (s *sessions) acquire(key string, cam config.Camera, configured bool, allow
 	}
 	// Read outside the lock, which probes of other cameras need.
 	var saved map[string]bool
+	var unlisted error // why the reference directory could not be listed
 	learning := ""
 	if !configured {
-		learning, saved = learnsReference(cam)
+		learning, saved, unlisted = s.learnsReference(cam)
 	}
 
 	s.mu.Lock()
@@ -116,6 +121,11 @@ func (s *sessions) acquire(key string, cam config.Camera, configured bool, allow
 	if !configured {
 		if s.opened >= s.max {
 			return nil, errSessionLimit
+		}
+		if unlisted != nil {
+			s.logger.Warn("Not learning the probed camera's reference: its module's reference.dir cannot be listed, so its references cannot be counted against reference_file_limit",
+				"camera", cam.Name, "err", unlisted)
+			cam.Reference.Calibration = 0
 		}
 		if learning != "" && s.referencesLocked(filepath.Dir(learning), saved) >= referenceLimit {
 			s.logger.Warn("Not learning the probed camera's reference: its module's reference.dir holds reference_file_limit references",
@@ -158,27 +168,30 @@ func (s *sessions) reuseLocked(key string, cam config.Camera, configured bool, s
 
 // learnsReference returns the reference file that a session of cam would
 // learn and save, "" if none, and the probes' references saved in its
-// directory.
-func learnsReference(cam config.Camera) (string, map[string]bool) {
+// directory. It fails when the directory cannot be listed: the references
+// in it cannot be counted then, and one that can be written but not
+// listed would let the probes fill the disk.
+func (s *sessions) learnsReference(cam config.Camera) (string, map[string]bool, error) {
 	file := cam.ReferenceFile()
 	if file == "" || cam.Reference.Calibration <= 0 {
-		return "", nil
+		return "", nil, nil
 	}
 	// A file that exists is loaded, not written, and one that cannot be
 	// read is not learned again either.
 	if _, err := os.Stat(file); !errors.Is(err, fs.ErrNotExist) {
-		return "", nil
+		return "", nil, nil
+	}
+	entries, err := s.readDir(filepath.Dir(file))
+	if err != nil {
+		return "", nil, err
 	}
 	saved := map[string]bool{}
-	// A directory that cannot be read cannot be written either: nothing
-	// to count.
-	entries, _ := os.ReadDir(filepath.Dir(file))
 	for _, e := range entries {
 		if e.Type().IsRegular() && config.IsProbeReference(e.Name()) {
 			saved[e.Name()] = true
 		}
 	}
-	return file, saved
+	return file, saved, nil
 }
 
 // referencesLocked counts the references of dir: those saved, and those

@@ -4,7 +4,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/drift"
 )
 
@@ -43,11 +42,8 @@ func (f *File) Changed() (*drift.Profile, error) {
 	// Stamped before loading: a file that does not load is not retried
 	// until it changes again.
 	f.stamp = stamp
-	// drift.Load opens it again by path: one replaced in between escapes
-	// the check.
-	if err := config.CheckReferenceFile(f.path); err != nil {
-		return nil, err
-	}
+	// drift.Load opens it once and checks what it opened: a FIFO or a
+	// device swapped in after the stat blocks nothing.
 	return drift.Load(f.path)
 }
 

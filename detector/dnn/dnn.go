@@ -168,24 +168,36 @@ func (o *loader) checkFiles() error {
 		if path == "" {
 			continue
 		}
-		// Not blocking, as the open of a FIFO would until a writer comes.
-		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		f, err := openRegular(path)
 		if err != nil {
 			return o.errorf("%w", err)
 		}
-		fi, err := f.Stat()
 		f.Close()
-		if err != nil {
-			return o.errorf("%w", err)
-		}
-		switch {
-		case fi.IsDir():
-			return o.errorf("%s is a directory", path)
-		case !fi.Mode().IsRegular():
-			return o.errorf("%s is not a regular file", path)
-		}
 	}
 	return nil
+}
+
+// openRegular opens a model file for reading, refusing anything but a
+// regular file. Not blocking, as the open of a FIFO would until a writer
+// comes, and a FIFO swapped in after checkFiles must not hang the load.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+	case fi.IsDir():
+		err = fmt.Errorf("%s is a directory", path)
+	case !fi.Mode().IsRegular():
+		err = fmt.Errorf("%s is not a regular file", path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // darknet reports whether OpenCV's readNet reads the model as Darknet, and
@@ -203,7 +215,7 @@ func (o *loader) darknet() (string, bool) {
 // darknetHeader is the size of a Darknet weights file's header: its version
 // tells the size of the "seen" field that ends it.
 func darknetHeader(weights string) (int64, error) {
-	f, err := os.Open(weights)
+	f, err := openRegular(weights)
 	if err != nil {
 		return 0, err
 	}

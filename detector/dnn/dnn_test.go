@@ -490,3 +490,22 @@ func BenchmarkDetectParallel(b *testing.B) {
 		})
 	}
 }
+
+// TestDarknetHeaderRefusesSwappedFiles checks the weights' second open, for
+// their header: a file swapped for a FIFO or a directory after checkFiles
+// is refused, at once, instead of blocking the load until a writer comes.
+func TestDarknetHeaderRefusesSwappedFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.weights")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{fifo, fifo + " is not a regular file"},
+		{dir, dir + " is a directory"},
+	} {
+		if _, err := darknetHeader(tc.path); err == nil || err.Error() != tc.want {
+			t.Errorf("darknetHeader(%s) = %v, want %q", tc.path, err, tc.want)
+		}
+	}
+}

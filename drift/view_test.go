@@ -650,3 +650,38 @@ func TestRegisterSparse(t *testing.T) {
 		}
 	}
 }
+
+// TestRegisterFootageCovered covers part of the unmoved footage's view
+// with a black card, as a hood, a sticker or a hand over the lens: the
+// view is what it was, so Register reads no movement, or none at all
+// (ok false), never a moved camera, which would raise CameraMoved before
+// CameraObstructed.
+func TestRegisterFootageCovered(t *testing.T) {
+	needFootage(t)
+	full := footageCamera{zoom: 1}
+	v, err := drift.NewView(meanSignature(footageSignatures(t, full, 0, 0.4, 25, "")), footageW, footageH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, share := range []float64{0.25, 0.4, 0.6} {
+		for _, side := range []string{"top", "left"} {
+			box := fmt.Sprintf("drawbox=x=0:y=0:w=iw:h=ih*%g:color=black:t=fill", share)
+			if side == "left" {
+				box = fmt.Sprintf("drawbox=x=0:y=0:w=iw*%g:h=ih:color=black:t=fill", share)
+			}
+			t.Run(fmt.Sprintf("%s %.0f%%", side, 100*share), func(t *testing.T) {
+				for i, sig := range footageSignatures(t, full, 20, 13, 4, box) {
+					reg, ok := v.Register(sig, footageW, footageH)
+					t.Logf("frame %d: ok %v shift %+.4f %+.4f scale %.4f rotation %+.2f° match %.2f",
+						i, ok, reg.ShiftX, reg.ShiftY, reg.Scale, reg.RotationDegrees, reg.MatchRatio)
+					if !ok {
+						continue
+					}
+					if math.Abs(reg.ShiftX) > 0.01 || math.Abs(reg.ShiftY) > 0.01 || math.Abs(reg.Scale-1) > 0.01 {
+						t.Errorf("frame %d: shift %+.4f %+.4f, scale %.4f; want under 0.01, 1 within 0.01", i, reg.ShiftX, reg.ShiftY, reg.Scale)
+					}
+				}
+			})
+		}
+	}
+}

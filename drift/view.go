@@ -133,6 +133,13 @@ func NewView(signature []float32, width, height int) (*View, error) {
 	if width <= 0 || height <= 0 {
 		return nil, fmt.Errorf("drift: picture size %dx%d", width, height)
 	}
+	for _, x := range signature {
+		// As Profile.validate: a value out of range (from a damaged file)
+		// would read as a view, or make the registration not a number.
+		if !(x >= 0 && x <= 1) {
+			return nil, fmt.Errorf("drift: reference signature value %v outside 0 to 1", x)
+		}
+	}
 	v := &View{width: width, height: height}
 	// A signature pixel is width/sw by height/sh of the picture: sized in
 	// signature columns, the picture is sw by sh·py.
@@ -353,7 +360,7 @@ func (v *View) Register(signature []uint8, width, height int) (Registration, boo
 	// Beyond these bounds the alignment followed something other than the
 	// view: no reading is better than a wrong one.
 	if !(scale >= minScale && scale <= maxScale) || !(math.Abs(reg.RotationDegrees) <= 90) ||
-		!(math.Abs(reg.ShiftX) < 1 && math.Abs(reg.ShiftY) < 1) || math.IsNaN(reg.MatchRatio) {
+		!(math.Abs(reg.ShiftX) < 1 && math.Abs(reg.ShiftY) < 1) || !(reg.MatchRatio >= 0 && reg.MatchRatio <= 1) {
 		return Registration{}, false
 	}
 	return reg, true

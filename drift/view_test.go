@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -354,18 +355,33 @@ func TestNewViewErrors(t *testing.T) {
 	for i := range flat {
 		flat[i] = 0.5
 	}
+	p := loadPhoto(t, "person.jpg")
+	sc := viewScene{"person.jpg", 640, 360}
+	good := reference(signature(sc.base(p).picture(p), sc.w, sc.h))
+	// A view with one value out of range, as a damaged or hostile
+	// reference file has.
+	with := func(x float32) []float32 {
+		s := append([]float32(nil), good...)
+		s[len(s)/2+80] = x
+		return s
+	}
 	for _, tc := range []struct {
 		name string
 		sig  []float32
 		w, h int
+		want string // in the error
 	}{
-		{"flat", flat, 1920, 1080},
-		{"short", flat[:100], 1920, 1080},
-		{"no size", flat, 0, 1080},
-		{"panorama", flat, 1920 * 6, 1080},
+		{"flat", flat, 1920, 1080, "reference signature"},
+		{"short", flat[:100], 1920, 1080, "values"},
+		{"no size", flat, 0, 1080, "size"},
+		{"panorama", flat, 1920 * 6, 1080, "aspect"},
+		{"1e30", with(1e30), 1920, 1080, "outside 0 to 1"},
+		{"negative", with(-0.1), 1920, 1080, "outside 0 to 1"},
+		{"NaN", with(float32(math.NaN())), 1920, 1080, "outside 0 to 1"},
+		{"Inf", with(float32(math.Inf(1))), 1920, 1080, "outside 0 to 1"},
 	} {
-		if _, err := drift.NewView(tc.sig, tc.w, tc.h); err == nil {
-			t.Errorf("%s: no error", tc.name)
+		if _, err := drift.NewView(tc.sig, tc.w, tc.h); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one saying %q", tc.name, err, tc.want)
 		}
 	}
 }

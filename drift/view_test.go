@@ -642,8 +642,9 @@ func TestRegisterFootage(t *testing.T) {
 }
 
 // TestRegisterSparse registers views with almost no structure, a few
-// bright dots on black, moved by a signature column: Register neither
-// fails nor returns what is not a number.
+// bright dots on black, moved right by a signature column (1/160 of the
+// picture): Register returns no value that is not a number, and from two
+// dots on, which fix the zoom and the roll, reads the move.
 func TestRegisterSparse(t *testing.T) {
 	const sw, sh = imagestats.SignatureWidth, imagestats.SignatureHeight
 	for _, dots := range []int{1, 2, 5} {
@@ -663,6 +664,14 @@ func TestRegisterSparse(t *testing.T) {
 			if math.IsNaN(x) || math.IsInf(x, 0) {
 				t.Errorf("%d dots: %+v, ok %v", dots, reg, ok)
 			}
+		}
+		if dots < 2 {
+			continue
+		}
+		if !ok || math.Abs(reg.ShiftX-1.0/sw) > 0.0001 || math.Abs(reg.ShiftY) > 0.0001 ||
+			math.Abs(reg.Scale-1) > 0.001 || math.Abs(reg.RotationDegrees) > 0.05 || reg.MatchRatio != 1 {
+			t.Errorf("%d dots: %+v, ok %v; want shift %.5f 0 within 0.0001, scale 1 within 0.001, rotation 0 within 0.05°, match 1",
+				dots, reg, ok, 1.0/sw)
 		}
 	}
 }

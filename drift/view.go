@@ -69,7 +69,23 @@ type View struct {
 	levels    [pyramidLevels]pyramidLevel
 	cx, cy    float64
 	refPixels [pyramidLevels][]refPixel
-	pool      sync.Pool // of *viewScratch
+	scratch   *sync.Pool // of *viewScratch, shared with the Views of its grid
+}
+
+// scratchPools holds a pool of working memory for each grid size (a
+// [2]int of its width and height), shared by the Views of that size: a
+// pool per View would keep, and after each garbage collection allocate
+// again, some 600 KB per camera; shared, the memory goes with the
+// registrations running at once.
+var scratchPools sync.Map
+
+func scratchPool(gw, gh int) *sync.Pool {
+	key := [2]int{gw, gh}
+	if p, ok := scratchPools.Load(key); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := scratchPools.LoadOrStore(key, &sync.Pool{New: func() any { return newScratch(gw, gh) }})
+	return p.(*sync.Pool)
 }
 
 // Registration is how the current frame's view relates to the reference,
@@ -167,9 +183,10 @@ func NewView(signature []float32, width, height int) (*View, error) {
 	v.initLogPolar()
 	v.box = newFFT2(boxW, boxH)
 	v.lp = newFFT2(lpR, lpA)
-	v.pool.New = func() any { return v.newScratch() }
+	v.scratch = scratchPool(v.gw, v.gh)
 
-	sc := v.newScratch()
+	sc := v.scratch.Get().(*viewScratch)
+	defer v.scratch.Put(sc)
 	for i, s := range signature {
 		sc.sig[i] = s * 255
 	}
@@ -203,12 +220,13 @@ func NewView(signature []float32, width, height int) (*View, error) {
 	return v, nil
 }
 
-func (v *View) newScratch() *viewScratch {
+// newScratch allocates a Register call's working memory for a gw x gh grid.
+func newScratch(gw, gh int) *viewScratch {
 	const n = imagestats.SignatureWidth * imagestats.SignatureHeight
-	g := v.gw * v.gh
+	g := gw * gh
 	sc := &viewScratch{
 		sig:     make([]float32, n),
-		tmp:     make([]float32, v.gw*imagestats.SignatureHeight),
+		tmp:     make([]float32, gw*imagestats.SignatureHeight),
 		luma:    make([]float32, g),
 		grad:    make([]float32, g),
 		spec:    make([]complex64, boxW*boxH),
@@ -279,8 +297,8 @@ func (v *View) Register(signature []uint8, width, height int) (Registration, boo
 	if float64(ss)*n-float64(s)*float64(s) < flat*flat*n*n {
 		return Registration{}, false
 	}
-	sc := v.pool.Get().(*viewScratch)
-	defer v.pool.Put(sc)
+	sc := v.scratch.Get().(*viewScratch)
+	defer v.scratch.Put(sc)
 	for i, x := range signature {
 		sc.sig[i] = float32(x)
 	}

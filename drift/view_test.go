@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -707,6 +708,38 @@ func TestRegisterFootageCovered(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// BenchmarkRegisterViews registers a frame on each of 50 cameras' Views,
+// one op, with two garbage collections between ops, as the minutes between
+// scrapes of a busy exporter have: the working memory Register takes
+// again after a collection is bounded by the registrations running at
+// once, not by the number of cameras.
+func BenchmarkRegisterViews(b *testing.B) {
+	p := loadPhoto(b, "dog.jpg")
+	sc := viewScene{"dog.jpg", 640, 360}
+	base := sc.base(p)
+	ref := reference(signature(base.picture(p), sc.w, sc.h))
+	views := make([]*drift.View, 50)
+	for i := range views {
+		var err error
+		if views[i], err = drift.NewView(ref, sc.w, sc.h); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sig := signature(moved(base, 0.03, -0.02, 1, 1).picture(p), sc.w, sc.h)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		runtime.GC()
+		runtime.GC()
+		b.StartTimer()
+		for _, v := range views {
+			if _, ok := v.Register(sig, sc.w, sc.h); !ok {
+				b.Fatal("not registered")
+			}
 		}
 	}
 }

@@ -329,7 +329,7 @@ func (v *View) Register(signature []uint8, width, height int) (Registration, boo
 		// alignment can drag a right candidate away.
 		s := v.coarse(sc, scale, angle)
 		v.fitLight(sc, top, &s)
-		score(s)
+		unaligned := s
 		v.align(sc, top, &s, levelIterations[top])
 		for _, t := range tried {
 			if v.near(s, t, top) {
@@ -338,13 +338,18 @@ func (v *View) Register(signature []uint8, width, height int) (Registration, boo
 		}
 		tried = append(tried, s)
 		score(s)
+		if bestMatch < foundMatch {
+			score(unaligned)
+		}
 	}
-	// The unmoved view itself first: a card's edge over most of the lens
-	// can pull even the unchanged zoom's phase correlation elsewhere.
-	unmoved := similarity{a: 1, gain: 1}
-	v.fitLight(sc, top, &unmoved)
-	score(unmoved)
 	try(1, 0)
+	if bestMatch < foundMatch {
+		// The unmoved view itself: a card's edge over most of the lens can
+		// pull even the unchanged zoom's phase correlation elsewhere.
+		unmoved := similarity{a: 1, gain: 1}
+		v.fitLight(sc, top, &unmoved)
+		score(unmoved)
+	}
 	if bestMatch < foundMatch {
 		scale, angle := v.fourierMellin(sc)
 		try(scale, angle)

@@ -389,28 +389,39 @@ func TestNewViewErrors(t *testing.T) {
 }
 
 // TestRegisterConcurrent registers frames from several goroutines at once
-// (run with -race) and checks that each gets what it gets alone.
+// (run with -race), on two Views, and checks that each gets what it gets
+// alone.
 func TestRegisterConcurrent(t *testing.T) {
-	p := loadPhoto(t, "dog.jpg")
-	sc := viewScene{"dog.jpg", 640, 360}
-	base := sc.base(p)
-	v, err := drift.NewView(reference(signature(base.picture(p), sc.w, sc.h)), sc.w, sc.h)
-	if err != nil {
-		t.Fatal(err)
+	// Two cameras' Views of the same size, which share their working
+	// memory, and frames moved from each.
+	type frame struct {
+		v    *drift.View
+		sig  []uint8
+		want drift.Registration
 	}
-	sigs := make([][]uint8, 4)
-	want := make([]drift.Registration, len(sigs))
-	for i := range sigs {
-		sigs[i] = signature(moved(base, 0.03*float64(i), -0.02*float64(i), 1, float64(i)).picture(p), sc.w, sc.h)
-		want[i], _ = v.Register(sigs[i], sc.w, sc.h)
+	var frames []frame
+	for _, name := range []string{"dog.jpg", "person.jpg"} {
+		p := loadPhoto(t, name)
+		sc := viewScene{name, 640, 360}
+		base := sc.base(p)
+		v, err := drift.NewView(reference(signature(base.picture(p), sc.w, sc.h)), sc.w, sc.h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 4 {
+			f := frame{v: v, sig: signature(moved(base, 0.03*float64(i), -0.02*float64(i), 1, float64(i)).picture(p), sc.w, sc.h)}
+			f.want, _ = v.Register(f.sig, sc.w, sc.h)
+			frames = append(frames, f)
+		}
 	}
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
 			for k := range 20 {
-				i := (g + k) % len(sigs)
-				if got, _ := v.Register(sigs[i], sc.w, sc.h); got != want[i] {
-					t.Errorf("frame %d: %+v, alone %+v", i, got, want[i])
+				i := (g + k) % len(frames)
+				f := frames[i]
+				if got, _ := f.v.Register(f.sig, 640, 360); got != f.want {
+					t.Errorf("frame %d: %+v, alone %+v", i, got, f.want)
 					return
 				}
 			}

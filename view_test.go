@@ -5,7 +5,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,8 +141,13 @@ func TestView(t *testing.T) {
 		match := value(fmt.Sprintf(`camera_view_match_ratio{camera=%q}`, name))
 		t.Logf("%-9s shift %+.4f %+.4f  scale %.4f  rotation %+.2f°  match %.3f", name, shiftX, shiftY, scale, rotation, match)
 		if w := c.want; w != nil {
-			if math.Abs(shiftX-w.dx) > 0.01 || math.Abs(shiftY-w.dy) > 0.01 {
-				t.Errorf("%s: shift (%+.4f, %+.4f), want (%+.2f, %+.2f) within 0.01", name, shiftX, shiftY, w.dx, w.dy)
+			// An unmoved view (the reference, busy, dark) reads no shift.
+			shiftTol := 0.01
+			if w.dx == 0 && w.dy == 0 && w.scale == 1 {
+				shiftTol = 0.002
+			}
+			if math.Abs(shiftX-w.dx) > shiftTol || math.Abs(shiftY-w.dy) > shiftTol {
+				t.Errorf("%s: shift (%+.4f, %+.4f), want (%+.2f, %+.2f) within %g", name, shiftX, shiftY, w.dx, w.dy, shiftTol)
 			}
 			if math.Abs(scale/w.scale-1) > 0.01 {
 				t.Errorf("%s: scale %.4f, want %.2f within 1%%", name, scale, w.scale)
@@ -156,79 +163,23 @@ func TestView(t *testing.T) {
 	}
 }
 
-// footagePath is real footage of a fixed outdoor camera, people walking
-// across a square, 768x576 at 10 fps, that Debian's opencv-doc installs.
-const footagePath = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
-
-const footageW, footageH = 768, 576
-
-// footageCamera is a camera filming the footage's scene: it turns the
-// scene by rot degrees counterclockwise about the footage's centre, then
-// shows the window zoom times smaller than the footage whose top left
-// corner is at (x0, y0) of the footage's width and height, at the
-// footage's size.
-type footageCamera struct {
-	zoom, rot, x0, y0 float64
-}
-
-// filter is the ffmpeg filter that films the camera's view.
-func (c footageCamera) filter() string {
-	f := ""
-	if c.rot != 0 {
-		// ffmpeg's rotate turns clockwise for a positive angle.
-		f = fmt.Sprintf("rotate=%g*PI/180,", -c.rot)
-	}
-	// exact: the luma's window where asked, not moved to even pixels for
-	// the chroma's sake.
-	return f + fmt.Sprintf("crop=%.0f:%.0f:%.0f:%.0f:exact=1,scale=%d:%d", footageW/c.zoom, footageH/c.zoom,
-		c.x0*footageW, c.y0*footageH, footageW, footageH)
-}
-
-// relative is the truth the exporter measures: how the camera's view
-// relates to the reference camera's (which does not turn). A footage point
-// f shows in a camera at z·(m + R(rot)(f − m) − o), m the footage's
-// centre, o the window's corner, z the window's zoom.
-func (c footageCamera) relative(ref footageCamera) (dx, dy, scale, rot float64) {
-	mx, my := footageW/2.0, footageH/2.0
-	window := func(c footageCamera) (ox, oy, z float64) { // whole pixels, as cropped
-		return math.Round(c.x0 * footageW), math.Round(c.y0 * footageH), footageW / math.Round(footageW/c.zoom)
-	}
-	rx, ry, rz := window(ref)
-	ox, oy, z := window(c)
-	sin, cos := math.Sincos(c.rot * math.Pi / 180)
-	turn := func(x, y float64) (float64, float64) { return cos*x + sin*y, -sin*x + cos*y }
-	scale = z / rz
-	// The reference's pixel p shows the footage's p/rz + (rx, ry), which
-	// the camera shows at c + scale·R(rot)(p − c) + t, c the centre.
-	ax, ay := turn(rx-mx, ry-my)
-	bx, by := turn(mx, my)
-	tx := z*(mx+ax-ox) - mx + scale*bx
-	ty := z*(my+ay-oy) - my + scale*by
-	return tx / footageW, ty / footageH, scale, c.rot
-}
-
 // TestViewFootage films real footage of a fixed outdoor camera, people
 // walking, as cameras that were turned, zoomed and rolled see it, by day
 // and by night, and checks what the exporter measures against references
 // learned from the unmoved streams: every value within the issue's
 // tolerances. Without the footage the test is skipped, unless $CI is set.
 func TestViewFootage(t *testing.T) {
-	if _, err := os.Stat(footagePath); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("real footage missing (.ci/deps installs opencv-doc): %v", err)
-		}
-		t.Fatalf("real footage missing, which CI needs (.ci/deps installs opencv-doc): %v", err)
-	}
+	testutil.NeedFootage(t)
 	// Night: a fifth of the light or less, with the sensor's noise.
 	night := func(gain float64) string {
 		return fmt.Sprintf(",lutyuv=y=16+(val-16)*%g,noise=alls=6:allf=t", gain)
 	}
 	// The references: the footage as filmed, and a camera zoomed in on it,
 	// so that the cameras that zoom out from it have the scene to show.
-	full, inner := footageCamera{zoom: 1}, footageCamera{zoom: 1.25, x0: 0.1, y0: 0.1}
+	full, inner := testutil.FootageCamera{Zoom: 1}, testutil.FootageCamera{Zoom: 1.25, X0: 0.1, Y0: 0.1}
 	type viewCase struct {
 		ref   string // the camera whose reference is this one's
-		cam   footageCamera
+		cam   testutil.FootageCamera
 		vf    string  // after the camera's filter
 		start float64 // second of the footage the stream starts at
 	}
@@ -238,25 +189,43 @@ func TestViewFootage(t *testing.T) {
 		// Other people, elsewhere, than in the reference's frames.
 		"unmoved": {"footage", full, "", 30},
 		// The issue's: x 10 to 100%, y 5 to 95% of the footage.
-		"turned":           {"footage", footageCamera{zoom: 1 / 0.9, x0: 0.1, y0: 0.05}, "", 20},
-		"turned-night":     {"footage", footageCamera{zoom: 1 / 0.9, x0: 0.1, y0: 0.05}, night(0.2), 40},
-		"zoom120":          {"footage", footageCamera{zoom: 1.2, x0: 0.05, y0: 0.1}, "", 50},
-		"rolled5":          {"footage", footageCamera{zoom: 1.15, rot: 5, x0: 0.08, y0: 0.06}, "", 25},
-		"rolled-4-night":   {"footage", footageCamera{zoom: 1.15, rot: -4, x0: 0.1, y0: 0.1}, night(0.3), 60},
-		"zoom85":           {"inner", footageCamera{zoom: 1.25 * 0.85, x0: 0.03, y0: 0.02}, "", 35},
-		"zoom90-rolled3":   {"inner", footageCamera{zoom: 1.25 * 0.9, rot: 3, x0: 0.05, y0: 0.03}, "", 45},
-		"zoom90-night":     {"inner", footageCamera{zoom: 1.25 * 0.9, x0: 0.02, y0: 0.07}, night(0.15), 55},
-		"zoom110-rolled-5": {"inner", footageCamera{zoom: 1.25 * 1.1, rot: -5, x0: 0.15, y0: 0.13}, "", 15},
+		"turned":           {"footage", testutil.FootageCamera{Zoom: 1 / 0.9, X0: 0.1, Y0: 0.05}, "", 20},
+		"turned-night":     {"footage", testutil.FootageCamera{Zoom: 1 / 0.9, X0: 0.1, Y0: 0.05}, night(0.2), 40},
+		"zoom120":          {"footage", testutil.FootageCamera{Zoom: 1.2, X0: 0.05, Y0: 0.1}, "", 50},
+		"rolled5":          {"footage", testutil.FootageCamera{Zoom: 1.15, Rot: 5, X0: 0.08, Y0: 0.06}, "", 25},
+		"rolled-4-night":   {"footage", testutil.FootageCamera{Zoom: 1.15, Rot: -4, X0: 0.1, Y0: 0.1}, night(0.3), 60},
+		"zoom85":           {"inner", testutil.FootageCamera{Zoom: 1.25 * 0.85, X0: 0.03, Y0: 0.02}, "", 35},
+		"zoom90-rolled3":   {"inner", testutil.FootageCamera{Zoom: 1.25 * 0.9, Rot: 3, X0: 0.05, Y0: 0.03}, "", 45},
+		"zoom90-night":     {"inner", testutil.FootageCamera{Zoom: 1.25 * 0.9, X0: 0.02, Y0: 0.07}, night(0.15), 55},
+		"zoom110-rolled-5": {"inner", testutil.FootageCamera{Zoom: 1.25 * 1.1, Rot: -5, X0: 0.15, Y0: 0.13}, "", 15},
 	}
-	media := map[string]*rtsptest.Media{}
+	// 4 s at 10 fps, a key frame a second; veryfast, and as many encoded at
+	// once as there are cores, for the test's time.
+	var (
+		media   = map[string]*rtsptest.Media{}
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		encodes = make(chan struct{}, runtime.NumCPU())
+		dir     = t.TempDir()
+	)
 	for name, c := range cases {
-		// 8 s at 10 fps, a key frame a second; veryfast, for the test's time.
-		m, err := rtsptest.Encode(t.Context(), t.TempDir(), rtsptest.H264, 10, 80,
-			[]string{"-ss", fmt.Sprint(c.start), "-i", footagePath}, "-vf", c.cam.filter()+c.vf, "-preset", "veryfast")
-		if err != nil {
-			t.Fatal(err)
-		}
-		media[name] = m
+		wg.Go(func() {
+			encodes <- struct{}{}
+			defer func() { <-encodes }()
+			m, err := rtsptest.Encode(t.Context(), dir, rtsptest.H264, 10, 40,
+				[]string{"-ss", fmt.Sprint(c.start), "-i", testutil.FootagePath}, "-vf", c.cam.Filter()+c.vf, "-preset", "veryfast")
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			media[name] = m
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
 	}
 	srv, err := rtsptest.Start(rtsptest.Options{}, media)
 	if err != nil {
@@ -305,7 +274,7 @@ func TestViewFootage(t *testing.T) {
 			return v
 		}
 		for name, c := range cases {
-			dx, dy, scale, rot := c.cam.relative(cases[c.ref].cam)
+			dx, dy, scale, rot := c.cam.Relative(cases[c.ref].cam)
 			shiftX := value(fmt.Sprintf(`camera_view_shift_ratio{axis="x",camera=%q}`, name))
 			shiftY := value(fmt.Sprintf(`camera_view_shift_ratio{axis="y",camera=%q}`, name))
 			gotScale := value(fmt.Sprintf(`camera_view_scale_ratio{camera=%q}`, name))
@@ -313,12 +282,17 @@ func TestViewFootage(t *testing.T) {
 			t.Logf("%-17s shift %+.4f %+.4f (%+.4f %+.4f)  scale %.4f (%.4f)  rotation %+.2f° (%+g°)  match %.3f",
 				name, shiftX, shiftY, dx, dy, gotScale, scale, gotRot, rot,
 				value(fmt.Sprintf(`camera_view_match_ratio{camera=%q}`, name)))
-			scaleTol := 0.01
+			// The issue's tolerances; the unmoved views read 0 shift and a
+			// zoom of 1.000 ± 0.005.
+			shiftTol, scaleTol := 0.01, 0.01
 			if scale == 1 {
 				scaleTol = 0.005
+				if dx == 0 && dy == 0 {
+					shiftTol = 0.002
+				}
 			}
-			if math.Abs(shiftX-dx) > 0.01 || math.Abs(shiftY-dy) > 0.01 {
-				t.Errorf("%s: shift (%+.4f, %+.4f), want (%+.4f, %+.4f) within 0.01", name, shiftX, shiftY, dx, dy)
+			if math.Abs(shiftX-dx) > shiftTol || math.Abs(shiftY-dy) > shiftTol {
+				t.Errorf("%s: shift (%+.4f, %+.4f), want (%+.4f, %+.4f) within %g", name, shiftX, shiftY, dx, dy, shiftTol)
 			}
 			if math.Abs(gotScale-scale) > scaleTol {
 				t.Errorf("%s: scale %.4f, want %.4f within %g", name, gotScale, scale, scaleTol)

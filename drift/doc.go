@@ -61,5 +61,8 @@
 // phase correlation for a few candidate zooms (Fourier–Mellin's among
 // them), then refines the best by robust direct alignment of the luma
 // under a gain and an offset, in pure Go on the signature: about half a
-// millisecond a frame, a few for a view it cannot find.
+// millisecond a frame, a few for a view it cannot find. A card or a hand
+// over part of the lens reads as a low MatchRatio, not as movement: the
+// flat pixels are left out, and a refinement that finds less of the view
+// than the coarse registration did is dropped.
 package drift

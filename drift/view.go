@@ -69,7 +69,23 @@ type View struct {
 	levels    [pyramidLevels]pyramidLevel
 	cx, cy    float64
 	refPixels [pyramidLevels][]refPixel
-	pool      sync.Pool // of *viewScratch
+	scratch   *sync.Pool // of *viewScratch, shared with the Views of its grid
+}
+
+// scratchPools holds a pool of working memory for each grid size (a
+// [2]int of its width and height), shared by the Views of that size: a
+// pool per View would keep, and after each garbage collection allocate
+// again, some 600 KB per camera; shared, the memory goes with the
+// registrations running at once.
+var scratchPools sync.Map
+
+func scratchPool(gw, gh int) *sync.Pool {
+	key := [2]int{gw, gh}
+	if p, ok := scratchPools.Load(key); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := scratchPools.LoadOrStore(key, &sync.Pool{New: func() any { return newScratch(gw, gh) }})
+	return p.(*sync.Pool)
 }
 
 // Registration is how the current frame's view relates to the reference,
@@ -83,11 +99,11 @@ type Registration struct {
 	// (the camera panned left) and down (the camera tilted up).
 	ShiftX, ShiftY float64
 	// Scale is the zoom: 1 unchanged, 1.2 when the scene looks 1.2 times
-	// larger (the camera zoomed in or moved closer).
+	// larger (the camera zoomed in or moved closer); 0.5 to 2.
 	Scale float64
 	// RotationDegrees is how far the scene turned, counterclockwise as
 	// seen in the picture (the camera rolled clockwise) positive, within
-	// ±90°: the amplitude spectrum cannot tell a half turn.
+	// ±90° (Register reads nothing beyond).
 	RotationDegrees float64
 	// MatchRatio, 0 to 1, is the share of the reference's structured
 	// blocks (8x8 of the grid, a fourteenth of a 16:9 picture's width)
@@ -114,6 +130,7 @@ type viewScratch struct {
 	mag      []float32                // the frame's amplitude spectrum
 	product  []complex64              // the normalized cross-power spectrum
 	pyr      [pyramidLevels][]float32 // the alignment's pyramid
+	flat     [pyramidLevels][]bool    // its pixels without structure
 	tmpPyr   []float32                // a level's smoothing
 	residual []float32                // of each reference pixel of a level, NaN outside
 	abs      []float32                // their absolute values, for their median
@@ -131,6 +148,13 @@ func NewView(signature []float32, width, height int) (*View, error) {
 	}
 	if width <= 0 || height <= 0 {
 		return nil, fmt.Errorf("drift: picture size %dx%d", width, height)
+	}
+	for _, x := range signature {
+		// As Profile.validate: a value out of range (from a damaged file)
+		// would read as a view, or make the registration not a number.
+		if !(x >= 0 && x <= 1) {
+			return nil, fmt.Errorf("drift: reference signature value %v outside 0 to 1", x)
+		}
 	}
 	v := &View{width: width, height: height}
 	// A signature pixel is width/sw by height/sh of the picture: sized in
@@ -159,9 +183,10 @@ func NewView(signature []float32, width, height int) (*View, error) {
 	v.initLogPolar()
 	v.box = newFFT2(boxW, boxH)
 	v.lp = newFFT2(lpR, lpA)
-	v.pool.New = func() any { return v.newScratch() }
+	v.scratch = scratchPool(v.gw, v.gh)
 
-	sc := v.newScratch()
+	sc := v.scratch.Get().(*viewScratch)
+	defer v.scratch.Put(sc)
 	for i, s := range signature {
 		sc.sig[i] = s * 255
 	}
@@ -195,12 +220,13 @@ func NewView(signature []float32, width, height int) (*View, error) {
 	return v, nil
 }
 
-func (v *View) newScratch() *viewScratch {
+// newScratch allocates a Register call's working memory for a gw x gh grid.
+func newScratch(gw, gh int) *viewScratch {
 	const n = imagestats.SignatureWidth * imagestats.SignatureHeight
-	g := v.gw * v.gh
+	g := gw * gh
 	sc := &viewScratch{
 		sig:     make([]float32, n),
-		tmp:     make([]float32, v.gw*imagestats.SignatureHeight),
+		tmp:     make([]float32, gw*imagestats.SignatureHeight),
 		luma:    make([]float32, g),
 		grad:    make([]float32, g),
 		spec:    make([]complex64, boxW*boxH),
@@ -215,6 +241,7 @@ func (v *View) newScratch() *viewScratch {
 	}
 	for l := range sc.pyr {
 		sc.pyr[l] = make([]float32, n>>(2*l))
+		sc.flat[l] = make([]bool, n>>(2*l))
 	}
 	m := levelPixels[0]
 	sc.residual, sc.abs = make([]float32, m), make([]float32, 0, m)
@@ -225,8 +252,10 @@ func (v *View) newScratch() *viewScratch {
 // imagestats.Stats) of a width x height picture, relates to the
 // reference's. ok is false when the signature's size is wrong, when the
 // picture's aspect differs from the reference's by more than 2% (another
-// stream, whose signature is stretched otherwise), or when the frame is
-// flat: a covered lens, a blank picture.
+// stream, whose signature is stretched otherwise), when the frame is
+// flat (a covered lens, a blank picture), or when the registration leaves
+// what a fixed camera's view can do: a zoom outside 0.5 to 2, a roll
+// beyond ±90°, a shift of the whole picture or more.
 //
 // Two steps. The coarse one registers the views' gradient magnitudes, not
 // their luma, so that light (dusk, gain, infrared night mode, which turns
@@ -241,7 +270,11 @@ func (v *View) newScratch() *viewScratch {
 // (align) at the coarsest level of a pyramid of the signature, and the one
 // under which most of the reference's blocks are found is aligned down to
 // the finest: on luma, with a gain and an offset for the light (a negative
-// gain for inverted polarity), robust to people who come and go. The
+// gain for inverted polarity), robust to people who come and go. Each
+// candidate is scored before its alignment as well as after, the unmoved
+// view first of all, and the refinement is kept only if it finds the view
+// about as well: a card over most of the lens can drag the alignment
+// anywhere, and must read as obstructed (a low MatchRatio), not moved. The
 // Fourier–Mellin estimate alone was off by 10% of zoom on real footage,
 // whose lawns and roads have a smooth spectrum, and now and then by 80° of
 // roll.
@@ -264,8 +297,8 @@ func (v *View) Register(signature []uint8, width, height int) (Registration, boo
 	if float64(ss)*n-float64(s)*float64(s) < flat*flat*n*n {
 		return Registration{}, false
 	}
-	sc := v.pool.Get().(*viewScratch)
-	defer v.pool.Put(sc)
+	sc := v.scratch.Get().(*viewScratch)
+	defer v.scratch.Put(sc)
 	for i, x := range signature {
 		sc.sig[i] = float32(x)
 	}
@@ -284,9 +317,19 @@ func (v *View) Register(signature []uint8, width, height int) (Registration, boo
 	var best similarity
 	bestMatch := -1.0
 	tried := sc.tried[:0]
+	score := func(s similarity) {
+		v.warpSimilarity(sc, s)
+		if m := v.matchRatio(sc); m > bestMatch {
+			best, bestMatch = s, m
+		}
+	}
 	try := func(scale, angle float64) {
+		// Scored before its alignment too: when most of the reference's
+		// strongest pixels are hidden (a card over half the lens), the
+		// alignment can drag a right candidate away.
 		s := v.coarse(sc, scale, angle)
 		v.fitLight(sc, top, &s)
+		unaligned := s
 		v.align(sc, top, &s, levelIterations[top])
 		for _, t := range tried {
 			if v.near(s, t, top) {
@@ -294,13 +337,19 @@ func (v *View) Register(signature []uint8, width, height int) (Registration, boo
 			}
 		}
 		tried = append(tried, s)
-		v.warpSimilarity(sc, s)
-		m := v.matchRatio(sc)
-		if m > bestMatch {
-			best, bestMatch = s, m
+		score(s)
+		if bestMatch < foundMatch {
+			score(unaligned)
 		}
 	}
 	try(1, 0)
+	if bestMatch < foundMatch {
+		// The unmoved view itself: a card's edge over most of the lens can
+		// pull even the unchanged zoom's phase correlation elsewhere.
+		unmoved := similarity{a: 1, gain: 1}
+		v.fitLight(sc, top, &unmoved)
+		score(unmoved)
+	}
 	if bestMatch < foundMatch {
 		scale, angle := v.fourierMellin(sc)
 		try(scale, angle)
@@ -312,18 +361,32 @@ func (v *View) Register(signature []uint8, width, height int) (Registration, boo
 		try(scale, 0)
 	}
 	sc.tried = tried
+	fine := best
 	for l := top - 1; l >= 0; l-- {
-		v.align(sc, l, &best, levelIterations[l])
+		v.align(sc, l, &fine, levelIterations[l])
+	}
+	v.warpSimilarity(sc, fine)
+	match := v.matchRatio(sc)
+	if match < bestMatch-refineSlack {
+		// The refinement lost the view: the coarse registration stands.
+		fine, match = best, bestMatch
 	}
 
-	scale, angle := v.warpSimilarity(sc, best)
-	return Registration{
-		ShiftX:          best.tx / (2 * v.cx),
-		ShiftY:          best.ty / (2 * v.cy),
+	scale, angle := math.Hypot(fine.a, fine.b), math.Atan2(fine.b, fine.a)
+	reg := Registration{
+		ShiftX:          fine.tx / (2 * v.cx),
+		ShiftY:          fine.ty / (2 * v.cy),
 		Scale:           scale,
 		RotationDegrees: angle * 180 / math.Pi,
-		MatchRatio:      v.matchRatio(sc),
-	}, true
+		MatchRatio:      match,
+	}
+	// Beyond these bounds the alignment followed something other than the
+	// view: no reading is better than a wrong one.
+	if !(scale >= minScale && scale <= maxScale) || !(math.Abs(reg.RotationDegrees) <= 90) ||
+		!(math.Abs(reg.ShiftX) < 1 && math.Abs(reg.ShiftY) < 1) || !(reg.MatchRatio >= 0 && reg.MatchRatio <= 1) {
+		return Registration{}, false
+	}
+	return reg, true
 }
 
 // fourierMellin returns the scale and angle of the frame against the
@@ -679,9 +742,15 @@ var (
 // what the alignment converges from.
 var coarseScales = []float64{0.93, 1.08, 0.86, 1.16, 0.8, 1.25}
 
-// The scales the alignment keeps to: far beyond what a camera's zoom
-// does, and away from the degenerate 0.
-const minScale, maxScale = 0.25, 4
+// The scales the alignment keeps to, and Register reads: beyond what a
+// camera's zoom does between two readings of a fixed camera, and away from
+// the degenerate 0.
+const minScale, maxScale = 0.5, 2
+
+// refineSlack is how much of the MatchRatio the refinement may lose, a
+// block or two of rounding, before the coarse registration is kept
+// instead.
+const refineSlack = 0.03
 
 // foundMatch is the MatchRatio from which a candidate is taken without
 // trying the others: wrong ones, measured on the tests' scenes and
@@ -777,8 +846,31 @@ func (v *View) pyramid(sc *viewScratch) {
 			}
 		}
 		smooth(sc.pyr[l], sc.tmpPyr[:lv.w*lv.h], lv.w, lv.h)
+		markFlat(sc.flat[l][:lv.w*lv.h], sc.pyr[l], lv.w, lv.h)
 	}
 }
+
+// flatLevels is the sum of a pixel's central differences, in levels,
+// under which it has no structure: a card or a hand over the lens. The
+// reference's strongest pixels that fall there are treated as outside the
+// frame, since a flat cover over most of them fits a gain of 0 better
+// than the view fits any.
+const flatLevels = 0.5
+
+// markFlat sets flat for the pixels of the w x h picture p whose central
+// differences add up to less than flatLevels.
+func markFlat(flat []bool, p []float32, w, h int) {
+	for y := range h {
+		up, down := p[max(y-1, 0)*w:], p[min(y+1, h-1)*w:]
+		row := p[y*w : (y+1)*w]
+		for x := range row {
+			d := abs32(row[min(x+1, w-1)]-row[max(x-1, 0)]) + abs32(down[x]-up[x])
+			flat[y*w+x] = d < flatLevels
+		}
+	}
+}
+
+func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }
 
 // smooth blurs a w x h picture by a separable 1-2-1 kernel, the edges
 // extended, tmp being scratch of its size.
@@ -803,6 +895,7 @@ func smooth(p, tmp []float32, w, h int) {
 // w0 + wx·dx + wy·dy for the pixel at offset (dx, dy).
 type sampler struct {
 	lum                    []float32
+	flat                   []bool
 	w                      int
 	maxU, maxW             float32
 	u0, ux, uy, w0, wx, wy float32
@@ -811,14 +904,14 @@ type sampler struct {
 func (v *View) sampler(sc *viewScratch, l int, s *similarity) sampler {
 	lv := v.levels[l]
 	return sampler{
-		lum: sc.pyr[l], w: lv.w, maxU: float32(lv.w - 1), maxW: float32(lv.h - 1),
+		lum: sc.pyr[l], flat: sc.flat[l], w: lv.w, maxU: float32(lv.w - 1), maxW: float32(lv.h - 1),
 		u0: float32((v.cx+s.tx)/lv.fx - 0.5), ux: float32(s.a / lv.fx), uy: float32(s.b / lv.fx),
 		w0: float32((v.cy+s.ty)/lv.fy - 0.5), wx: float32(-s.b / lv.fy), wy: float32(s.a / lv.fy),
 	}
 }
 
 // at returns the frame's luma, interpolated, where the reference's pixel q
-// falls, and whether that is inside the frame.
+// falls, and whether that is inside the frame and not flat there.
 func (p *sampler) at(q *refPixel) (float32, bool) {
 	u := p.u0 + p.ux*q.dx + p.uy*q.dy
 	w := p.w0 + p.wx*q.dx + p.wy*q.dy
@@ -828,32 +921,63 @@ func (p *sampler) at(q *refPixel) (float32, bool) {
 	x0, y0 := int(u), int(w)
 	fx, fy := u-float32(x0), w-float32(y0)
 	j := y0*p.w + x0
+	if p.flat[j] {
+		return 0, false
+	}
 	l := p.lum[j : j+p.w+2 : j+p.w+2]
 	return (l[0]*(1-fx)+l[1]*fx)*(1-fy) + (l[p.w]*(1-fx)+l[p.w+1]*fx)*fy, true
 }
 
-// fitLight sets s's gain and bias to the least squares fit of the frame's
-// luma, at level l where s takes the reference's pixels, to theirs.
+// fitLight sets s's gain and bias to the fit of the frame's luma, at level
+// l where s takes the reference's pixels, to theirs: least squares, then
+// again over the pixels whose residual is under the median, twice, so
+// that a card over part of the lens, or people, do not pull the light.
 func (v *View) fitLight(sc *viewScratch, l int, s *similarity) {
-	var n, st, si, stt, sti float64
+	ref := v.refPixels[l]
+	frame := sc.residual[:len(ref)]
 	p := v.sampler(sc, l, s)
-	for k := range v.refPixels[l] {
-		q := &v.refPixels[l][k]
-		i, ok := p.at(q)
+	for k := range ref {
+		i, ok := p.at(&ref[k])
 		if !ok {
-			continue
+			i = float32(math.NaN())
 		}
-		t := float64(q.t)
-		n++
-		st += t
-		si += float64(i)
-		stt += t * t
-		sti += t * float64(i)
+		frame[k] = i
 	}
 	s.gain, s.bias = 1, 0
-	if d := n*stt - st*st; n > 0 && d > 0 {
+	limit := float32(math.Inf(1))
+	const rounds = 3
+	for round := range rounds {
+		var n, st, si, stt, sti float64
+		for k, i := range frame {
+			if i != i {
+				continue
+			}
+			t := float64(ref[k].t)
+			if round > 0 && float32(math.Abs(float64(i)-s.gain*t-s.bias)) > limit {
+				continue
+			}
+			n++
+			st += t
+			si += float64(i)
+			stt += t * t
+			sti += t * float64(i)
+		}
+		d := n*stt - st*st
+		if !(n > 0 && d > 0) {
+			return
+		}
 		s.gain = (n*sti - st*si) / d
 		s.bias = (si - s.gain*st) / n
+		if round == rounds-1 {
+			return
+		}
+		abs := sc.abs[:0]
+		for k, i := range frame {
+			if i == i {
+				abs = append(abs, float32(math.Abs(float64(i)-s.gain*float64(ref[k].t)-s.bias)))
+			}
+		}
+		limit = median(abs)
 	}
 }
 

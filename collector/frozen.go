@@ -100,9 +100,9 @@ func (f *frozenDetector) observe(now time.Time, seq, coded uint64, key bool, sig
 	return true
 }
 
-// difference is how much the latest picture differs, on the 0 to 1 scale
-// of drift.StillDifference, from the most similar of the pictures before
-// it; ok is false before two pictures or without signatures.
+// difference is how much the latest picture differs, as
+// drift.CompareStill's Difference, from the most similar of the pictures
+// before it; ok is false before two pictures or without signatures.
 func (f *frozenDetector) difference() (diff float64, ok bool) {
 	return f.diff, len(f.recent) > 1 && !math.IsNaN(f.diff)
 }

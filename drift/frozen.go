@@ -7,7 +7,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
-// The blocks of StillDifference: 8x9 signature values, a 20x10 grid of a
+// The blocks of CompareStill: 8x9 signature values, a 20x10 grid of a
 // 160x90 signature; at 1080p a block spans 96x108 pixels.
 const (
 	stillBlockWidth  = 8
@@ -20,15 +20,15 @@ const (
 const StillBlocks = stillColumns * stillRows
 
 // stillTrimmed is the share of blocks, those that changed most, that
-// StillDifference leaves out: a clock or a date drawn over a frozen
+// CompareStill's Difference leaves out: a clock or a date drawn over a frozen
 // picture changes 2 to 4 of 200 blocks, a name or a logo does not change.
 const stillTrimmed = 0.1
 
 // OverlayBlocks is the most blocks an overlay covers: the tenth that
-// StillDifference leaves out.
+// CompareStill's Difference leaves out.
 const OverlayBlocks = int(stillTrimmed * StillBlocks)
 
-// StillLimit is the StillDifference below which two pictures of one camera
+// StillLimit is the Difference of CompareStill below which two pictures of one camera
 // are the same picture: re-encoded, as a stuck camera pipeline keeps doing,
 // or decoded again.
 //
@@ -57,7 +57,9 @@ const (
 
 // Still is how two signatures of one camera differ.
 type Still struct {
-	// Difference is StillDifference's.
+	// Difference is the mean absolute difference over blocks, 0 to 1,
+	// leaving out the tenth of blocks that changed most, so that an
+	// overlay's clock, or anything as small that moved, does not count.
 	Difference float64
 	// Changed tells the blocks, row by row of a 20x10 grid, whose
 	// difference stands out of the picture's coding noise: something moved
@@ -65,9 +67,9 @@ type Still struct {
 	Changed [StillBlocks]bool
 }
 
-// CompareStill compares two signatures for a frozen stream; ok is false
-// when a signature is missing or not of imagestats.SignatureWidth x
-// imagestats.SignatureHeight.
+// CompareStill compares two signatures for a frozen stream; ok is false,
+// and the Difference NaN, when a signature is missing or not of
+// imagestats.SignatureWidth x imagestats.SignatureHeight.
 func CompareStill(a, b []uint8) (s Still, ok bool) {
 	const (
 		w, h  = imagestats.SignatureWidth, imagestats.SignatureHeight
@@ -102,15 +104,4 @@ func CompareStill(a, b []uint8) (s Still, ok bool) {
 		s.Changed[i] = float64(d) > limit
 	}
 	return s, true
-}
-
-// StillDifference compares two signatures for a frozen stream: the mean
-// absolute difference over blocks of the signature, 0 to 1, leaving out
-// the tenth of blocks that changed most, so that an overlay's clock, or
-// anything as small that moved, does not count. It is NaN when a signature
-// is missing or not of imagestats.SignatureWidth x
-// imagestats.SignatureHeight.
-func StillDifference(a, b []uint8) float64 {
-	s, _ := CompareStill(a, b)
-	return s.Difference
 }

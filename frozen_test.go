@@ -37,11 +37,15 @@ const (
 )
 
 // The cameras that film a figure walking over a still picture (dog.jpg,
-// 768x576) send walkerFrames frames: the slowest figure, at 4 pixels a
-// second, crosses several blocks of the frozen comparison before the server
-// loops the clip, as a figure that keeps walking does, not one that paces
-// within a block, which a camera learns as its overlay.
-const walkerFrames = 300
+// 768x576) send walkerFrames frames, the slowest figures
+// slowWalkerFrames: each figure passes a block once before the server
+// loops its clip, and leaves it for longer than the collector's overlayGap
+// (12 s), as a figure that keeps walking does, not one that paces within
+// a few blocks, which a camera learns as its overlay.
+const (
+	walkerFrames     = 300
+	slowWalkerFrames = 450
+)
 
 // frozenOverlayLearning is the collector's overlayLearning: how long a
 // block must keep changing in place before it counts as the overlay's.
@@ -235,20 +239,21 @@ func TestFrozen(t *testing.T) {
 		}
 	}
 	yard := []string{"-loop", "1", "-framerate", fmt.Sprint(frozenFPS), "-i", filepath.Join(sharedImages, "dog.jpg")}
-	h264 := func(name string, gop int, input []string, vf string, frozen bool) clip {
-		return clip{name, rtsptest.H264, frozenBitrates[0], gop, input, vf, frozen, walkerFrames, 768 * 576}
+	h264 := func(name string, gop, frames int, input []string, vf string, frozen bool) clip {
+		return clip{name, rtsptest.H264, frozenBitrates[0], gop, input, vf, frozen, frames, 768 * 576}
 	}
 	clips = append(clips,
-		h264("walker-24x60-40px-g10", frozenFPS, walker(24, 60, 100, 380, 40, 0, ""), "", false),
-		h264("walker-24x60-10px-g10", frozenFPS, walker(24, 60, 300, 300, 10, 0, ""), "", false),
-		h264("walker-24x60-4px-g2", frozenShortGOP, walker(24, 60, 400, 420, 4, 0, ""), "", false),
-		h264("walker-24x60-4px-g20", frozenLongGOP, walker(24, 60, 200, 350, -4, 0, ""), "", false),
-		h264("walker-12x30-10px-g10", frozenFPS, walker(12, 30, 500, 250, 10, 0, ""), "", false),
-		h264("walker-48x120-6px-down-g10", frozenFPS, walker(48, 120, 600, 100, 0, 6, ""), "", false),
-		h264("ball-32x32-60px-g10", frozenFPS, walker(32, 32, 0, 0, 60, 45, ""), "", false),
-		h264("walker-clock-24x60-10px-g10", frozenFPS, walker(24, 60, 150, 400, 10, 0, ","+clock), "", false),
-		h264("walker-clock-24x60-4px-g2", frozenShortGOP, walker(24, 60, 650, 200, -4, 0, ","+clock), "", false),
-		h264("clock-yard-g10", frozenFPS, yard, clock, true),
+		// Across the picture and out, in 19.8 s, then in again.
+		h264("walker-24x60-40px-g10", frozenFPS, 198, walker(24, 60, 0, 380, 40, 0, ""), "", false),
+		h264("walker-24x60-10px-g10", frozenFPS, walkerFrames, walker(24, 60, 300, 300, 10, 0, ""), "", false),
+		h264("walker-24x60-5px-g2", frozenShortGOP, slowWalkerFrames, walker(24, 60, 400, 420, 5, 0, ""), "", false),
+		h264("walker-24x60-5px-g20", frozenLongGOP, slowWalkerFrames, walker(24, 60, 250, 350, -5, 0, ""), "", false),
+		h264("walker-12x30-10px-g10", frozenFPS, walkerFrames, walker(12, 30, 400, 250, 10, 0, ""), "", false),
+		h264("walker-48x120-12px-down-g10", frozenFPS, slowWalkerFrames, walker(48, 120, 600, 60, 0, 12, ""), "", false),
+		h264("ball-32x32-25px-g10", frozenFPS, walkerFrames, walker(32, 32, 80, 80, 20, 15, ""), "", false),
+		h264("walker-clock-24x60-10px-g10", frozenFPS, walkerFrames, walker(24, 60, 150, 400, 10, 0, ","+clock), "", false),
+		h264("walker-clock-24x60-5px-g2", frozenShortGOP, slowWalkerFrames, walker(24, 60, 650, 200, -5, 0, ","+clock), "", false),
+		h264("clock-yard-g10", frozenFPS, walkerFrames, yard, clock, true),
 	)
 
 	// Two encodes at a time keep both cores busy through ffmpeg's serial
@@ -343,6 +348,7 @@ func TestFrozen(t *testing.T) {
 	type tally struct {
 		frozen, n int
 		lo, hi    float64
+		scrapes   strings.Builder // 1 frozen, 0 not, - no value
 	}
 	tallies := make([]tally, len(clips))
 	for i := range tallies {
@@ -357,11 +363,13 @@ func TestFrozen(t *testing.T) {
 		for i, c := range clips {
 			frozen, ok := sample(m, fmt.Sprintf(`camera_frame_frozen{camera=%q}`, c.name))
 			diff, dok := sample(m, fmt.Sprintf(`camera_frame_difference_ratio{camera=%q}`, c.name))
+			tl := &tallies[i]
 			if !ok || !dok {
+				tl.scrapes.WriteByte('-')
 				continue
 			}
-			tl := &tallies[i]
 			tl.n++
+			tl.scrapes.WriteByte('0' + byte(frozen))
 			if frozen == 1 {
 				tl.frozen++
 			}
@@ -373,7 +381,7 @@ func TestFrozen(t *testing.T) {
 	var table strings.Builder
 	fmt.Fprintf(&table, "%-28s %7s %6s  %s\n", "camera", "frozen", "want", "difference (levels)")
 	for i, c := range clips {
-		tl := tallies[i]
+		tl := &tallies[i]
 		share := float64(tl.frozen) / float64(max(tl.n, 1))
 		want := "0"
 		if c.frozen {
@@ -384,9 +392,9 @@ func TestFrozen(t *testing.T) {
 		case tl.n < scrapes*9/10:
 			t.Errorf("%s: a frame difference in %d of %d scrapes", c.name, tl.n, scrapes)
 		case c.frozen && share < 0.95:
-			t.Errorf("%s read frozen in %d of %d scrapes, want at least 95%%", c.name, tl.frozen, tl.n)
+			t.Errorf("%s read frozen in %d of %d scrapes, want at least 95%%: %s", c.name, tl.frozen, tl.n, tl.scrapes.String())
 		case !c.frozen && tl.frozen > 0:
-			t.Errorf("%s read frozen in %d of %d scrapes, want none", c.name, tl.frozen, tl.n)
+			t.Errorf("%s read frozen in %d of %d scrapes, want none: %s", c.name, tl.frozen, tl.n, tl.scrapes.String())
 		}
 	}
 	t.Logf("after %d scrapes every %s:\n%s", scrapes, interval, table.String())

@@ -20,15 +20,21 @@ const stillFramesFrozen = 2
 const frozenWindow = 8
 
 // An overlay, a clock or a date drawn over the picture, changes the same
-// few blocks in place on every picture; a moving object changes the
-// blocks it enters. A block is learned as overlay once it changed in more
-// pictures in a row than one change stays in the window (an object that
-// arrives and stays is no overlay), over overlayLearning at least: longer
-// than an object takes to cross a block, a twentieth of the picture's width
-// or a tenth of its height, down to 2 pixels per second at 768x576.
+// few blocks in place again and again; a moving object changes the blocks
+// it passes. A block is learned as overlay once it changed from one
+// picture to the next in overlayPictures pictures over overlayLearning at
+// least: longer than an object takes to cross a block, a twentieth of the
+// picture's width or a tenth of its height, down to 2 pixels per second at
+// 768x576. Its changes may pause for a picture, or for overlayGap: a
+// clock's tens of seconds change every 10 s. A block beside an overlay's
+// in its row is the overlay's once that changed for overlayBeside: the
+// minutes of a clock change once a minute beside its seconds, and what
+// crosses a block in less time is no overlay.
 const (
 	overlayPictures = frozenWindow + 1
 	overlayLearning = 20 * time.Second
+	overlayGap      = 12 * time.Second
+	overlayBeside   = time.Minute
 )
 
 // frozenDetector tells, from a camera's successive distinct pictures,
@@ -71,7 +77,7 @@ func (f *frozenDetector) observe(now time.Time, seq, coded uint64, key bool, sig
 		// Against every recent picture, not only the most similar: a
 		// slow walker hardly moves from one picture to the next.
 		f.diff = math.Inf(1)
-		var changed [drift.StillBlocks]bool
+		var changed, sinceLatest [drift.StillBlocks]bool
 		for _, prev := range f.recent {
 			s, _ := drift.CompareStill(prev, sig)
 			// NaN, never still, for a decoder that gives no signature.
@@ -79,12 +85,13 @@ func (f *frozenDetector) observe(now time.Time, seq, coded uint64, key bool, sig
 			for b, c := range s.Changed {
 				changed[b] = changed[b] || c
 			}
+			sinceLatest = s.Changed
 		}
 		switch {
 		case resent:
 			// The camera sent the very picture again: frozen outright.
 			f.diff, f.still = 0, max(f.still+1, stillFramesFrozen)
-		case f.overlay.moved(now, &changed):
+		case f.overlay.moved(now, &sinceLatest, &changed):
 			f.still = 0
 		case f.diff < drift.StillLimit:
 			f.still++
@@ -116,39 +123,49 @@ func (f *frozenDetector) frozen() (frozen, ok bool) {
 // overlayLearner learns which blocks of a camera's picture its overlay
 // covers, from the blocks each distinct picture changed.
 type overlayLearner struct {
-	run    [drift.StillBlocks]int       // pictures since the block's changes began, 0 if none
+	run    [drift.StillBlocks]int       // pictures the block changed in since its changes began, 0 if none
 	since  [drift.StillBlocks]time.Time // when they began
-	missed [drift.StillBlocks]bool      // the block did not change in the latest picture
+	last   [drift.StillBlocks]time.Time // when it last changed
+	missed [drift.StillBlocks]int       // pictures in a row it did not change in
 }
 
-// moved takes the blocks a picture at now changed against the camera's
-// recent pictures and reports whether any of them is not the overlay's,
-// or more blocks than an overlay covers changed in place.
-//
-// A block's run of changes survives one picture without change: a clock
-// ticking each second is missed where the recent pictures all fall within
-// one second of it.
-func (o *overlayLearner) moved(now time.Time, changed *[drift.StillBlocks]bool) bool {
-	var moved bool
-	var overlay int
-	for b, c := range changed {
+// moved learns from the blocks a picture at now changed since the
+// camera's latest, and reports whether any of those it changed against any
+// recent picture is not the overlay's, or more blocks than an overlay
+// covers changed in place. Learning from one picture to the next, a change
+// counts once, not for as long as the recent pictures hold what was
+// there before.
+func (o *overlayLearner) moved(now time.Time, sinceLatest, changed *[drift.StillBlocks]bool) bool {
+	for b, c := range sinceLatest {
 		switch {
 		case c:
 			if o.run[b] == 0 {
 				o.since[b] = now
 			}
 			o.run[b]++
-			o.missed[b] = false
-			if o.run[b] < overlayPictures || now.Sub(o.since[b]) < overlayLearning {
-				moved = true
-			} else {
-				overlay++
-			}
-		case o.missed[b]:
-			o.run[b], o.missed[b] = 0, false
+			o.last[b], o.missed[b] = now, 0
 		case o.run[b] > 0:
-			o.missed[b] = true
+			o.missed[b]++
+			if o.missed[b] > 1 && now.Sub(o.last[b]) > overlayGap {
+				o.run[b], o.missed[b] = 0, 0
+			}
 		}
 	}
-	return moved || overlay > drift.OverlayBlocks
+	learned := func(b int, over time.Duration) bool {
+		return o.run[b] >= overlayPictures && now.Sub(o.since[b]) >= over
+	}
+	var overlay int
+	for b, c := range changed {
+		if !c {
+			continue
+		}
+		column := b % drift.StillColumns
+		if !learned(b, overlayLearning) &&
+			(column == 0 || !learned(b-1, overlayBeside)) &&
+			(column == drift.StillColumns-1 || !learned(b+1, overlayBeside)) {
+			return true
+		}
+		overlay++
+	}
+	return overlay > drift.OverlayBlocks
 }

@@ -206,3 +206,44 @@ func TestFrozenDetector(t *testing.T) {
 		})
 	}
 }
+
+// TestFrozenOverlayTicks follows a frozen picture under a clock whose
+// digits change in two blocks side by side: its seconds, and its tens of
+// seconds or its minutes, which the recent pictures show changed for 8
+// pictures only.
+func TestFrozenOverlayTicks(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		every time.Duration // between pictures
+		slow  time.Duration // between changes of the second block
+	}{
+		// --collector.image.min-interval=0s and a scrape every 250 ms.
+		{"four pictures a second, tens of seconds", time.Second / 4, 10 * time.Second},
+		// The default --collector.image.min-interval.
+		{"a picture every 5 s, minutes", 5 * time.Second, time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			still := signature(100)
+			var f frozenDetector
+			start := time.Now()
+			learnedBy := int((overlayBeside + overlayGap + tc.slow) / tc.every)
+			var live []int
+			for i := range learnedBy + 200 {
+				at := time.Duration(i) * tc.every
+				sig := brighten(jitter(rng, still, 10), 0, 0, 8, 9, 30*int(at/time.Second%4))
+				sig = brighten(sig, 8, 0, 8, 9, 30*int(at/tc.slow%4))
+				f.observe(start.Add(at), uint64(i+1), 0, true, sig)
+				if frozen, _ := f.frozen(); !frozen {
+					live = append(live, i)
+				}
+			}
+			if last := live[len(live)-1]; last >= learnedBy {
+				t.Errorf("picture %d read live, want frozen from picture %d on (live: %v)", last, learnedBy, live)
+			}
+			if learning := int(overlayLearning / tc.every); len(live) < learning {
+				t.Errorf("read live in pictures %v only, want the first %d at least, until the clock's blocks are learned", live, learning)
+			}
+		})
+	}
+}

@@ -12,12 +12,15 @@ import (
 const (
 	stillBlockWidth  = 8
 	stillBlockHeight = 9
-	stillColumns     = imagestats.SignatureWidth / stillBlockWidth
 	stillRows        = imagestats.SignatureHeight / stillBlockHeight
 )
 
-// StillBlocks is how many blocks Compare tells changed or not.
-const StillBlocks = stillColumns * stillRows
+// StillBlocks is how many blocks CompareStill tells changed or not, row by
+// row of StillColumns.
+const (
+	StillBlocks  = StillColumns * stillRows
+	StillColumns = imagestats.SignatureWidth / stillBlockWidth
+)
 
 // stillTrimmed is the share of blocks, those that changed most, that
 // CompareStill's Difference leaves out: a clock or a date drawn over a frozen
@@ -61,7 +64,7 @@ type Still struct {
 	// leaving out the tenth of blocks that changed most, so that an
 	// overlay's clock, or anything as small that moved, does not count.
 	Difference float64
-	// Changed tells the blocks, row by row of a 20x10 grid, whose
+	// Changed tells the blocks, row by row of StillColumns, whose
 	// difference stands out of the picture's coding noise: something moved
 	// or changed there.
 	Changed [StillBlocks]bool
@@ -81,7 +84,7 @@ func CompareStill(a, b []uint8) (s Still, ok bool) {
 	var blocks [StillBlocks]int
 	for y := range stillRows * stillBlockHeight {
 		ra, rb := a[y*w:][:w], b[y*w:][:w]
-		row := blocks[y/stillBlockHeight*stillColumns:][:stillColumns]
+		row := blocks[y/stillBlockHeight*StillColumns:][:StillColumns]
 		for c := range row {
 			var d int
 			for x := c * stillBlockWidth; x < (c+1)*stillBlockWidth; x++ {

@@ -247,3 +247,22 @@ func TestFrozenOverlayTicks(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkFrozenObserve measures what a distinct picture costs the frozen
+// check: the comparisons with the camera's 8 latest pictures and the
+// overlay's learning.
+func BenchmarkFrozenObserve(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	sigs := make([][]uint8, 16)
+	for i := range sigs {
+		sigs[i] = withFigure(jitter(rng, signature(100), 10), 4*i, 40, 5, 9)
+	}
+	var f frozenDetector
+	now := time.Now()
+	b.ReportAllocs()
+	var seq uint64
+	for b.Loop() {
+		seq++
+		f.observe(now.Add(time.Duration(seq)*time.Second), seq, 0, true, sigs[seq%16])
+	}
+}

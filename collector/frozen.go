@@ -22,16 +22,17 @@ const frozenWindow = 8
 // An overlay, a clock or a date drawn over the picture, changes the same
 // few blocks in place again and again; a moving object changes the blocks
 // it passes. A block is learned as overlay once it changed from one
-// picture to the next in overlayPictures pictures over overlayLearning at
+// picture to the next in overlayPictures pictures, over overlayLearning at
 // least: longer than an object takes to cross a block, a twentieth of the
 // picture's width or a tenth of its height, down to 2 pixels per second at
-// 768x576. Its changes may pause for a picture, or for overlayGap: a
-// clock's tens of seconds change every 10 s. A block beside an overlay's
-// in its row is the overlay's once that changed for overlayBeside: the
-// minutes of a clock change once a minute beside its seconds, and what
-// crosses a block in less time is no overlay.
+// 768x576; and where pictures come seconds apart, more than a few
+// pictures that caught someone in the same place. Its changes may pause
+// for a picture, or for overlayGap: a clock's tens of seconds change every
+// 10 s. A block beside an overlay's in its row is the overlay's once that
+// changed for overlayBeside: the minutes of a clock change once a minute
+// beside its seconds, and what crosses a block in less time is no overlay.
 const (
-	overlayPictures = frozenWindow + 1
+	overlayPictures = 9
 	overlayLearning = 20 * time.Second
 	overlayGap      = 12 * time.Second
 	overlayBeside   = time.Minute

@@ -47,9 +47,10 @@ const (
 	slowWalkerFrames = 450
 )
 
-// frozenOverlayLearning is the collector's overlayLearning: how long a
-// block must keep changing in place before it counts as the overlay's.
-const frozenOverlayLearning = 20 * time.Second
+// frozenOverlayBeside is the collector's overlayBeside: how long a clock's
+// seconds must keep changing before the blocks beside them, its tens of
+// seconds, count as its overlay too.
+const frozenOverlayBeside = 30 * time.Second
 
 // The two bitrates of the frozen cameras, at 640x424 and frozenFPS: 5 to 7
 // bits per pixel per key frame. Below the lower one a still picture's key
@@ -331,14 +332,14 @@ func TestFrozen(t *testing.T) {
 
 	// Scrapes drive the analyses: each decodes the camera's latest key
 	// frame if it is new. Established: every camera compared two
-	// pictures, then its clock's blocks learned as overlay, then three of
-	// the long GOPs more.
+	// pictures, then its clock's blocks learned as overlay, those beside
+	// its seconds included, then three of the long GOPs more.
 	const interval = 250 * time.Millisecond
 	testutil.WaitFor(t, "every camera's frame difference", 60*time.Second, func() bool {
 		m, _ := e.get("/metrics", nil)
 		return strings.Count(m, "camera_frame_difference_ratio{") == len(clips)
 	})
-	for settle := time.Now().Add(frozenOverlayLearning + 3*frozenLongGOP*time.Second/frozenFPS); time.Now().Before(settle); time.Sleep(interval) {
+	for settle := time.Now().Add(frozenOverlayBeside + 3*frozenLongGOP*time.Second/frozenFPS); time.Now().Before(settle); time.Sleep(interval) {
 		e.get("/metrics", nil) //nolint:errcheck // scrapes drive the analyses
 	}
 

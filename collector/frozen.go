@@ -29,13 +29,15 @@ const frozenWindow = 8
 // pictures that caught someone in the same place. Its changes may pause
 // for a picture, or for overlayGap: a clock's tens of seconds change every
 // 10 s. A block beside an overlay's in its row is the overlay's once that
-// changed for overlayBeside: the minutes of a clock change once a minute
-// beside its seconds, and what crosses a block in less time is no overlay.
+// changed for overlayBeside: a clock's tens of seconds and its minutes
+// change beside its seconds, too seldom to be learned in minutes, and what
+// crosses a block in less time (2 pixels a second at 768x576) is no
+// overlay.
 const (
 	overlayPictures = 9
 	overlayLearning = 20 * time.Second
 	overlayGap      = 12 * time.Second
-	overlayBeside   = time.Minute
+	overlayBeside   = 30 * time.Second
 )
 
 // frozenDetector tells, from a camera's successive distinct pictures,
@@ -152,8 +154,10 @@ func (o *overlayLearner) moved(now time.Time, sinceLatest, changed *[drift.Still
 			}
 		}
 	}
+	// Over the span of its changes, not up to now: a block a figure left
+	// keeps its run for overlayGap.
 	learned := func(b int, over time.Duration) bool {
-		return o.run[b] >= overlayPictures && now.Sub(o.since[b]) >= over
+		return o.run[b] >= overlayPictures && o.last[b].Sub(o.since[b]) >= over
 	}
 	var overlay int
 	for b, c := range changed {

@@ -36,6 +36,22 @@ const (
 	frozenShortFrames = 120
 )
 
+// The cameras that film a figure walking over a still picture (dog.jpg,
+// 768x576) send walkerFrames frames, the slowest figures
+// slowWalkerFrames: each figure passes a block once before the server
+// loops its clip, and leaves it for longer than the collector's overlayGap
+// (12 s), as a figure that keeps walking does, not one that paces within
+// a few blocks, which a camera learns as its overlay.
+const (
+	walkerFrames     = 300
+	slowWalkerFrames = 450
+)
+
+// frozenOverlayBeside is the collector's overlayBeside: how long a clock's
+// seconds must keep changing before the blocks beside them, its tens of
+// seconds, count as its overlay too.
+const frozenOverlayBeside = 30 * time.Second
+
 // The two bitrates of the frozen cameras, at 640x424 and frozenFPS: 5 to 7
 // bits per pixel per key frame. Below the lower one a still picture's key
 // frames differ by as much as sensor noise of one level makes them (x265
@@ -141,7 +157,8 @@ func keyFrames(m *rtsptest.Media) int {
 
 // TestFrozen is the acceptance test of camera_frame_frozen: a still
 // picture re-encoded reads frozen, with or without a clock drawn over it;
-// the same picture under sensor noise, and a moving scene, never do.
+// the same picture under sensor noise, a moving scene, and a still picture
+// with one small figure moving over it, under a clock or not, never do.
 func TestFrozen(t *testing.T) {
 	if raceEnabled {
 		// The shares of scrapes are what this measures, and they depend
@@ -172,6 +189,8 @@ func TestFrozen(t *testing.T) {
 		input   []string
 		vf      string
 		frozen  bool
+		frames  int // 0: by the GOP
+		pixels  int // of its pictures; 0: person.jpg's
 	}
 	raw := func(std float64) []string {
 		in := []string{"-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", size, "-r", fmt.Sprint(frozenFPS)}
@@ -185,14 +204,14 @@ func TestFrozen(t *testing.T) {
 	for _, codec := range []rtsptest.Codec{rtsptest.H264, rtsptest.H265} {
 		for _, gop := range []int{frozenShortGOP, frozenLongGOP} {
 			for _, bitrate := range frozenBitrates {
-				clips = append(clips, clip{fmt.Sprintf("frozen-%s-%s-g%d", codecName[codec], bitrate, gop), codec, bitrate, gop, raw(0), "", true})
+				clips = append(clips, clip{fmt.Sprintf("frozen-%s-%s-g%d", codecName[codec], bitrate, gop), codec, bitrate, gop, raw(0), "", true, 0, 0})
 			}
 			// Sensor noise at the coarsest coding: std 1 for every codec
 			// and GOP, 2 and 3 with x264's short GOPs (the long GOPs of
 			// noisy frames take longest to encode).
 			for _, std := range stds[1:] {
 				if std == 1 || codec == rtsptest.H264 && gop == frozenShortGOP {
-					clips = append(clips, clip{fmt.Sprintf("noise%g-%s-%s-g%d", std, codecName[codec], frozenBitrates[0], gop), codec, frozenBitrates[0], gop, raw(std), "", false})
+					clips = append(clips, clip{fmt.Sprintf("noise%g-%s-%s-g%d", std, codecName[codec], frozenBitrates[0], gop), codec, frozenBitrates[0], gop, raw(std), "", false, 0, 0})
 				}
 			}
 		}
@@ -202,10 +221,40 @@ func TestFrozen(t *testing.T) {
 	clock := "drawtext=fontfile=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fontsize=20:fontcolor=white:box=1:boxcolor=black:x=w-tw-8:y=8:" +
 		`text='%{pts\:gmtime\:0\:%H\\\:%M\\\:%S}'`
 	clips = append(clips,
-		clip{"clock-x264-" + frozenBitrates[0] + "-g20", rtsptest.H264, frozenBitrates[0], frozenLongGOP, raw(0), clock, true},
-		clip{"clock-x265-" + frozenBitrates[0] + "-g2", rtsptest.H265, frozenBitrates[0], frozenShortGOP, raw(0), clock, true},
+		clip{"clock-x264-" + frozenBitrates[0] + "-g20", rtsptest.H264, frozenBitrates[0], frozenLongGOP, raw(0), clock, true, 0, 0},
+		clip{"clock-x265-" + frozenBitrates[0] + "-g2", rtsptest.H265, frozenBitrates[0], frozenShortGOP, raw(0), clock, true, 0, 0},
 		clip{"moving-x264-" + frozenBitrates[0] + "-g20", rtsptest.H264, frozenBitrates[0], frozenLongGOP,
-			[]string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=s=%s:r=%d", size, frozenFPS)}, "", false},
+			[]string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=s=%s:r=%d", size, frozenFPS)}, "", false, 0, 0},
+	)
+	// A figure of w x h pixels, dark gray as people are on camera, moving
+	// over a still yard (768x576) from x, y at vx, vy pixels a second,
+	// across its edges and in again: a site at night with one worker in
+	// view. The camera's key frame every second (frozenFPS frames) is the
+	// x264 default of cameras that send one a second.
+	walker := func(w, h int, x, y, vx, vy float64, filters string) []string {
+		return []string{
+			"-loop", "1", "-framerate", fmt.Sprint(frozenFPS), "-i", filepath.Join(sharedImages, "dog.jpg"),
+			"-f", "lavfi", "-i", fmt.Sprintf("color=c=0x303030:s=%dx%d:r=%d", w, h, frozenFPS),
+			"-filter_complex", fmt.Sprintf("[0][1]overlay=x='mod(%g+%g*t,%d)-%d':y='mod(%g+%g*t,%d)-%d'%s",
+				x, vx, 768+w, w, y, vy, 576+h, h, filters),
+		}
+	}
+	yard := []string{"-loop", "1", "-framerate", fmt.Sprint(frozenFPS), "-i", filepath.Join(sharedImages, "dog.jpg")}
+	h264 := func(name string, gop, frames int, input []string, vf string, frozen bool) clip {
+		return clip{name, rtsptest.H264, frozenBitrates[0], gop, input, vf, frozen, frames, 768 * 576}
+	}
+	clips = append(clips,
+		// Across the picture and out, in 19.8 s, then in again.
+		h264("walker-24x60-40px-g10", frozenFPS, 198, walker(24, 60, 0, 380, 40, 0, ""), "", false),
+		h264("walker-24x60-10px-g10", frozenFPS, walkerFrames, walker(24, 60, 300, 300, 10, 0, ""), "", false),
+		h264("walker-24x60-5px-g2", frozenShortGOP, slowWalkerFrames, walker(24, 60, 400, 420, 5, 0, ""), "", false),
+		h264("walker-24x60-5px-g20", frozenLongGOP, slowWalkerFrames, walker(24, 60, 250, 350, -5, 0, ""), "", false),
+		h264("walker-12x30-10px-g10", frozenFPS, walkerFrames, walker(12, 30, 400, 250, 10, 0, ""), "", false),
+		h264("walker-48x120-12px-down-g10", frozenFPS, slowWalkerFrames, walker(48, 120, 600, 60, 0, 12, ""), "", false),
+		h264("ball-32x32-25px-g10", frozenFPS, walkerFrames, walker(32, 32, 80, 80, 20, 15, ""), "", false),
+		h264("walker-clock-24x60-10px-g10", frozenFPS, walkerFrames, walker(24, 60, 150, 400, 10, 0, ","+clock), "", false),
+		h264("walker-clock-24x60-5px-g2", frozenShortGOP, slowWalkerFrames, walker(24, 60, 650, 200, -5, 0, ","+clock), "", false),
+		h264("clock-yard-g10", frozenFPS, walkerFrames, yard, clock, true),
 	)
 
 	// Two encodes at a time keep both cores busy through ffmpeg's serial
@@ -218,9 +267,13 @@ func TestFrozen(t *testing.T) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			frames := frozenLongFrames
-			if c.gop == frozenShortGOP {
+			frames := c.frames
+			switch {
+			case frames > 0:
+			case c.gop == frozenShortGOP:
 				frames = frozenShortFrames
+			default:
+				frames = frozenLongFrames
 			}
 			extra := []string{"-g", fmt.Sprint(c.gop), "-b:v", c.bitrate}
 			if c.codec == rtsptest.H265 {
@@ -254,7 +307,11 @@ func TestFrozen(t *testing.T) {
 				keyN++
 			}
 		}
-		t.Logf("%-24s %d key frames, %.2f bits per pixel per key frame", c.name, keys, keyBits/keyN/float64(photo.w*photo.h))
+		pixels := c.pixels
+		if pixels == 0 {
+			pixels = photo.w * photo.h
+		}
+		t.Logf("%-28s %d key frames, %.2f bits per pixel per key frame", c.name, keys, keyBits/keyN/float64(pixels))
 		if want := len(m.AccessUnits) / c.gop; keys < max(12, want) {
 			t.Fatalf("%s has %d key frames, want at least %d and 12", c.name, keys, want)
 		}
@@ -275,13 +332,14 @@ func TestFrozen(t *testing.T) {
 
 	// Scrapes drive the analyses: each decodes the camera's latest key
 	// frame if it is new. Established: every camera compared two
-	// pictures, then three of the long GOPs more.
+	// pictures, then its clock's blocks learned as overlay, those beside
+	// its seconds included, then three of the long GOPs more.
 	const interval = 250 * time.Millisecond
 	testutil.WaitFor(t, "every camera's frame difference", 60*time.Second, func() bool {
 		m, _ := e.get("/metrics", nil)
 		return strings.Count(m, "camera_frame_difference_ratio{") == len(clips)
 	})
-	for settle := time.Now().Add(3 * frozenLongGOP * time.Second / frozenFPS); time.Now().Before(settle); time.Sleep(interval) {
+	for settle := time.Now().Add(frozenOverlayBeside + 3*frozenLongGOP*time.Second/frozenFPS); time.Now().Before(settle); time.Sleep(interval) {
 		e.get("/metrics", nil) //nolint:errcheck // scrapes drive the analyses
 	}
 
@@ -291,6 +349,7 @@ func TestFrozen(t *testing.T) {
 	type tally struct {
 		frozen, n int
 		lo, hi    float64
+		scrapes   strings.Builder // 1 frozen, 0 not, - no value
 	}
 	tallies := make([]tally, len(clips))
 	for i := range tallies {
@@ -305,11 +364,13 @@ func TestFrozen(t *testing.T) {
 		for i, c := range clips {
 			frozen, ok := sample(m, fmt.Sprintf(`camera_frame_frozen{camera=%q}`, c.name))
 			diff, dok := sample(m, fmt.Sprintf(`camera_frame_difference_ratio{camera=%q}`, c.name))
+			tl := &tallies[i]
 			if !ok || !dok {
+				tl.scrapes.WriteByte('-')
 				continue
 			}
-			tl := &tallies[i]
 			tl.n++
+			tl.scrapes.WriteByte('0' + byte(frozen))
 			if frozen == 1 {
 				tl.frozen++
 			}
@@ -319,22 +380,22 @@ func TestFrozen(t *testing.T) {
 	}
 
 	var table strings.Builder
-	fmt.Fprintf(&table, "%-24s %7s %6s  %s\n", "camera", "frozen", "want", "difference (levels)")
+	fmt.Fprintf(&table, "%-28s %7s %6s  %s\n", "camera", "frozen", "want", "difference (levels)")
 	for i, c := range clips {
-		tl := tallies[i]
+		tl := &tallies[i]
 		share := float64(tl.frozen) / float64(max(tl.n, 1))
 		want := "0"
 		if c.frozen {
 			want = ">=95%"
 		}
-		fmt.Fprintf(&table, "%-24s %6.0f%% %6s  %.2f to %.2f\n", c.name, 100*share, want, tl.lo, tl.hi)
+		fmt.Fprintf(&table, "%-28s %6.0f%% %6s  %.2f to %.2f\n", c.name, 100*share, want, tl.lo, tl.hi)
 		switch {
 		case tl.n < scrapes*9/10:
 			t.Errorf("%s: a frame difference in %d of %d scrapes", c.name, tl.n, scrapes)
 		case c.frozen && share < 0.95:
-			t.Errorf("%s read frozen in %d of %d scrapes, want at least 95%%", c.name, tl.frozen, tl.n)
+			t.Errorf("%s read frozen in %d of %d scrapes, want at least 95%%: %s", c.name, tl.frozen, tl.n, tl.scrapes.String())
 		case !c.frozen && tl.frozen > 0:
-			t.Errorf("%s read frozen in %d of %d scrapes, want none", c.name, tl.frozen, tl.n)
+			t.Errorf("%s read frozen in %d of %d scrapes, want none: %s", c.name, tl.frozen, tl.n, tl.scrapes.String())
 		}
 	}
 	t.Logf("after %d scrapes every %s:\n%s", scrapes, interval, table.String())

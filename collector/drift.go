@@ -129,7 +129,7 @@ func (d *driftState) observe(now time.Time, frame camera.Frame, f *found, descs 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	stats := frame.Stats
-	if !d.frozen.observe(frame.Seq, frame.Coded, frame.Key, stats.Signature) {
+	if !d.frozen.observe(now, frame.Seq, frame.Coded, frame.Key, stats.Signature) {
 		return
 	}
 	for i, dist := range descs.distributions {

@@ -2,7 +2,9 @@ package collector
 
 import (
 	"math/rand/v2"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/camera-exporter/camera_exporter/imagestats"
 )
@@ -34,6 +36,25 @@ func withClock(sig []uint8, tick int) []uint8 {
 	return out
 }
 
+// withFigure returns sig with a figure of w x h values, 80 levels brighter,
+// at column x and row y: a person seen from afar, 24x60 pixels of a
+// 768x576 picture being 5x9 values.
+func withFigure(sig []uint8, x, y, w, h int) []uint8 {
+	return brighten(sig, x, y, w, h, 80)
+}
+
+// brighten returns sig with the w x h values at column x and row y the
+// given levels brighter.
+func brighten(sig []uint8, x, y, w, h, levels int) []uint8 {
+	out := append([]uint8(nil), sig...)
+	for r := y; r < y+h; r++ {
+		for c := x; c < x+w; c++ {
+			out[r*imagestats.SignatureWidth+c] = uint8(min(int(sig[r*imagestats.SignatureWidth+c])+levels, 255))
+		}
+	}
+	return out
+}
+
 func TestFrozenDetector(t *testing.T) {
 	still := signature(100)
 	type picture struct {
@@ -42,7 +63,7 @@ func TestFrozenDetector(t *testing.T) {
 		inter      bool // not a key frame's picture
 	}
 	// pictures returns n distinct pictures, the i-th's signature by sig,
-	// of key frames unless inter.
+	// of key frames unless inter; they come a second apart.
 	pictures := func(n int, sig func(i int) []uint8, inter ...bool) []picture {
 		out := make([]picture, n)
 		for i := range out {
@@ -50,6 +71,11 @@ func TestFrozenDetector(t *testing.T) {
 		}
 		return out
 	}
+	// A clock's blocks are learned as overlay after overlayLearning: from
+	// the second picture, which first changes them, 20 pictures a second
+	// apart; the picture is frozen from the next.
+	learned := int(overlayLearning/time.Second) + 1
+	clockFrozen := strings.Repeat("0", learned+1) + "1111"
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, tc := range []struct {
 		name     string
@@ -65,7 +91,57 @@ func TestFrozenDetector(t *testing.T) {
 			pictures(8, func(i int) []uint8 { return jitter(rng, signature(100+i%2), 10) }),
 			"00011111",
 		},
-		{"frozen picture under a clock", pictures(8, func(i int) []uint8 { return withClock(jitter(rng, still, 10), i) }), "00111111"},
+		{"frozen picture under a clock", pictures(learned+5, func(i int) []uint8 { return withClock(jitter(rng, still, 10), i) }), clockFrozen},
+		{
+			// The clock misses a tick where the recent pictures all show
+			// one time: its blocks stay learned.
+			"frozen picture under a clock that misses ticks",
+			pictures(learned+5, func(i int) []uint8 { return withClock(jitter(rng, still, 10), i-i%10/9) }),
+			clockFrozen,
+		},
+		{
+			// A 5x9 value figure crossing the picture, 2 values a
+			// picture: the blocks it enters are new each few pictures.
+			"small figure walking",
+			pictures(70, func(i int) []uint8 { return withFigure(jitter(rng, still, 10), 2*i, 40, 5, 9) }),
+			strings.Repeat("0", 70),
+		},
+		{
+			// Half a value a picture: neighbouring pictures are the same.
+			"small figure walking slowly",
+			pictures(70, func(i int) []uint8 { return withFigure(jitter(rng, still, 10), 10+i/2, 40, 5, 9) }),
+			strings.Repeat("0", 70),
+		},
+		{
+			// A 2x4 value figure (12x30 pixels at 768x576) going down.
+			"smaller figure walking down slowly",
+			pictures(70, func(i int) []uint8 { return withFigure(jitter(rng, still, 10), 60, i, 2, 4) }),
+			strings.Repeat("0", 70),
+		},
+		{
+			"small figure walking under a clock",
+			pictures(70, func(i int) []uint8 { return withClock(withFigure(jitter(rng, still, 10), 2*i, 40, 5, 9), i) }),
+			strings.Repeat("0", 70),
+		},
+		{
+			// No overlay, until the figure's pictures leave the window.
+			"figure arriving and staying",
+			pictures(24, func(i int) []uint8 {
+				if i < 3 {
+					return jitter(rng, still, 10)
+				}
+				return withFigure(jitter(rng, still, 10), 50, 40, 5, 9)
+			}),
+			"001" + strings.Repeat("0", frozenWindow+1) + strings.Repeat("1", 24-frozenWindow-4),
+		},
+		{
+			// Leaves in the wind over 25 blocks, in place, changing them
+			// by 3 levels: more blocks than an overlay covers, though the
+			// tenth left out of the difference leaves too few to count.
+			"leaves moving in place",
+			pictures(40, func(i int) []uint8 { return brighten(jitter(rng, still, 10), 0, 0, 40, 45, 3*(i%2)) }),
+			strings.Repeat("0", 40),
+		},
 		{"moving scene", pictures(8, func(i int) []uint8 { return signature(100 + 3*i) }), "00000000"},
 		{
 			"the same picture analyzed again",
@@ -110,8 +186,9 @@ func TestFrozenDetector(t *testing.T) {
 				t.Error("frozen before any picture")
 			}
 			got := ""
-			for _, p := range tc.pictures {
-				f.observe(p.seq, p.coded, !p.inter, p.sig)
+			now := time.Now()
+			for i, p := range tc.pictures {
+				f.observe(now.Add(time.Duration(i)*time.Second), p.seq, p.coded, !p.inter, p.sig)
 				frozen, ok := f.frozen()
 				switch {
 				case !ok:
@@ -127,5 +204,65 @@ func TestFrozenDetector(t *testing.T) {
 				t.Errorf("frozen after each picture %s, want %s (last difference %.3f level)", got, tc.want, diff*255)
 			}
 		})
+	}
+}
+
+// TestFrozenOverlayTicks follows a frozen picture under a clock whose
+// digits change in two blocks side by side: its seconds, and its tens of
+// seconds or its minutes, which the recent pictures show changed for 8
+// pictures only.
+func TestFrozenOverlayTicks(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		every time.Duration // between pictures
+		slow  time.Duration // between changes of the second block
+	}{
+		// --collector.image.min-interval=0s and a scrape every 250 ms.
+		{"four pictures a second, tens of seconds", time.Second / 4, 10 * time.Second},
+		// The default --collector.image.min-interval.
+		{"a picture every 5 s, minutes", 5 * time.Second, time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			still := signature(100)
+			var f frozenDetector
+			start := time.Now()
+			learnedBy := int((overlayBeside + overlayGap + tc.slow) / tc.every)
+			var live []int
+			for i := range learnedBy + 200 {
+				at := time.Duration(i) * tc.every
+				sig := brighten(jitter(rng, still, 10), 0, 0, 8, 9, 30*int(at/time.Second%4))
+				sig = brighten(sig, 8, 0, 8, 9, 30*int(at/tc.slow%4))
+				f.observe(start.Add(at), uint64(i+1), 0, true, sig)
+				if frozen, _ := f.frozen(); !frozen {
+					live = append(live, i)
+				}
+			}
+			if last := live[len(live)-1]; last >= learnedBy {
+				t.Errorf("picture %d read live, want frozen from picture %d on (live: %v)", last, learnedBy, live)
+			}
+			if learning := int(overlayLearning / tc.every); len(live) < learning {
+				t.Errorf("read live in pictures %v only, want the first %d at least, until the clock's blocks are learned", live, learning)
+			}
+		})
+	}
+}
+
+// BenchmarkFrozenObserve measures what a distinct picture costs the frozen
+// check: the comparisons with the camera's 8 latest pictures and the
+// overlay's learning.
+func BenchmarkFrozenObserve(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	sigs := make([][]uint8, 16)
+	for i := range sigs {
+		sigs[i] = withFigure(jitter(rng, signature(100), 10), 4*i, 40, 5, 9)
+	}
+	var f frozenDetector
+	now := time.Now()
+	b.ReportAllocs()
+	var seq uint64
+	for b.Loop() {
+		seq++
+		f.observe(now.Add(time.Duration(seq)*time.Second), seq, 0, true, sigs[seq%16])
 	}
 }

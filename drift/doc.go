@@ -49,8 +49,9 @@
 // Beside the histograms, a frame's signature, its luma at 160x90, tells
 // whether the camera still looks at its reference view (SceneChange, from 0
 // for the same view to about 0.5 for an unrelated one) and whether the
-// stream is frozen (StillDifference of a frame and the camera's latest
-// ones below StillLimit).
+// stream is frozen (CompareStill of a frame and the camera's latest ones:
+// their Difference below StillLimit, and which blocks changed, for the
+// collector to tell an overlay's from life).
 //
 // A View measures instead of scoring: Register tells how far the scene
 // moved (in fractions of the picture), zoomed and turned from the

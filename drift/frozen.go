@@ -7,19 +7,31 @@ import (
 	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
-// The blocks of StillDifference: 8x9 signature values, a 20x10 grid of a
+// The blocks of CompareStill: 8x9 signature values, a 20x10 grid of a
 // 160x90 signature; at 1080p a block spans 96x108 pixels.
 const (
 	stillBlockWidth  = 8
 	stillBlockHeight = 9
+	stillRows        = imagestats.SignatureHeight / stillBlockHeight
+)
+
+// StillBlocks is how many blocks CompareStill tells changed or not, row by
+// row of StillColumns.
+const (
+	StillBlocks  = StillColumns * stillRows
+	StillColumns = imagestats.SignatureWidth / stillBlockWidth
 )
 
 // stillTrimmed is the share of blocks, those that changed most, that
-// StillDifference leaves out: a clock or a date drawn over a frozen
+// CompareStill's Difference leaves out: a clock or a date drawn over a frozen
 // picture changes 2 to 4 of 200 blocks, a name or a logo does not change.
 const stillTrimmed = 0.1
 
-// StillLimit is the StillDifference below which two pictures of one camera
+// OverlayBlocks is the most blocks an overlay covers: the tenth that
+// CompareStill's Difference leaves out.
+const OverlayBlocks = int(stillTrimmed * StillBlocks)
+
+// StillLimit is the Difference of CompareStill below which two pictures of one camera
 // are the same picture: re-encoded, as a stuck camera pipeline keeps doing,
 // or decoded again.
 //
@@ -34,25 +46,45 @@ const stillTrimmed = 0.1
 // key frame, 1 level at 1.3.
 const StillLimit = 0.25 / 255
 
-// StillDifference compares two signatures for a frozen stream: the mean
-// absolute difference over blocks of the signature, 0 to 1, leaving out
-// the tenth of blocks that changed most, so that an overlay's clock does
-// not count. It is NaN when a signature is missing or not of
+// Thresholds of a changed block: its mean absolute difference must exceed
+// changedBlockFloor, and changedBlockFactor times the median block's, the
+// picture's coding noise. Re-encoding a still picture (x264 and x265 at
+// their default quality and at 6 Mbit/s, 640x424 and 768x576) leaves at
+// most 0.9 level in any block where the median block differs by 0.5; a
+// 12x30 pixel figure that moved half its width in a 768x576 picture
+// changes its block by 1.6 levels or more, a 24x60 one by 3 or more.
+const (
+	changedBlockFloor  = 1.0 / 255
+	changedBlockFactor = 3
+)
+
+// Still is how two signatures of one camera differ.
+type Still struct {
+	// Difference is the mean absolute difference over blocks, 0 to 1,
+	// leaving out the tenth of blocks that changed most, so that an
+	// overlay's clock, or anything as small that moved, does not count.
+	Difference float64
+	// Changed tells the blocks, row by row of StillColumns, whose
+	// difference stands out of the picture's coding noise: something moved
+	// or changed there.
+	Changed [StillBlocks]bool
+}
+
+// CompareStill compares two signatures for a frozen stream; ok is false,
+// and the Difference NaN, when a signature is missing or not of
 // imagestats.SignatureWidth x imagestats.SignatureHeight.
-func StillDifference(a, b []uint8) float64 {
+func CompareStill(a, b []uint8) (s Still, ok bool) {
 	const (
 		w, h  = imagestats.SignatureWidth, imagestats.SignatureHeight
-		cols  = w / stillBlockWidth
-		rows  = h / stillBlockHeight
 		block = stillBlockWidth * stillBlockHeight
 	)
 	if len(a) != w*h || len(b) != w*h {
-		return math.NaN()
+		return Still{Difference: math.NaN()}, false
 	}
-	var blocks [cols * rows]int
-	for y := range rows * stillBlockHeight {
+	var blocks [StillBlocks]int
+	for y := range stillRows * stillBlockHeight {
 		ra, rb := a[y*w:][:w], b[y*w:][:w]
-		row := blocks[y/stillBlockHeight*cols:][:cols]
+		row := blocks[y/stillBlockHeight*StillColumns:][:StillColumns]
 		for c := range row {
 			var d int
 			for x := c * stillBlockWidth; x < (c+1)*stillBlockWidth; x++ {
@@ -62,11 +94,17 @@ func StillDifference(a, b []uint8) float64 {
 			row[c] += d
 		}
 	}
-	slices.Sort(blocks[:])
-	kept := blocks[:len(blocks)-int(stillTrimmed*float64(len(blocks)))]
+	sorted := blocks
+	slices.Sort(sorted[:])
+	kept := sorted[:StillBlocks-OverlayBlocks]
 	var sum int
 	for _, d := range kept {
 		sum += d
 	}
-	return float64(sum) / float64(len(kept)*block) / 255
+	s.Difference = float64(sum) / float64(len(kept)*block) / 255
+	limit := max(changedBlockFloor*255*block, changedBlockFactor*float64(sorted[StillBlocks/2]))
+	for i, d := range blocks {
+		s.Changed[i] = float64(d) > limit
+	}
+	return s, true
 }

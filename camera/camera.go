@@ -44,6 +44,14 @@ type Decoder interface {
 	Close()
 }
 
+// PictureSizer is a Decoder that tells the size of the pictures it is set
+// up for once it applied their parameter sets, also where a picture then
+// fails to decode: the stream checks it against max_picture_pixels after
+// every frame it decodes in full.
+type PictureSizer interface {
+	PictureSize() (width, height int)
+}
+
 // MaxDecoderPixels bounds the pictures a Decoder accepts, whatever the
 // camera's max_picture_pixels, which Stream checks against the parameter
 // sets it parses: those it cannot parse still reach the decoder.

@@ -141,8 +141,10 @@ func withSPS(t *testing.T, clip *rtsptest.Media, rewrite func([]byte) []byte) *r
 // whose VUI is cut short after timing_info_present_flag, whose size is
 // read all the same, and an H265 SPS whose conformance window is larger
 // than the picture, which libavcodec ignores and the size is left to the
-// decoder's first picture, in key frame and decode-all modes alike.
-// max_picture_pixels holds for both, refused sessions end as those of a
+// decoder's first picture, in key frame and decode-all modes alike, also
+// after a readable SPS of the same id and another size in the same access
+// unit, and in decode-all mode without a scrape to analyze a picture.
+// max_picture_pixels holds for all, refused sessions end as those of a
 // picture too large by its SPS, and the size of those allowed is reported.
 func TestStreamPictureSizeBeyondParsing(t *testing.T) {
 	gray := func(size string) string { return "color=c=0x404040:s=" + size + ":r=25" }
@@ -151,20 +153,40 @@ func TestStreamPictureSizeBeyondParsing(t *testing.T) {
 	}
 	same := func(sps []byte) []byte { return sps }
 	badWindow := func(sps []byte) []byte { return camera.WithH265Window(sps, [4]uint32{0, 1000, 0, 0}) }
+	// A readable 320x240 SPS, then the picture's own, unreadable, of the
+	// same id, which the decoder uses.
+	var qvgaSPS []byte
+	withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray64, 1), func(sps []byte) []byte { qvgaSPS = sps; return sps })
+	afterQVGA := func(clip *rtsptest.Media) *rtsptest.Media {
+		for i, au := range clip.AccessUnits {
+			if j := slices.IndexFunc(au, func(n []byte) bool { return h265.NALUType(n[0]>>1&0x3f) == h265.NALUType_SPS_NUT }); j >= 0 {
+				clip.AccessUnits[i] = slices.Insert(au, j, qvgaSPS)
+			}
+		}
+		return clip
+	}
 	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{
 		"vui-8k": withSPS(t, rtsptest.Clip(t, rtsptest.H264, gray64, 1),
 			truncatedVUI(func(sps []byte) []byte { return camera.WithH264PictureSize(sps, 480, 270) })),
-		"vui-vga":     withSPS(t, rtsptest.Clip(t, rtsptest.H264, gray("640x480"), 1), truncatedVUI(same)),
-		"window-vga":  withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray("640x480"), 1), badWindow),
-		"vui-qvga":    withSPS(t, rtsptest.Clip(t, rtsptest.H264, gray64, 25), truncatedVUI(same)),
-		"window-qvga": withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray64, 25), badWindow),
+		"vui-vga":               withSPS(t, rtsptest.Clip(t, rtsptest.H264, gray("640x480"), 1), truncatedVUI(same)),
+		"window-vga":            withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray("640x480"), 1), badWindow),
+		"window-vga-after-qvga": afterQVGA(withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray("640x480"), 1), badWindow)),
+		"vui-qvga":              withSPS(t, rtsptest.Clip(t, rtsptest.H264, gray64, 25), truncatedVUI(same)),
+		"window-qvga":           withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray64, 25), badWindow),
 	})
 	const small = "\nmax_picture_pixels: 100000"
-	refused := []struct{ name, clip, entry, want string }{
-		{"vui-8k", "vui-8k", "", "picture 7680x4320 (33.2 MP) exceeds max_picture_pixels 12000000"},
-		{"vui-vga", "vui-vga", small, "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"},
-		{"window-vga", "window-vga", small, "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"},
-		{"window-vga-all", "window-vga", small + "\ndecode: all", "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"},
+	const vga = "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"
+	refused := []struct {
+		name, clip, entry, want string
+		unscraped               bool // no analysis: the decode loop refuses it
+	}{
+		{"vui-8k", "vui-8k", "", "picture 7680x4320 (33.2 MP) exceeds max_picture_pixels 12000000", false},
+		{"vui-vga", "vui-vga", small, vga, false},
+		{"window-vga", "window-vga", small, vga, false},
+		{"window-vga-all", "window-vga", small + "\ndecode: all", vga, false},
+		{"window-vga-unscraped", "window-vga", small + "\ndecode: all", vga, true},
+		{"window-vga-after-qvga", "window-vga-after-qvga", small, vga, false},
+		{"window-vga-after-qvga-all", "window-vga-after-qvga", small + "\ndecode: all", vga, false},
 	}
 	logs := &testutil.SyncBuffer{}
 	m := camera.NewManager(decode.New, nil, slog.New(slog.NewTextHandler(logs, nil)))
@@ -188,7 +210,9 @@ func TestStreamPictureSizeBeyondParsing(t *testing.T) {
 		done := true
 		for _, r := range refused {
 			s := streams[r.name]
-			s.Analyze(nil) //nolint:errcheck // the sessions' ends tell
+			if !r.unscraped {
+				s.Analyze(nil) //nolint:errcheck // the sessions' ends tell
+			}
 			done = done && s.Status().Reconnects[camera.ReasonProtocol] >= 2
 		}
 		return done

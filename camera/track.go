@@ -47,7 +47,8 @@ type track interface {
 	// recoveryPoint reports whether au carries a recovery point SEI, which
 	// intra-refresh encoders send instead of key frames.
 	recoveryPoint(au [][]byte) bool
-	// size is the picture size seen in the stream so far (0 if unknown).
+	// size is the picture size of the latest SPS or JPEG (0 if unknown, as
+	// after an SPS whose size cannot be read).
 	size() (width, height int)
 	// pictureHash hashes the coded picture of au, its slice data or JPEG,
 	// without parameter sets or SEI, which a camera resending one picture
@@ -139,7 +140,7 @@ var h264Codec = nalCodec{
 		if h264.NALUType(nalu[0]&0x1f) == h264.NALUTypeSPS {
 			pos = 24 // profile_idc, constraint flags, level_idc
 		}
-		return readUE(rbsp, pos)
+		return readUE(rbsp, &pos)
 	},
 	spsSize: func(nalu []byte) (int, int, error) {
 		var sps h264.SPS
@@ -201,9 +202,9 @@ var h265Codec = nalCodec{
 			if err != nil {
 				return 0, err
 			}
-			return readUE(rbsp, pos)
+			return readUE(rbsp, &pos)
 		}
-		return readUE(rbsp, pos)
+		return readUE(rbsp, &pos)
 	},
 	spsSize: func(nalu []byte) (int, int, error) {
 		var sps h265.SPS
@@ -236,12 +237,13 @@ var h265Codec = nalCodec{
 	maxAccessUnitSize: h265.MaxAccessUnitSize,
 }
 
-// readUE reads the Exp-Golomb coded value at bit pos of rbsp.
-func readUE(rbsp []byte, pos int) (uint32, error) {
-	if pos >= 8*len(rbsp) { // bits.ReadGolombUnsigned would read past the end
+// readUE reads the Exp-Golomb coded value at bit *pos of rbsp and moves
+// *pos past it.
+func readUE(rbsp []byte, pos *int) (uint32, error) {
+	if *pos >= 8*len(rbsp) { // bits.ReadGolombUnsigned would read past the end
 		return 0, errors.New("not enough bits")
 	}
-	return bits.ReadGolombUnsigned(rbsp, &pos)
+	return bits.ReadGolombUnsigned(rbsp, pos)
 }
 
 // h265SPSIDPos finds sps_seq_parameter_set_id in an SPS without its NAL
@@ -274,9 +276,9 @@ func h265SPSIDPos(rbsp []byte) (int, error) {
 	return pos, nil
 }
 
-// h265Sub are SubWidthC and SubHeightC (H.265 table 6-1) by
-// chroma_format_idc: the units of the conformance window's offsets.
-var h265Sub = [4][2]int64{{1, 1}, {2, 2}, {2, 1}, {1, 1}}
+// h265ChromaSubsampling are SubWidthC and SubHeightC (H.265 table 6-1)
+// by chroma_format_idc: the units of the conformance window's offsets.
+var h265ChromaSubsampling = [4][2]int64{{1, 1}, {2, 2}, {2, 1}, {1, 1}}
 
 // h265SPSSize reads the picture size of an H265 SPS that mediacommon
 // cannot read whole: one whose VUI is cut short, or with what mediacommon
@@ -289,46 +291,44 @@ func h265SPSSize(nalu []byte) (int, int, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	var fields [8]uint32 // id, chroma_format_idc, width, height, window
-	ue := func(i int) {
-		if err == nil {
-			if pos >= 8*len(rbsp) { // bits.ReadGolombUnsigned would read past the end
-				err = errors.New("not enough bits")
-				return
-			}
-			fields[i], err = bits.ReadGolombUnsigned(rbsp, &pos)
+	// The first error stops the reading: those after it read nothing.
+	ue := func() uint32 {
+		if err != nil {
+			return 0
 		}
+		var v uint32
+		v, err = readUE(rbsp, &pos)
+		return v
 	}
 	flag := func() bool {
-		if err == nil {
-			var f bool
-			f, err = bits.ReadFlag(rbsp, &pos)
-			return f
+		if err != nil {
+			return false
 		}
-		return false
+		var f bool
+		f, err = bits.ReadFlag(rbsp, &pos)
+		return f
 	}
-	ue(0)
-	ue(1)
-	if fields[1] > 3 {
-		return 0, 0, fmt.Errorf("invalid chroma_format_idc %d", fields[1])
+	ue() // sps_seq_parameter_set_id
+	chromaFormat := ue()
+	if chromaFormat > 3 {
+		return 0, 0, fmt.Errorf("invalid chroma_format_idc %d", chromaFormat)
 	}
-	if fields[1] == 3 {
+	if chromaFormat == 3 {
 		flag() // separate_colour_plane_flag; the window's units are 1 either way
 	}
-	ue(2)
-	ue(3)
-	if flag() { // conformance_window_flag
-		for i := 4; i < 8; i++ {
-			ue(i)
-		}
+	codedWidth, codedHeight := int64(ue()), int64(ue())
+	// The conformance window's offsets, where conformance_window_flag.
+	var left, right, top, bottom int64
+	if flag() {
+		left, right, top, bottom = int64(ue()), int64(ue()), int64(ue()), int64(ue())
 	}
 	if err != nil {
 		return 0, 0, err
 	}
-	sub := h265Sub[fields[1]]
+	sub := h265ChromaSubsampling[chromaFormat]
 	// In 64 bits: offsets as large as the sides must not wrap around.
-	width := int64(fields[2]) - sub[0]*(int64(fields[4])+int64(fields[5]))
-	height := int64(fields[3]) - sub[1]*(int64(fields[6])+int64(fields[7]))
+	width := codedWidth - sub[0]*(left+right)
+	height := codedHeight - sub[1]*(top+bottom)
 	if width <= 0 || height <= 0 || width > maxPictureSide || height > maxPictureSide {
 		return 0, 0, fmt.Errorf("picture size %dx%d", width, height)
 	}
@@ -427,6 +427,8 @@ const maxPictureSide = 16384
 // observe stores the parameter sets of au, reading the picture size from a
 // new or changed SPS. An invalid SPS is kept all the same: libavcodec, the
 // judge, decodes some that mediacommon rejects, and ignores bad cropping.
+// The size of an SPS that cannot be read is unknown, not the previous
+// one's: the picture the decoder makes of it tells it (Stream).
 func (t *nalTrack) observe(au [][]byte) error {
 	var invalid error
 	for _, nalu := range au {
@@ -437,6 +439,9 @@ func (t *nalTrack) observe(au [][]byte) error {
 		id, err := t.c.paramSetID(nalu)
 		if err != nil {
 			invalid = fmt.Errorf("parameter set of type %d without an id: %w", typ, err)
+			if typ == t.c.spsType {
+				t.width, t.height = 0, 0
+			}
 			continue
 		}
 		if !t.store(slices.Index(t.c.paramSets, typ), id, nalu) || typ != t.c.spsType {
@@ -448,6 +453,7 @@ func (t *nalTrack) observe(au [][]byte) error {
 		}
 		if err != nil {
 			invalid = fmt.Errorf("invalid SPS %d: %w", id, err)
+			t.width, t.height = 0, 0
 			continue
 		}
 		t.width, t.height = w, h

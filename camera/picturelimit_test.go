@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,5 +243,53 @@ func TestStreamPictureSizeBeyondParsing(t *testing.T) {
 		if st := s.Status(); st.Width != 320 || st.Height != 240 || !s.Up(time.Now()) {
 			t.Errorf("camera %s: size %dx%d, up %v; want 320x240 and up", name, st.Width, st.Height, s.Up(time.Now()))
 		}
+	}
+}
+
+// TestStreamPictureSizeOfEarlierSession serves a camera refused for the
+// size of its decoded pictures, which then comes back smaller: a scrape
+// before its first picture of the new session finds the stream's decoder
+// still holding the refused picture, which says nothing of the new
+// session, and the camera comes up.
+func TestStreamPictureSizeOfEarlierSession(t *testing.T) {
+	badWindow := func(sps []byte) []byte { return camera.WithH265Window(sps, [4]uint32{0, 1000, 0, 0}) }
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{
+		"vga":  withSPS(t, rtsptest.Clip(t, rtsptest.H265, "color=c=0x404040:s=640x480:r=25", 1), badWindow),
+		"qvga": withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray64, 25), badWindow),
+	})
+	// The camera's URL redirects to the picture it sends now.
+	var target atomic.Pointer[string]
+	vga, qvga := srv.URL("vga"), srv.URL("qvga")
+	target.Store(&vga)
+	f := startFake(t, func(req rtsptest.FakeRequest) rtsptest.FakeResponse {
+		return redirectTo(*target.Load())(req)
+	})
+	logs := &testutil.SyncBuffer{}
+	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+f.URL("cam")+"\nmax_picture_pixels: 100000\ndecode: all"), logs)
+	testutil.WaitFor(t, "a session refused for its decoded picture", 15*time.Second, func() bool {
+		s.Analyze(nil) //nolint:errcheck // the session's end tells
+		return s.Status().Reconnects[camera.ReasonProtocol] >= 1
+	})
+	// Smaller, and quiet until the scrape came.
+	srv.Pause("qvga")
+	target.Store(&qvga)
+	testutil.WaitFor(t, "the session to the smaller picture", 15*time.Second, func() bool {
+		return s.Status().Connected && srv.Sessions("qvga") > 0
+	})
+	refusals := s.Status().Reconnects[camera.ReasonProtocol]
+	// The scrape: the stream's decoder may hold the refused picture.
+	if _, err := s.Analyze(nil); err == nil {
+		t.Error("Analyze() before the smaller picture's first frame: no error")
+	}
+	srv.Resume("qvga")
+	testutil.WaitFor(t, "the camera up with the smaller picture", 15*time.Second, func() bool {
+		frame, err := s.Analyze(nil)
+		return err == nil && frame.Stats.Width == 320 && s.Up(time.Now())
+	})
+	// The next access unit reports the decoded size.
+	testutil.WaitFor(t, "the size reported", 5*time.Second, func() bool { return s.Status().Width != 0 })
+	if st := s.Status(); st.Reconnects[camera.ReasonProtocol] != refusals || st.Width != 320 || st.Height != 240 {
+		t.Errorf("%d sessions ended for a protocol error since the smaller picture's began, size %dx%d; want none, 320x240:\n%s",
+			st.Reconnects[camera.ReasonProtocol]-refusals, st.Width, st.Height, logs)
 	}
 }

@@ -112,9 +112,9 @@ type Stream struct {
 	snapshotSeq uint64 // the picture Frame.Snapshot was converted from last
 	pictureHash uint64 // of the coded picture decoded last, for Frame.Coded
 	pictureKey  bool   // whether it was a key frame, for Frame.Key
-	// pictureSession is the session of the access unit decoded last by
-	// the stream's own decoder, whose picture outlives its session.
-	pictureSession uint64
+	// decoderSession is the session whose frames the stream's own decoder
+	// decodes: each session has its own, whose pictures are the session's.
+	decoderSession uint64
 }
 
 type queuedFrame struct {
@@ -287,7 +287,7 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 		if stats, err = dec.Analyze(*s.cfg.DarkThreshold); err != nil {
 			return Frame{}, err
 		}
-		if err := s.checkDecodedSize(stats.Width, stats.Height, s.pictureSession); err != nil {
+		if err := s.checkDecodedSize(stats.Width, stats.Height, s.decoderSession); err != nil {
 			return Frame{}, err
 		}
 	} else {
@@ -395,11 +395,12 @@ func (s *Stream) decodeKeyframe(dec Decoder, key keyframe) (imagestats.Stats, er
 	return dec.Analyze(*s.cfg.DarkThreshold)
 }
 
-// decoderFor returns the stream's own decoder for codec, which decodes
-// every frame, replacing one for another codec (a camera can change codec
-// between sessions). Needs analysisMu.
-func (s *Stream) decoderFor(codec Codec) (Decoder, error) {
-	if s.decoder != nil && s.decoderOf == codec {
+// decoderFor returns the stream's own decoder for the frames of a session
+// in codec, which decodes every frame, replacing the one of another
+// session: its latest picture, and its size, are the camera's before it
+// reconnected, maybe in another codec or size. Needs analysisMu.
+func (s *Stream) decoderFor(codec Codec, session uint64) (Decoder, error) {
+	if s.decoder != nil && s.decoderOf == codec && s.decoderSession == session {
 		return s.decoder, nil
 	}
 	if s.decoder != nil {
@@ -410,7 +411,7 @@ func (s *Stream) decoderFor(codec Codec) (Decoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.decoder, s.decoderOf = dec, codec
+	s.decoder, s.decoderOf, s.decoderSession = dec, codec, session
 	return dec, nil
 }
 
@@ -833,6 +834,7 @@ func (s *Stream) decodeLoop(ctx context.Context, queue <-chan queuedFrame) {
 	// mid-GOP: frames without their references or parameter sets fail
 	// through no fault of the camera's. A key frame has all it needs.
 	warm := false
+	var session uint64
 	for {
 		select {
 		case <-ctx.Done():
@@ -840,6 +842,9 @@ func (s *Stream) decodeLoop(ctx context.Context, queue <-chan queuedFrame) {
 		case frame, ok := <-queue:
 			if !ok {
 				return
+			}
+			if frame.session != session { // a fresh decoder joins the new session
+				session, waitKey, warm = frame.session, true, false
 			}
 			if waitKey {
 				if !frame.resume {
@@ -874,7 +879,7 @@ func (s *Stream) decodeFrame(frame queuedFrame) error {
 	if refused := s.decodedTooLarge.Load(); refused != nil {
 		return *refused // frames queued before the session ends: not one more picture
 	}
-	dec, err := s.decoderFor(frame.codec)
+	dec, err := s.decoderFor(frame.codec, frame.session)
 	if err != nil {
 		return err
 	}
@@ -893,7 +898,6 @@ func (s *Stream) decodeFrame(frame queuedFrame) error {
 	}
 	s.pictureSeq++
 	s.pictureHash, s.pictureKey = frame.hash, dec.KeyPicture()
-	s.pictureSession = frame.session
 	return nil
 }
 

@@ -651,7 +651,7 @@ func transport(name string) *gortsplib.Transport {
 // onPacket runs on gortsplib's reader goroutine: it must never decode.
 func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp.Packet) {
 	s.bytes.Add(uint64(len(pkt.Payload)))
-	au, err := tr.depacketize(pkt, in.keepAll)
+	au, damaged, err := tr.depacketize(pkt, in.keepAll)
 	if errors.Is(err, errIncomplete) {
 		return
 	}
@@ -684,12 +684,17 @@ func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp
 	now := time.Now()
 	// Access units of SEI or parameter sets alone keep a lying camera's
 	// session busy without a picture: they are no frame, and it stays down.
-	picture := tr.picture(au)
+	// Nor is one that lost a slice, which must not replace a whole key
+	// frame either.
+	picture := !damaged && tr.picture(au)
 	if picture {
 		s.frames.Add(1)
 		s.lastFrame.Store(now.UnixNano())
 	}
-	key := tr.keyframe(au)
+	var key [][]byte
+	if !damaged {
+		key = tr.keyframe(au)
+	}
 	if key != nil {
 		s.keyframes.Add(1)
 	}
@@ -715,6 +720,9 @@ func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp
 	}
 	// libavcodec fails on an access unit without a picture ("no frame"),
 	// and the track keeps its parameter sets for the frames that need them.
+	if s.decodeAll && damaged {
+		s.dropUntilKey = true // the frames after it refer to its picture
+	}
 	if s.decodeAll && picture {
 		var params [][]byte
 		if key == nil && s.intraRefresh {

@@ -464,6 +464,27 @@ func TestStreamWithoutPicturesStaysDown(t *testing.T) {
 		}
 		return clip
 	}
+	// firstSliceUnended clears the end bit of the fragmentation unit that
+	// ends each access unit's first NAL unit, a slice of a picture of two:
+	// the second interrupts it, and the access unit completes without it.
+	firstSliceUnended := func(t *testing.T, clip *rtsptest.Media, fuType func([]byte) bool, fuHeader int) *rtsptest.Media {
+		t.Helper()
+		for _, au := range clip.AccessUnits {
+			if n := len(slices.DeleteFunc(slices.Clone(au), func(n []byte) bool { return !isVCL[clip.Codec](n) })); n != 2 {
+				t.Fatalf("a picture of %d slices, want 2", n)
+			}
+		}
+		clip.EditPackets = func(pkts []*rtp.Packet) []*rtp.Packet {
+			for _, p := range pkts {
+				if fuType(p.Payload) && p.Payload[fuHeader]&0x40 != 0 {
+					p.Payload[fuHeader] &^= 0x40
+					break
+				}
+			}
+			return pkts
+		}
+		return clip
+	}
 	// Noise makes every picture larger than an RTP packet.
 	const noise = gray64 + ",noise=alls=60:allf=t"
 	for _, tc := range []struct {
@@ -491,6 +512,15 @@ func TestStreamWithoutPicturesStaysDown(t *testing.T) {
 		}, true},
 		{"h265 FU never ends", func(t *testing.T) *rtsptest.Media {
 			return neverEnd(t, rtsptest.Clip(t, rtsptest.H265, noise, 5), func(p []byte) bool { return h265Type(p) == h265FU }, 2)
+		}, true},
+		// The access units miss a slice, without an error when they come.
+		{"h264 first slice interrupted", func(t *testing.T) *rtsptest.Media {
+			return firstSliceUnended(t, rtsptest.Clip(t, rtsptest.H264, noise, 5, "-slices", "2"),
+				func(p []byte) bool { return h264Type(p) == h264FU }, 1)
+		}, true},
+		{"h265 first slice interrupted", func(t *testing.T) *rtsptest.Media {
+			return firstSliceUnended(t, rtsptest.Clip(t, rtsptest.H265, noise, 5, "-x265-params", "log-level=error:slices=2"),
+				func(p []byte) bool { return h265Type(p) == h265FU }, 2)
 		}, true},
 		// rtpmjpeg already emits only complete JPEGs.
 		{"mjpeg without last fragments", func(t *testing.T) *rtsptest.Media {

@@ -23,13 +23,15 @@ type track interface {
 	codec() Codec
 	// depacketize returns the access unit that pkt completes, or
 	// errIncomplete. Another error is a depacketizing error, which may come
-	// with an access unit, complete but for a NAL unit lost before it. The
-	// access unit may share the track's buffers: it is valid until the
-	// next call, and whoever keeps any of it copies it.
+	// with an access unit. damaged tells an access unit that lost a NAL
+	// unit, with this call's error or an earlier one's: no picture to
+	// count, keep or decode. The access unit may share the track's
+	// buffers: it is valid until the next call, and whoever keeps any of
+	// it copies it.
 	// Unless keepAll, the track may cut what key-frame analyses never read:
 	// the slices of pictures that are no key frame, to their NAL unit
 	// headers. keyframe and pictureHash of a key frame read all they need.
-	depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, error)
+	depacketize(pkt *rtp.Packet, keepAll bool) (au [][]byte, damaged bool, err error)
 	// observe keeps what au tells about the stream: parameter sets and
 	// picture size. An error means au had an invalid one, which the size
 	// ignores.
@@ -370,15 +372,15 @@ func newNALTrack(c *nalCodec, f format.Format) (*nalTrack, error) {
 
 func (t *nalTrack) codec() Codec { return t.c.codec }
 
-func (t *nalTrack) depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, error) {
+func (t *nalTrack) depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, bool, error) {
 	au, err := t.dep.depacketize(pkt, keepAll)
 	if au == nil {
-		return nil, err
+		return nil, false, err
 	}
 	if bad := checkNALUs(au, t.c.headerSize); bad != nil {
-		return nil, bad
+		return nil, false, bad
 	}
-	return au, err
+	return au, t.dep.returnedDamaged, err
 }
 
 func (t *nalTrack) isParamSet(nalu []byte) bool {
@@ -554,15 +556,16 @@ func newMJPEGTrack(f *format.MJPEG) (*mjpegTrack, error) {
 
 func (t *mjpegTrack) codec() Codec { return CodecMJPEG }
 
-func (t *mjpegTrack) depacketize(pkt *rtp.Packet, _ bool) ([][]byte, error) {
+// depacketize: rtpmjpeg returns no JPEG that lost a fragment.
+func (t *mjpegTrack) depacketize(pkt *rtp.Packet, _ bool) ([][]byte, bool, error) {
 	img, err := t.dec.Decode(pkt)
 	if errors.Is(err, rtpmjpeg.ErrMorePacketsNeeded) || errors.Is(err, rtpmjpeg.ErrNonStartingPacketAndNoPrevious) {
-		return nil, errIncomplete
+		return nil, false, errIncomplete
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return [][]byte{img}, nil
+	return [][]byte{img}, false, nil
 }
 
 // picture: rtpmjpeg emits only images whose fragments all arrived, from

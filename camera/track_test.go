@@ -251,11 +251,11 @@ func TestNALTrack(t *testing.T) {
 					// Small packets fragment every NAL unit but the PPS.
 					pkts := cc.packetize(t, key, 20)
 					// A session joined mid-unit starts with the last fragment.
-					if _, err := tr.depacketize(pkts[len(pkts)-1], false); !errors.Is(err, errIncomplete) {
+					if _, _, err := tr.depacketize(pkts[len(pkts)-1], false); !errors.Is(err, errIncomplete) {
 						t.Fatalf("depacketize(non-starting fragment) error = %v, want errIncomplete", err)
 					}
 					for i, pkt := range pkts {
-						au, err := tr.depacketize(pkt, false) // a key frame is whole all the same
+						au, _, err := tr.depacketize(pkt, false) // a key frame is whole all the same
 						if i < len(pkts)-1 {
 							if !errors.Is(err, errIncomplete) {
 								t.Fatalf("packet %d of %d: error = %v, want errIncomplete", i+1, len(pkts), err)

@@ -91,7 +91,7 @@ const (
 func (d *nalDepacketizer) depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, error) {
 	d.release()
 	d.unfinished, d.returnedDamaged = false, false
-	au, err := d.receive(pkt, keepAll)
+	au, err := d.addPacket(pkt, keepAll)
 	if d.unfinished && (err == nil || errors.Is(err, errIncomplete)) {
 		return au, errUnfinishedFragment
 	}
@@ -102,8 +102,10 @@ func (d *nalDepacketizer) depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, 
 // lost packet (the camera cleared the end bit, or never sent the end).
 var errUnfinishedFragment = errors.New("fragmented NAL unit without its end fragment")
 
-// receive is depacketize but for the report of an unfinished fragment.
-func (d *nalDepacketizer) receive(pkt *rtp.Packet, keepAll bool) ([][]byte, error) {
+// addPacket adds the NAL units of pkt to the access unit being received
+// and returns the one it completes: depacketize but for the report of an
+// unfinished fragment.
+func (d *nalDepacketizer) addPacket(pkt *rtp.Packet, keepAll bool) ([][]byte, error) {
 	p := pkt.Payload
 	if len(p) < d.c.headerSize {
 		d.dropFragment()

@@ -70,8 +70,8 @@ var ErrNoFrame = errors.New("no frame received yet")
 type Status struct {
 	Connected bool
 	Codec     Codec
-	// Width and Height come from the parameter sets or JPEG headers, or,
-	// where those do not tell, from the latest picture analyzed.
+	// Width and Height come from the latest SPS or JPEG header, or, where
+	// that does not tell, from the latest picture of the session decoded.
 	Width, Height int
 	// Transport is the one the session negotiated, tcp or udp, also for
 	// the configured auto.

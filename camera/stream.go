@@ -718,11 +718,11 @@ func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp
 		// a recovery point before the first one tells intra refresh.
 		s.detectIntraRefresh(now, s.lastKey.IsZero() && tr.recoveryPoint(au))
 	}
-	// libavcodec fails on an access unit without a picture ("no frame"),
-	// and the track keeps its parameter sets for the frames that need them.
 	if s.decodeAll && damaged {
 		s.dropUntilKey = true // the frames after it refer to its picture
 	}
+	// libavcodec fails on an access unit without a picture ("no frame"),
+	// and the track keeps its parameter sets for the frames that need them.
 	if s.decodeAll && picture {
 		var params [][]byte
 		if key == nil && s.intraRefresh {

@@ -1,6 +1,7 @@
 package camera_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -675,5 +676,39 @@ func TestStreamStatusBeforeFirstFrame(t *testing.T) {
 				testutil.WaitFor(t, "the switch to tcp", 10*time.Second, func() bool { return s.Status().Transport == "tcp" })
 			}
 		})
+	}
+}
+
+// TestStreamDamagedKeyFrameDecodeAll serves a camera, decoded in full,
+// whose key frames lose their first slice to the second, which interrupts
+// its fragments: no key frame is counted or kept, and the frames after
+// each, which refer to it, are not decoded: the decoder waits for a whole
+// key frame, and counts no decode error of its own.
+func TestStreamDamagedKeyFrameDecodeAll(t *testing.T) {
+	const h264IDR, h264FU = 5, 28
+	clip := rtsptest.Clip(t, rtsptest.H264, gray64+",noise=alls=60:allf=t", 25, "-slices", "2")
+	clip.EditPackets = func(pkts []*rtp.Packet) []*rtp.Packet {
+		for _, p := range pkts {
+			if p.Payload[0]&0x1f == h264FU && p.Payload[1]&0x1f == h264IDR && p.Payload[1]&0x40 != 0 {
+				p.Payload[1] &^= 0x40 // the end of the key frame's first slice
+				break
+			}
+		}
+		return pkts
+	}
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": clip})
+	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")+"\ndecode: all"), nil)
+	// Two rounds of the clip, two damaged key frames.
+	testutil.WaitFor(t, "two rounds of the clip", 10*time.Second, func() bool { return s.Status().FramesReceived >= 2*24 })
+	st := s.Status()
+	if st.KeyframesReceived != 0 {
+		t.Errorf("%d key frames received, want 0", st.KeyframesReceived)
+	}
+	// One depacketizing error per key frame, none from the decoder.
+	if rounds := st.FramesReceived/24 + 1; st.DecodeErrors == 0 || st.DecodeErrors > rounds {
+		t.Errorf("%d decode errors after %d frames, want one per damaged key frame", st.DecodeErrors, st.FramesReceived)
+	}
+	if _, err := s.Analyze(nil); !errors.Is(err, camera.ErrNoFrame) {
+		t.Errorf("Analyze() error = %v, want ErrNoFrame: nothing decoded", err)
 	}
 }

@@ -44,6 +44,14 @@ type Decoder interface {
 	Close()
 }
 
+// PictureSizer is a Decoder that tells the size of the pictures it is set
+// up for once it applied their parameter sets, also where a picture then
+// fails to decode: the stream checks it against max_picture_pixels after
+// every frame it decodes in full.
+type PictureSizer interface {
+	PictureSize() (width, height int)
+}
+
 // MaxDecoderPixels bounds the pictures a Decoder accepts, whatever the
 // camera's max_picture_pixels, which Stream checks against the parameter
 // sets it parses: those it cannot parse still reach the decoder.
@@ -62,8 +70,8 @@ var ErrNoFrame = errors.New("no frame received yet")
 type Status struct {
 	Connected bool
 	Codec     Codec
-	// Width and Height come from the parameter sets or JPEG headers, or,
-	// where those do not tell, from the latest picture analyzed.
+	// Width and Height come from the latest SPS or JPEG header, or, where
+	// that does not tell, from the latest picture of the session decoded.
 	Width, Height int
 	// Transport is the one the session negotiated, tcp or udp, also for
 	// the configured auto.

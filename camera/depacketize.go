@@ -43,6 +43,10 @@ type nalDepacketizer struct {
 	// unfinished: this call dropped a fragmented NAL unit that never got
 	// its end fragment, which the call reports.
 	unfinished bool
+	// damaged: the access unit being received lost a fragmented NAL unit,
+	// whatever the error that the call dropping it reported; the call
+	// that returns the access unit reports it (returnedDamaged).
+	damaged, returnedDamaged bool
 	// The fragmented NAL unit in progress, in buf from fragStart on.
 	frag      bool
 	fragStart int
@@ -76,6 +80,9 @@ const (
 // unit interrupts before its end fragment is dropped, and the call returns
 // errUnfinishedFragment: with the access unit that the packet completes,
 // without that NAL unit, if it completes one. Other errors come alone.
+// An access unit that lost a fragmented NAL unit, for whatever error and
+// in whichever call, is damaged: returnedDamaged tells it when a call
+// returns it, with the error or without.
 //
 // Unless keepAll, a non-key slice (a VCL NAL unit of a picture that is no
 // random access point) is cut to its NAL unit header and the first byte
@@ -83,8 +90,8 @@ const (
 // analyses read of it. Parameter sets, SEI and key slices are always whole.
 func (d *nalDepacketizer) depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, error) {
 	d.release()
-	d.unfinished = false
-	au, err := d.packet(pkt, keepAll)
+	d.unfinished, d.returnedDamaged = false, false
+	au, err := d.addPacket(pkt, keepAll)
 	if d.unfinished && (err == nil || errors.Is(err, errIncomplete)) {
 		return au, errUnfinishedFragment
 	}
@@ -95,8 +102,10 @@ func (d *nalDepacketizer) depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, 
 // lost packet (the camera cleared the end bit, or never sent the end).
 var errUnfinishedFragment = errors.New("fragmented NAL unit without its end fragment")
 
-// packet is depacketize but for the report of an unfinished fragment.
-func (d *nalDepacketizer) packet(pkt *rtp.Packet, keepAll bool) ([][]byte, error) {
+// addPacket adds the NAL units of pkt to the access unit being received
+// and returns the one it completes: depacketize but for the report of an
+// unfinished fragment.
+func (d *nalDepacketizer) addPacket(pkt *rtp.Packet, keepAll bool) ([][]byte, error) {
 	p := pkt.Payload
 	if len(p) < d.c.headerSize {
 		d.dropFragment()
@@ -253,7 +262,7 @@ func (d *nalDepacketizer) release() {
 func (d *nalDepacketizer) reset() {
 	d.buf, d.nalus = d.buf[:0], d.nalus[:0]
 	d.size, d.sent, d.sentBytes = 0, 0, 0
-	d.frag = false
+	d.frag, d.damaged, d.returnedDamaged = false, false, false
 }
 
 // dropFragment drops the fragmented NAL unit in progress: unfinished where
@@ -262,7 +271,7 @@ func (d *nalDepacketizer) dropFragment() {
 	if d.frag {
 		d.buf = d.buf[:d.fragStart]
 		d.frag = false
-		d.unfinished = true
+		d.unfinished, d.damaged = true, true
 	}
 }
 
@@ -276,6 +285,9 @@ func (d *nalDepacketizer) begin(ts uint32) {
 	}
 	if len(d.nalus) > 0 {
 		d.sent, d.sentBytes = len(d.nalus), len(d.buf)
+		d.returnedDamaged, d.damaged = d.damaged, false
+	} else if ts != d.ts {
+		d.damaged = false // an access unit of nothing but a dropped NAL unit is gone whole
 	}
 	d.ts, d.size = ts, 0
 }
@@ -284,10 +296,15 @@ func (d *nalDepacketizer) begin(ts uint32) {
 // one that the marker bit completes.
 func (d *nalDepacketizer) end(marker bool) ([][]byte, error) {
 	if d.sent == 0 {
-		if !marker || len(d.nalus) == 0 { // all it had was an unfinished fragment
+		if !marker {
 			return nil, errIncomplete
 		}
-		d.sent, d.sentBytes, d.size = len(d.nalus), len(d.buf), 0
+		damaged := d.damaged
+		d.damaged = false
+		if len(d.nalus) == 0 { // all it had was an unfinished fragment
+			return nil, errIncomplete
+		}
+		d.sent, d.sentBytes, d.size, d.returnedDamaged = len(d.nalus), len(d.buf), 0, damaged
 	}
 	d.au = d.au[:0]
 	for _, s := range d.nalus[:d.sent] {

@@ -154,7 +154,10 @@ type depacketizeStep struct {
 	err     bool
 	// unfinished: the error is errUnfinishedFragment, err implied.
 	unfinished bool
-	whole      bool // non-key slices in want are whole in key-frame mode too
+	// damaged: the access unit lost a fragmented NAL unit, in this call
+	// or an earlier one.
+	damaged bool
+	whole   bool // non-key slices in want are whole in key-frame mode too
 }
 
 func runSteps(t *testing.T, d *nalDepacketizer, keepAll bool, steps []depacketizeStep) {
@@ -171,6 +174,9 @@ func runSteps(t *testing.T, d *nalDepacketizer, keepAll bool, steps []depacketiz
 			Payload: st.payload,
 		}, keepAll)
 		seq++
+		if au != nil && d.returnedDamaged != st.damaged {
+			t.Fatalf("packet %d: access unit damaged %v, want %v", i, d.returnedDamaged, st.damaged)
+		}
 		switch {
 		case st.unfinished && !errors.Is(err, errUnfinishedFragment):
 			t.Fatalf("packet %d: %d NAL units, error %v, want %v", i, len(au), err, errUnfinishedFragment)
@@ -258,7 +264,7 @@ func TestDepacketize(t *testing.T) {
 					{payload: keyFU[0]},
 					{payload: keyFU[2], lost: true, err: true},
 					{payload: sliceFU[1], err: true}, // no start: an error once a packet came
-					{payload: sei, marker: true, want: au(param, sei)},
+					{payload: sei, marker: true, want: au(param, sei), damaged: true},
 				}},
 				{"fragment without FU header", []depacketizeStep{
 					{payload: keyFU[0]},
@@ -275,32 +281,35 @@ func TestDepacketize(t *testing.T) {
 				{"interrupted fragmented NAL unit", []depacketizeStep{
 					{payload: keyFU[0]},
 					{payload: keyFU[1]},
-					{payload: sei, marker: true, want: au(sei), unfinished: true},
+					{payload: sei, marker: true, want: au(sei), unfinished: true, damaged: true},
 					{payload: keyFU[2], err: true},
 				}},
 				{"fragmented NAL unit interrupted by an aggregation packet", []depacketizeStep{
 					{payload: keyFU[0]},
-					{payload: agg(param, sei), marker: true, want: au(param, sei), unfinished: true},
+					{payload: agg(param, sei), marker: true, want: au(param, sei), unfinished: true, damaged: true},
 				}},
 				{"fragmented NAL unit interrupted by another", []depacketizeStep{
 					{payload: keyFU[0]},
 					{payload: keyFU[1]},
 					{payload: sliceFU[0], unfinished: true},
 					{payload: sliceFU[1]},
-					{payload: sliceFU[2], marker: true, want: au(slice)},
+					// The error came first: the access unit missing the key
+					// slice comes without one, damaged.
+					{payload: sliceFU[2], marker: true, want: au(slice), damaged: true},
+					{payload: slice, ts: 3600, marker: true, want: au(slice)},
 				}},
 				{"fragmented NAL unit interrupted by the next access unit", []depacketizeStep{
 					{payload: param},
 					{payload: keyFU[0]},
 					{payload: keyFU[1]},
-					{payload: slice, ts: 3600, want: au(param), unfinished: true},
+					{payload: slice, ts: 3600, want: au(param), unfinished: true, damaged: true},
 					{payload: sei, marker: true, want: au(slice, sei)},
 				}},
 				{"marker without the end bit", []depacketizeStep{
 					{payload: param},
 					{payload: keyFU[0]},
 					{payload: keyFU[1]},
-					{payload: unended(keyFU[2]), marker: true, want: au(param), unfinished: true},
+					{payload: unended(keyFU[2]), marker: true, want: au(param), unfinished: true, damaged: true},
 					{payload: sliceFU[0], ts: 3600},
 					{payload: sliceFU[1]},
 					{payload: sliceFU[2], marker: true, want: au(slice)},
@@ -380,7 +389,7 @@ func TestDepacketize(t *testing.T) {
 					slices.Repeat([]depacketizeStep{{payload: cc.fragment(slice, false, false, large)}}, cc.nal.maxAccessUnitSize>>20-1),
 					[]depacketizeStep{
 						{payload: cc.fragment(slice, false, false, large), err: true},
-						{payload: param, marker: true, want: au(param)},
+						{payload: param, marker: true, want: au(param), damaged: true},
 					})},
 				{"fragmented NAL unit beyond the size limit", slices.Concat(
 					[]depacketizeStep{{payload: cc.fragment(key, true, false, large)}},
@@ -388,7 +397,7 @@ func TestDepacketize(t *testing.T) {
 					[]depacketizeStep{
 						{payload: cc.fragment(key, false, false, large), err: true},
 						{payload: sliceFU[1], err: true},
-						{payload: param, marker: true, want: au(param)},
+						{payload: param, marker: true, want: au(param), damaged: true},
 					})},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
@@ -589,7 +598,7 @@ func TestDepacketizeAllocs(t *testing.T) {
 				tr := &nalTrack{c: cc.nal, dep: nalDepacketizer{c: cc.nal}}
 				run := func() {
 					for _, p := range pkts {
-						if _, err := tr.depacketize(p, keepAll); err != nil && !errors.Is(err, errIncomplete) {
+						if _, _, err := tr.depacketize(p, keepAll); err != nil && !errors.Is(err, errIncomplete) {
 							t.Fatal(err)
 						}
 					}

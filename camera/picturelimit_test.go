@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,8 +142,10 @@ func withSPS(t *testing.T, clip *rtsptest.Media, rewrite func([]byte) []byte) *r
 // whose VUI is cut short after timing_info_present_flag, whose size is
 // read all the same, and an H265 SPS whose conformance window is larger
 // than the picture, which libavcodec ignores and the size is left to the
-// decoder's first picture, in key frame and decode-all modes alike.
-// max_picture_pixels holds for both, refused sessions end as those of a
+// decoder's first picture, in key frame and decode-all modes alike, also
+// after a readable SPS of the same id and another size in the same access
+// unit, and in decode-all mode without a scrape to analyze a picture.
+// max_picture_pixels holds for all, refused sessions end as those of a
 // picture too large by its SPS, and the size of those allowed is reported.
 func TestStreamPictureSizeBeyondParsing(t *testing.T) {
 	gray := func(size string) string { return "color=c=0x404040:s=" + size + ":r=25" }
@@ -151,20 +154,40 @@ func TestStreamPictureSizeBeyondParsing(t *testing.T) {
 	}
 	same := func(sps []byte) []byte { return sps }
 	badWindow := func(sps []byte) []byte { return camera.WithH265Window(sps, [4]uint32{0, 1000, 0, 0}) }
+	// A readable 320x240 SPS, then the picture's own, unreadable, of the
+	// same id, which the decoder uses.
+	var qvgaSPS []byte
+	withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray64, 1), func(sps []byte) []byte { qvgaSPS = sps; return sps })
+	afterQVGA := func(clip *rtsptest.Media) *rtsptest.Media {
+		for i, au := range clip.AccessUnits {
+			if j := slices.IndexFunc(au, func(n []byte) bool { return h265.NALUType(n[0]>>1&0x3f) == h265.NALUType_SPS_NUT }); j >= 0 {
+				clip.AccessUnits[i] = slices.Insert(au, j, qvgaSPS)
+			}
+		}
+		return clip
+	}
 	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{
 		"vui-8k": withSPS(t, rtsptest.Clip(t, rtsptest.H264, gray64, 1),
 			truncatedVUI(func(sps []byte) []byte { return camera.WithH264PictureSize(sps, 480, 270) })),
-		"vui-vga":     withSPS(t, rtsptest.Clip(t, rtsptest.H264, gray("640x480"), 1), truncatedVUI(same)),
-		"window-vga":  withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray("640x480"), 1), badWindow),
-		"vui-qvga":    withSPS(t, rtsptest.Clip(t, rtsptest.H264, gray64, 25), truncatedVUI(same)),
-		"window-qvga": withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray64, 25), badWindow),
+		"vui-vga":               withSPS(t, rtsptest.Clip(t, rtsptest.H264, gray("640x480"), 1), truncatedVUI(same)),
+		"window-vga":            withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray("640x480"), 1), badWindow),
+		"window-vga-after-qvga": afterQVGA(withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray("640x480"), 1), badWindow)),
+		"vui-qvga":              withSPS(t, rtsptest.Clip(t, rtsptest.H264, gray64, 25), truncatedVUI(same)),
+		"window-qvga":           withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray64, 25), badWindow),
 	})
 	const small = "\nmax_picture_pixels: 100000"
-	refused := []struct{ name, clip, entry, want string }{
-		{"vui-8k", "vui-8k", "", "picture 7680x4320 (33.2 MP) exceeds max_picture_pixels 12000000"},
-		{"vui-vga", "vui-vga", small, "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"},
-		{"window-vga", "window-vga", small, "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"},
-		{"window-vga-all", "window-vga", small + "\ndecode: all", "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"},
+	const vga = "picture 640x480 (0.3 MP) exceeds max_picture_pixels 100000"
+	refused := []struct {
+		name, clip, entry, want string
+		unscraped               bool // no analysis: the decode loop refuses it
+	}{
+		{"vui-8k", "vui-8k", "", "picture 7680x4320 (33.2 MP) exceeds max_picture_pixels 12000000", false},
+		{"vui-vga", "vui-vga", small, vga, false},
+		{"window-vga", "window-vga", small, vga, false},
+		{"window-vga-all", "window-vga", small + "\ndecode: all", vga, false},
+		{"window-vga-unscraped", "window-vga", small + "\ndecode: all", vga, true},
+		{"window-vga-after-qvga", "window-vga-after-qvga", small, vga, false},
+		{"window-vga-after-qvga-all", "window-vga-after-qvga", small + "\ndecode: all", vga, false},
 	}
 	logs := &testutil.SyncBuffer{}
 	m := camera.NewManager(decode.New, nil, slog.New(slog.NewTextHandler(logs, nil)))
@@ -188,7 +211,9 @@ func TestStreamPictureSizeBeyondParsing(t *testing.T) {
 		done := true
 		for _, r := range refused {
 			s := streams[r.name]
-			s.Analyze(nil) //nolint:errcheck // the sessions' ends tell
+			if !r.unscraped {
+				s.Analyze(nil) //nolint:errcheck // the sessions' ends tell
+			}
 			done = done && s.Status().Reconnects[camera.ReasonProtocol] >= 2
 		}
 		return done
@@ -218,5 +243,53 @@ func TestStreamPictureSizeBeyondParsing(t *testing.T) {
 		if st := s.Status(); st.Width != 320 || st.Height != 240 || !s.Up(time.Now()) {
 			t.Errorf("camera %s: size %dx%d, up %v; want 320x240 and up", name, st.Width, st.Height, s.Up(time.Now()))
 		}
+	}
+}
+
+// TestStreamPictureSizeOfEarlierSession serves a camera refused for the
+// size of its decoded pictures, which then comes back smaller: a scrape
+// before its first picture of the new session finds the stream's decoder
+// still holding the refused picture, which says nothing of the new
+// session, and the camera comes up.
+func TestStreamPictureSizeOfEarlierSession(t *testing.T) {
+	badWindow := func(sps []byte) []byte { return camera.WithH265Window(sps, [4]uint32{0, 1000, 0, 0}) }
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{
+		"vga":  withSPS(t, rtsptest.Clip(t, rtsptest.H265, "color=c=0x404040:s=640x480:r=25", 1), badWindow),
+		"qvga": withSPS(t, rtsptest.Clip(t, rtsptest.H265, gray64, 25), badWindow),
+	})
+	// The camera's URL redirects to the picture it sends now.
+	var target atomic.Pointer[string]
+	vga, qvga := srv.URL("vga"), srv.URL("qvga")
+	target.Store(&vga)
+	f := startFake(t, func(req rtsptest.FakeRequest) rtsptest.FakeResponse {
+		return redirectTo(*target.Load())(req)
+	})
+	logs := &testutil.SyncBuffer{}
+	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+f.URL("cam")+"\nmax_picture_pixels: 100000\ndecode: all"), logs)
+	testutil.WaitFor(t, "a session refused for its decoded picture", 15*time.Second, func() bool {
+		s.Analyze(nil) //nolint:errcheck // the session's end tells
+		return s.Status().Reconnects[camera.ReasonProtocol] >= 1
+	})
+	// Smaller, and quiet until the scrape came.
+	srv.Pause("qvga")
+	target.Store(&qvga)
+	testutil.WaitFor(t, "the session to the smaller picture", 15*time.Second, func() bool {
+		return s.Status().Connected && srv.Sessions("qvga") > 0
+	})
+	refusals := s.Status().Reconnects[camera.ReasonProtocol]
+	// The scrape: the stream's decoder may hold the refused picture.
+	if _, err := s.Analyze(nil); err == nil {
+		t.Error("Analyze() before the smaller picture's first frame: no error")
+	}
+	srv.Resume("qvga")
+	testutil.WaitFor(t, "the camera up with the smaller picture", 15*time.Second, func() bool {
+		frame, err := s.Analyze(nil)
+		return err == nil && frame.Stats.Width == 320 && s.Up(time.Now())
+	})
+	// The next access unit reports the decoded size.
+	testutil.WaitFor(t, "the size reported", 5*time.Second, func() bool { return s.Status().Width != 0 })
+	if st := s.Status(); st.Reconnects[camera.ReasonProtocol] != refusals || st.Width != 320 || st.Height != 240 {
+		t.Errorf("%d sessions ended for a protocol error since the smaller picture's began, size %dx%d; want none, 320x240:\n%s",
+			st.Reconnects[camera.ReasonProtocol]-refusals, st.Width, st.Height, logs)
 	}
 }

@@ -67,6 +67,10 @@ type Stream struct {
 	stalled      bool         // no video for the timeout; owned by the session's watchStall
 
 	basicWarned atomic.Bool // the password went as Basic over plain RTSP, and that was logged
+	// decodedTooLarge is the error of a picture of this session that the
+	// decoder made larger than max_picture_pixels, which ends the session
+	// at its next access unit whatever its parameter sets say.
+	decodedTooLarge atomic.Pointer[error]
 
 	mu            sync.Mutex // guards the fields below
 	codec         Codec
@@ -86,8 +90,12 @@ type Stream struct {
 	queue         chan queuedFrame // to the full decoder, when decodeAll
 	dropUntilKey  bool             // the queue overflowed: skip to the next key frame
 
-	// The size of the latest picture analyzed, this session's: the size
-	// where the parameter sets do not tell it (an SPS beyond reading).
+	// sessionSeq counts sessions: a picture's size counts for the session
+	// its access unit came in only.
+	sessionSeq uint64
+	// The size of the latest picture decoded of this session within
+	// max_picture_pixels: the size where the parameter sets do not tell
+	// it (an SPS beyond reading).
 	decodedWidth, decodedHeight int
 
 	analysisMu sync.Mutex // serializes decoder use; guards the fields below
@@ -104,14 +112,18 @@ type Stream struct {
 	snapshotSeq uint64 // the picture Frame.Snapshot was converted from last
 	pictureHash uint64 // of the coded picture decoded last, for Frame.Coded
 	pictureKey  bool   // whether it was a key frame, for Frame.Key
+	// decoderSession is the session whose frames the stream's own decoder
+	// decodes: each session has its own, whose pictures are the session's.
+	decoderSession uint64
 }
 
 type queuedFrame struct {
-	au     [][]byte
-	codec  Codec
-	resume bool
-	key    bool // self-contained: its decode errors are the camera's
-	hash   uint64
+	au      [][]byte
+	codec   Codec
+	session uint64
+	resume  bool
+	key     bool // self-contained: its decode errors are the camera's
+	hash    uint64
 	// params go first where decoding resumes at a frame that is no key
 	// frame: the SDP may be the only place the camera sends them.
 	params [][]byte
@@ -260,7 +272,8 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 		return Frame{}, ErrStopped
 	}
 	s.mu.Lock()
-	decodeAll, key := s.decodeAll, keyframe{au: s.keyframeAU, seq: s.keyframeSeq, hash: s.keyframeHash, codec: s.codec}
+	decodeAll := s.decodeAll
+	key := keyframe{au: s.keyframeAU, seq: s.keyframeSeq, hash: s.keyframeHash, codec: s.codec, session: s.sessionSeq}
 	s.mu.Unlock()
 
 	var dec Decoder // holds the latest picture, once decoded or borrowed
@@ -274,7 +287,7 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 		if stats, err = dec.Analyze(*s.cfg.DarkThreshold); err != nil {
 			return Frame{}, err
 		}
-		if err := s.decoded(stats); err != nil {
+		if err := s.checkDecodedSize(stats.Width, stats.Height, s.decoderSession); err != nil {
 			return Frame{}, err
 		}
 	} else {
@@ -289,7 +302,7 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 			defer s.decoders.put(key.codec, borrowed)
 			s.lastStats, s.lastErr = s.decodeKeyframe(borrowed, key)
 			if s.lastErr == nil {
-				s.lastErr = s.decoded(s.lastStats)
+				s.lastErr = s.checkDecodedSize(s.lastStats.Width, s.lastStats.Height, key.session)
 			}
 			s.analyzedSeq = key.seq
 			dec = borrowed
@@ -340,23 +353,35 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 	return frame, nil
 }
 
-// decoded keeps the size of a picture analyzed and refuses one larger than
+// checkDecodedSize refuses a picture that the decoder made larger than
 // max_picture_pixels: the limit holds for the pictures decoded too, where
-// the parameter sets did not tell their size. The session's next packet
-// ends the session, as one of a picture too large by its parameter sets.
-func (s *Stream) decoded(stats imagestats.Stats) error {
+// the parameter sets did not tell their size or lied about it. For a
+// picture of the session in progress it keeps the size, or latches the
+// error, on which the session's next access unit ends the session as one
+// of a picture too large by its parameter sets. A picture of an earlier
+// session, as the stream's own decoder keeps and an analysis started
+// before the session may finish after, tells nothing of this one.
+func (s *Stream) checkDecodedSize(width, height int, session uint64) error {
+	err := s.checkPicture(width, height)
 	s.mu.Lock()
-	s.decodedWidth, s.decodedHeight = stats.Width, stats.Height
-	s.mu.Unlock()
-	return s.checkPicture(stats.Width, stats.Height)
+	defer s.mu.Unlock()
+	switch {
+	case session != s.sessionSeq:
+	case err != nil:
+		s.decodedTooLarge.Store(&err)
+	default:
+		s.decodedWidth, s.decodedHeight = width, height
+	}
+	return err
 }
 
 // keyframe is the latest key frame as Analyze finds it.
 type keyframe struct {
-	au    [][]byte
-	seq   uint64
-	hash  uint64
-	codec Codec
+	au      [][]byte
+	seq     uint64
+	hash    uint64
+	codec   Codec
+	session uint64 // that it came in
 }
 
 // decodeKeyframe decodes and measures a key frame. Needs analysisMu.
@@ -370,11 +395,12 @@ func (s *Stream) decodeKeyframe(dec Decoder, key keyframe) (imagestats.Stats, er
 	return dec.Analyze(*s.cfg.DarkThreshold)
 }
 
-// decoderFor returns the stream's own decoder for codec, which decodes
-// every frame, replacing one for another codec (a camera can change codec
-// between sessions). Needs analysisMu.
-func (s *Stream) decoderFor(codec Codec) (Decoder, error) {
-	if s.decoder != nil && s.decoderOf == codec {
+// decoderFor returns the stream's own decoder for the frames of a session
+// in codec, which decodes every frame, replacing the one of another
+// session: its latest picture, and its size, are the camera's before it
+// reconnected, maybe in another codec or size. Needs analysisMu.
+func (s *Stream) decoderFor(codec Codec, session uint64) (Decoder, error) {
+	if s.decoder != nil && s.decoderOf == codec && s.decoderSession == session {
 		return s.decoder, nil
 	}
 	if s.decoder != nil {
@@ -385,7 +411,7 @@ func (s *Stream) decoderFor(codec Codec) (Decoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.decoder, s.decoderOf = dec, codec
+	s.decoder, s.decoderOf, s.decoderSession = dec, codec, session
 	return dec, nil
 }
 
@@ -491,7 +517,9 @@ func (s *Stream) session(ctx context.Context) error {
 	s.codec, s.transport = tr.codec(), transport
 	// The SDP's parameter sets may give the size before any frame.
 	s.width, s.height = tr.size()
+	s.sessionSeq++
 	s.decodedWidth, s.decodedHeight = 0, 0
+	s.decodedTooLarge.Store(nil)
 	s.keyframeAU = nil // the last session's key frame may be of another codec
 	s.firstPicture, s.lastKey = time.Time{}, time.Time{}
 	in.keepAll = s.decodeAll // before the reader goroutine starts
@@ -623,7 +651,7 @@ func transport(name string) *gortsplib.Transport {
 // onPacket runs on gortsplib's reader goroutine: it must never decode.
 func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp.Packet) {
 	s.bytes.Add(uint64(len(pkt.Payload)))
-	au, err := tr.depacketize(pkt, in.keepAll)
+	au, damaged, err := tr.depacketize(pkt, in.keepAll)
 	if errors.Is(err, errIncomplete) {
 		return
 	}
@@ -637,25 +665,36 @@ func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp
 		s.decodeErrors.Add(1)
 	}
 	width, height := tr.size()
+	// Before the picture is counted or stored: the camera stays down. The
+	// decoder's pictures count whatever the parameter sets say: one the
+	// exporter cannot read may come after a readable one of the same id.
+	err = s.checkPicture(width, height)
+	if decodedErr := s.decodedTooLarge.Load(); err == nil && decodedErr != nil {
+		err = *decodedErr
+	}
+	if err != nil {
+		in.endSession(err)
+		return
+	}
 	if width == 0 { // the parameter sets did not tell: the decoder's picture does
 		s.mu.Lock()
 		width, height = s.decodedWidth, s.decodedHeight
 		s.mu.Unlock()
 	}
-	// Before the picture is counted or stored: the camera stays down.
-	if err := s.checkPicture(width, height); err != nil {
-		in.endSession(err)
-		return
-	}
 	now := time.Now()
 	// Access units of SEI or parameter sets alone keep a lying camera's
 	// session busy without a picture: they are no frame, and it stays down.
-	picture := tr.picture(au)
+	// Nor is one that lost a slice, which must not replace a whole key
+	// frame either.
+	picture := !damaged && tr.picture(au)
 	if picture {
 		s.frames.Add(1)
 		s.lastFrame.Store(now.UnixNano())
 	}
-	key := tr.keyframe(au)
+	var key [][]byte
+	if !damaged {
+		key = tr.keyframe(au)
+	}
 	if key != nil {
 		s.keyframes.Add(1)
 	}
@@ -679,6 +718,9 @@ func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp
 		// a recovery point before the first one tells intra refresh.
 		s.detectIntraRefresh(now, s.lastKey.IsZero() && tr.recoveryPoint(au))
 	}
+	if s.decodeAll && damaged {
+		s.dropUntilKey = true // the frames after it refer to its picture
+	}
 	// libavcodec fails on an access unit without a picture ("no frame"),
 	// and the track keeps its parameter sets for the frames that need them.
 	if s.decodeAll && picture {
@@ -686,7 +728,7 @@ func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp
 		if key == nil && s.intraRefresh {
 			params = tr.paramSets()
 		}
-		s.enqueue(ctx, tr.codec(), au, key, params, tr.pictureHash(au))
+		s.enqueue(ctx, tr.codec(), au, key, params, tr.pictureHash(au), s.sessionSeq)
 	}
 	in.keepAll = s.decodeAll
 }
@@ -760,14 +802,15 @@ func (s *Stream) checkPicture(width, height int) error {
 }
 
 // enqueue hands a frame to the full decoder. Needs mu.
-func (s *Stream) enqueue(ctx context.Context, codec Codec, au, key, params [][]byte, hash uint64) {
+func (s *Stream) enqueue(ctx context.Context, codec Codec, au, key, params [][]byte, hash, session uint64) {
 	if s.queue == nil {
 		s.queue = make(chan queuedFrame, decodeQueueFrames)
 		go s.decodeLoop(ctx, s.queue)
 	}
 	// Decoding can start or resume at a key frame, or anywhere in a stream
 	// without key frames.
-	frame := queuedFrame{codec: codec, au: key, resume: key != nil || s.intraRefresh, key: key != nil, params: params, hash: hash}
+	frame := queuedFrame{codec: codec, au: key, resume: key != nil || s.intraRefresh, key: key != nil, params: params,
+		hash: hash, session: session}
 	if s.dropUntilKey && !frame.resume {
 		return
 	}
@@ -799,6 +842,7 @@ func (s *Stream) decodeLoop(ctx context.Context, queue <-chan queuedFrame) {
 	// mid-GOP: frames without their references or parameter sets fail
 	// through no fault of the camera's. A key frame has all it needs.
 	warm := false
+	var session uint64
 	for {
 		select {
 		case <-ctx.Done():
@@ -806,6 +850,9 @@ func (s *Stream) decodeLoop(ctx context.Context, queue <-chan queuedFrame) {
 		case frame, ok := <-queue:
 			if !ok {
 				return
+			}
+			if frame.session != session { // a fresh decoder joins the new session
+				session, waitKey, warm = frame.session, true, false
 			}
 			if waitKey {
 				if !frame.resume {
@@ -819,6 +866,7 @@ func (s *Stream) decodeLoop(ctx context.Context, queue <-chan queuedFrame) {
 				warm = true
 			case errors.Is(err, ErrStopped):
 				return
+			case errors.Is(err, errPictureTooLarge): // the session ends at its next access unit
 			case warm || frame.key:
 				s.decodeErrors.Add(1)
 				s.logger.Debug("Decoding frame failed, waiting for the next key frame", "err", s.redact(err))
@@ -836,9 +884,22 @@ func (s *Stream) decodeFrame(frame queuedFrame) error {
 	if s.stopped {
 		return ErrStopped
 	}
-	dec, err := s.decoderFor(frame.codec)
-	if err == nil {
-		err = dec.Decode(frame.au)
+	if refused := s.decodedTooLarge.Load(); refused != nil {
+		return *refused // frames queued before the session ends: not one more picture
+	}
+	dec, err := s.decoderFor(frame.codec, frame.session)
+	if err != nil {
+		return err
+	}
+	err = dec.Decode(frame.au)
+	// At every frame, not at scrapes only: a stream decoded in full would
+	// be decoded at its full size and rate between them.
+	if sized, ok := dec.(PictureSizer); ok {
+		if width, height := sized.PictureSize(); width > 0 {
+			if sizeErr := s.checkDecodedSize(width, height, frame.session); sizeErr != nil {
+				return sizeErr
+			}
+		}
 	}
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package camera_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -464,6 +465,27 @@ func TestStreamWithoutPicturesStaysDown(t *testing.T) {
 		}
 		return clip
 	}
+	// firstSliceUnended clears the end bit of the fragmentation unit that
+	// ends each access unit's first NAL unit, a slice of a picture of two:
+	// the second interrupts it, and the access unit completes without it.
+	firstSliceUnended := func(t *testing.T, clip *rtsptest.Media, fuType func([]byte) bool, fuHeader int) *rtsptest.Media {
+		t.Helper()
+		for _, au := range clip.AccessUnits {
+			if n := len(slices.DeleteFunc(slices.Clone(au), func(n []byte) bool { return !isVCL[clip.Codec](n) })); n != 2 {
+				t.Fatalf("a picture of %d slices, want 2", n)
+			}
+		}
+		clip.EditPackets = func(pkts []*rtp.Packet) []*rtp.Packet {
+			for _, p := range pkts {
+				if fuType(p.Payload) && p.Payload[fuHeader]&0x40 != 0 {
+					p.Payload[fuHeader] &^= 0x40
+					break
+				}
+			}
+			return pkts
+		}
+		return clip
+	}
 	// Noise makes every picture larger than an RTP packet.
 	const noise = gray64 + ",noise=alls=60:allf=t"
 	for _, tc := range []struct {
@@ -491,6 +513,15 @@ func TestStreamWithoutPicturesStaysDown(t *testing.T) {
 		}, true},
 		{"h265 FU never ends", func(t *testing.T) *rtsptest.Media {
 			return neverEnd(t, rtsptest.Clip(t, rtsptest.H265, noise, 5), func(p []byte) bool { return h265Type(p) == h265FU }, 2)
+		}, true},
+		// The access units miss a slice, without an error when they come.
+		{"h264 first slice interrupted", func(t *testing.T) *rtsptest.Media {
+			return firstSliceUnended(t, rtsptest.Clip(t, rtsptest.H264, noise, 5, "-slices", "2"),
+				func(p []byte) bool { return h264Type(p) == h264FU }, 1)
+		}, true},
+		{"h265 first slice interrupted", func(t *testing.T) *rtsptest.Media {
+			return firstSliceUnended(t, rtsptest.Clip(t, rtsptest.H265, noise, 5, "-x265-params", "log-level=error:slices=2"),
+				func(p []byte) bool { return h265Type(p) == h265FU }, 2)
 		}, true},
 		// rtpmjpeg already emits only complete JPEGs.
 		{"mjpeg without last fragments", func(t *testing.T) *rtsptest.Media {
@@ -602,9 +633,12 @@ func TestStreamInvalidSPS(t *testing.T) {
 	if math.Abs(stats.Brightness-64.0/255) > 0.005 {
 		t.Errorf("brightness = %.4f, want %.4f", stats.Brightness, 64.0/255)
 	}
+	// The invalid SPS, of another id, leaves the size to the decoder's
+	// picture, which the next access unit reports.
+	testutil.WaitFor(t, "the size reported", 5*time.Second, func() bool { return s.Status().Width != 0 })
 	st := s.Status()
 	if st.Width != 320 || st.Height != 240 {
-		t.Errorf("status size %dx%d, want the valid SPS's 320x240", st.Width, st.Height)
+		t.Errorf("status size %dx%d, want the decoded 320x240", st.Width, st.Height)
 	}
 	if st.DecodeErrors == 0 {
 		t.Error("the invalid SPS counted no decode error")
@@ -642,5 +676,39 @@ func TestStreamStatusBeforeFirstFrame(t *testing.T) {
 				testutil.WaitFor(t, "the switch to tcp", 10*time.Second, func() bool { return s.Status().Transport == "tcp" })
 			}
 		})
+	}
+}
+
+// TestStreamDamagedKeyFrameDecodeAll serves a camera, decoded in full,
+// whose key frames lose their first slice to the second, which interrupts
+// its fragments: no key frame is counted or kept, and the frames after
+// each, which refer to it, are not decoded: the decoder waits for a whole
+// key frame, and counts no decode error of its own.
+func TestStreamDamagedKeyFrameDecodeAll(t *testing.T) {
+	const h264IDR, h264FU = 5, 28
+	clip := rtsptest.Clip(t, rtsptest.H264, gray64+",noise=alls=60:allf=t", 25, "-slices", "2")
+	clip.EditPackets = func(pkts []*rtp.Packet) []*rtp.Packet {
+		for _, p := range pkts {
+			if p.Payload[0]&0x1f == h264FU && p.Payload[1]&0x1f == h264IDR && p.Payload[1]&0x40 != 0 {
+				p.Payload[1] &^= 0x40 // the end of the key frame's first slice
+				break
+			}
+		}
+		return pkts
+	}
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": clip})
+	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")+"\ndecode: all"), nil)
+	// Two rounds of the clip, two damaged key frames.
+	testutil.WaitFor(t, "two rounds of the clip", 10*time.Second, func() bool { return s.Status().FramesReceived >= 2*24 })
+	st := s.Status()
+	if st.KeyframesReceived != 0 {
+		t.Errorf("%d key frames received, want 0", st.KeyframesReceived)
+	}
+	// One depacketizing error per key frame, none from the decoder.
+	if rounds := st.FramesReceived/24 + 1; st.DecodeErrors == 0 || st.DecodeErrors > rounds {
+		t.Errorf("%d decode errors after %d frames, want one per damaged key frame", st.DecodeErrors, st.FramesReceived)
+	}
+	if _, err := s.Analyze(nil); !errors.Is(err, camera.ErrNoFrame) {
+		t.Errorf("Analyze() error = %v, want ErrNoFrame: nothing decoded", err)
 	}
 }

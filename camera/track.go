@@ -23,13 +23,15 @@ type track interface {
 	codec() Codec
 	// depacketize returns the access unit that pkt completes, or
 	// errIncomplete. Another error is a depacketizing error, which may come
-	// with an access unit, complete but for a NAL unit lost before it. The
-	// access unit may share the track's buffers: it is valid until the
-	// next call, and whoever keeps any of it copies it.
+	// with an access unit. damaged tells an access unit that lost a NAL
+	// unit, with this call's error or an earlier one's: no picture to
+	// count, keep or decode. The access unit may share the track's
+	// buffers: it is valid until the next call, and whoever keeps any of
+	// it copies it.
 	// Unless keepAll, the track may cut what key-frame analyses never read:
 	// the slices of pictures that are no key frame, to their NAL unit
 	// headers. keyframe and pictureHash of a key frame read all they need.
-	depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, error)
+	depacketize(pkt *rtp.Packet, keepAll bool) (au [][]byte, damaged bool, err error)
 	// observe keeps what au tells about the stream: parameter sets and
 	// picture size. An error means au had an invalid one, which the size
 	// ignores.
@@ -47,7 +49,8 @@ type track interface {
 	// recoveryPoint reports whether au carries a recovery point SEI, which
 	// intra-refresh encoders send instead of key frames.
 	recoveryPoint(au [][]byte) bool
-	// size is the picture size seen in the stream so far (0 if unknown).
+	// size is the picture size of the latest SPS or JPEG (0 if unknown, as
+	// after an SPS whose size cannot be read).
 	size() (width, height int)
 	// pictureHash hashes the coded picture of au, its slice data or JPEG,
 	// without parameter sets or SEI, which a camera resending one picture
@@ -139,7 +142,7 @@ var h264Codec = nalCodec{
 		if h264.NALUType(nalu[0]&0x1f) == h264.NALUTypeSPS {
 			pos = 24 // profile_idc, constraint flags, level_idc
 		}
-		return readUE(rbsp, pos)
+		return readUE(rbsp, &pos)
 	},
 	spsSize: func(nalu []byte) (int, int, error) {
 		var sps h264.SPS
@@ -201,9 +204,9 @@ var h265Codec = nalCodec{
 			if err != nil {
 				return 0, err
 			}
-			return readUE(rbsp, pos)
+			return readUE(rbsp, &pos)
 		}
-		return readUE(rbsp, pos)
+		return readUE(rbsp, &pos)
 	},
 	spsSize: func(nalu []byte) (int, int, error) {
 		var sps h265.SPS
@@ -236,12 +239,13 @@ var h265Codec = nalCodec{
 	maxAccessUnitSize: h265.MaxAccessUnitSize,
 }
 
-// readUE reads the Exp-Golomb coded value at bit pos of rbsp.
-func readUE(rbsp []byte, pos int) (uint32, error) {
-	if pos >= 8*len(rbsp) { // bits.ReadGolombUnsigned would read past the end
+// readUE reads the Exp-Golomb coded value at bit *pos of rbsp and moves
+// *pos past it.
+func readUE(rbsp []byte, pos *int) (uint32, error) {
+	if *pos >= 8*len(rbsp) { // bits.ReadGolombUnsigned would read past the end
 		return 0, errors.New("not enough bits")
 	}
-	return bits.ReadGolombUnsigned(rbsp, &pos)
+	return bits.ReadGolombUnsigned(rbsp, pos)
 }
 
 // h265SPSIDPos finds sps_seq_parameter_set_id in an SPS without its NAL
@@ -274,9 +278,9 @@ func h265SPSIDPos(rbsp []byte) (int, error) {
 	return pos, nil
 }
 
-// h265Sub are SubWidthC and SubHeightC (H.265 table 6-1) by
-// chroma_format_idc: the units of the conformance window's offsets.
-var h265Sub = [4][2]int64{{1, 1}, {2, 2}, {2, 1}, {1, 1}}
+// h265ChromaSubsampling are SubWidthC and SubHeightC (H.265 table 6-1)
+// by chroma_format_idc: the units of the conformance window's offsets.
+var h265ChromaSubsampling = [4][2]int64{{1, 1}, {2, 2}, {2, 1}, {1, 1}}
 
 // h265SPSSize reads the picture size of an H265 SPS that mediacommon
 // cannot read whole: one whose VUI is cut short, or with what mediacommon
@@ -289,46 +293,44 @@ func h265SPSSize(nalu []byte) (int, int, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	var fields [8]uint32 // id, chroma_format_idc, width, height, window
-	ue := func(i int) {
-		if err == nil {
-			if pos >= 8*len(rbsp) { // bits.ReadGolombUnsigned would read past the end
-				err = errors.New("not enough bits")
-				return
-			}
-			fields[i], err = bits.ReadGolombUnsigned(rbsp, &pos)
+	// The first error stops the reading: those after it read nothing.
+	ue := func() uint32 {
+		if err != nil {
+			return 0
 		}
+		var v uint32
+		v, err = readUE(rbsp, &pos)
+		return v
 	}
 	flag := func() bool {
-		if err == nil {
-			var f bool
-			f, err = bits.ReadFlag(rbsp, &pos)
-			return f
+		if err != nil {
+			return false
 		}
-		return false
+		var f bool
+		f, err = bits.ReadFlag(rbsp, &pos)
+		return f
 	}
-	ue(0)
-	ue(1)
-	if fields[1] > 3 {
-		return 0, 0, fmt.Errorf("invalid chroma_format_idc %d", fields[1])
+	ue() // sps_seq_parameter_set_id
+	chromaFormat := ue()
+	if chromaFormat > 3 {
+		return 0, 0, fmt.Errorf("invalid chroma_format_idc %d", chromaFormat)
 	}
-	if fields[1] == 3 {
+	if chromaFormat == 3 {
 		flag() // separate_colour_plane_flag; the window's units are 1 either way
 	}
-	ue(2)
-	ue(3)
-	if flag() { // conformance_window_flag
-		for i := 4; i < 8; i++ {
-			ue(i)
-		}
+	codedWidth, codedHeight := int64(ue()), int64(ue())
+	// The conformance window's offsets, where conformance_window_flag.
+	var left, right, top, bottom int64
+	if flag() {
+		left, right, top, bottom = int64(ue()), int64(ue()), int64(ue()), int64(ue())
 	}
 	if err != nil {
 		return 0, 0, err
 	}
-	sub := h265Sub[fields[1]]
+	sub := h265ChromaSubsampling[chromaFormat]
 	// In 64 bits: offsets as large as the sides must not wrap around.
-	width := int64(fields[2]) - sub[0]*(int64(fields[4])+int64(fields[5]))
-	height := int64(fields[3]) - sub[1]*(int64(fields[6])+int64(fields[7]))
+	width := codedWidth - sub[0]*(left+right)
+	height := codedHeight - sub[1]*(top+bottom)
 	if width <= 0 || height <= 0 || width > maxPictureSide || height > maxPictureSide {
 		return 0, 0, fmt.Errorf("picture size %dx%d", width, height)
 	}
@@ -370,15 +372,15 @@ func newNALTrack(c *nalCodec, f format.Format) (*nalTrack, error) {
 
 func (t *nalTrack) codec() Codec { return t.c.codec }
 
-func (t *nalTrack) depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, error) {
+func (t *nalTrack) depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, bool, error) {
 	au, err := t.dep.depacketize(pkt, keepAll)
 	if au == nil {
-		return nil, err
+		return nil, false, err
 	}
 	if bad := checkNALUs(au, t.c.headerSize); bad != nil {
-		return nil, bad
+		return nil, false, bad
 	}
-	return au, err
+	return au, t.dep.returnedDamaged, err
 }
 
 func (t *nalTrack) isParamSet(nalu []byte) bool {
@@ -427,6 +429,8 @@ const maxPictureSide = 16384
 // observe stores the parameter sets of au, reading the picture size from a
 // new or changed SPS. An invalid SPS is kept all the same: libavcodec, the
 // judge, decodes some that mediacommon rejects, and ignores bad cropping.
+// The size of an SPS that cannot be read is unknown, not the previous
+// one's: the picture the decoder makes of it tells it (Stream).
 func (t *nalTrack) observe(au [][]byte) error {
 	var invalid error
 	for _, nalu := range au {
@@ -437,6 +441,9 @@ func (t *nalTrack) observe(au [][]byte) error {
 		id, err := t.c.paramSetID(nalu)
 		if err != nil {
 			invalid = fmt.Errorf("parameter set of type %d without an id: %w", typ, err)
+			if typ == t.c.spsType {
+				t.width, t.height = 0, 0
+			}
 			continue
 		}
 		if !t.store(slices.Index(t.c.paramSets, typ), id, nalu) || typ != t.c.spsType {
@@ -448,6 +455,7 @@ func (t *nalTrack) observe(au [][]byte) error {
 		}
 		if err != nil {
 			invalid = fmt.Errorf("invalid SPS %d: %w", id, err)
+			t.width, t.height = 0, 0
 			continue
 		}
 		t.width, t.height = w, h
@@ -548,15 +556,16 @@ func newMJPEGTrack(f *format.MJPEG) (*mjpegTrack, error) {
 
 func (t *mjpegTrack) codec() Codec { return CodecMJPEG }
 
-func (t *mjpegTrack) depacketize(pkt *rtp.Packet, _ bool) ([][]byte, error) {
+// depacketize: rtpmjpeg returns no JPEG that lost a fragment.
+func (t *mjpegTrack) depacketize(pkt *rtp.Packet, _ bool) ([][]byte, bool, error) {
 	img, err := t.dec.Decode(pkt)
 	if errors.Is(err, rtpmjpeg.ErrMorePacketsNeeded) || errors.Is(err, rtpmjpeg.ErrNonStartingPacketAndNoPrevious) {
-		return nil, errIncomplete
+		return nil, false, errIncomplete
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return [][]byte{img}, nil
+	return [][]byte{img}, false, nil
 }
 
 // picture: rtpmjpeg emits only images whose fragments all arrived, from

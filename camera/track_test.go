@@ -251,11 +251,11 @@ func TestNALTrack(t *testing.T) {
 					// Small packets fragment every NAL unit but the PPS.
 					pkts := cc.packetize(t, key, 20)
 					// A session joined mid-unit starts with the last fragment.
-					if _, err := tr.depacketize(pkts[len(pkts)-1], false); !errors.Is(err, errIncomplete) {
+					if _, _, err := tr.depacketize(pkts[len(pkts)-1], false); !errors.Is(err, errIncomplete) {
 						t.Fatalf("depacketize(non-starting fragment) error = %v, want errIncomplete", err)
 					}
 					for i, pkt := range pkts {
-						au, err := tr.depacketize(pkt, false) // a key frame is whole all the same
+						au, _, err := tr.depacketize(pkt, false) // a key frame is whole all the same
 						if i < len(pkts)-1 {
 							if !errors.Is(err, errIncomplete) {
 								t.Fatalf("packet %d of %d: error = %v, want errIncomplete", i+1, len(pkts), err)
@@ -376,7 +376,8 @@ func TestParamSetID(t *testing.T) {
 }
 
 // TestSPSSize observes crafted SPSs after a stream's valid one: those
-// giving an impossible picture size are errors, and leave the size alone.
+// giving an impossible picture size are errors, and leave the size
+// unknown, not the previous SPS's: the decoder's picture tells it.
 func TestSPSSize(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
@@ -386,16 +387,16 @@ func TestSPSSize(t *testing.T) {
 	}{
 		{"valid", CraftH264SPS(1, 40, 30, 0, 0), false, 640, 480},
 		{"valid cropping", CraftH264SPS(1, 40, 30, 4, 4), false, 632, 472},
-		{"cropping beyond the width", CraftH264SPS(1, 20, 15, 200, 0), true, 320, 240},
-		{"cropping beyond the height", CraftH264SPS(1, 20, 15, 0, 120), true, 320, 240},
-		{"cropping the whole picture", CraftH264SPS(1, 20, 15, 160, 0), true, 320, 240},
-		{"too wide", CraftH264SPS(1, 1100, 15, 0, 0), true, 320, 240},
-		{"truncated", CraftH264SPS(1, 20, 15, 0, 0)[:4], true, 320, 240},
+		{"cropping beyond the width", CraftH264SPS(1, 20, 15, 200, 0), true, 0, 0},
+		{"cropping beyond the height", CraftH264SPS(1, 20, 15, 0, 120), true, 0, 0},
+		{"cropping the whole picture", CraftH264SPS(1, 20, 15, 160, 0), true, 0, 0},
+		{"too wide", CraftH264SPS(1, 1100, 15, 0, 0), true, 0, 0},
+		{"truncated", CraftH264SPS(1, 20, 15, 0, 0)[:4], true, 0, 0},
 		// libavcodec decodes these: the size is before the VUI.
 		{"VUI cut short", WithTruncatedVUI(CraftH264SPS(1, 40, 30, 0, 0)), false, 640, 480},
 		{"VUI cut short, 8K", WithTruncatedVUI(CraftH264SPS(1, 480, 270, 0, 0)), false, 7680, 4320},
 		{"VUI cut short, cropping", WithTruncatedVUI(CraftH264SPS(1, 40, 30, 4, 4)), false, 632, 472},
-		{"VUI cut short, cropping beyond the width", WithTruncatedVUI(CraftH264SPS(1, 20, 15, 200, 0)), true, 320, 240},
+		{"VUI cut short, cropping beyond the width", WithTruncatedVUI(CraftH264SPS(1, 20, 15, 200, 0)), true, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr, err := newNALTrack(&h264Codec, &format.H264{PayloadTyp: 96, PacketizationMode: 1,

@@ -152,7 +152,10 @@ import (
 	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
-var _ camera.NewDecoder = New
+var (
+	_ camera.NewDecoder   = New
+	_ camera.PictureSizer = (*Decoder)(nil)
+)
 
 // OpenCVVersion is the version of the OpenCV library gocv is linked with.
 func OpenCVVersion() string { return gocv.OpenCVVersion() }
@@ -328,6 +331,14 @@ func (d *Decoder) fill(au [][]byte) error {
 
 // jpegEOI is the marker that ends a JPEG image.
 var jpegEOI = []byte{0xff, 0xd9}
+
+// PictureSize is the size of the pictures the decoder is set up for, as
+// libavcodec sets it once it applied the parameter sets, before it
+// allocates a picture: known where the picture then fails to decode too,
+// 0 before.
+func (d *Decoder) PictureSize() (width, height int) {
+	return int(d.ctx.width), int(d.ctx.height)
+}
 
 // KeyPicture tells whether the latest decoded picture is a key frame's:
 // libavcodec marks the picture itself, so B-frames reordering the output

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/camera-exporter/camera_exporter/internal/boundedfile"
 )
 
 // Values of CameraOptions.Transport: the RTSP lower transport.
@@ -142,8 +144,8 @@ func Load(path string) (*Config, error) {
 
 // load is Load recording in progress the file it reads.
 func load(path string, progress *loadProgress) (*Config, error) {
-	done := progress.reading(configFile.what, path)
-	b, err := readFile(path, configFile)
+	done := progress.reading(configFile.What, path)
+	b, err := boundedfile.Read(path, configFile)
 	done()
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/internal/boundedfile"
 )
 
 // LayoutAuto, the default Detector.Layout, infers the layout from the
@@ -215,7 +216,7 @@ func (d *Detector) stampFiles(r *reporter) {
 	for _, f := range []struct {
 		field string
 		path  string
-		kind  fileKind
+		kind  boundedfile.Kind
 	}{{"model", d.Model, weights}, {"config", d.Config, description}} {
 		if f.path == "" {
 			continue

@@ -12,13 +12,17 @@ import (
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/drift"
+	"github.com/camera-exporter/camera_exporter/internal/boundedfile"
 )
+
+// limitText is how errors write the limits of the kinds of file.
+var limitText = map[int64]string{4 << 10: "4 KiB", 1 << 20: "1 MiB", 4 << 20: "4 MiB", 16 << 20: "16 MiB", 1 << 30: "1 GiB"}
 
 // badFiles returns files that no field of the configuration may name, by
 // name: a device that never ends, a FIFO, whose open and read block until
 // a writer comes, a directory, and a sparse regular file of one byte more
 // than kind may hold.
-func badFiles(t *testing.T, kind fileKind) map[string]string {
+func badFiles(t *testing.T, kind boundedfile.Kind) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
@@ -30,7 +34,7 @@ func badFiles(t *testing.T, kind fileKind) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Truncate(kind.limit + 1); err != nil {
+	if err := f.Truncate(kind.Limit + 1); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -38,12 +42,12 @@ func badFiles(t *testing.T, kind fileKind) map[string]string {
 }
 
 // badFileError is the error, after the path, about badFiles' files.
-func badFileError(name string, kind fileKind) string {
+func badFileError(name string, kind boundedfile.Kind) string {
 	return map[string]string{
 		"dev_zero":  "not a regular file but a character device",
 		"fifo":      "not a regular file but a named pipe (FIFO)",
 		"directory": "not a regular file but a directory",
-		"oversize":  fmt.Sprintf("larger than the %s that %s may hold", formatBytes(kind.limit), kind.what),
+		"oversize":  fmt.Sprintf("larger than the %s that %s may hold", limitText[kind.Limit], kind.What),
 	}[name]
 }
 
@@ -107,7 +111,7 @@ cameras:
 `
 	for _, field := range []struct {
 		name    string // a field's name; reference: gate.json in reference.dir
-		kind    fileKind
+		kind    boundedfile.Kind
 		line    int
 		subject string
 	}{
@@ -181,7 +185,7 @@ func TestModelFilesInEitherOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Truncate(modelDescription.limit + 1); err != nil { // sparse
+	if err := f.Truncate(modelDescription.Limit + 1); err != nil { // sparse
 		t.Fatal(err)
 	}
 	f.Close()
@@ -234,7 +238,7 @@ func TestReferenceFileOnlyStatted(t *testing.T) {
 // TestReferenceFileLimit checks that the limit the configuration checks
 // at load is drift's, which the camera enforces as it reads the file.
 func TestReferenceFileLimit(t *testing.T) {
-	if referenceFile.limit != drift.MaxProfileSize {
-		t.Errorf("a reference file may hold %d bytes at load, %d as the camera reads it", referenceFile.limit, drift.MaxProfileSize)
+	if referenceFile.Limit != drift.MaxProfileSize {
+		t.Errorf("a reference file may hold %d bytes at load, %d as the camera reads it", referenceFile.Limit, drift.MaxProfileSize)
 	}
 }

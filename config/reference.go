@@ -47,7 +47,7 @@ func (c Camera) checkReferenceFile(r *reporter) {
 	if path == "" {
 		return
 	}
-	done := r.progress.reading(referenceFile.what, path)
+	done := r.progress.reading(referenceFile.What, path)
 	fi, err := os.Stat(path)
 	done()
 	// Missing, it learns its reference or goes without; out of reach, the
@@ -55,7 +55,7 @@ func (c Camera) checkReferenceFile(r *reporter) {
 	if err != nil {
 		return
 	}
-	if err := referenceFile.check(path, fi); err != nil {
+	if err := referenceFile.Check(path, fi); err != nil {
 		r.errorf("reference", "reference file: %v", err)
 	}
 }

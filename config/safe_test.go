@@ -195,7 +195,7 @@ func TestSafeConfigReloadTimeout(t *testing.T) {
 		loads.Add(1)
 		if path == stuck {
 			defer close(returned)
-			done := progress.reading(labelsFile.what, labels)
+			done := progress.reading(labelsFile.What, labels)
 			<-block
 			done()
 		}

@@ -3,15 +3,13 @@ package drift
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/internal/boundedfile"
 )
 
 // profileVersion is the version of the reference file format.
@@ -200,13 +198,16 @@ func sum(h []float64) float64 {
 // histograms and a 160x90 signature, about 200 KB.
 const MaxProfileSize = 4 << 20
 
+// profileFile is a reference file, as Load reads it.
+var profileFile = boundedfile.Kind{What: "a reference profile", Limit: MaxProfileSize}
+
 // Load reads a reference file written by Save and checks that this package
 // can use it: its version, the number of bins of every feature, the size of
 // the signature. It reads only a regular file of at most MaxProfileSize
 // bytes, and never blocks on one replaced by a FIFO or a device: the
 // caller may hold a lock that scrapes need.
 func Load(path string) (*Profile, error) {
-	data, err := readProfile(path)
+	data, err := boundedfile.Read(path, profileFile)
 	if err != nil {
 		return nil, err
 	}
@@ -218,72 +219,6 @@ func Load(path string) (*Profile, error) {
 		return nil, fmt.Errorf("drift profile %s: %w", path, err)
 	}
 	return &p, nil
-}
-
-// readProfile reads path if it is a regular file of at most MaxProfileSize
-// bytes. A stat refuses devices before they are opened, as opening some
-// has effects; the open does not block, as a FIFO's would until a writer
-// comes; and the file opened is checked again, in case the path was
-// replaced in between, then read no further than the limit, in case it
-// grows.
-func readProfile(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err // An *os.PathError names the path.
-	}
-	if err := checkProfileFile(path, fi); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if fi, err = f.Stat(); err != nil {
-		return nil, err
-	}
-	if err := checkProfileFile(path, fi); err != nil {
-		return nil, err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxProfileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxProfileSize {
-		return nil, profileTooLarge(path)
-	}
-	return data, nil
-}
-
-func checkProfileFile(path string, fi fs.FileInfo) error {
-	if m := fi.Mode(); !m.IsRegular() {
-		return fmt.Errorf("%s: not a regular file but %s", path, describeFileType(m))
-	}
-	if fi.Size() > MaxProfileSize {
-		return profileTooLarge(path)
-	}
-	return nil
-}
-
-func profileTooLarge(path string) error {
-	return fmt.Errorf("%s: larger than the %d MiB that a reference profile may hold", path, MaxProfileSize>>20)
-}
-
-// describeFileType names the type of a file that is not a regular file.
-func describeFileType(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe (FIFO)"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return fmt.Sprintf("of type %s", m.Type())
 }
 
 func (p *Profile) validate() error {

@@ -13,10 +13,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/internal/boundedfile"
 )
 
 // Detector is a detector.Detector running a model with OpenCV's DNN module.
@@ -168,7 +168,7 @@ func (o *loader) checkFiles() error {
 		if path == "" {
 			continue
 		}
-		f, err := openRegular(path)
+		f, _, err := boundedfile.Open(path, modelFile)
 		if err != nil {
 			return o.errorf("%w", err)
 		}
@@ -177,28 +177,9 @@ func (o *loader) checkFiles() error {
 	return nil
 }
 
-// openRegular opens a model file for reading, refusing anything but a
-// regular file. Not blocking, as the open of a FIFO would until a writer
-// comes, and a FIFO swapped in after checkFiles must not hang the load.
-func openRegular(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	switch {
-	case err != nil:
-	case fi.IsDir():
-		err = fmt.Errorf("%s is a directory", path)
-	case !fi.Mode().IsRegular():
-		err = fmt.Errorf("%s is not a regular file", path)
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
+// modelFile is a file of a network as the loader opens it; config checks
+// each against the limit of its kind before.
+var modelFile = boundedfile.Kind{What: "a model file", Limit: 1 << 30}
 
 // darknet reports whether OpenCV's readNet reads the model as Darknet, and
 // the weights file then.
@@ -215,7 +196,7 @@ func (o *loader) darknet() (string, bool) {
 // darknetHeader is the size of a Darknet weights file's header: its version
 // tells the size of the "seen" field that ends it.
 func darknetHeader(weights string) (int64, error) {
-	f, err := openRegular(weights)
+	f, _, err := boundedfile.Open(weights, modelFile)
 	if err != nil {
 		return 0, err
 	}

@@ -234,9 +234,9 @@ func TestNewErrors(t *testing.T) {
 	}{
 		{"missing model", func(o *detector.Options) { o.Model = filepath.Join(dir, "missing.weights") }, []string{"no such file"}},
 		{"missing config", func(o *detector.Options) { o.Config = filepath.Join(dir, "missing.cfg") }, []string{"missing.cfg", "no such file"}},
-		{"directory", func(o *detector.Options) { o.Model = dir }, []string{"is a directory"}},
+		{"directory", func(o *detector.Options) { o.Model = dir }, []string{dir + ": not a regular file but a directory"}},
 		// Its open blocked until a writer came.
-		{"FIFO config", func(o *detector.Options) { o.Config = fifo }, []string{fifo + " is not a regular file"}},
+		{"FIFO config", func(o *detector.Options) { o.Config = fifo }, []string{fifo + ": not a regular file but a named pipe (FIFO)"}},
 		{"random weights", func(o *detector.Options) { o.Model = writeFile(t, dir, "random.weights", noise(100000)) }, []string{"random.weights is not Darknet weights: version"}},
 		{"garbage weights", func(o *detector.Options) { o.Model = writeFile(t, dir, "garbage.weights", garbage) }, []string{"NaN or infinite", "corrupt weights"}},
 		{"truncated weights", func(o *detector.Options) { o.Model = writeFile(t, dir, "truncated.weights", weights[:1000]) },
@@ -501,8 +501,8 @@ func TestDarknetHeaderRefusesSwappedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ path, want string }{
-		{fifo, fifo + " is not a regular file"},
-		{dir, dir + " is a directory"},
+		{fifo, fifo + ": not a regular file but a named pipe (FIFO)"},
+		{dir, dir + ": not a regular file but a directory"},
 	} {
 		if _, err := darknetHeader(tc.path); err == nil || err.Error() != tc.want {
 			t.Errorf("darknetHeader(%s) = %v, want %q", tc.path, err, tc.want)

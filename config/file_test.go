@@ -7,48 +7,26 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/internal/boundedfile"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
 // limitText is how errors write the limits of the kinds of file.
 var limitText = map[int64]string{4 << 10: "4 KiB", 1 << 20: "1 MiB", 4 << 20: "4 MiB", 16 << 20: "16 MiB", 1 << 30: "1 GiB"}
 
-// badFiles returns files that no field of the configuration may name, by
-// name: a device that never ends, a FIFO, whose open and read block until
-// a writer comes, a directory, and a sparse regular file of one byte more
-// than kind may hold.
-func badFiles(t *testing.T, kind boundedfile.Kind) map[string]string {
+// badFiles is testutil.BadFiles for kind, by name: files that no field of
+// the configuration may name.
+func badFiles(t *testing.T, kind boundedfile.Kind) map[string]testutil.BadFile {
 	t.Helper()
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
+	files := map[string]testutil.BadFile{}
+	for _, f := range testutil.BadFiles(t, kind.Limit, fmt.Sprintf("larger than the %s that %s may hold", limitText[kind.Limit], kind.What)) {
+		files[f.Name] = f
 	}
-	oversize := filepath.Join(dir, "oversize")
-	f, err := os.Create(oversize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(kind.Limit + 1); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	return map[string]string{"dev_zero": "/dev/zero", "fifo": fifo, "directory": dir, "oversize": oversize}
-}
-
-// badFileError is the error, after the path, about badFiles' files.
-func badFileError(name string, kind boundedfile.Kind) string {
-	return map[string]string{
-		"dev_zero":  "not a regular file but a character device",
-		"fifo":      "not a regular file but a named pipe (FIFO)",
-		"directory": "not a regular file but a directory",
-		"oversize":  fmt.Sprintf("larger than the %s that %s may hold", limitText[kind.Limit], kind.What),
-	}[name]
+	return files
 }
 
 // loadQuickly runs Load, failing the test rather than hanging when Load
@@ -121,8 +99,8 @@ cameras:
 		{"password_file", passwordFile, 10, `camera "gate"`},
 		{"reference file", referenceFile, 11, `camera "gate"`},
 	} {
-		for bad, path := range badFiles(t, field.kind) {
-			t.Run(strings.ReplaceAll(field.name, " ", "_")+"/"+bad, func(t *testing.T) {
+		for name, bad := range badFiles(t, field.kind) {
+			t.Run(strings.ReplaceAll(field.name, " ", "_")+"/"+name, func(t *testing.T) {
 				dir := t.TempDir()
 				refs := filepath.Join(dir, "refs")
 				if err := os.Mkdir(refs, 0o700); err != nil {
@@ -130,21 +108,21 @@ cameras:
 				}
 				values := maps.Clone(good)
 				values["reference_dir"] = refs
-				named := path
+				named := bad.Path
 				if field.name == "reference file" {
 					named = filepath.Join(refs, "gate.json")
-					if err := os.Symlink(path, named); err != nil {
+					if err := os.Symlink(bad.Path, named); err != nil {
 						t.Fatal(err)
 					}
 				} else {
-					values[field.name] = path
+					values[field.name] = bad.Path
 				}
 				cfg := filepath.Join(dir, "exporter.yml")
 				if err := os.WriteFile(cfg, []byte(expand(config, values)), 0o600); err != nil {
 					t.Fatal(err)
 				}
 				alloc, err := loadQuickly(t, cfg)
-				want := fmt.Sprintf("%s:%d: %s: %s: %s: %s", cfg, field.line, field.subject, field.name, named, badFileError(bad, field.kind))
+				want := fmt.Sprintf("%s:%d: %s: %s: %s: %s", cfg, field.line, field.subject, field.name, named, bad.Err)
 				if err == nil || err.Error() != want {
 					t.Errorf("got error\n\t%v\nwant\n\t%s", err, want)
 				}
@@ -154,10 +132,10 @@ cameras:
 			})
 		}
 	}
-	for bad, path := range badFiles(t, configFile) {
-		t.Run("config_file/"+bad, func(t *testing.T) {
-			alloc, err := loadQuickly(t, path)
-			if want := path + ": " + badFileError(bad, configFile); err == nil || err.Error() != want {
+	for name, bad := range badFiles(t, configFile) {
+		t.Run("config_file/"+name, func(t *testing.T) {
+			alloc, err := loadQuickly(t, bad.Path)
+			if want := bad.Path + ": " + bad.Err; err == nil || err.Error() != want {
 				t.Errorf("got error\n\t%v\nwant\n\t%s", err, want)
 			}
 			if alloc > 1<<20 {

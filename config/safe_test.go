@@ -127,11 +127,11 @@ func TestSafeConfigReloadRefusesBadFiles(t *testing.T) {
 		name, field, path string
 		line              int
 	}{
-		{"labels /dev/zero", "labels", bad["dev_zero"], 4},
-		{"labels FIFO", "labels", bad["fifo"], 4},
-		{"labels directory", "labels", bad["directory"], 4},
-		{"labels too large", "labels", bad["oversize"], 4},
-		{"password_file FIFO", "password_file", bad["fifo"], 10},
+		{"labels /dev/zero", "labels", bad["dev_zero"].Path, 4},
+		{"labels FIFO", "labels", bad["fifo"].Path, 4},
+		{"labels directory", "labels", bad["directory"].Path, 4},
+		{"labels too large", "labels", bad["oversize"].Path, 4},
+		{"password_file FIFO", "password_file", bad["fifo"].Path, 10},
 	} {
 		values := map[string]string{"labels": labels, "password_file": passFile}
 		values[tc.field] = tc.path

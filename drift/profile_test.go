@@ -5,12 +5,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
 // flatSignature returns a signature of one level.
@@ -277,43 +277,18 @@ func TestLoadErrors(t *testing.T) {
 // would block the camera's drift state, whose lock scrapes take, or fill
 // the memory: Load refuses each at once, naming it.
 func TestLoadRefusesBadFiles(t *testing.T) {
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	oversize := filepath.Join(dir, "oversize")
-	if err := os.WriteFile(oversize, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(oversize, drift.MaxProfileSize+1); err != nil { // sparse
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name, target, want string
-	}{
-		{"dev_zero", "/dev/zero", "not a regular file but a character device"},
-		{"fifo", fifo, "not a regular file but a named pipe (FIFO)"},
-		{"directory", t.TempDir(), "not a regular file but a directory"},
-		{"oversize", oversize, "larger than the 4 MiB that a reference profile may hold"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, bad := range testutil.BadFiles(t, drift.MaxProfileSize, "larger than the 4 MiB that a reference profile may hold") {
+		t.Run(bad.Name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "gate.json")
-			if err := os.Symlink(tc.target, path); err != nil {
+			if err := os.Symlink(bad.Path, path); err != nil {
 				t.Fatal(err)
 			}
-			done := make(chan error, 1)
-			go func() {
+			err := testutil.Unblocked(t, "Load", func() error {
 				_, err := drift.Load(path)
-				done <- err
-			}()
-			select {
-			case err := <-done:
-				if want := path + ": " + tc.want; err == nil || err.Error() != want {
-					t.Errorf("Load: %v, want %s", err, want)
-				}
-			case <-time.After(10 * time.Second): // only ends a blocked read
-				t.Fatal("Load still blocked after 10s")
+				return err
+			})
+			if want := path + ": " + bad.Err; err == nil || err.Error() != want {
+				t.Errorf("Load: %v, want %s", err, want)
 			}
 		})
 	}

@@ -683,13 +683,10 @@ cameras:
 	}
 }
 
-// TestProbeReferenceFileLimit checks that a client naming ever new cameras
-// cannot fill the disk: a module's directory keeps reference_file_limit
-// references, counting those that open sessions are learning, and a
-// camera probed beyond it learns none.
-func TestProbeReferenceFileLimit(t *testing.T) {
-	probeRefs := t.TempDir()
-	f := newFixture(t, fixtureOptions{config: fmt.Sprintf(`
+// learningModule is a fixture whose module "learning" keeps at most two
+// references in dir, each learned in a second.
+func learningModule(dir string) fixtureOptions {
+	return fixtureOptions{config: fmt.Sprintf(`
 defaults:
   decode: all
 modules:
@@ -699,7 +696,16 @@ modules:
     reference:
       dir: %s
       calibration: 1s
-`, probeRefs)})
+`, dir)}
+}
+
+// TestProbeReferenceFileLimit checks that a client naming ever new cameras
+// cannot fill the disk: a module's directory keeps reference_file_limit
+// references, counting those that open sessions are learning, and a
+// camera probed beyond it learns none.
+func TestProbeReferenceFileLimit(t *testing.T) {
+	probeRefs := t.TempDir()
+	f := newFixture(t, learningModule(probeRefs))
 	probe := func(name string) map[string]*dto.MetricFamily {
 		return f.families(url.Values{"target": {target(f, "north")}, "module": {"learning"}, "camera": {name}})
 	}
@@ -745,17 +751,7 @@ modules:
 // and writes none there.
 func TestProbeReferenceDirUnlisted(t *testing.T) {
 	probeRefs := t.TempDir()
-	f := newFixture(t, fixtureOptions{config: fmt.Sprintf(`
-defaults:
-  decode: all
-modules:
-  learning:
-    allowed_targets: [127.0.0.0/8]
-    reference_file_limit: 2
-    reference:
-      dir: %s
-      calibration: 1s
-`, probeRefs)})
+	f := newFixture(t, learningModule(probeRefs))
 	probe.SetReadDir(f.probes, func(dir string) ([]fs.DirEntry, error) {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: syscall.EACCES}
 	})

@@ -41,6 +41,7 @@ type Server struct {
 type served struct {
 	stream *gortsplib.ServerStream
 	paused atomic.Bool
+	sent   atomic.Uint64 // access units sent
 	stop   chan struct{} // closed by Remove
 	faults faults
 }
@@ -140,6 +141,18 @@ func (s *Server) Pause(name string) { s.setPaused(name, true) }
 
 // Resume undoes Pause.
 func (s *Server) Resume(name string) { s.setPaused(name, false) }
+
+// FramesSent returns how many access units the server sent of the named
+// clip: on a loaded machine its ticker skips some, and a test of a
+// client's rate counts against what was sent rather than the clip's rate.
+func (s *Server) FramesSent(name string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sv, ok := s.streams[name]; ok {
+		return sv.sent.Load()
+	}
+	return 0
+}
 
 func (s *Server) setPaused(name string, paused bool) {
 	s.mu.Lock()
@@ -337,6 +350,7 @@ func (s *Server) play(sv *served, medi *description.Media, forma format.Format, 
 				seq++
 				sv.faults.write(sv.stream, medi, &pkt)
 			}
+			sv.sent.Add(1)
 			rtpTime += uint32(forma.ClockRate() / clip.FPS)
 			continue
 		}
@@ -351,6 +365,7 @@ func (s *Server) play(sv *served, medi *description.Media, forma format.Format, 
 			pkt.Timestamp = rtpTime
 			sv.faults.write(sv.stream, medi, pkt)
 		}
+		sv.sent.Add(1)
 		rtpTime += uint32(forma.ClockRate() / clip.FPS)
 	}
 }

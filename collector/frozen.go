@@ -37,7 +37,7 @@ const frozenWindow = 8
 // minutes, too seldom to be learned alone.
 const (
 	overlayEdgeRows = 2
-	overlayPairs    = 64
+	overlayPairs    = 16
 	overlayChanges  = 4
 	overlayFloor    = 20 * time.Second
 )
@@ -145,7 +145,7 @@ func (f *frozenDetector) frozen() (frozen, ok bool) {
 // overlayLearner learns which blocks of a camera's picture its overlay
 // covers, from the blocks each distinct picture changed.
 type overlayLearner struct {
-	changes [drift.StillBlocks]uint64    // bit i: the block changed in the i-th latest picture pair
+	changes [drift.StillBlocks]uint32    // bit i: the block changed in the i-th latest of overlayPairs picture pairs
 	began   [drift.StillBlocks]time.Time // when its changes began
 	learned [drift.StillBlocks]bool
 }
@@ -157,14 +157,14 @@ func (o *overlayLearner) learn(now time.Time, sinceLatest *[drift.StillBlocks]bo
 		if c && o.changes[b] == 0 {
 			o.began[b] = now
 		}
-		o.changes[b] <<= 1
+		o.changes[b] = o.changes[b] << 1 & (1<<overlayPairs - 1)
 		if c {
 			o.changes[b] |= 1
 		}
 		switch {
 		case o.changes[b] == 0:
 			o.learned[b] = false
-		case edgeRow(b) && bits.OnesCount64(o.changes[b]) >= overlayChanges && now.Sub(o.began[b]) >= overlayFloor:
+		case edgeRow(b) && bits.OnesCount32(o.changes[b]) >= overlayChanges && now.Sub(o.began[b]) >= overlayFloor:
 			o.learned[b] = true
 		}
 	}

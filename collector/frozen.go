@@ -27,7 +27,7 @@ const frozenWindow = 8
 // never taken for one. A block there is learned as overlay once it changed
 // from one picture to the next in overlayChanges of its latest
 // overlayPairs picture pairs, its changes having begun overlayFloor
-// before at least: a share, not a rate, so that it holds for a picture a
+// before at least: a quarter of its pictures, not a rate, so that it holds for a picture a
 // second and a picture a minute alike, for a clock whose seconds alias
 // with the scrapes and an icon that blinks out of step with them, while
 // what crosses an edge row in less time is not learned. It is forgotten
@@ -79,8 +79,6 @@ func (f *frozenDetector) observe(now time.Time, seq, coded uint64, key bool, sig
 		return true
 	}
 	if f.seen {
-		// Against every recent picture, not only the most similar: a
-		// slow walker hardly moves from one picture to the next.
 		f.diff = math.Inf(1)
 		var changedIn [drift.StillBlocks]int // how many recent pictures a block changed against
 		var sinceLatest, sinceSimilar [drift.StillBlocks]bool

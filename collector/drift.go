@@ -114,6 +114,7 @@ func newDriftState(cfg config.Camera, logger *slog.Logger, descs driftDescs) *dr
 	if path := cfg.ReferenceFile(); path != "" {
 		d.file = reference.NewFile(path)
 	}
+	d.frozen.overlay.configure(cfg.FrozenOverlay)
 	for range descs.distributions {
 		d.distributions = append(d.distributions, newHistogram(distributionBuckets))
 	}

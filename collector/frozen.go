@@ -3,8 +3,10 @@ package collector
 import (
 	"math"
 	"math/bits"
+	"slices"
 	"time"
 
+	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/drift"
 )
 
@@ -24,7 +26,8 @@ const frozenWindow = 8
 // few blocks in place again and again, and cameras draw theirs at the
 // picture's top or bottom edge: only the overlayEdgeRows block rows there
 // are learned, so that a worker at a bench, a flag or a screen elsewhere is
-// never taken for one. A block there is learned as overlay once it changed
+// never taken for one, nor anywhere else than in the regions a camera's
+// frozen_overlay names. A block there is learned as overlay once it changed
 // from one picture to the next in overlayChanges of its latest
 // overlayPairs picture pairs, its changes having begun overlayFloor
 // before at least: a quarter of its pictures, not a rate, so that it holds for a picture a
@@ -146,6 +149,28 @@ type overlayLearner struct {
 	changes [drift.StillBlocks]uint32    // bit i: the block changed in the i-th latest of overlayPairs picture pairs
 	began   [drift.StillBlocks]time.Time // when its changes began
 	learned [drift.StillBlocks]bool
+	// configured tells the blocks of the regions the configuration names,
+	// besides the edge rows, where the camera draws an overlay.
+	configured [drift.StillBlocks]bool
+}
+
+// configure adds the blocks whose centres lie in regions to those learned.
+func (o *overlayLearner) configure(regions []config.Region) {
+	const rows = drift.StillBlocks / drift.StillColumns
+	for b := range o.configured {
+		x := (float64(b%drift.StillColumns) + 0.5) / drift.StillColumns
+		y := (float64(b/drift.StillColumns) + 0.5) / rows
+		o.configured[b] = slices.ContainsFunc(regions, func(g config.Region) bool {
+			return g.Left <= x && x < g.Right && g.Top <= y && y < g.Bottom
+		})
+	}
+}
+
+// learnable reports whether block b may be learned as overlay.
+func (o *overlayLearner) learnable(b int) bool {
+	const rows = drift.StillBlocks / drift.StillColumns
+	row := b / drift.StillColumns
+	return row < overlayEdgeRows || row >= rows-overlayEdgeRows || o.configured[b]
 }
 
 // learn takes the blocks that a picture at now changed since the
@@ -162,18 +187,10 @@ func (o *overlayLearner) learn(now time.Time, sinceLatest *[drift.StillBlocks]bo
 		switch {
 		case o.changes[b] == 0:
 			o.learned[b] = false
-		case edgeRow(b) && bits.OnesCount32(o.changes[b]) >= overlayChanges && now.Sub(o.began[b]) >= overlayFloor:
+		case o.learnable(b) && bits.OnesCount32(o.changes[b]) >= overlayChanges && now.Sub(o.began[b]) >= overlayFloor:
 			o.learned[b] = true
 		}
 	}
-}
-
-// edgeRow reports whether block b lies in the rows at the picture's top or
-// bottom edge, where cameras draw their overlays.
-func edgeRow(b int) bool {
-	const rows = drift.StillBlocks / drift.StillColumns
-	row := b / drift.StillColumns
-	return row < overlayEdgeRows || row >= rows-overlayEdgeRows
 }
 
 // motion reports whether any changed block is not the overlay's, or more
@@ -206,8 +223,8 @@ func (o *overlayLearner) motion(changed *[drift.StillBlocks]bool) bool {
 	return n > drift.TrimmedBlocks
 }
 
-// coincides reports whether block b, in an edge row, changed in the latest
+// coincides reports whether block b, learnable, changed in the latest
 // overlayPairs pairs only in pictures that block n changed in too.
 func (o *overlayLearner) coincides(b, n int) bool {
-	return edgeRow(b) && o.changes[b] != 0 && o.changes[b]&^o.changes[n] == 0
+	return o.learnable(b) && o.changes[b] != 0 && o.changes[b]&^o.changes[n] == 0
 }

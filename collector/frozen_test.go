@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
@@ -271,6 +272,38 @@ func TestFrozenOverlayTicks(t *testing.T) {
 			}
 			if learning := int(overlayFloor / tc.every); len(live) < learning {
 				t.Errorf("read live in pictures %v only, want the first %d at least, until the clock's blocks are learned", live, learning)
+			}
+		})
+	}
+}
+
+// TestFrozenConfiguredOverlay follows a frozen picture under a clock drawn
+// mid-picture: live unless the camera's frozen_overlay names its region.
+func TestFrozenConfiguredOverlay(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		regions []config.Region
+		frozen  bool
+	}{
+		{"no region", nil, false},
+		{"a region elsewhere", []config.Region{{Left: 0, Top: 0.3, Right: 0.2, Bottom: 0.4}}, false},
+		{"the clock's region", []config.Region{{Left: 0.4, Top: 0.4, Right: 0.6, Bottom: 0.5}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(11, 12))
+			still := signature(100)
+			var f frozenDetector
+			f.overlay.configure(tc.regions)
+			start := time.Now()
+			// Seconds and tens of seconds in the blocks at 40% to 50%
+			// of the width, 40% to 50% of the height.
+			for i := range 60 {
+				sig := brighten(jitter(rng, still, 10), 64, 36, 8, 9, 20*(i%10))
+				sig = brighten(sig, 72, 36, 8, 9, 20*(i/10%6))
+				f.observe(start.Add(time.Duration(i)*time.Second), uint64(i+1), 0, true, sig)
+			}
+			if frozen, _ := f.frozen(); frozen != tc.frozen {
+				t.Errorf("frozen %v after a minute, want %v", frozen, tc.frozen)
 			}
 		})
 	}

@@ -17,7 +17,10 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 
+	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
@@ -318,6 +321,12 @@ func TestFrozen(t *testing.T) {
 		clipsByName[c.name] = m
 	}
 	t.Logf("encoded %d clips in %s", len(clips), time.Since(start).Round(100*time.Millisecond))
+	for _, c := range clips {
+		// Under a clock, the clock's blocks change by far the most.
+		if c.frozen && c.vf == "" {
+			t.Logf("%-28s largest block change %.2f of a changed block's threshold, over its key frames and the 8 before each", c.name, largestStillChange(t, clipsByName[c.name]))
+		}
+	}
 
 	srv, err := rtsptest.Start(rtsptest.Options{}, clipsByName)
 	if err != nil {
@@ -410,4 +419,38 @@ func TestFrozen(t *testing.T) {
 	}
 	t.Logf("after %d scrapes every %s:\n%s", scrapes, interval, table.String())
 	t.Logf("TestFrozen took %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+// largestStillChange decodes a clip's key frames and returns the largest
+// LargestChange of drift.CompareStill between each and the 8 before it:
+// the margin of a frozen clip's coding noise below a changed block.
+func largestStillChange(t *testing.T, m *rtsptest.Media) float64 {
+	t.Helper()
+	dec, err := decode.New(camera.Codec(m.Codec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	var recent [][]uint8
+	var largest float64
+	for _, au := range m.AccessUnits {
+		if keyFrames(&rtsptest.Media{Codec: m.Codec, AccessUnits: [][][]byte{au}}) == 0 {
+			continue
+		}
+		if err := dec.DecodeKeyframe(au); err != nil {
+			t.Fatal(err)
+		}
+		stats, err := dec.Analyze(0.15)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig := append([]uint8(nil), stats.Signature...) // the decoder's may be reused
+		for _, prev := range recent {
+			s, _ := drift.CompareStill(prev, sig)
+			largest = max(largest, s.LargestChange)
+		}
+		recent = append(recent, sig)
+		recent = recent[max(len(recent)-8, 0):]
+	}
+	return largest
 }

@@ -68,6 +68,10 @@ type StillComparison struct {
 	// difference stands out of the picture's coding noise: something moved
 	// or changed there.
 	Changed [StillBlocks]bool
+	// LargestChange is the largest block's difference over the threshold
+	// of a changed block: above 1 it changed, and below, how far from it
+	// the coding noise of a still picture stays.
+	LargestChange float64
 }
 
 // CompareStill compares two signatures for a frozen stream; ok is false,
@@ -106,5 +110,6 @@ func CompareStill(a, b []uint8) (s StillComparison, ok bool) {
 	for i, d := range blocks {
 		s.Changed[i] = float64(d) > limit
 	}
+	s.LargestChange = float64(sorted[StillBlocks-1]) / limit
 	return s, true
 }

@@ -123,6 +123,9 @@ func TestCompareStill(t *testing.T) {
 			if !slices.Equal(changed, tc.changed) {
 				t.Errorf("changed blocks %v, want %v", changed, tc.changed)
 			}
+			if over := s.LargestChange > 1; over != (len(changed) > 0) {
+				t.Errorf("largest change %.2f of the threshold, with %d blocks changed", s.LargestChange, len(changed))
+			}
 		})
 	}
 	for _, b := range [][]uint8{nil, sig[:10]} {

@@ -17,7 +17,10 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 
+	"github.com/camera-exporter/camera_exporter/camera"
+	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
@@ -39,18 +42,11 @@ const (
 // The cameras that film a figure walking over a still picture (dog.jpg,
 // 768x576) send walkerFrames frames, the slowest figures
 // slowWalkerFrames: each figure passes a block once before the server
-// loops its clip, and leaves it for longer than the collector's overlayGap
-// (12 s), as a figure that keeps walking does, not one that paces within
-// a few blocks, which a camera learns as its overlay.
+// loops its clip.
 const (
 	walkerFrames     = 300
 	slowWalkerFrames = 450
 )
-
-// frozenOverlayBeside is the collector's overlayBeside: how long a clock's
-// seconds must keep changing before the blocks beside them, its tens of
-// seconds, count as its overlay too.
-const frozenOverlayBeside = 30 * time.Second
 
 // The two bitrates of the frozen cameras, at 640x424 and frozenFPS: 5 to 7
 // bits per pixel per key frame. Below the lower one a still picture's key
@@ -255,6 +251,13 @@ func TestFrozen(t *testing.T) {
 		h264("walker-clock-24x60-10px-g10", frozenFPS, walkerFrames, walker(24, 60, 150, 400, 10, 0, ","+clock), "", false),
 		h264("walker-clock-24x60-5px-g2", frozenShortGOP, slowWalkerFrames, walker(24, 60, 650, 200, -5, 0, ","+clock), "", false),
 		h264("clock-yard-g10", frozenFPS, walkerFrames, yard, clock, true),
+		// A worker at a bench mid-picture, swaying 30 pixels either way
+		// every 5 s: in place, but no overlay.
+		h264("worker-24x60-in-place-g10", frozenFPS, walkerFrames, []string{
+			"-loop", "1", "-framerate", fmt.Sprint(frozenFPS), "-i", filepath.Join(sharedImages, "dog.jpg"),
+			"-f", "lavfi", "-i", fmt.Sprintf("color=c=0x303030:s=24x60:r=%d", frozenFPS),
+			"-filter_complex", "[0][1]overlay=x='370+30*sin(2*PI*t/5)':y=260",
+		}, "", false),
 	)
 
 	// Two encodes at a time keep both cores busy through ffmpeg's serial
@@ -318,6 +321,12 @@ func TestFrozen(t *testing.T) {
 		clipsByName[c.name] = m
 	}
 	t.Logf("encoded %d clips in %s", len(clips), time.Since(start).Round(100*time.Millisecond))
+	for _, c := range clips {
+		// Under a clock, the clock's blocks change by far the most.
+		if c.frozen && c.vf == "" {
+			t.Logf("%-28s largest block change %.2f of a changed block's threshold, over its key frames and the 8 before each", c.name, largestStillChange(t, clipsByName[c.name]))
+		}
+	}
 
 	srv, err := rtsptest.Start(rtsptest.Options{}, clipsByName)
 	if err != nil {
@@ -332,14 +341,24 @@ func TestFrozen(t *testing.T) {
 
 	// Scrapes drive the analyses: each decodes the camera's latest key
 	// frame if it is new. Established: every camera compared two
-	// pictures, then its clock's blocks learned as overlay, those beside
-	// its seconds included, then three of the long GOPs more.
+	// pictures, then the frozen cameras' clocks learned as overlay, then
+	// three of the long GOPs more.
 	const interval = 250 * time.Millisecond
 	testutil.WaitFor(t, "every camera's frame difference", 60*time.Second, func() bool {
 		m, _ := e.get("/metrics", nil)
 		return strings.Count(m, "camera_frame_difference_ratio{") == len(clips)
 	})
-	for settle := time.Now().Add(frozenOverlayBeside + 3*frozenLongGOP*time.Second/frozenFPS); time.Now().Before(settle); time.Sleep(interval) {
+	testutil.WaitFor(t, "the frozen cameras to read frozen", 120*time.Second, func() bool {
+		m, _ := e.get("/metrics", nil)
+		for _, c := range clips {
+			if frozen, _ := sample(m, fmt.Sprintf(`camera_frame_frozen{camera=%q}`, c.name)); c.frozen && frozen != 1 {
+				time.Sleep(interval) // scrapes drive the analyses, at their pace
+				return false
+			}
+		}
+		return true
+	})
+	for settle := time.Now().Add(3 * frozenLongGOP * time.Second / frozenFPS); time.Now().Before(settle); time.Sleep(interval) {
 		e.get("/metrics", nil) //nolint:errcheck // scrapes drive the analyses
 	}
 
@@ -400,4 +419,38 @@ func TestFrozen(t *testing.T) {
 	}
 	t.Logf("after %d scrapes every %s:\n%s", scrapes, interval, table.String())
 	t.Logf("TestFrozen took %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+// largestStillChange decodes a clip's key frames and returns the largest
+// LargestChange of drift.CompareStill between each and the 8 before it:
+// the margin of a frozen clip's coding noise below a changed block.
+func largestStillChange(t *testing.T, m *rtsptest.Media) float64 {
+	t.Helper()
+	dec, err := decode.New(camera.Codec(m.Codec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	var recent [][]uint8
+	var largest float64
+	for _, au := range m.AccessUnits {
+		if keyFrames(&rtsptest.Media{Codec: m.Codec, AccessUnits: [][][]byte{au}}) == 0 {
+			continue
+		}
+		if err := dec.DecodeKeyframe(au); err != nil {
+			t.Fatal(err)
+		}
+		stats, err := dec.Analyze(0.15)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig := append([]uint8(nil), stats.Signature...) // the decoder's may be reused
+		for _, prev := range recent {
+			s, _ := drift.CompareStill(prev, sig)
+			largest = max(largest, s.LargestChange)
+		}
+		recent = append(recent, sig)
+		recent = recent[max(len(recent)-8, 0):]
+	}
+	return largest
 }

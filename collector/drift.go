@@ -46,7 +46,7 @@ func newDriftDescs() driftDescs {
 		difference: cameraDesc("frame_difference_ratio",
 			"Luma difference, 0 to 1, between the camera's latest distinct analyzed frame and the most similar of the 8 before it (key frames only, where the stream has them), over 8x9 blocks of its 160x90 signature without the tenth that changed most; 0 is the same picture, below 0.00098 (0.25 level) a frozen one."),
 		frozen: cameraDesc("frame_frozen",
-			"1 if the camera's latest analyzed frames repeat the same picture while frames still arrive (a frozen encoder), else 0."),
+			"1 if frames still arrive but the camera resends one coded picture, or its latest two distinct analyzed pictures repeat an earlier one within 0.25 level and changed no block but its learned overlay's (a clock or date in the picture's top or bottom fifth), else 0."),
 		scene: cameraDesc("scene_change_score",
 			"Deprecated: use camera_view_shift_ratio and camera_view_match_ratio. How much the camera's view differs from its reference scene: 0 the same view, about 0.5 an unrelated one."),
 		shift: cameraDesc("view_shift_ratio",
@@ -114,6 +114,7 @@ func newDriftState(cfg config.Camera, logger *slog.Logger, descs driftDescs) *dr
 	if path := cfg.ReferenceFile(); path != "" {
 		d.file = reference.NewFile(path)
 	}
+	d.frozen.overlay.configure(cfg.FrozenOverlay)
 	for range descs.distributions {
 		d.distributions = append(d.distributions, newHistogram(distributionBuckets))
 	}

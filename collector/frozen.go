@@ -2,8 +2,11 @@ package collector
 
 import (
 	"math"
+	"math/bits"
+	"slices"
 	"time"
 
+	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/drift"
 )
 
@@ -20,24 +23,26 @@ const stillFramesFrozen = 2
 const frozenWindow = 8
 
 // An overlay, a clock or a date drawn over the picture, changes the same
-// few blocks in place again and again; a moving object changes the blocks
-// it passes. A block is learned as overlay once it changed from one
-// picture to the next in overlayPictures pictures, over overlayLearning at
-// least: longer than an object takes to cross a block, a twentieth of the
-// picture's width or a tenth of its height, down to 2 pixels per second at
-// 768x576; and where pictures come seconds apart, more than a few
-// pictures that caught someone in the same place. Its changes may pause
-// for a picture, or for overlayGap: a clock's tens of seconds change every
-// 10 s. A block beside an overlay's in its row is the overlay's once that
-// changed for overlayBeside: a clock's tens of seconds and its minutes
-// change beside its seconds, too seldom to be learned in minutes, and what
-// crosses a block in less time (2 pixels a second at 768x576) is no
-// overlay.
+// few blocks in place again and again, and cameras draw theirs at the
+// picture's top or bottom edge: only the overlayEdgeRows block rows there
+// are learned, so that a worker at a bench, a flag or a screen elsewhere is
+// never taken for one, nor anywhere else than in the regions a camera's
+// frozen_overlay names. A block there is learned as overlay once it changed
+// from one picture to the next in overlayChanges of its latest
+// overlayPairs picture pairs, its changes having begun overlayFloor
+// before at least: a quarter of its pictures, not a rate, so that it holds for a picture a
+// second and a picture a minute alike, for a clock whose seconds alias
+// with the scrapes and an icon that blinks out of step with them, while
+// what crosses an edge row in less time is not learned. It is forgotten
+// once it did not change in overlayPairs pairs. A block beside an
+// overlay's in its row is the overlay's too where it changed only in the
+// pictures its neighbour changed in: a clock's tens of seconds and
+// minutes, too seldom to be learned alone.
 const (
-	overlayPictures = 9
-	overlayLearning = 20 * time.Second
-	overlayGap      = 12 * time.Second
-	overlayBeside   = 30 * time.Second
+	overlayEdgeRows = 2
+	overlayPairs    = 16
+	overlayChanges  = 4
+	overlayFloor    = 20 * time.Second
 )
 
 // frozenDetector tells, from a camera's successive distinct pictures,
@@ -77,24 +82,39 @@ func (f *frozenDetector) observe(now time.Time, seq, coded uint64, key bool, sig
 		return true
 	}
 	if f.seen {
-		// Against every recent picture, not only the most similar: a
-		// slow walker hardly moves from one picture to the next.
 		f.diff = math.Inf(1)
-		var changed, sinceLatest [drift.StillBlocks]bool
+		var changedIn [drift.StillBlocks]int // how many recent pictures a block changed against
+		var sinceLatest, sinceSimilar [drift.StillBlocks]bool
 		for _, prev := range f.recent {
 			s, _ := drift.CompareStill(prev, sig)
 			// NaN, never still, for a decoder that gives no signature.
-			f.diff = min(f.diff, s.Difference)
+			if s.Difference < f.diff || math.IsInf(f.diff, 1) {
+				f.diff, sinceSimilar = s.Difference, s.Changed
+			}
 			for b, c := range s.Changed {
-				changed[b] = changed[b] || c
+				if c {
+					changedIn[b]++
+				}
 			}
 			sinceLatest = s.Changed
+		}
+		// Learning from one picture to the next, a change counts once,
+		// not for as long as the recent pictures hold what was there
+		// before.
+		f.overlay.learn(now, &sinceLatest)
+		// A block changed against one odd picture only, of another
+		// quality of x264 and x265 rate control, is no motion: against
+		// every recent picture, not only the most similar, since a slow
+		// walker hardly moves from one picture to the next.
+		var changed [drift.StillBlocks]bool
+		for b, n := range changedIn {
+			changed[b] = n >= 2 || sinceLatest[b] && sinceSimilar[b]
 		}
 		switch {
 		case resent:
 			// The camera sent the very picture again: frozen outright.
 			f.diff, f.still = 0, max(f.still+1, stillFramesFrozen)
-		case f.overlay.moved(now, &sinceLatest, &changed):
+		case f.overlay.motion(&changed):
 			f.still = 0
 		case f.diff < drift.StillLimit:
 			f.still++
@@ -126,51 +146,85 @@ func (f *frozenDetector) frozen() (frozen, ok bool) {
 // overlayLearner learns which blocks of a camera's picture its overlay
 // covers, from the blocks each distinct picture changed.
 type overlayLearner struct {
-	run    [drift.StillBlocks]int       // pictures the block changed in since its changes began, 0 if none
-	since  [drift.StillBlocks]time.Time // when they began
-	last   [drift.StillBlocks]time.Time // when it last changed
-	missed [drift.StillBlocks]int       // pictures in a row it did not change in
+	changes [drift.StillBlocks]uint32    // bit i: the block changed in the i-th latest of overlayPairs picture pairs
+	began   [drift.StillBlocks]time.Time // when its changes began
+	learned [drift.StillBlocks]bool
+	// configured tells the blocks of the regions the configuration names,
+	// besides the edge rows, where the camera draws an overlay.
+	configured [drift.StillBlocks]bool
 }
 
-// moved learns from the blocks a picture at now changed since the
-// camera's latest, and reports whether any of those it changed against any
-// recent picture is not the overlay's, or more blocks than an overlay
-// covers changed in place. Learning from one picture to the next, a change
-// counts once, not for as long as the recent pictures hold what was
-// there before.
-func (o *overlayLearner) moved(now time.Time, sinceLatest, changed *[drift.StillBlocks]bool) bool {
+// configure adds the blocks whose centres lie in regions to those learned.
+func (o *overlayLearner) configure(regions []config.Region) {
+	const rows = drift.StillBlocks / drift.StillColumns
+	for b := range o.configured {
+		x := (float64(b%drift.StillColumns) + 0.5) / drift.StillColumns
+		y := (float64(b/drift.StillColumns) + 0.5) / rows
+		o.configured[b] = slices.ContainsFunc(regions, func(g config.Region) bool {
+			return g.Left <= x && x < g.Right && g.Top <= y && y < g.Bottom
+		})
+	}
+}
+
+// learnable reports whether block b may be learned as overlay.
+func (o *overlayLearner) learnable(b int) bool {
+	const rows = drift.StillBlocks / drift.StillColumns
+	row := b / drift.StillColumns
+	return row < overlayEdgeRows || row >= rows-overlayEdgeRows || o.configured[b]
+}
+
+// learn takes the blocks that a picture at now changed since the
+// camera's latest.
+func (o *overlayLearner) learn(now time.Time, sinceLatest *[drift.StillBlocks]bool) {
 	for b, c := range sinceLatest {
+		if c && o.changes[b] == 0 {
+			o.began[b] = now
+		}
+		o.changes[b] = o.changes[b] << 1 & (1<<overlayPairs - 1)
+		if c {
+			o.changes[b] |= 1
+		}
 		switch {
-		case c:
-			if o.run[b] == 0 {
-				o.since[b] = now
-			}
-			o.run[b]++
-			o.last[b], o.missed[b] = now, 0
-		case o.run[b] > 0:
-			o.missed[b]++
-			if o.missed[b] > 1 && now.Sub(o.last[b]) > overlayGap {
-				o.run[b], o.missed[b] = 0, 0
-			}
+		case o.changes[b] == 0:
+			o.learned[b] = false
+		case o.learnable(b) && bits.OnesCount32(o.changes[b]) >= overlayChanges && now.Sub(o.began[b]) >= overlayFloor:
+			o.learned[b] = true
 		}
 	}
-	// Over the span of its changes, not up to now: a block a figure left
-	// keeps its run for overlayGap.
-	learned := func(b int, over time.Duration) bool {
-		return o.run[b] >= overlayPictures && o.last[b].Sub(o.since[b]) >= over
+}
+
+// motion reports whether any changed block is not the overlay's, or more
+// blocks changed than an overlay covers.
+func (o *overlayLearner) motion(changed *[drift.StillBlocks]bool) bool {
+	overlay := o.learned
+	// Out from each learned block along its row, both ways: a clock's
+	// minutes changed in the pictures its tens of seconds did, which
+	// changed in those its seconds did.
+	for b := range overlay {
+		if b%drift.StillColumns > 0 && overlay[b-1] && o.coincides(b, b-1) {
+			overlay[b] = true
+		}
 	}
-	var overlay int
+	for b := len(overlay) - 1; b >= 0; b-- {
+		if b%drift.StillColumns < drift.StillColumns-1 && overlay[b+1] && o.coincides(b, b+1) {
+			overlay[b] = true
+		}
+	}
+	var n int
 	for b, c := range changed {
 		if !c {
 			continue
 		}
-		column := b % drift.StillColumns
-		if !learned(b, overlayLearning) &&
-			(column == 0 || !learned(b-1, overlayBeside)) &&
-			(column == drift.StillColumns-1 || !learned(b+1, overlayBeside)) {
+		if !overlay[b] {
 			return true
 		}
-		overlay++
+		n++
 	}
-	return overlay > drift.OverlayBlocks
+	return n > drift.TrimmedBlocks
+}
+
+// coincides reports whether block b, learnable, changed in the latest
+// overlayPairs pairs only in pictures that block n changed in too.
+func (o *overlayLearner) coincides(b, n int) bool {
+	return o.learnable(b) && o.changes[b] != 0 && o.changes[b]&^o.changes[n] == 0
 }

@@ -1,11 +1,13 @@
 package collector
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
@@ -71,10 +73,10 @@ func TestFrozenDetector(t *testing.T) {
 		}
 		return out
 	}
-	// A clock's blocks are learned as overlay after overlayLearning: from
-	// the second picture, which first changes them, 20 pictures a second
-	// apart; the picture is frozen from the next.
-	learned := int(overlayLearning/time.Second) + 1
+	// A clock's blocks are learned as overlay overlayFloor after the
+	// second picture, which first changes them, pictures a second apart;
+	// the picture is frozen from the next.
+	learned := int(overlayFloor/time.Second) + 1
 	clockFrozen := strings.Repeat("0", learned+1) + "1111"
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, tc := range []struct {
@@ -83,6 +85,20 @@ func TestFrozenDetector(t *testing.T) {
 		want     string // camera_frame_frozen after each picture, '-' for none
 	}{
 		{"re-encoded still picture", pictures(8, func(int) []uint8 { return jitter(rng, still, 10) }), "00111111"},
+		{
+			// One picture of another quality, a block of it 5 levels off:
+			// it reads live, and so does the next, which it is the latest
+			// and the most similar of; from the one after, frozen again,
+			// though it stays among the recent pictures.
+			"re-encoded still picture with one odd block",
+			pictures(16, func(i int) []uint8 {
+				if i == 4 {
+					return brighten(jitter(rng, still, 10), 80, 45, 8, 9, 5)
+				}
+				return jitter(rng, still, 10)
+			}),
+			"0011000" + strings.Repeat("1", 9),
+		},
 		{"still scene with sensor noise", pictures(8, func(int) []uint8 { return jitter(rng, still, 1) }), "00000000"},
 		{
 			// Two qualities a level apart on average: the previous picture
@@ -119,12 +135,26 @@ func TestFrozenDetector(t *testing.T) {
 			strings.Repeat("0", 70),
 		},
 		{
+			// A worker at a bench mid-picture, moving within two blocks
+			// for a minute: no overlay, though it changes them in place.
+			"worker fidgeting in place",
+			pictures(60, func(i int) []uint8 { return withFigure(jitter(rng, still, 10), 80+3*(i%3), 40, 5, 9) }),
+			strings.Repeat("0", 60),
+		},
+		{
+			// The same, at the top edge where overlays are learned.
+			"something fidgeting in place in the top row",
+			pictures(60, func(i int) []uint8 { return withFigure(jitter(rng, still, 10), 80+3*(i%3), 0, 5, 9) }),
+			strings.Repeat("0", learned+1) + strings.Repeat("1", 60-learned-1),
+		},
+		{
 			"small figure walking under a clock",
 			pictures(70, func(i int) []uint8 { return withClock(withFigure(jitter(rng, still, 10), 2*i, 40, 5, 9), i) }),
 			strings.Repeat("0", 70),
 		},
 		{
-			// No overlay, until the figure's pictures leave the window.
+			// No overlay, until all but one of the recent pictures show
+			// the figure.
 			"figure arriving and staying",
 			pictures(24, func(i int) []uint8 {
 				if i < 3 {
@@ -132,7 +162,7 @@ func TestFrozenDetector(t *testing.T) {
 				}
 				return withFigure(jitter(rng, still, 10), 50, 40, 5, 9)
 			}),
-			"001" + strings.Repeat("0", frozenWindow+1) + strings.Repeat("1", 24-frozenWindow-4),
+			"001" + strings.Repeat("0", frozenWindow) + strings.Repeat("1", 24-frozenWindow-3),
 		},
 		{
 			// Leaves in the wind over 25 blocks, in place, changing them
@@ -209,8 +239,7 @@ func TestFrozenDetector(t *testing.T) {
 
 // TestFrozenOverlayTicks follows a frozen picture under a clock whose
 // digits change in two blocks side by side: its seconds, and its tens of
-// seconds or its minutes, which the recent pictures show changed for 8
-// pictures only.
+// seconds or its minutes, which change too seldom to be learned alone.
 func TestFrozenOverlayTicks(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -227,9 +256,9 @@ func TestFrozenOverlayTicks(t *testing.T) {
 			still := signature(100)
 			var f frozenDetector
 			start := time.Now()
-			learnedBy := int((overlayBeside + overlayGap + tc.slow) / tc.every)
+			learnedBy := int((overlayFloor+4*time.Second)/tc.every) + 2
 			var live []int
-			for i := range learnedBy + 200 {
+			for i := range learnedBy + 400 {
 				at := time.Duration(i) * tc.every
 				sig := brighten(jitter(rng, still, 10), 0, 0, 8, 9, 30*int(at/time.Second%4))
 				sig = brighten(sig, 8, 0, 8, 9, 30*int(at/tc.slow%4))
@@ -241,8 +270,129 @@ func TestFrozenOverlayTicks(t *testing.T) {
 			if last := live[len(live)-1]; last >= learnedBy {
 				t.Errorf("picture %d read live, want frozen from picture %d on (live: %v)", last, learnedBy, live)
 			}
-			if learning := int(overlayLearning / tc.every); len(live) < learning {
+			if learning := int(overlayFloor / tc.every); len(live) < learning {
 				t.Errorf("read live in pictures %v only, want the first %d at least, until the clock's blocks are learned", live, learning)
+			}
+		})
+	}
+}
+
+// TestFrozenConfiguredOverlay follows a frozen picture under a clock drawn
+// mid-picture: live unless the camera's frozen_overlay names its region.
+func TestFrozenConfiguredOverlay(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		regions []config.Region
+		frozen  bool
+	}{
+		{"no region", nil, false},
+		{"a region elsewhere", []config.Region{{Left: 0, Top: 0.3, Right: 0.2, Bottom: 0.4}}, false},
+		{"the clock's region", []config.Region{{Left: 0.4, Top: 0.4, Right: 0.6, Bottom: 0.5}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(11, 12))
+			still := signature(100)
+			var f frozenDetector
+			f.overlay.configure(tc.regions)
+			start := time.Now()
+			// Seconds and tens of seconds in the blocks at 40% to 50%
+			// of the width, 40% to 50% of the height.
+			for i := range 60 {
+				sig := brighten(jitter(rng, still, 10), 64, 36, 8, 9, 20*(i%10))
+				sig = brighten(sig, 72, 36, 8, 9, 20*(i/10%6))
+				f.observe(start.Add(time.Duration(i)*time.Second), uint64(i+1), 0, true, sig)
+			}
+			if frozen, _ := f.frozen(); frozen != tc.frozen {
+				t.Errorf("frozen %v after a minute, want %v", frozen, tc.frozen)
+			}
+		})
+	}
+}
+
+// withFigureAt returns sig with a figure of w x h values, 80 levels
+// brighter, its left edge at column x, a fraction of a value blending
+// into the column it half covers as a camera's pixels do.
+func withFigureAt(sig []uint8, x float64, y, w, h int) []uint8 {
+	out := append([]uint8(nil), sig...)
+	for c := int(x); c <= int(x)+w && c < imagestats.SignatureWidth; c++ {
+		cover := min(float64(c+1), x+float64(w)) - max(float64(c), x)
+		if cover <= 0 {
+			continue
+		}
+		for r := y; r < y+h; r++ {
+			i := r*imagestats.SignatureWidth + c
+			out[i] = uint8(min(float64(sig[i])+80*cover, 255))
+		}
+	}
+	return out
+}
+
+// TestFrozenSlowWalker follows a 24x60 pixel figure walking slowly across
+// a 768x576 picture, mid-picture and along its top edge, under a clock
+// that the camera learns: whatever the pace and however far apart the
+// pictures, it is never taken for the clock's overlay.
+func TestFrozenSlowWalker(t *testing.T) {
+	const valuesPerPixel = float64(imagestats.SignatureWidth) / 768
+	for _, speed := range []float64{0.5, 1, 2} { // pixels a second
+		for _, every := range []time.Duration{time.Second, 5 * time.Second, 15 * time.Second} {
+			t.Run(fmt.Sprintf("%gpx/s every %s", speed, every), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(7, 8))
+				still := signature(100)
+				var f frozenDetector
+				start := time.Now()
+				// Across 120 values at most, for 300 pictures at most.
+				n := min(300, int(120/(speed*valuesPerPixel*every.Seconds())))
+				var frozen []int
+				for i := range n {
+					at := time.Duration(i) * every
+					x := 20 + speed*valuesPerPixel*at.Seconds()
+					sig := withClock(jitter(rng, still, 10), int(at/time.Second))
+					sig = withFigureAt(sig, x, 40, 5, 9)
+					f.observe(start.Add(at), uint64(i+1), 0, true, sig)
+					if fr, _ := f.frozen(); fr {
+						frozen = append(frozen, i)
+					}
+				}
+				if len(frozen) > 0 {
+					t.Errorf("read frozen in %d of %d pictures: %v", len(frozen), n, frozen)
+				}
+			})
+		}
+	}
+}
+
+// TestFrozenOverlayIntervals follows a frozen picture under a clock
+// (HH:MM:SS, its digits in four blocks of the top row) and a REC icon that
+// blinks out of step with the pictures (in the bottom row), at the
+// intervals scrapes analyze pictures at: its seconds alias at 30 and 60
+// s. Once the overlay is learned, the picture reads frozen.
+func TestFrozenOverlayIntervals(t *testing.T) {
+	for _, every := range []time.Duration{time.Second, 15 * time.Second, 30 * time.Second, 60 * time.Second} {
+		t.Run(every.String(), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(9, 10))
+			still := signature(100)
+			var f frozenDetector
+			start := time.Now()
+			const n, established = 400, 40
+			var live []int
+			for i := range n {
+				at := time.Duration(i) * every
+				secs := int(at / time.Second)
+				sig := jitter(rng, still, 10)
+				for col, digit := range []int{secs / 600 % 6, secs / 60 % 10, secs % 60 / 10, secs % 10} {
+					sig = brighten(sig, 8*(16+col), 0, 8, 9, 20*digit)
+				}
+				// On for 0.7 s of every 1.7 s.
+				if at%(1700*time.Millisecond) < 700*time.Millisecond {
+					sig = brighten(sig, 8, 81, 8, 9, 60)
+				}
+				f.observe(start.Add(at), uint64(i+1), 0, true, sig)
+				if frozen, _ := f.frozen(); !frozen && i >= established {
+					live = append(live, i)
+				}
+			}
+			if share := float64(n-established-len(live)) / float64(n-established); share < 0.95 {
+				t.Errorf("frozen in %.0f%% of pictures %d to %d, want 95%% at least; live in %v", 100*share, established, n, live)
 			}
 		})
 	}

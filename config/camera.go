@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -72,6 +73,7 @@ func (c Camera) Equal(o Camera) bool {
 		c.MaxPicturePixels == o.MaxPicturePixels &&
 		c.Detect.equal(o.Detect) &&
 		c.Reference == o.Reference &&
+		slices.Equal(c.FrozenOverlay, o.FrozenOverlay) &&
 		c.referenceName == o.referenceName
 }
 

@@ -114,6 +114,19 @@ type CameraOptions struct {
 	// Reference is where the camera's reference profile is and how it is
 	// learned, for the drift scores.
 	Reference ReferenceOptions `yaml:"reference,omitempty"`
+	// FrozenOverlay names the regions, besides the picture's top and
+	// bottom fifth, where the camera draws an overlay (a clock, a logo
+	// that blinks) for the frozen-picture check to learn.
+	FrozenOverlay []Region `yaml:"frozen_overlay,omitempty"`
+}
+
+// Region is a rectangle of a picture, its sides as fractions of the
+// picture's width and height from its top left corner.
+type Region struct {
+	Left   float64 `yaml:"left"`
+	Top    float64 `yaml:"top"`
+	Right  float64 `yaml:"right"`
+	Bottom float64 `yaml:"bottom"`
 }
 
 // Camera is an RTSP camera to monitor.
@@ -302,6 +315,13 @@ func (o CameraOptions) check(r *reporter) {
 	if r.has("max_picture_pixels") && (o.MaxPicturePixels <= 0 || o.MaxPicturePixels > MaxPicturePixelsCeiling) {
 		r.errorf("max_picture_pixels", "max_picture_pixels %d: must be between 1 and %d", o.MaxPicturePixels, MaxPicturePixelsCeiling)
 	}
+	for i, g := range o.FrozenOverlay {
+		// Negated so that NaN is rejected too.
+		if !(0 <= g.Left && g.Left < g.Right && g.Right <= 1 && 0 <= g.Top && g.Top < g.Bottom && g.Bottom <= 1) {
+			r.errorf("frozen_overlay", "frozen_overlay[%d] left %v, top %v, right %v, bottom %v: must be fractions of the picture, 0 <= left < right <= 1 and 0 <= top < bottom <= 1",
+				i, g.Left, g.Top, g.Right, g.Bottom)
+		}
+	}
 	o.Detect.check(r)
 }
 
@@ -326,6 +346,9 @@ func (o *CameraOptions) fill(d CameraOptions) {
 	}
 	if o.MaxPicturePixels == 0 {
 		o.MaxPicturePixels = d.MaxPicturePixels
+	}
+	if o.FrozenOverlay == nil {
+		o.FrozenOverlay = slices.Clone(d.FrozenOverlay)
 	}
 	o.Detect.fill(d.Detect)
 	o.Reference.fill(d.Reference)

@@ -269,6 +269,38 @@ func TestBuiltinDefaults(t *testing.T) {
 	}
 }
 
+// TestFrozenOverlay reads the regions where cameras draw an overlay
+// besides the picture's edges: a camera's own, or the defaults'.
+func TestFrozenOverlay(t *testing.T) {
+	cfg, err := Parse([]byte(`defaults:
+  frozen_overlay:
+    - {left: 0.4, top: 0.45, right: 0.6, bottom: 0.55}
+cameras:
+  - name: a
+    url: rtsp://h/
+  - name: b
+    url: rtsp://h/
+    frozen_overlay:
+      - {left: 0, top: 0.3, right: 0.25, bottom: 0.4}
+      - {left: 0.75, top: 0.6, right: 1, bottom: 0.7}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]Region{
+		"a": {{0.4, 0.45, 0.6, 0.55}},
+		"b": {{0, 0.3, 0.25, 0.4}, {0.75, 0.6, 1, 0.7}},
+	}
+	for _, c := range cfg.Cameras {
+		if !slices.Equal(c.FrozenOverlay, want[c.Name]) {
+			t.Errorf("camera %s: frozen_overlay %v, want %v", c.Name, c.FrozenOverlay, want[c.Name])
+		}
+	}
+	if a, b := cfg.Cameras[0], cfg.Cameras[1]; a.Equal(b) || !a.Equal(a) {
+		t.Error("Equal does not tell the cameras' frozen_overlay apart")
+	}
+}
+
 func TestNoCameras(t *testing.T) {
 	for _, in := range []string{"", "# nothing yet\n", "cameras: []\n", "cameras:\n"} {
 		cfg, err := Parse([]byte(in))
@@ -399,6 +431,21 @@ func TestParseErrors(t *testing.T) {
 			name: "max_picture_pixels with a unit",
 			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    max_picture_pixels: 12MP\n",
 			want: "line 4: cannot unmarshal !!str into int64",
+		},
+		{
+			name: "frozen_overlay region inside out",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    frozen_overlay:\n      - {left: 0.5, top: 0, right: 0.4, bottom: 0.1}\n",
+			want: `line 4: camera "a": frozen_overlay[0] left 0.5, top 0, right 0.4, bottom 0.1: must be fractions of the picture, 0 <= left < right <= 1 and 0 <= top < bottom <= 1`,
+		},
+		{
+			name: "frozen_overlay region in pixels",
+			in:   "defaults:\n  frozen_overlay:\n    - {left: 0, top: 0, right: 0.1, bottom: 0.1}\n    - {left: 10, top: 20, right: 200, bottom: 60}\n",
+			want: `line 2: defaults: frozen_overlay[1] left 10, top 20, right 200, bottom 60: must be fractions of the picture, 0 <= left < right <= 1 and 0 <= top < bottom <= 1`,
+		},
+		{
+			name: "frozen_overlay region field misspelt",
+			in:   "cameras:\n  - name: a\n    url: rtsp://h/\n    frozen_overlay:\n      - {left: 0, top: 0, rigth: 0.4, bottom: 0.1}\n",
+			want: `line 5: field "rigth" not found in frozen_overlay`,
 		},
 		{
 			name: "NaN dark_threshold",

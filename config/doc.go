@@ -19,6 +19,8 @@
 //	    username: viewer
 //	    password_file: gate-north.pass   # or password; not both
 //	    transport: udp
+//	    frozen_overlay:        # overlays besides the top and bottom fifth, for camera_frame_frozen
+//	      - {left: 0.4, top: 0.45, right: 0.6, bottom: 0.55}   # fractions of the picture
 //	    detect:
 //	      classes: [person]
 //

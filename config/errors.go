@@ -43,6 +43,7 @@ var (
 		reflect.TypeFor[DetectOptions]().String(): "detect",
 		reflect.TypeFor[Module]().String():        "module",
 		reflect.TypeFor[Auth]().String():          "auth",
+		reflect.TypeFor[Region]().String():        "frozen_overlay",
 	}
 )
 

@@ -27,9 +27,9 @@ const (
 // picture changes 2 to 4 of 200 blocks, a name or a logo does not change.
 const stillTrimmed = 0.1
 
-// OverlayBlocks is the most blocks an overlay covers: the tenth that
-// CompareStill's Difference leaves out.
-const OverlayBlocks = int(stillTrimmed * StillBlocks)
+// TrimmedBlocks is how many blocks CompareStill's Difference leaves out,
+// the most an overlay may cover.
+const TrimmedBlocks = int(stillTrimmed * StillBlocks)
 
 // StillLimit is the Difference of CompareStill below which two pictures of one camera
 // are the same picture: re-encoded, as a stuck camera pipeline keeps doing,
@@ -58,8 +58,8 @@ const (
 	changedBlockFactor = 3
 )
 
-// Still is how two signatures of one camera differ.
-type Still struct {
+// StillComparison is how two signatures of one camera differ.
+type StillComparison struct {
 	// Difference is the mean absolute difference over blocks, 0 to 1,
 	// leaving out the tenth of blocks that changed most, so that an
 	// overlay's clock, or anything as small that moved, does not count.
@@ -68,18 +68,22 @@ type Still struct {
 	// difference stands out of the picture's coding noise: something moved
 	// or changed there.
 	Changed [StillBlocks]bool
+	// LargestChange is the largest block's difference over the threshold
+	// of a changed block: above 1 it changed, and below, how far from it
+	// the coding noise of a still picture stays.
+	LargestChange float64
 }
 
 // CompareStill compares two signatures for a frozen stream; ok is false,
 // and the Difference NaN, when a signature is missing or not of
 // imagestats.SignatureWidth x imagestats.SignatureHeight.
-func CompareStill(a, b []uint8) (s Still, ok bool) {
+func CompareStill(a, b []uint8) (s StillComparison, ok bool) {
 	const (
 		w, h  = imagestats.SignatureWidth, imagestats.SignatureHeight
 		block = stillBlockWidth * stillBlockHeight
 	)
 	if len(a) != w*h || len(b) != w*h {
-		return Still{Difference: math.NaN()}, false
+		return StillComparison{Difference: math.NaN()}, false
 	}
 	var blocks [StillBlocks]int
 	for y := range stillRows * stillBlockHeight {
@@ -96,7 +100,7 @@ func CompareStill(a, b []uint8) (s Still, ok bool) {
 	}
 	sorted := blocks
 	slices.Sort(sorted[:])
-	kept := sorted[:StillBlocks-OverlayBlocks]
+	kept := sorted[:StillBlocks-TrimmedBlocks]
 	var sum int
 	for _, d := range kept {
 		sum += d
@@ -106,5 +110,6 @@ func CompareStill(a, b []uint8) (s Still, ok bool) {
 	for i, d := range blocks {
 		s.Changed[i] = float64(d) > limit
 	}
+	s.LargestChange = float64(sorted[StillBlocks-1]) / limit
 	return s, true
 }

@@ -8,13 +8,13 @@ import (
 	"github.com/camera-exporter/camera_exporter/drift"
 )
 
-// stillDifference is CompareStill's Difference.
-func stillDifference(a, b []uint8) float64 {
+// comparedDifference is CompareStill's Difference.
+func comparedDifference(a, b []uint8) float64 {
 	s, _ := drift.CompareStill(a, b)
 	return s.Difference
 }
 
-func TestStillDifference(t *testing.T) {
+func TestCompareStillDifference(t *testing.T) {
 	sig := view(1)
 	// One value in ten a level off: re-encoding, or noise the encoder
 	// mostly smoothed away.
@@ -56,20 +56,20 @@ func TestStillDifference(t *testing.T) {
 		{"clock overlay", sig, clock, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := stillDifference(tc.a, tc.b)
+			got := comparedDifference(tc.a, tc.b)
 			if tc.want >= 0 && math.Abs(got-tc.want) > 1e-9 {
 				t.Errorf("Difference = %v levels, want %v", got*255, tc.want*255)
 			}
 			if still := got < drift.StillLimit; still != tc.still {
 				t.Errorf("Difference = %v levels, still %v, want %v", got*255, still, tc.still)
 			}
-			if back := stillDifference(tc.b, tc.a); back != got {
+			if back := comparedDifference(tc.b, tc.a); back != got {
 				t.Errorf("Difference not symmetric: %v and %v", got, back)
 			}
 		})
 	}
 	for _, b := range [][]uint8{nil, sig[:10]} {
-		if got := stillDifference(sig, b); !math.IsNaN(got) {
+		if got := comparedDifference(sig, b); !math.IsNaN(got) {
 			t.Errorf("Difference with %d values = %v, want NaN", len(b), got)
 		}
 	}
@@ -122,6 +122,9 @@ func TestCompareStill(t *testing.T) {
 			}
 			if !slices.Equal(changed, tc.changed) {
 				t.Errorf("changed blocks %v, want %v", changed, tc.changed)
+			}
+			if over := s.LargestChange > 1; over != (len(changed) > 0) {
+				t.Errorf("largest change %.2f of the threshold, with %d blocks changed", s.LargestChange, len(changed))
 			}
 		})
 	}

@@ -234,7 +234,14 @@ func TestSafeConfigReloadTimeout(t *testing.T) {
 
 	close(block)
 	<-returned
-	if err := sc.Reload(t.Context(), good); err != nil {
+	// The load returned; its goroutine ends a moment later, and until
+	// then reloads still fail, loading nothing.
+	err = sc.Reload(t.Context(), good)
+	for deadline := time.Now().Add(10 * time.Second); err != nil && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+		err = sc.Reload(t.Context(), good)
+	}
+	if err != nil {
 		t.Errorf("reload once the blocked load returned: %v", err)
 	}
 	if v := testutil.ToFloat64(sc.status); v != 1 {

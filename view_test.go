@@ -93,21 +93,7 @@ func TestView(t *testing.T) {
 	for name, c := range cameras {
 		media[name] = viewStream(t, c.graph)
 	}
-	srv, err := rtsptest.Start(rtsptest.Options{}, media)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-
-	refs := t.TempDir()
-	cfg := fmt.Sprintf("defaults:\n  reference:\n    dir: %s\ncameras:\n", refs)
-	for name := range cameras {
-		cfg += fmt.Sprintf("  - name: %s\n    url: %s\n", name, srv.URL(name))
-	}
-	cfgPath := filepath.Join(t.TempDir(), "exporter.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, refs := serveViewCameras(t, media)
 	var others []string
 	for name := range cameras {
 		if name != "reference" {
@@ -227,21 +213,7 @@ func TestViewFootage(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	srv, err := rtsptest.Start(rtsptest.Options{}, media)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-
-	refs := t.TempDir()
-	cfg := fmt.Sprintf("defaults:\n  reference:\n    dir: %s\ncameras:\n", refs)
-	for name := range cases {
-		cfg += fmt.Sprintf("  - name: %s\n    url: %s\n", name, srv.URL(name))
-	}
-	cfgPath := filepath.Join(t.TempDir(), "exporter.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, refs := serveViewCameras(t, media)
 	for _, ref := range []string{"footage", "inner"} {
 		var to []string
 		for name, c := range cases {
@@ -302,4 +274,26 @@ func TestViewFootage(t *testing.T) {
 			}
 		}
 	}
+}
+
+// serveViewCameras serves media until the test ends and writes a
+// configuration of a camera per clip, with a reference directory: it
+// returns the configuration's path and the directory.
+func serveViewCameras(t *testing.T, media map[string]*rtsptest.Media) (cfgPath, refs string) {
+	t.Helper()
+	srv, err := rtsptest.Start(rtsptest.Options{}, media)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	refs = t.TempDir()
+	cfg := fmt.Sprintf("defaults:\n  reference:\n    dir: %s\ncameras:\n", refs)
+	for name := range media {
+		cfg += fmt.Sprintf("  - name: %s\n    url: %s\n", name, srv.URL(name))
+	}
+	cfgPath = filepath.Join(t.TempDir(), "exporter.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, refs
 }

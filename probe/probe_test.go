@@ -684,8 +684,8 @@ cameras:
 }
 
 // learningModule is a fixture whose module "learning" keeps at most two
-// references in dir, each learned in a second.
-func learningModule(dir string) fixtureOptions {
+// references in dir, each learned over calibration.
+func learningModule(dir, calibration string) fixtureOptions {
 	return fixtureOptions{config: fmt.Sprintf(`
 defaults:
   decode: all
@@ -695,8 +695,8 @@ modules:
     reference_file_limit: 2
     reference:
       dir: %s
-      calibration: 1s
-`, dir)}
+      calibration: %s
+`, dir, calibration)}
 }
 
 // TestProbeReferenceFileLimit checks that a client naming ever new cameras
@@ -705,7 +705,7 @@ modules:
 // camera probed beyond it learns none.
 func TestProbeReferenceFileLimit(t *testing.T) {
 	probeRefs := t.TempDir()
-	f := newFixture(t, learningModule(probeRefs))
+	f := newFixture(t, learningModule(probeRefs, "1s"))
 	probe := func(name string) map[string]*dto.MetricFamily {
 		return f.families(url.Values{"target": {target(f, "north")}, "module": {"learning"}, "camera": {name}})
 	}
@@ -751,7 +751,7 @@ func TestProbeReferenceFileLimit(t *testing.T) {
 // and writes none there.
 func TestProbeReferenceDirUnlisted(t *testing.T) {
 	probeRefs := t.TempDir()
-	f := newFixture(t, learningModule(probeRefs))
+	f := newFixture(t, learningModule(probeRefs, "1s"))
 	probe.SetReadDir(f.probes, func(dir string) ([]fs.DirEntry, error) {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: syscall.EACCES}
 	})
@@ -767,15 +767,7 @@ func TestProbeReferenceDirUnlisted(t *testing.T) {
 // TestProbeReferenceFileLimitConcurrent checks the limit when the sessions
 // open at once: exactly reference_file_limit of them learn.
 func TestProbeReferenceFileLimitConcurrent(t *testing.T) {
-	f := newFixture(t, fixtureOptions{config: fmt.Sprintf(`
-modules:
-  learning:
-    allowed_targets: [127.0.0.0/8]
-    reference_file_limit: 2
-    reference:
-      dir: %s
-      calibration: 1h
-`, t.TempDir())})
+	f := newFixture(t, learningModule(t.TempDir(), "1h"))
 	var learning atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 6 {

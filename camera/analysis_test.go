@@ -30,6 +30,8 @@ func (d brokenDecoder) Analyze(float64) (imagestats.Stats, error) { return image
 
 func (d brokenDecoder) Picture(int, int) (detector.Image, error) { return detector.Image{}, nil }
 
+func (d brokenDecoder) PictureSize() (int, int) { return 0, 0 }
+
 func (d brokenDecoder) Close() {}
 
 func (d brokenDecoder) KeyPicture() bool { return true }

@@ -41,15 +41,12 @@ type Decoder interface {
 	// Picture converts the latest decoded picture to BGR scaled to
 	// width x height, for the detector, in a newly allocated Image.
 	Picture(width, height int) (detector.Image, error)
-	Close()
-}
-
-// PictureSizer is a Decoder that tells the size of the pictures it is set
-// up for once it applied their parameter sets, also where a picture then
-// fails to decode: the stream checks it against max_picture_pixels after
-// every frame it decodes in full.
-type PictureSizer interface {
+	// PictureSize is the size of the pictures the decoder is set up for
+	// once it applied their parameter sets, also where a picture then
+	// failed to decode, 0 before: the stream checks it against
+	// max_picture_pixels after every frame it decodes in full.
 	PictureSize() (width, height int)
+	Close()
 }
 
 // MaxDecoderPixels bounds the pictures a Decoder accepts, whatever the

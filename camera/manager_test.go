@@ -39,6 +39,8 @@ func (d gatedDecoder) Picture(int, int) (detector.Image, error) { return detecto
 
 func (d gatedDecoder) KeyPicture() bool { return true }
 
+func (d gatedDecoder) PictureSize() (int, int) { return 0, 0 }
+
 func (d gatedDecoder) Close() {}
 
 // stubDetector is a detector that finds nothing.

@@ -19,7 +19,8 @@ func (d *countedDecoder) Analyze(float64) (imagestats.Stats, error) { return ima
 func (d *countedDecoder) Picture(int, int) (detector.Image, error)  { return detector.Image{}, nil }
 func (d *countedDecoder) Close()                                    { *d.open-- }
 
-func (d *countedDecoder) KeyPicture() bool { return true }
+func (d *countedDecoder) KeyPicture() bool        { return true }
+func (d *countedDecoder) PictureSize() (int, int) { return 0, 0 }
 
 func TestDecoderPool(t *testing.T) {
 	var created, open int

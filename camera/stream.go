@@ -894,11 +894,9 @@ func (s *Stream) decodeFrame(frame queuedFrame) error {
 	err = dec.Decode(frame.au)
 	// At every frame, not at scrapes only: a stream decoded in full would
 	// be decoded at its full size and rate between them.
-	if sized, ok := dec.(PictureSizer); ok {
-		if width, height := sized.PictureSize(); width > 0 {
-			if sizeErr := s.checkDecodedSize(width, height, frame.session); sizeErr != nil {
-				return sizeErr
-			}
+	if width, height := dec.PictureSize(); width > 0 {
+		if sizeErr := s.checkDecodedSize(width, height, frame.session); sizeErr != nil {
+			return sizeErr
 		}
 	}
 	if err != nil {

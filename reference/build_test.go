@@ -56,6 +56,7 @@ type stubDecoder struct{ stubPicture }
 func (stubDecoder) Decode([][]byte) error         { return nil }
 func (stubDecoder) DecodeKeyframe([][]byte) error { return nil }
 func (stubDecoder) KeyPicture() bool              { return true }
+func (stubDecoder) PictureSize() (int, int)       { return 0, 0 }
 
 // stubDetector finds a person in a picture with a bright top left corner,
 // and a dog in the others.

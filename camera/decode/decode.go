@@ -152,10 +152,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/imagestats"
 )
 
-var (
-	_ camera.NewDecoder   = New
-	_ camera.PictureSizer = (*Decoder)(nil)
-)
+var _ camera.NewDecoder = New
 
 // OpenCVVersion is the version of the OpenCV library gocv is linked with.
 func OpenCVVersion() string { return gocv.OpenCVVersion() }

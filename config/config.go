@@ -237,8 +237,9 @@ func (cfg *Config) resolve(src source, dir string, l layout, progress *loadProgr
 		c.checkReferenceFile(r)
 		errs = append(errs, r.errs...)
 	}
+	cameraDirs := cfg.referenceDirs()
 	errs = append(errs, resolveNamed(src, progress, "module", cfg.Modules, l.modules, func(m *Module, r *reporter) {
-		m.resolve(r, dir, cfg.Defaults, cfg.referenceDirs())
+		m.resolve(r, dir, cfg.Defaults, cameraDirs)
 		m.Detect.checkClasses(r, cfg.Detector)
 	})...)
 	errs = append(errs, resolveNamed(src, progress, "auth", cfg.Auths, l.auths, func(a *Auth, r *reporter) {

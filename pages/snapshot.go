@@ -34,7 +34,7 @@ const (
 // camera's picture or reference: a reference of 16x16384 pixels drawn 1920
 // wide would be 1920x1966080.
 const (
-	maxPictureSide   = 1920
+	maxPictureSide   = maxWidth
 	maxPicturePixels = 1920 * 1440
 )
 

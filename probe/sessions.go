@@ -100,9 +100,13 @@ func (s *sessions) acquire(key string, cam config.Camera, configured bool, allow
 	}
 	s.mu.Lock()
 	sess, err := s.reuseLocked(key, cam, configured, stream)
+	full := !configured && s.opened >= s.max
 	s.mu.Unlock()
 	if sess != nil || err != nil {
 		return sess, err
+	}
+	if full { // before listing the reference directory, as each probe over the cap would
+		return nil, errSessionLimit
 	}
 	// Read outside the lock, which probes of other cameras need.
 	var saved map[string]bool

@@ -101,7 +101,6 @@ type Stream struct {
 	analysisMu sync.Mutex // serializes decoder use; guards the fields below
 	stopped    bool
 	decoder    Decoder
-	decoderOf  Codec
 	// The key frame decoded last and its result, error included: a key
 	// frame is decoded once however often it is analyzed, so that
 	// decode errors count key frames, not scrapes.
@@ -115,6 +114,9 @@ type Stream struct {
 	// decoderSession is the session whose frames the stream's own decoder
 	// decodes: each session has its own, whose pictures are the session's.
 	decoderSession uint64
+	// decoderChecked is the picture size of the stream's own decoder last
+	// held to max_picture_pixels: it changes with the parameter sets only.
+	decoderChecked [2]int
 }
 
 type queuedFrame struct {
@@ -400,7 +402,7 @@ func (s *Stream) decodeKeyframe(dec Decoder, key keyframe) (imagestats.Stats, er
 // session: its latest picture, and its size, are the camera's before it
 // reconnected, maybe in another codec or size. Needs analysisMu.
 func (s *Stream) decoderFor(codec Codec, session uint64) (Decoder, error) {
-	if s.decoder != nil && s.decoderOf == codec && s.decoderSession == session {
+	if s.decoder != nil && s.decoderSession == session { // a session has one codec
 		return s.decoder, nil
 	}
 	if s.decoder != nil {
@@ -411,7 +413,7 @@ func (s *Stream) decoderFor(codec Codec, session uint64) (Decoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.decoder, s.decoderOf, s.decoderSession = dec, codec, session
+	s.decoder, s.decoderSession, s.decoderChecked = dec, session, [2]int{}
 	return dec, nil
 }
 
@@ -676,11 +678,6 @@ func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp
 		in.endSession(err)
 		return
 	}
-	if width == 0 { // the parameter sets did not tell: the decoder's picture does
-		s.mu.Lock()
-		width, height = s.decodedWidth, s.decodedHeight
-		s.mu.Unlock()
-	}
 	now := time.Now()
 	// Access units of SEI or parameter sets alone keep a lying camera's
 	// session busy without a picture: they are no frame, and it stays down.
@@ -701,6 +698,9 @@ func (s *Stream) onPacket(ctx context.Context, in *packetsIn, tr track, pkt *rtp
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if width == 0 { // the parameter sets did not tell: the decoder's picture does
+		width, height = s.decodedWidth, s.decodedHeight
+	}
 	s.width, s.height = width, height
 	if picture {
 		s.measureFrameRate(now)
@@ -894,10 +894,11 @@ func (s *Stream) decodeFrame(frame queuedFrame) error {
 	err = dec.Decode(frame.au)
 	// At every frame, not at scrapes only: a stream decoded in full would
 	// be decoded at its full size and rate between them.
-	if width, height := dec.PictureSize(); width > 0 {
+	if width, height := dec.PictureSize(); width > 0 && [2]int{width, height} != s.decoderChecked {
 		if sizeErr := s.checkDecodedSize(width, height, frame.session); sizeErr != nil {
 			return sizeErr
 		}
+		s.decoderChecked = [2]int{width, height}
 	}
 	if err != nil {
 		return err

@@ -153,8 +153,9 @@ func keyFrames(m *rtsptest.Media) int {
 
 // TestFrozen is the acceptance test of camera_frame_frozen: a still
 // picture re-encoded reads frozen, with or without a clock drawn over it;
-// the same picture under sensor noise, a moving scene, and a still picture
-// with one small figure moving over it, under a clock or not, never do.
+// the same picture under sensor noise, a moving scene, a still picture
+// with one small figure moving over it, under a clock or not, and real
+// footage of a few people walking, by day and night, never do.
 func TestFrozen(t *testing.T) {
 	if raceEnabled {
 		// The shares of scrapes are what this measures, and they depend
@@ -163,6 +164,7 @@ func TestFrozen(t *testing.T) {
 		// then read frozen.
 		t.Skip("measures scrape shares at full speed; run without -race")
 	}
+	testutil.NeedFootage(t)
 	start := time.Now()
 	photo := loadYUVPhoto(t, "person.jpg")
 	size := fmt.Sprintf("%dx%d", photo.w, photo.h)
@@ -258,6 +260,11 @@ func TestFrozen(t *testing.T) {
 			"-f", "lavfi", "-i", fmt.Sprintf("color=c=0x303030:s=24x60:r=%d", frozenFPS),
 			"-filter_complex", "[0][1]overlay=x='370+30*sin(2*PI*t/5)':y=260",
 		}, "", false),
+		// Real footage of a fixed camera, a few people walking across a
+		// square, as filmed and darkened to a night (a fifth of the light,
+		// sensor noise).
+		h264("footage-g10", frozenFPS, 300, []string{"-i", testutil.FootagePath}, "", false),
+		h264("footage-night-g10", frozenFPS, 300, []string{"-i", testutil.FootagePath}, "lutyuv=y=16+(val-16)/5,noise=alls=3:allf=t", false),
 	)
 
 	// Two encodes at a time keep both cores busy through ffmpeg's serial

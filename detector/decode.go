@@ -22,6 +22,9 @@ type Decoding struct {
 	Labels              []string
 	Confidence          float32 // keep detections at or above this
 	NMS                 float32 // IoU above which the weaker of two same-class boxes is dropped
+	// Head, for LayoutYOLOv8, is the raw head whose output the network
+	// gives instead of the decoded [1, 4+C, N]; nil for the decoded one.
+	Head *Head
 }
 
 // Decode turns a network's outputs into detections in source pixels, sorted by
@@ -33,7 +36,14 @@ func Decode(outputs []Output, d Decoding) ([]Detection, error) {
 	for i, o := range outputs {
 		shapes[i] = o.Shape
 	}
-	if err := CheckLayout(d.Layout, shapes, len(d.Labels)); err != nil {
+	if d.Head != nil {
+		if d.Layout != LayoutYOLOv8 {
+			return nil, fmt.Errorf("a raw head is decoded for layout %s only, not %s", LayoutYOLOv8, d.Layout)
+		}
+		if want := d.Head.shape(len(d.Labels)); len(shapes) != 1 || !shapeIs(shapes[0], want...) {
+			return nil, fmt.Errorf("outputs %s are not the raw head's %v", formatShapes(shapes), want)
+		}
+	} else if err := CheckLayout(d.Layout, shapes, len(d.Labels)); err != nil {
 		return nil, err
 	}
 	for i, o := range outputs {
@@ -50,7 +60,11 @@ func Decode(outputs []Output, d Decoding) ([]Detection, error) {
 	case LayoutYOLOv5:
 		dets = d.yolov5(dets, outputs[0])
 	case LayoutYOLOv8:
-		dets = d.yolov8(dets, outputs[0])
+		if d.Head != nil {
+			dets = d.decodeHead(dets, outputs[0])
+		} else {
+			dets = d.yolov8(dets, outputs[0])
+		}
 	case LayoutSSD:
 		dets = d.ssd(dets, outputs[0])
 	}

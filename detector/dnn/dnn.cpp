@@ -80,18 +80,33 @@ char *dnn_has_run(dnn_run run, int *ok) {
 	});
 }
 
+// setup finishes a network that was read: where it runs, and its outputs.
+static void setup(dnn_net *n, dnn_run run) {
+	if (n->net.empty())
+		CV_Error(cv::Error::StsError, "OpenCV read an empty network");
+	std::pair<cv::dnn::Backend, cv::dnn::Target> p = pair_of(run);
+	n->net.setPreferableBackend(p.first);
+	n->net.setPreferableTarget(p.second);
+	n->names = n->net.getUnconnectedOutLayersNames();
+}
+
 char *dnn_read(const char *model, const char *config, dnn_run run, dnn_net **out) {
 	*out = NULL;
 	return guard([&] {
 		// Owned until it is handed out, so that a throw frees it.
 		std::unique_ptr<dnn_net> n(new dnn_net());
 		n->net = cv::dnn::readNet(model, config);
-		if (n->net.empty())
-			CV_Error(cv::Error::StsError, "OpenCV read an empty network");
-		std::pair<cv::dnn::Backend, cv::dnn::Target> p = pair_of(run);
-		n->net.setPreferableBackend(p.first);
-		n->net.setPreferableTarget(p.second);
-		n->names = n->net.getUnconnectedOutLayersNames();
+		setup(n.get(), run);
+		*out = n.release();
+	});
+}
+
+char *dnn_read_onnx(const char *model, size_t len, dnn_run run, dnn_net **out) {
+	*out = NULL;
+	return guard([&] {
+		std::unique_ptr<dnn_net> n(new dnn_net());
+		n->net = cv::dnn::readNetFromONNX(model, len);
+		setup(n.get(), run);
 		*out = n.release();
 	});
 }

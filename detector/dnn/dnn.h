@@ -53,6 +53,9 @@ char *dnn_has_run(dnn_run run, int *ok);
 // dnn_read reads a network with cv::dnn::readNet and sets it to run on run.
 // *out is freed with dnn_free.
 char *dnn_read(const char *model, const char *config, dnn_run run, dnn_net **out);
+// dnn_read_onnx reads an ONNX network from the len bytes at model with
+// cv::dnn::readNetFromONNX, which copies them, and sets it to run on run.
+char *dnn_read_onnx(const char *model, size_t len, dnn_run run, dnn_net **out);
 // dnn_forward runs the network on the packed BGR picture at pix, as in
 // describes it, and points *outs at its *n outputs.
 char *dnn_forward(dnn_net *net, const uint8_t *pix, const dnn_input *in,

@@ -79,6 +79,20 @@ func readNet(model, config string, r run) (*net, error) {
 	return &net{p: p}, nil
 }
 
+// readONNX loads an ONNX network from its bytes with cv::dnn::readNetFromONNX
+// and sets it to run on r.
+func readONNX(model []byte, r run) (*net, error) {
+	if len(model) == 0 {
+		return nil, errors.New("empty ONNX model")
+	}
+	var p *C.dnn_net
+	// OpenCV copies the bytes during the call, as cgo requires.
+	if err := shimError(C.dnn_read_onnx((*C.char)(unsafe.Pointer(&model[0])), C.size_t(len(model)), C.dnn_run(r), &p)); err != nil {
+		return nil, err
+	}
+	return &net{p: p}, nil
+}
+
 // weights counts the values that a Darknet network read from its weights
 // file.
 func (n *net) weights() (int, error) {

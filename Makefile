@@ -129,7 +129,8 @@ dashboards:
 # seed. For a longer run by hand: make fuzz FUZZTIME=10m
 FUZZTIME ?= 5s
 FUZZ_TARGETS = ./config:FuzzParse ./camera:FuzzNALTrack ./camera:FuzzJPEGSize \
-               ./camera:FuzzDepacketize ./camera:FuzzFindTrack
+               ./camera:FuzzDepacketize ./camera:FuzzFindTrack \
+               ./detector/onnx:FuzzParseNames
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "$(GO) test -run '^\$$' -fuzz '^$${t#*:}\$$' -fuzztime $(FUZZTIME) $${t%%:*}"; \

@@ -75,6 +75,11 @@ func TestTorchExport(t *testing.T) {
 	if !bytes.Equal(data, file) {
 		t.Errorf("Marshal wrote %d bytes, different from the file's %d", len(data), len(file))
 	}
+	for _, cut := range []int{1, len(file) / 4, len(file) / 2, len(file) - 10} {
+		if _, err := Parse(file[:cut]); err == nil || !strings.Contains(err.Error(), "not an ONNX model") {
+			t.Errorf("Parse of the first %d of %d bytes: %v, want an error", cut, len(file), err)
+		}
+	}
 	again, err := Parse(data)
 	if err != nil || !proto.Equal(again.Proto, m.Proto) {
 		t.Errorf("Parse(Marshal(m)) differs from m: %v", err)

@@ -19,8 +19,12 @@ type Graph struct {
 }
 
 // Producer is the node that defines value, nil if none does: the value is
-// then a graph input, an initializer or unknown.
+// then a graph input, an initializer or unknown. "" (an optional input or
+// output left out) has none.
 func (g Graph) Producer(value string) *onnxpb.NodeProto {
+	if value == "" {
+		return nil
+	}
 	for _, n := range g.Proto.GetNode() {
 		if slices.Contains(n.GetOutput(), value) {
 			return n

@@ -11,6 +11,7 @@ import (
 
 func TestProducerConsumers(t *testing.T) {
 	g := testModel().Graph()
+	g.Proto.Node[1].Output = append(g.Proto.Node[1].Output, "") // An optional output left out.
 	// A node whose subgraph reads sig_out counts among its consumers.
 	g.Proto.Node = append(g.Proto.Node, &onnxpb.NodeProto{OpType: proto.String("If"), Input: []string{"cond"}, Output: []string{"if_out"},
 		Attribute: []*onnxpb.AttributeProto{{Name: proto.String("then_branch"), G: &onnxpb.GraphProto{
@@ -27,6 +28,7 @@ func TestProducerConsumers(t *testing.T) {
 		{"output", "Reshape:reshape", nil},
 		{"if_out", "If:", nil},
 		{"unknown", "", nil},
+		{"", "", []string{"Conv:conv"}}, // Conv's bias left out.
 	} {
 		producer := ""
 		if p := g.Producer(tc.value); p != nil {

@@ -19,8 +19,12 @@ type Graph struct {
 }
 
 // Producer is the node that defines value, nil if none does: the value is
-// then a graph input, an initializer or unknown.
+// then a graph input, an initializer or unknown. "" (an optional input or
+// output left out) has none.
 func (g Graph) Producer(value string) *onnxpb.NodeProto {
+	if value == "" {
+		return nil
+	}
 	for _, n := range g.Proto.GetNode() {
 		if slices.Contains(n.GetOutput(), value) {
 			return n
@@ -58,41 +62,57 @@ func reads(n *onnxpb.NodeProto, names []string) []string {
 	return names
 }
 
-// initializer is the initializer called name, of data type want.
-func (g Graph) initializer(name string, want onnxpb.TensorProto_DataType) (*onnxpb.TensorProto, int, error) {
-	for _, t := range g.Proto.GetInitializer() {
-		if t.GetName() != name {
-			continue
-		}
-		if got := onnxpb.TensorProto_DataType(t.GetDataType()); got != want {
-			return nil, 0, fmt.Errorf("initializer %q holds %s, not %s", name, got, want)
-		}
-		if t.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
-			return nil, 0, fmt.Errorf("initializer %q is stored in an external file", name)
-		}
-		count := 1
-		for _, d := range t.GetDims() {
-			if d < 0 || d > math.MaxInt32 || count > math.MaxInt32/max(int(d), 1) {
-				return nil, 0, fmt.Errorf("initializer %q has dimensions %v", name, t.GetDims())
-			}
-			count *= int(d)
-		}
-		return t, count, nil
+// constant is the tensor of the constant value called name, of data type
+// want, and its number of elements: an initializer, or what a Constant
+// node defines, as PyTorch exports the shapes of Reshape nodes.
+func (g Graph) constant(name string, want onnxpb.TensorProto_DataType) (*onnxpb.TensorProto, int, error) {
+	t := g.constantTensor(name)
+	if t == nil {
+		return nil, 0, fmt.Errorf("no initializer or Constant node's tensor %q", name)
 	}
-	return nil, 0, fmt.Errorf("no initializer %q", name)
+	if got := onnxpb.TensorProto_DataType(t.GetDataType()); got != want {
+		return nil, 0, fmt.Errorf("constant %q holds %s, not %s", name, got, want)
+	}
+	if t.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
+		return nil, 0, fmt.Errorf("constant %q is stored in an external file", name)
+	}
+	count := 1
+	for _, d := range t.GetDims() {
+		if d < 0 || d > math.MaxInt32 || count > math.MaxInt32/max(int(d), 1) {
+			return nil, 0, fmt.Errorf("constant %q has dimensions %v", name, t.GetDims())
+		}
+		count *= int(d)
+	}
+	return t, count, nil
 }
 
-// Int64s are the values of the int64 initializer called name, from its
-// raw (little-endian) or its typed data.
+func (g Graph) constantTensor(name string) *onnxpb.TensorProto {
+	for _, t := range g.Proto.GetInitializer() {
+		if t.GetName() == name {
+			return t
+		}
+	}
+	if n := g.Producer(name); n.GetOpType() == "Constant" {
+		for _, a := range n.GetAttribute() {
+			if a.GetName() == "value" {
+				return a.GetT()
+			}
+		}
+	}
+	return nil
+}
+
+// Int64s are the values of the int64 constant called name (an initializer
+// or a Constant node's), from its raw (little-endian) or its typed data.
 func (g Graph) Int64s(name string) ([]int64, error) {
-	t, count, err := g.initializer(name, onnxpb.TensorProto_INT64)
+	t, count, err := g.constant(name, onnxpb.TensorProto_INT64)
 	if err != nil {
 		return nil, err
 	}
 	values := t.GetInt64Data()
 	if raw := t.GetRawData(); raw != nil {
 		if len(raw) != 8*count {
-			return nil, fmt.Errorf("initializer %q: %d bytes for %d int64s", name, len(raw), count)
+			return nil, fmt.Errorf("constant %q: %d bytes for %d int64s", name, len(raw), count)
 		}
 		values = make([]int64, count)
 		for i := range values {
@@ -100,22 +120,23 @@ func (g Graph) Int64s(name string) ([]int64, error) {
 		}
 	}
 	if len(values) != count {
-		return nil, fmt.Errorf("initializer %q: %d values for dimensions %v", name, len(values), t.GetDims())
+		return nil, fmt.Errorf("constant %q: %d values for dimensions %v", name, len(values), t.GetDims())
 	}
 	return values, nil
 }
 
-// Float32s are the values of the float initializer called name, from its
-// raw (little-endian) or its typed data.
+// Float32s are the values of the float constant called name (an
+// initializer or a Constant node's), from its raw (little-endian) or its
+// typed data.
 func (g Graph) Float32s(name string) ([]float32, error) {
-	t, count, err := g.initializer(name, onnxpb.TensorProto_FLOAT)
+	t, count, err := g.constant(name, onnxpb.TensorProto_FLOAT)
 	if err != nil {
 		return nil, err
 	}
 	values := t.GetFloatData()
 	if raw := t.GetRawData(); raw != nil {
 		if len(raw) != 4*count {
-			return nil, fmt.Errorf("initializer %q: %d bytes for %d floats", name, len(raw), count)
+			return nil, fmt.Errorf("constant %q: %d bytes for %d floats", name, len(raw), count)
 		}
 		values = make([]float32, count)
 		for i := range values {
@@ -123,7 +144,7 @@ func (g Graph) Float32s(name string) ([]float32, error) {
 		}
 	}
 	if len(values) != count {
-		return nil, fmt.Errorf("initializer %q: %d values for dimensions %v", name, len(values), t.GetDims())
+		return nil, fmt.Errorf("constant %q: %d values for dimensions %v", name, len(values), t.GetDims())
 	}
 	return values, nil
 }

@@ -11,6 +11,7 @@ import (
 
 func TestProducerConsumers(t *testing.T) {
 	g := testModel().Graph()
+	g.Proto.Node[1].Output = append(g.Proto.Node[1].Output, "") // An optional output left out.
 	// A node whose subgraph reads sig_out counts among its consumers.
 	g.Proto.Node = append(g.Proto.Node, &onnxpb.NodeProto{OpType: proto.String("If"), Input: []string{"cond"}, Output: []string{"if_out"},
 		Attribute: []*onnxpb.AttributeProto{{Name: proto.String("then_branch"), G: &onnxpb.GraphProto{
@@ -27,6 +28,7 @@ func TestProducerConsumers(t *testing.T) {
 		{"output", "Reshape:reshape", nil},
 		{"if_out", "If:", nil},
 		{"unknown", "", nil},
+		{"", "", []string{"Conv:conv"}}, // Conv's bias left out.
 	} {
 		producer := ""
 		if p := g.Producer(tc.value); p != nil {
@@ -42,7 +44,7 @@ func TestProducerConsumers(t *testing.T) {
 	}
 }
 
-func TestInitializers(t *testing.T) {
+func TestConstants(t *testing.T) {
 	g := testModel().Graph()
 	tensor := func(name string, typ onnxpb.TensorProto_DataType, dims []int64, raw []byte) *onnxpb.TensorProto {
 		return &onnxpb.TensorProto{Name: proto.String(name), DataType: proto.Int32(int32(typ)), Dims: dims, RawData: raw}
@@ -57,6 +59,13 @@ func TestInitializers(t *testing.T) {
 		tensor("negative", onnxpb.TensorProto_INT64, []int64{-1}, nil),
 		&onnxpb.TensorProto{Name: proto.String("external"), DataType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), DataLocation: onnxpb.TensorProto_EXTERNAL.Enum()},
 	)
+	g.Proto.Node = append(g.Proto.Node,
+		&onnxpb.NodeProto{OpType: proto.String("Constant"), Output: []string{"constant"}, Attribute: []*onnxpb.AttributeProto{
+			{Name: proto.String("value"), T: tensor("", onnxpb.TensorProto_INT64, []int64{3}, []byte{1, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})}}},
+		// value_ints, which the helpers do not read.
+		&onnxpb.NodeProto{OpType: proto.String("Constant"), Output: []string{"ints"}, Attribute: []*onnxpb.AttributeProto{
+			{Name: proto.String("value_ints"), Ints: []int64{1}}}},
+	)
 	for _, tc := range []struct {
 		name  string
 		ints  []int64
@@ -66,15 +75,18 @@ func TestInitializers(t *testing.T) {
 		{name: "shape", ints: []int64{1, 2, -1}},
 		{name: "typed", ints: []int64{-3, 1 << 40}},
 		{name: "scalar", ints: []int64{7}},
+		{name: "constant", ints: []int64{1, 6, -2}},
 		{name: "weights", float: []float32{1, 2, 3, 4, 5, -6.5}},
 		{name: "raw floats", float: []float32{1, -10}},
-		{name: "weights", ints: []int64{}, err: `initializer "weights" holds FLOAT, not INT64`},
-		{name: "nothing", ints: []int64{}, err: `no initializer "nothing"`},
-		{name: "short", ints: []int64{}, err: `initializer "short": 8 bytes for 2 int64s`},
-		{name: "missing values", float: []float32{}, err: `initializer "missing values": 1 values for dimensions [3]`},
-		{name: "huge", ints: []int64{}, err: `initializer "huge" has dimensions [2147483648 2147483648]`},
-		{name: "negative", ints: []int64{}, err: `initializer "negative" has dimensions [-1]`},
-		{name: "external", float: []float32{}, err: `initializer "external" is stored in an external file`},
+		{name: "weights", ints: []int64{}, err: `constant "weights" holds FLOAT, not INT64`},
+		{name: "nothing", ints: []int64{}, err: `no initializer or Constant node's tensor "nothing"`},
+		{name: "ints", ints: []int64{}, err: `no initializer or Constant node's tensor "ints"`},
+		{name: "conv_out", float: []float32{}, err: `no initializer or Constant node's tensor "conv_out"`},
+		{name: "short", ints: []int64{}, err: `constant "short": 8 bytes for 2 int64s`},
+		{name: "missing values", float: []float32{}, err: `constant "missing values": 1 values for dimensions [3]`},
+		{name: "huge", ints: []int64{}, err: `constant "huge" has dimensions [2147483648 2147483648]`},
+		{name: "negative", ints: []int64{}, err: `constant "negative" has dimensions [-1]`},
+		{name: "external", float: []float32{}, err: `constant "external" is stored in an external file`},
 	} {
 		var err error
 		if tc.ints != nil {

@@ -3,6 +3,7 @@ package onnx
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -108,7 +109,7 @@ func parseInt(value string, lo, hi int) (int, error) {
 // list of names. The ids must be 0 to n-1, each once.
 func parseNames(value string) ([]string, error) {
 	s := scanner{s: value}
-	if strings.HasPrefix(value, "[") {
+	if strings.HasPrefix(strings.TrimLeft(value, " \t\r\n"), "[") {
 		var names []string
 		err := s.sequence('[', ']', func() error {
 			name, err := s.str()
@@ -126,7 +127,7 @@ func parseNames(value string) ([]string, error) {
 	}
 	var entries []entry
 	err := s.sequence('{', '}', func() error {
-		id, err := s.int(0, len(value)) // More ids than bytes cannot be 0 to n-1.
+		id, err := s.int(0, math.MaxInt32)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,7 @@ func TestParseNames(t *testing.T) {
 			names: []string{"café", "€😀", "tab\there", "\x00end", `\d`, "été"}},
 		{value: " {\n 0 : 'a' ,\t1:'b', } ", names: []string{"a", "b"}},
 		{value: "['person', \"car\"]", names: []string{"person", "car"}}, // YOLOv5 before 7.0
+		{value: " ['a']", names: []string{"a"}},
 		{value: "{0: ''}", names: []string{""}},
 
 		{value: "", err: "at byte 0: expected '{'"},
@@ -32,7 +33,8 @@ func TestParseNames(t *testing.T) {
 		{value: "{0: 'a', 2: 'c'}", err: "class id 2, but 2 classes: the ids must be 0 to 1"},
 		{value: "{1: 'b'}", err: "class id 1, but 1 classes: the ids must be 0 to 0"},
 		{value: "{0: 'a', 0: 'b'}", err: "class id 0 appears twice"},
-		{value: "{99999999999999999999999999: 'a'}", err: `at byte 1: "99999999999999999999999999" is not from 0 to 33`},
+		{value: "{99999999999999999999999999: 'a'}", err: `at byte 1: "99999999999999999999999999" is not from 0 to 2147483647`},
+		{value: "{2147483647: 'a'}", err: "class id 2147483647, but 1 classes: the ids must be 0 to 0"},
 		{value: "{-1: 'a'}", err: "at byte 1: expected a decimal number"},
 		{value: "{01: 'a'}", err: "at byte 1: expected a decimal number"},
 		{value: "{'0': 'a'}", err: "at byte 1: expected a decimal number"},

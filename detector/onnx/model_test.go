@@ -205,3 +205,24 @@ func TestOpset(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOtherFormats reads real files of other formats that an operator
+// may name in model: by mistake, Darknet weights and a camera's JPEG.
+func TestReadOtherFormats(t *testing.T) {
+	shared := "../../../shared"
+	for _, path := range []string{
+		filepath.Join(shared, "models/yolo-fastest-1.1/yolo-fastest-1.1.weights"),
+		filepath.Join(shared, "models/yolo-fastest-1.1/yolo-fastest-1.1.cfg"),
+		filepath.Join(shared, "models/yolo-fastest-1.1/coco.names"),
+		filepath.Join(shared, "images/dog.jpg"),
+	} {
+		if _, err := os.Stat(path); err != nil {
+			t.Skipf("the shared models are missing: %v", err)
+		}
+		m, err := Read(path)
+		if err == nil || !strings.HasPrefix(err.Error(), path+": ") || !strings.Contains(err.Error(), "not an ONNX model") {
+			t.Errorf("Read(%s) = %v, %v; want an error that it is not an ONNX model", path, m, err)
+		}
+		t.Log(err)
+	}
+}

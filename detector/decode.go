@@ -40,8 +40,8 @@ func Decode(outputs []Output, d Decoding) ([]Detection, error) {
 		if d.Layout != LayoutYOLOv8 {
 			return nil, fmt.Errorf("a raw head is decoded for layout %s only, not %s", LayoutYOLOv8, d.Layout)
 		}
-		if want := d.Head.shape(len(d.Labels)); len(shapes) != 1 || !shapeIs(shapes[0], want...) {
-			return nil, fmt.Errorf("outputs %s are not the raw head's %v", formatShapes(shapes), want)
+		if err := d.Head.Check(shapes, len(d.Labels)); err != nil {
+			return nil, err
 		}
 	} else if err := CheckLayout(d.Layout, shapes, len(d.Labels)); err != nil {
 		return nil, err
@@ -68,7 +68,17 @@ func Decode(outputs []Output, d Decoding) ([]Detection, error) {
 	case LayoutSSD:
 		dets = d.ssd(dets, outputs[0])
 	}
-	return nms(dets, d.NMS), nil
+	// Suppressed in the input's pixels, as the models' own tools do, then
+	// mapped to the source; a box left without area there is dropped.
+	dets = nms(dets, d.NMS)
+	kept := dets[:0]
+	for _, det := range dets {
+		det.Box = d.Placement.ToSource(det.Box, d.SrcWidth, d.SrcHeight)
+		if det.Box.Width > 0 && det.Box.Height > 0 {
+			kept = append(kept, det)
+		}
+	}
+	return kept, nil
 }
 
 // elements is the number of values in a blob of the shape; false if the
@@ -163,12 +173,11 @@ func (d *Decoding) ssd(dets []Detection, o Output) []Detection {
 }
 
 // add appends a detection of a box in input pixels if it passes the
-// confidence threshold and keeps an area in the source picture.
+// confidence threshold and has an area.
 func (d *Decoding) add(dets []Detection, class int, conf float32, b Box) []Detection {
 	if !(conf >= d.Confidence && conf <= math.MaxFloat32) {
 		return dets
 	}
-	b = d.Placement.ToSource(b, d.SrcWidth, d.SrcHeight)
 	if !(b.Width > 0 && b.Height > 0) {
 		return dets
 	}

@@ -57,6 +57,9 @@ type Info struct {
 	// from what runs after a CPU fallback.
 	Requested               string
 	InputWidth, InputHeight int
+	// Rewrites say how the model's graph was changed in memory so that
+	// OpenCV can run it, one line each; empty if it runs as it is.
+	Rewrites []string
 }
 
 // Detector finds objects in pictures. It is safe for concurrent use.

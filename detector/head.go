@@ -52,6 +52,15 @@ func (h *Head) shape(classes int) []int {
 	return []int{1, 4*h.Bins + classes, len(h.Cells)}
 }
 
+// Check reports whether a network's outputs are this head's raw output
+// for this many classes, with an error naming the shapes if not.
+func (h *Head) Check(shapes [][]int, classes int) error {
+	if want := h.shape(classes); len(shapes) != 1 || !shapeIs(shapes[0], want...) {
+		return fmt.Errorf("outputs %s are not the raw head's %v for %d classes", formatShapes(shapes), want, classes)
+	}
+	return nil
+}
+
 // decodeHead decodes the raw head output o: the class scores are the
 // sigmoids of the logits, the box sides the expectations of their
 // distributions.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -29,13 +30,18 @@ var (
 // mean the default noted; SetDefaults fills in those that do not depend on
 // the model.
 type Options struct {
-	Model  string   // weights: .weights (Darknet), .onnx, .caffemodel, .pb...
-	Config string   // Darknet .cfg, Caffe .prototxt, TF .pbtxt; "" for ONNX
-	Labels []string // class names, index = class id (required)
+	Model  string // weights: .weights (Darknet), .onnx, .caffemodel, .pb...
+	Config string // Darknet .cfg, Caffe .prototxt, TF .pbtxt; "" for ONNX
+	// Labels are the class names, index = class id: required, but for an
+	// ONNX model whose metadata names its classes.
+	Labels []string
 	// Layout is how the outputs encode detections; "" infers it from the
 	// shapes of the outputs (DetectLayout).
-	Layout                  Layout
-	InputWidth, InputHeight int // network input size (required, 1 to MaxInputSize)
+	Layout Layout
+	// InputWidth and InputHeight are the network's input size, 1 to
+	// MaxInputSize: required, but for an ONNX model whose metadata or
+	// input gives it.
+	InputWidth, InputHeight int
 	// Resize, Scale, Mean and SwapRB override how a picture becomes the
 	// network input; unset, they are what the layout's models expect
 	// (DefaultPreprocess).
@@ -99,13 +105,15 @@ func (o *Options) Validate() error {
 	if o.Model == "" {
 		add("model", "missing model")
 	}
-	if len(o.Labels) == 0 {
+	// An ONNX model may leave these to its metadata, which the loader reads.
+	fromModel := o.ONNX()
+	if len(o.Labels) == 0 && !fromModel {
 		add("labels", "missing labels")
 	}
 	if o.Layout != "" && !slices.Contains(Layouts, o.Layout) {
 		add("layout", "layout %q: must be one of %s", o.Layout, join(Layouts))
 	}
-	if w, h := o.InputWidth, o.InputHeight; w < 1 || w > MaxInputSize || h < 1 || h > MaxInputSize {
+	if w, h := o.InputWidth, o.InputHeight; (w != 0 || h != 0 || !fromModel) && (w < 1 || w > MaxInputSize || h < 1 || h > MaxInputSize) {
 		if w == h {
 			add("input_size", "input_size %d: must be the network's input width and height, 1 to %d (e.g. 320 for Yolo-Fastest, 640 for YOLOv8)", w, MaxInputSize)
 		} else {
@@ -135,6 +143,12 @@ func (o *Options) Validate() error {
 		add("nets", "nets %d: must be 1 to %d", o.Nets, MaxNets)
 	}
 	return errors.Join(errs...)
+}
+
+// ONNX reports whether the model is an ONNX file, which OpenCV, like the
+// loader, tells by its extension.
+func (o *Options) ONNX() bool {
+	return strings.EqualFold(filepath.Ext(o.Model), ".onnx")
 }
 
 // Preprocess is the default preprocessing of the options' layout (Darknet's

@@ -28,6 +28,9 @@ type Detector struct {
 	pre    detector.Preprocess
 	conf   float32
 	nms    float32
+	// head is the anchor-free head whose raw output the networks give,
+	// their decoding cut off the graph; nil if they decode themselves.
+	head *detector.Head
 
 	nets   []*net
 	free   chan *net     // the networks not in use
@@ -51,6 +54,12 @@ func New(opts detector.Options, logger *slog.Logger) (*Detector, error) {
 	}
 	o := &loader{Options: opts, logger: logger}
 	o.SetDefaults()
+	if o.ONNX() && o.Model != "" {
+		// Labels and the input size may come from the model: read it first.
+		if err := o.readONNX(); err != nil {
+			return nil, err
+		}
+	}
 	if err := o.Validate(); err != nil {
 		if o.Model == "" {
 			return nil, err
@@ -73,6 +82,7 @@ func New(opts detector.Options, logger *slog.Logger) (*Detector, error) {
 			Requested:   o.Backend,
 			InputWidth:  o.InputWidth,
 			InputHeight: o.InputHeight,
+			Rewrites:    o.rewrites,
 		},
 		labels: slices.Clone(o.Labels),
 		conf:   float32(o.Confidence),
@@ -97,9 +107,12 @@ func New(opts detector.Options, logger *slog.Logger) (*Detector, error) {
 		if i > 0 {
 			continue
 		}
-		if o.Layout != "" {
+		switch {
+		case o.head != nil:
+			err = o.head.Check(shapes, len(o.Labels))
+		case o.Layout != "":
 			err = detector.CheckLayout(o.Layout, shapes, len(o.Labels))
-		} else {
+		default:
 			o.Layout, err = detector.DetectLayout(shapes, len(o.Labels))
 		}
 		if err != nil {
@@ -108,15 +121,20 @@ func New(opts detector.Options, logger *slog.Logger) (*Detector, error) {
 		}
 	}
 	d.info.Layout = o.Layout
+	d.head = o.head
 	d.pre = o.Preprocess()
 	return d, nil
 }
 
 // loader is what New works with: the options, the layout once inferred,
-// and where warnings go.
+// the ONNX graph as rewritten for OpenCV, and where warnings go.
 type loader struct {
 	detector.Options
 	logger *slog.Logger
+
+	onnx     []byte         // the rewritten ONNX model; nil for other formats
+	rewrites []string       // what the rewrite changed
+	head     *detector.Head // the head whose decoding the rewrite cut off
 }
 
 // errorf returns an error naming the model.
@@ -232,7 +250,13 @@ func (o *loader) load(r run, first bool) (*net, [][]int, error) {
 			return nil, nil, o.errorf("%w", err)
 		}
 	}
-	n, err := readNet(o.Model, o.Config, r)
+	var n *net
+	var err error
+	if o.onnx != nil {
+		n, err = readONNX(o.onnx, r)
+	} else {
+		n, err = readNet(o.Model, o.Config, r)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading model %s (config %s): %w", o.Model, o.Config, trim(err))
 	}
@@ -331,6 +355,7 @@ func (d *Detector) Detect(ctx context.Context, pic detector.Image, srcW, srcH in
 	}
 	dets, err := detector.Decode(outs, detector.Decoding{
 		Layout:     d.info.Layout,
+		Head:       d.head,
 		Placement:  p,
 		SrcWidth:   srcW,
 		SrcHeight:  srcH,

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,7 +57,7 @@ func TestInfo(t *testing.T) {
 		InputWidth:  320,
 		InputHeight: 320,
 	}
-	if got := d.Info(); got != want {
+	if got := d.Info(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Info() = %+v, want %+v", got, want)
 	}
 	if l := d.Labels(); len(l) != 80 || l[0] != "person" {

@@ -86,6 +86,8 @@ func (g Graph) constant(name string, want onnxpb.TensorProto_DataType) (*onnxpb.
 	return t, count, nil
 }
 
+// constantTensor is the tensor of the initializer called name, or the
+// value of the Constant node that defines it; nil if neither holds it.
 func (g Graph) constantTensor(name string) *onnxpb.TensorProto {
 	for _, t := range g.Proto.GetInitializer() {
 		if t.GetName() == name {

@@ -8,16 +8,18 @@ YOLO11 (C3k2 blocks, the C2PSA attention block, depthwise class branches) and
 YOLOv5 (C3 blocks, an anchor-based head that decodes its grid in the graph).
 This is our own code, written from the papers' and the model files'
 descriptions; no Ultralytics code is used. Weights are seeded random values,
-with the class biases set so that a handful of boxes pass the threshold on the
-calibration photo. Each network is exported as `yolo export format=onnx`
+normalized and with class biases set so that a handful of boxes pass the
+threshold on the picture the tests run them on. Each network is exported as `yolo export format=onnx`
 exports: fused convolutions, input "images", output "output0", one batch,
 static size, and Ultralytics' metadata.
 
-    yolo.py build --out DIR --photo JPG SPEC...
-        writes DIR/SPEC.onnx for each SPEC
-    yolo.py reference --photo JPG < requests.json
+    yolo.py build --out DIR --calibration JSON --coco-names FILE SPEC...
+        writes DIR/SPEC.onnx for each SPEC, calibrated on the request of
+        JSON for its input size ({"320": request, ...})
+    yolo.py reference < requests.json
         prints, for each request, the detections of PyTorch's forward of the
-        whole network, decoded here, independently of the exporter
+        whole network, calibrated on the request's picture as it was built,
+        decoded here, independently of the exporter
 
 SPEC is FAMILY-oOPSET-ANCHORS-SIZE-cCLASSES[-WIDTH], e.g. yolov8-o12-folded-320-c80:
 FAMILY yolov8, yolo11 or yolov5; ANCHORS "folded" (constants, as a simplified
@@ -34,7 +36,6 @@ import hashlib
 import json
 import math
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -45,7 +46,6 @@ from torch import nn
 CONFIDENCE = 0.25  # the exporter's default confidence threshold
 IOU = 0.45  # the exporter's default NMS threshold
 PAD = 114  # letterbox gray
-WANTED = 6  # (anchor, class) pairs over the threshold on the calibration photo
 REG_MAX = 16  # bins of each box side's distribution (YOLOv8, YOLO11)
 
 CUSTOM_NAMES = ["person", "helmet", "hi-vis vest"]
@@ -461,70 +461,95 @@ def yolov5(spec):
     return Net(L, [17, 20, 23], head)
 
 
-def letterbox(photo, size):
-    """The photo letterboxed into a size x size input, as ffmpeg scales it: a
-    float tensor [1, 3, size, size], RGB, 0..1. Only for calibration."""
-    w, h = photo_size(photo)
-    s = min(size / w, size / h)
-    pw, ph = max(1, round(w * s)), max(1, round(h * s))
-    raw = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", photo, "-vf", f"scale={pw}:{ph}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-        check=True, capture_output=True,
-    ).stdout
+def placed(req, size):
+    """The picture of a request placed in a size x size input as the
+    exporter places it: at (left, top), the rest gray; a float tensor
+    [1, 3, size, size], RGB, 0..1."""
+    pic = read_ppm(req["picture"])  # RGB, as PPM stores it
+    ph, pw = pic.shape[:2]
     canvas = np.full((size, size, 3), PAD, np.uint8)
-    left, top = (size - pw) // 2, (size - ph) // 2
-    canvas[top : top + ph, left : left + pw] = np.frombuffer(raw, np.uint8).reshape(ph, pw, 3)
+    left, top = req["left"], req["top"]
+    canvas[top : top + ph, left : left + pw] = pic
     return torch.from_numpy(canvas.astype(np.float32) / 255).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def photo_size(photo):
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0", photo],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    w, h = out.strip().split(",")[:2]
-    return int(w), int(h)
-
-
-def build(spec, photo):
-    """The network of spec, seeded, with class biases that let WANTED
-    (cell, class) pairs pass the threshold on the photo."""
+def build(spec, x):
+    """The network of spec, seeded, its convolutions normalized on the
+    input x as a trained network's batch normalization would (folded into
+    them), and its class biases set so that a handful of (cell, class)
+    pairs pass the threshold on x. A random network this deep amplifies
+    small changes of its input, so x must be the very picture the tests
+    run it on, not merely the same photo."""
     torch.manual_seed(spec.seed())
     net = {"yolov8": yolov8, "yolo11": yolo11, "yolov5": yolov5}[spec.family](spec).eval()
+    head = net.head
+    final = {id(c) for c in head.class_convs()}
+    if isinstance(head, DFLHead):
+        final |= {id(c) for c in head.box_convs()} | {id(head.dfl)}
     with torch.no_grad():
-        # Random weights of the default scale fade to nothing through the
-        # layers; scaled up, the features vary from place to place as a
-        # trained network's do.
-        for m in net.modules():
-            if isinstance(m, nn.Conv2d) and m is not getattr(net.head, "dfl", None):
-                m.weight.mul_(2.5)
-                m.bias.uniform_(-0.1, 0.1)
-        if isinstance(net.head, DFLHead):
-            for conv in net.head.box_convs():
-                conv.weight.mul_(4)
-        calibrate(net, letterbox(photo, spec.size))
+        hooks = [
+            m.register_forward_hook(normalized(lambda c: 1.0))
+            for m in net.modules()
+            if isinstance(m, nn.Conv2d) and id(m) not in final
+        ]
+        if isinstance(head, DFLHead):
+            # Box sides peaked enough to differ from cell to cell; class
+            # logits spread enough for a few to stand out.
+            hooks += [c.register_forward_hook(normalized(lambda c: 2.0)) for c in head.box_convs()]
+            hooks += [c.register_forward_hook(normalized(lambda c: 1.5)) for c in head.class_convs()]
+        else:
+            # Centers and sizes near the anchors', objectness near 1, class
+            # logits spread as above.
+            stds = [0.5, 0.5, 0.5, 0.5, 0.0] + [1.5] * head.nc
+            hooks += [c.register_forward_hook(normalized(lambda c: stds[c % head.no])) for c in head.class_convs()]
+            for conv in head.class_convs():
+                conv.bias.view(head.na, head.no)[:, 4] = 8.0
+        net(x)
+        for h in hooks:
+            h.remove()
+        calibrate(net, x)
     return net
 
 
+def normalized(std_of):
+    """A forward hook that folds a normalization into its convolution, as
+    batch normalization is folded: each output channel c of the first pass
+    gets mean 0 (but for a zero target, which keeps the bias) and standard
+    deviation std_of(c)."""
+
+    def hook(conv, inputs, out):
+        mean = out.mean(dim=(0, 2, 3))
+        std = out.std(dim=(0, 2, 3)).clamp(min=1e-6)
+        for c in range(out.shape[1]):
+            target = std_of(c)
+            if target == 0:
+                conv.weight[c].zero_()
+                continue
+            k = target / std[c]
+            conv.weight[c].mul_(k)
+            conv.bias[c] = (conv.bias[c] - mean[c]) * k
+        conv._forward_hooks.clear()
+        return conv(inputs[0])
+
+    return hook
+
+
 def calibrate(net, x):
-    """Sets the class biases so that WANTED scores pass the threshold, the
-    threshold halfway between the WANTED-th and the next score's logit."""
+    """Shifts the class biases so that a handful of class logits pass the
+    threshold: the cut goes in the widest gap between the 3rd and the 12th
+    greatest logits on x, so that the networks' small numeric differences
+    and a picture's coding noise move no score across it."""
     head = net.head
     feats = net.features(x)
-    logits = []
     if isinstance(head, DFLHead):
-        for conv, seq, f in zip(head.class_convs(), head.cv3, feats):
-            logits.append(seq(f).flatten())
+        logits = torch.cat([seq(f).flatten() for seq, f in zip(head.cv3, feats)])
     else:
-        # Objectness times class probability must pass: bias the objectness
-        # up to near 1 and let the class logits decide.
-        for conv, f in zip(head.class_convs(), feats):
-            bias = conv.bias.view(head.na, head.no)
-            bias[:, 4] = 6.0
-            out = conv(f).view(1, head.na, head.no, -1)
-            logits.append(out[:, :, 5:, :].flatten())
-    top = torch.cat(logits).sort(descending=True).values
-    cut = (top[WANTED - 1] + top[WANTED]) / 2
+        logits = torch.cat(
+            [conv(f).view(1, head.na, head.no, -1)[:, :, 5:, :].flatten() for conv, f in zip(head.class_convs(), feats)]
+        )
+    top = logits.sort(descending=True).values[:13]
+    k = max(range(3, 13), key=lambda k: (top[k - 1] - top[k]).item())
+    cut = (top[k - 1] + top[k]) / 2
     shift = math.log(CONFIDENCE / (1 - CONFIDENCE)) - cut.item()
     for conv in head.class_convs():
         if isinstance(head, DFLHead):
@@ -591,12 +616,9 @@ def iou(a, b):
 def reference(spec, net, req):
     """Forward of the whole network on the request's picture, decoded: threshold,
     class-wise NMS, boxes in source pixels clipped to the picture."""
-    pic = read_ppm(req["picture"])  # RGB, as PPM stores it
-    ph, pw = pic.shape[:2]
-    canvas = np.full((spec.size, spec.size, 3), PAD, np.uint8)
+    x = placed(req, spec.size)
+    ph, pw = read_ppm(req["picture"]).shape[:2]
     left, top = req["left"], req["top"]
-    canvas[top : top + ph, left : left + pw] = pic
-    x = torch.from_numpy(canvas.astype(np.float32) / 255).permute(2, 0, 1).unsqueeze(0).contiguous()
     with torch.no_grad():
         out = net(x)[0].double().numpy()
     cands = []
@@ -636,30 +658,31 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build")
     b.add_argument("--out", required=True)
-    b.add_argument("--photo", required=True)
+    b.add_argument("--calibration", required=True, help="JSON: for each input size, a request whose picture calibrates")
     b.add_argument("--coco-names", required=True)
     b.add_argument("specs", nargs="+")
-    r = sub.add_parser("reference")
-    r.add_argument("--photo", required=True)
+    sub.add_parser("reference")
     args = ap.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     if args.cmd == "build":
         with open(args.coco_names) as f:
             coco = [l.strip() for l in f if l.strip()]
+        with open(args.calibration) as f:
+            calibration = json.load(f)
         os.makedirs(args.out, exist_ok=True)
         for text in args.specs:
             spec = Spec(text)
             path = os.path.join(args.out, text + ".onnx")
             tmp = path + ".tmp"
-            export(spec, build(spec, args.photo), tmp, spec.names(coco))
+            net = build(spec, placed(calibration[str(spec.size)], spec.size))
+            export(spec, net, tmp, spec.names(coco))
             os.replace(tmp, path)
     else:
-        nets, results = {}, []
+        results = []
         for req in json.load(sys.stdin):
             spec = Spec(req["spec"])
-            if spec.text not in nets:
-                nets[spec.text] = build(spec, args.photo)
-            results.append(reference(spec, nets[spec.text], req))
+            net = build(spec, placed(req, spec.size))
+            results.append(reference(spec, net, req))
         json.dump(results, sys.stdout)
 
 

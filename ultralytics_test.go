@@ -218,4 +218,3 @@ func specClasses(t testing.TB, spec string) int {
 	}
 	return classes
 }
-

@@ -24,6 +24,7 @@ func (o *loader) readONNX() error {
 	if md.Task != "" && md.Task != "detect" {
 		return o.errorf("a %s model (metadata task %q): only detection models (task detect) are supported", md.Task, md.Task)
 	}
+	labelsFromModel := len(o.Labels) == 0
 	if err := o.fromMetadata(m, md); err != nil {
 		return err
 	}
@@ -36,7 +37,11 @@ func (o *loader) readONNX() error {
 	}
 	if h := rw.Head; h != nil {
 		if h.Classes != len(o.Labels) {
-			return o.errorf("its detection head has %d classes, but %s", h.Classes, o.classSource(md))
+			source := "the labels name"
+			if labelsFromModel {
+				source = "the model's metadata (names) names"
+			}
+			return o.errorf("its detection head has %d classes, but %s %d", h.Classes, source, len(o.Labels))
 		}
 		if o.Layout != "" && o.Layout != detector.LayoutYOLOv8 {
 			return o.errorf("layout %s: the model has a YOLOv8/YOLO11 head (layout %s)", o.Layout, detector.LayoutYOLOv8)
@@ -96,12 +101,4 @@ func inputSize(m *onnx.Model) (w, h int, from string) {
 		}
 	}
 	return 0, 0, ""
-}
-
-// classSource says where the classes came from, for errors.
-func (o *loader) classSource(md onnx.Metadata) string {
-	if len(md.Names) > 0 && len(md.Names) == len(o.Labels) {
-		return fmt.Sprintf("the model's metadata and the labels name %d", len(o.Labels))
-	}
-	return fmt.Sprintf("the labels name %d", len(o.Labels))
 }

@@ -82,7 +82,7 @@ func withMetadata(key, value string) func(*onnxpb.ModelProto) {
 // TestONNXMetadata checks what the model's metadata gives and what the
 // options may override: labels and the input size.
 func TestONNXMetadata(t *testing.T) {
-	models := yoloModels(t, "yolov8-o12-folded-320-c2", "yolov5-o12-folded-320-c2", "yolov5-o12-traced-320-c2")
+	models := yoloModels(t, "yolov8-o12-folded-320-c2", "yolov5-o12-folded-320-c2", "yolov5-o12-traced-320-c2", "yolov10-o12-folded-320-c2")
 	v8, v5 := models["yolov8-o12-folded-320-c2"], models["yolov5-o12-folded-320-c2"]
 	noMetadata := edited(t, v8, func(m *onnxpb.ModelProto) { m.MetadataProps = nil })
 
@@ -135,6 +135,8 @@ func TestONNXMetadata(t *testing.T) {
 			`model metadata names = "{0: 'person', 1: helmet}"`},
 		{"imgsz that does not parse", detector.Options{Model: edited(t, v8, withMetadata("imgsz", "[320, 'x']"))},
 			`model metadata imgsz = "[320, 'x']"`},
+		{"YOLOv10", detector.Options{Model: models["yolov10-o12-folded-320-c2"]},
+			`an NMS-free end-to-end head (YOLOv10, or an export with nms=True) cannot run on OpenCV 4.6: its graph needs TopK (node "/head/TopK")`},
 		// As ultralytics/yolov5 exports with --dynamic.
 		{"YOLOv5 with its grid computed in the graph", detector.Options{Model: models["yolov5-o12-traced-320-c2"]},
 			"Node [Expand@ai.onnx]:(onnx_node!/head/Expand_2) parse error"},

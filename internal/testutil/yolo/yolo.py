@@ -22,7 +22,8 @@ static size, and Ultralytics' metadata.
         decoded here, independently of the exporter
 
 SPEC is FAMILY-oOPSET-ANCHORS-SIZE-cCLASSES[-WIDTH], e.g. yolov8-o12-folded-320-c80:
-FAMILY yolov8, yolo11 or yolov5; ANCHORS "folded" (constants, as a simplified
+FAMILY yolov8, yolo11, yolov5 or yolov10 (its NMS-free head only, which the
+exporter refuses); ANCHORS "folded" (constants, as a simplified
 export leaves them) or "traced" (computed from the feature maps' shapes in the
 graph); SIZE the square input; WIDTH the width multiplier in hundredths
 (default 25, the "n" models).
@@ -63,7 +64,7 @@ class Spec:
         self.size = int(parts[3])
         self.classes = int(parts[4].removeprefix("c"))
         self.width = int(parts[5]) / 100 if len(parts) == 6 else 0.25
-        if self.family not in ("yolov8", "yolo11", "yolov5"):
+        if self.family not in ("yolov8", "yolo11", "yolov5", "yolov10"):
             raise ValueError(f"spec {text!r}: unknown family {self.family}")
         if self.anchors not in ("folded", "traced"):
             raise ValueError(f"spec {text!r}: anchors must be folded or traced")
@@ -295,6 +296,25 @@ class DFLHead(nn.Module):
         return torch.cat((xywh, cls.sigmoid()), 1)
 
 
+class EndToEndHead(DFLHead):
+    """YOLOv10's NMS-free head: the anchor-free head's decoded boxes and
+    scores, then the TopK best cells, each with its best class: [1, K, 6]
+    of x1, y1, x2, y2, score, class."""
+
+    K = 300
+
+    def forward(self, xs):
+        y = super().forward(xs).transpose(1, 2)
+        boxes, scores = y.split((4, self.nc), -1)
+        k = min(self.K, y.shape[1])
+        best, index = scores.amax(-1).topk(k)
+        boxes = boxes.gather(1, index.unsqueeze(-1).repeat(1, 1, 4))
+        scores = scores.gather(1, index.unsqueeze(-1).repeat(1, 1, self.nc))
+        score, cls = scores.max(-1)
+        xy, wh = boxes.split((2, 2), -1)
+        return torch.cat((xy - wh / 2, xy + wh / 2, score.unsqueeze(-1), cls.unsqueeze(-1).float()), -1)
+
+
 class AnchorHead(nn.Module):
     """YOLOv5's head: three anchors per cell, each cx, cy, w, h, objectness
     and class logits, decoded against the grid in the graph."""
@@ -398,6 +418,15 @@ def yolov8(spec):
     return Net(L, [15, 18, 21], head)
 
 
+def yolov10(spec):
+    """YOLOv8's body under YOLOv10's NMS-free head, enough to show what
+    OpenCV 4.6 cannot run."""
+    net = yolov8(spec)
+    c = lambda n: channels(n, spec.width)
+    net.head = EndToEndHead(spec.classes, [c(256), c(512), c(1024)], True, spec.anchors == "traced", spec.size)
+    return net
+
+
 def yolo11(spec):
     c = lambda n: channels(n, spec.width)
     L = [
@@ -481,7 +510,7 @@ def build(spec, x):
     small changes of its input, so x must be the very picture the tests
     run it on, not merely the same photo."""
     torch.manual_seed(spec.seed())
-    net = {"yolov8": yolov8, "yolo11": yolo11, "yolov5": yolov5}[spec.family](spec).eval()
+    net = {"yolov8": yolov8, "yolo11": yolo11, "yolov5": yolov5, "yolov10": yolov10}[spec.family](spec).eval()
     head = net.head
     final = {id(c) for c in head.class_convs()}
     if isinstance(head, DFLHead):

@@ -210,10 +210,10 @@ func (g Graph) splitsToSlices() ([]string, error) {
 		}
 		sizes, err := g.Int64s(n.GetInput()[1])
 		if err != nil {
-			return nil, fmt.Errorf("Split node %q: its sizes are not a constant: %w", n.GetName(), err)
+			return nil, fmt.Errorf("node %q (Split): its sizes are not a constant: %w", n.GetName(), err)
 		}
 		if len(sizes) != len(n.GetOutput()) {
-			return nil, fmt.Errorf("Split node %q: %d sizes for %d outputs", n.GetName(), len(sizes), len(n.GetOutput()))
+			return nil, fmt.Errorf("node %q (Split): %d sizes for %d outputs", n.GetName(), len(sizes), len(n.GetOutput()))
 		}
 		if !slices.ContainsFunc(sizes, func(s int64) bool { return s != sizes[0] }) {
 			rewritten = append(rewritten, n) // equal parts: OpenCV splits right
@@ -228,7 +228,7 @@ func (g Graph) splitsToSlices() ([]string, error) {
 				value int64
 			}{{"starts", start}, {"ends", start + size}, {"axes", axis}} {
 				if err := g.AddInt64s(prefix+c.name, []int64{1}, []int64{c.value}); err != nil {
-					return nil, fmt.Errorf("Split node %q: %w", n.GetName(), err)
+					return nil, fmt.Errorf("node %q (Split): %w", n.GetName(), err)
 				}
 			}
 			start += size

@@ -179,7 +179,7 @@ func TestForOpenCVSplits(t *testing.T) {
 		node("Shape", "shape", []string{"images"}, []string{"sizes"}),
 		node("Split", "split", []string{"images", "sizes"}, []string{"a", "output"}),
 	})
-	if _, err := computed.ForOpenCV(64, 64); err == nil || !strings.Contains(err.Error(), `Split node "split": its sizes are not a constant`) {
+	if _, err := computed.ForOpenCV(64, 64); err == nil || !strings.Contains(err.Error(), `node "split" (Split): its sizes are not a constant`) {
 		t.Errorf("sizes computed in the graph: %v, want an error naming the Split", err)
 	}
 }

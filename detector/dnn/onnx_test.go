@@ -1,7 +1,9 @@
 package dnn
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -201,5 +203,26 @@ func TestONNXBadFiles(t *testing.T) {
 				t.Errorf("error %v, want %q", err, bad.Err)
 			}
 		})
+	}
+}
+
+// TestONNXRewriteLoggedOnce checks that the rewrite is logged once, what
+// changed and why, however many networks are loaded, and that Info says it.
+func TestONNXRewriteLoggedOnce(t *testing.T) {
+	model := yoloModels(t, "yolo11-o17-folded-320-c2")["yolo11-o17-folded-320-c2"]
+	var logs bytes.Buffer
+	d, err := New(detector.Options{Model: model, Nets: 3}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if n := strings.Count(logs.String(), "rewrote the ONNX graph"); n != 1 {
+		t.Errorf("the rewrite is logged %d times, want once:\n%s", n, logs.String())
+	}
+	// YOLO11 at opset 17 needs all three rewrites.
+	for _, want := range []string{"cut the decoding of the YOLOv8/YOLO11 head", "by 3 Slices", "onto the second input of MatMul"} {
+		if !strings.Contains(logs.String(), want) || !slices.ContainsFunc(d.Info().Rewrites, func(r string) bool { return strings.Contains(r, want) }) {
+			t.Errorf("the log and Info().Rewrites do not say %q:\n%s\n%q", want, logs.String(), d.Info().Rewrites)
+		}
 	}
 }

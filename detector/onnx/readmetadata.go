@@ -20,6 +20,9 @@ import (
 const (
 	maxMetadataEntry   = 1 << 20
 	maxMetadataEntries = 10000
+	// A model has a few fields, opset imports and functions besides the
+	// metadata; a file of millions of tiny fields would take long to skip.
+	maxModelFields = 1 << 16
 )
 
 // The fields of ModelProto that ReadMetadata reads; it skips the others.
@@ -64,7 +67,10 @@ func readMetadataProps(f io.ReadSeeker, size int64) ([]*onnxpb.StringStringEntry
 		irVersion uint64
 		graph     bool
 	)
-	for r.pos < size {
+	for fields := 0; r.pos < size; fields++ {
+		if fields == maxModelFields {
+			return nil, fmt.Errorf("not an ONNX model: more than %d fields", maxModelFields)
+		}
 		start := r.pos
 		num, typ, err := r.tag()
 		if err != nil {

@@ -1,10 +1,12 @@
 package onnx
 
 import (
+	"bytes"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -150,6 +152,7 @@ func TestReadMetadataBadFiles(t *testing.T) {
 		{"bad-names.onnx", setNames("{0: 'person', 1: car}"), `model metadata names = "{0: 'person', 1: car}": at byte 17: expected a quoted string`},
 		{"long-entry.onnx", entries(1, maxMetadataEntry), "a metadata entry of 1048583 bytes, over the 1 MiB that one may hold"},
 		{"many-entries.onnx", entries(maxMetadataEntries, 1), "more than 10000 metadata entries"},
+		{"many-fields.onnx", append(slices.Clone(good), bytes.Repeat([]byte{5 << 3, 1}, maxModelFields)...), "not an ONNX model: more than 65536 fields"},
 	}
 	for _, cut := range []int{1, len(good) / 4, len(good) / 2, len(good) - 1} {
 		cases = append(cases, badFile{"cut.onnx", good[:cut], "truncated, or not an ONNX model: at byte"})

@@ -137,7 +137,7 @@ func buildReference(opts reference.BuildOptions) int {
 }
 
 // checkConfig validates the configuration file and loads its model, as
-// the exporter would at start.
+// the exporter would at start, and says what the loader made of it.
 func checkConfig(path string, logger *slog.Logger) error {
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -160,6 +160,11 @@ func checkConfig(path string, logger *slog.Logger) error {
 	fmt.Printf("%s: valid, %s, detector %s loads: %s layout, %dx%d input, %d classes, %s backend on %s\n",
 		path, cameras, cfg.Detector.Model, info.Layout, info.InputWidth, info.InputHeight,
 		len(det.Labels()), info.Backend, info.Target)
+	// What the loader changed in the model's graph in memory, so that a
+	// failure at run time can be traced to it.
+	for _, rewrite := range info.Rewrites {
+		fmt.Printf("  rewrote: %s\n", rewrite)
+	}
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/detector/onnx"
 	"github.com/camera-exporter/camera_exporter/internal/boundedfile"
 )
 
@@ -26,11 +27,13 @@ type Detector struct {
 	// from the weights: Darknet .cfg, Caffe .prototxt.
 	Config string `yaml:"config,omitempty"`
 	// Labels names the classes, one per line, line i naming class i.
+	// Optional for an ONNX model whose metadata names its classes.
 	Labels string `yaml:"labels"`
 	// Layout is how the model's outputs encode detections: LayoutAuto or
 	// one of detector.Layouts.
 	Layout string `yaml:"layout,omitempty"`
-	// InputSize is the width and height of the network input.
+	// InputSize is the width and height of the network input. Optional
+	// for an ONNX model whose metadata or input gives it.
 	InputSize int `yaml:"input_size"`
 	// Resize, Scale, Mean and SwapRB override how a picture becomes the
 	// network input; unset, they are what the layout's models expect.
@@ -52,8 +55,9 @@ type Detector struct {
 	// the same time.
 	Nets int `yaml:"nets,omitempty"`
 
-	classes []string    // content of Labels
-	files   []fileStamp // the model files as loaded, to notice replaced ones
+	classes      []string    // content of Labels
+	modelClasses []string    // the class names in an ONNX model's metadata
+	files        []fileStamp // the model files as loaded, to notice replaced ones
 }
 
 // fileStamp identifies a version of a file well enough to notice that a
@@ -64,8 +68,14 @@ type fileStamp struct {
 	modTime time.Time
 }
 
-// Classes returns the class names read from the labels file.
-func (d *Detector) Classes() []string { return d.classes }
+// Classes returns the class names: those of the labels file, or else
+// those that an ONNX model's metadata gives.
+func (d *Detector) Classes() []string {
+	if d.Labels != "" {
+		return d.classes
+	}
+	return d.modelClasses
+}
 
 // Equal reports whether d and o describe the same detector, files
 // included, so that a reload can keep the loaded networks.
@@ -78,7 +88,8 @@ func (d *Detector) Equal(o *Detector) bool {
 		d.Scale == o.Scale && slices.Equal(d.Mean, o.Mean) && equalBools(d.SwapRB, o.SwapRB) &&
 		d.Confidence == o.Confidence && d.NMSThreshold == o.NMSThreshold &&
 		d.Backend == o.Backend && d.AllowCPUFallback == o.AllowCPUFallback && d.Nets == o.Nets &&
-		slices.Equal(d.classes, o.classes) && slices.Equal(d.files, o.files)
+		slices.Equal(d.classes, o.classes) && slices.Equal(d.modelClasses, o.modelClasses) &&
+		slices.Equal(d.files, o.files)
 }
 
 func equalBools(a, b *bool) bool {
@@ -91,7 +102,9 @@ func equalBools(a, b *bool) bool {
 // Options are the detector's settings as package detector takes them, so
 // that loading a detector is dnn.New(d.Options(), logger): layout auto is
 // "" (inferred), the input is InputSize square, the labels are the classes
-// read from the labels file, the mean is as written.
+// read from the labels file, the mean is as written. What an ONNX model's
+// metadata gives and the configuration leaves out stays out: the loader
+// reads it from the model it loads.
 func (d *Detector) Options() detector.Options {
 	o := detector.Options{
 		Model:            d.Model,
@@ -129,6 +142,7 @@ func (d *Detector) resolve(r *reporter, dir string) {
 	}
 	d.stampFiles(r)
 	d.readLabels(r)
+	d.readModelMetadata(r)
 	d.fill()
 }
 
@@ -175,6 +189,10 @@ func (d *Detector) check(r *reporter) {
 		if r.has(f.name) && f.value == 0 {
 			r.errorf(f.name, "%s 0: must be greater than 0 and at most 1", f.name)
 		}
+	}
+	// For an ONNX model, 0 is "from the model": only leaving it out says so.
+	if r.has("input_size") && d.InputSize == 0 && o.ONNX() {
+		r.errorf("input_size", "input_size 0: must be the network's input width and height, 1 to %d", detector.MaxInputSize)
 	}
 	if r.has("nets") && d.Nets == 0 {
 		r.errorf("nets", "nets 0: must be 1 to %d", detector.MaxNets)
@@ -274,6 +292,33 @@ func (d *Detector) readLabels(r *reporter) {
 	d.classes = classes
 }
 
+// readModelMetadata reads the class names and the input size that an
+// ONNX model's metadata gives, without reading its graph, so that the
+// cameras' classes are checked at load; labels and input_size, where
+// given, must agree with them.
+func (d *Detector) readModelMetadata(r *reporter) {
+	o := d.Options()
+	if !o.ONNX() || !slices.ContainsFunc(d.files, func(f fileStamp) bool { return f.path == d.Model }) {
+		return // Not ONNX, or stampFiles reported what is wrong with the file.
+	}
+	done := r.progress.reading("model metadata", d.Model)
+	md, err := onnx.ReadMetadata(d.Model)
+	done()
+	if err != nil {
+		r.errorf("model", "model: %v", err) // ReadMetadata's errors name the path.
+		return
+	}
+	d.modelClasses = md.Names
+	if d.classes != nil && md.Names != nil && len(d.classes) != len(md.Names) {
+		r.errorf("labels", "labels: %s names %d classes, but the metadata of the model %s names %d (names)",
+			d.Labels, len(d.classes), d.Model, len(md.Names))
+	}
+	if d.InputSize != 0 && md.Width != 0 && (d.InputSize != md.Width || d.InputSize != md.Height) {
+		r.errorf("input_size", "input_size %d, but the metadata of the model %s gives a %dx%d input (imgsz)",
+			d.InputSize, d.Model, md.Width, md.Height)
+	}
+}
+
 // DetectOptions choose what a camera's frames are checked for.
 type DetectOptions struct {
 	// Enabled runs the camera's frames through the detector, when one is
@@ -298,12 +343,16 @@ func (o DetectOptions) check(r *reporter) {
 
 // checkClasses reports classes the detector does not know.
 func (o DetectOptions) checkClasses(r *reporter, d *Detector) {
-	if d == nil || d.classes == nil {
+	if d == nil || d.Classes() == nil {
 		return
 	}
+	source := d.Labels
+	if source == "" {
+		source = "the model " + d.Model + " (its metadata's names)"
+	}
 	for _, class := range o.Classes {
-		if !slices.Contains(d.classes, class) {
-			r.errorf("detect", "detect.classes: %q is not a class of %s", class, d.Labels)
+		if !slices.Contains(d.Classes(), class) {
+			r.errorf("detect", "detect.classes: %q is not a class of %s", class, source)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/camera-exporter/camera_exporter/detector/onnx/onnxpb"
 )
 
 // Metadata is what Ultralytics' exporter (YOLOv5, YOLOv8, YOLO11) writes
@@ -26,9 +28,15 @@ const maxMetadataInt = 1 << 16
 // date, version, ...) are ignored. A value that does not parse is an
 // error naming the key and the value.
 func (m *Model) Metadata() (Metadata, error) {
+	return parseMetadata(m.Proto.GetMetadataProps())
+}
+
+// parseMetadata parses the metadata entries of a model, for Metadata and
+// ReadMetadata alike.
+func parseMetadata(props []*onnxpb.StringStringEntryProto) (Metadata, error) {
 	var md Metadata
 	seen := map[string]bool{}
-	for _, p := range m.Proto.GetMetadataProps() {
+	for _, p := range props {
 		key, value := p.GetKey(), p.GetValue()
 		var err error
 		switch key {

@@ -104,10 +104,25 @@ func YOLOModels(tb testing.TB, calibration map[int]YOLORequest, specs ...string)
 		if err := os.WriteFile(calibFile, calib, 0o600); err != nil {
 			tb.Fatal(err)
 		}
-		args := append([]string{script, "build", "--out", dir, "--calibration", calibFile,
+		// Built apart and renamed into the cache: the test binaries of
+		// several packages may build the same networks at once.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		build, err := os.MkdirTemp(dir, "build-")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer os.RemoveAll(build)
+		args := append([]string{script, "build", "--out", build, "--calibration", calibFile,
 			"--coco-names", filepath.Join(sharedDir(tb), "models", "yolo-fastest-1.1", "coco.names")}, missing...)
 		if out, err := exec.Command(Python, args...).CombinedOutput(); err != nil {
 			tb.Fatalf("building YOLO networks %v: %v\n%s", missing, err, lastLines(out, 20))
+		}
+		for _, spec := range missing {
+			if err := os.Rename(filepath.Join(build, spec+".onnx"), paths[spec]); err != nil {
+				tb.Fatal(err)
+			}
 		}
 	}
 	return paths

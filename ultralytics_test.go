@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -90,7 +87,7 @@ func TestUltralyticsExports(t *testing.T) {
 		// The stream reuses the picture's memory at its next analysis.
 		pl.pic = frame.Picture
 		pl.pic.Pix = slices.Clone(pl.pic.Pix)
-		pl.ppm = writePPM(t, frame.Picture)
+		pl.ppm = testutil.WritePPM(t, frame.Picture.Width, frame.Picture.Height, frame.Picture.Stride, frame.Picture.Pix)
 		pictures[size] = &pl
 	}
 
@@ -182,23 +179,6 @@ func compareDetections(t *testing.T, got []detector.Detection, want []testutil.Y
 			t.Errorf("the exporter finds %s %.4f at %v, PyTorch does not", g.Label, g.Confidence, g.Box)
 		}
 	}
-}
-
-// writePPM writes a BGR picture as a binary PPM (RGB) and returns its path.
-func writePPM(t *testing.T, pic detector.Image) string {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "P6\n%d %d\n255\n", pic.Width, pic.Height)
-	for y := range pic.Height {
-		row := pic.Pix[y*pic.Stride : y*pic.Stride+3*pic.Width]
-		for x := 0; x < len(row); x += 3 {
-			b.Write([]byte{row[x+2], row[x+1], row[x]})
-		}
-	}
-	path := filepath.Join(t.TempDir(), fmt.Sprintf("%dx%d.ppm", pic.Width, pic.Height))
-	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // specSize and specClasses read a network's input size and class count

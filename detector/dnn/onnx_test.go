@@ -2,7 +2,6 @@ package dnn
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,40 +16,6 @@ import (
 	"github.com/camera-exporter/camera_exporter/detector/onnx/onnxpb"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
-
-// yoloModels builds the networks of the specs, calibrated on person.jpg.
-func yoloModels(t testing.TB, specs ...string) map[string]string {
-	t.Helper()
-	calibration := map[int]testutil.YOLORequest{}
-	for _, spec := range specs {
-		var size int
-		fmt.Sscan(strings.Split(spec, "-")[3], &size) //nolint:errcheck // checked below
-		if size == 0 {
-			t.Fatalf("spec %s has no input size", spec)
-		}
-		d := &Detector{info: detector.Info{InputWidth: size, InputHeight: size}, pre: detector.DefaultPreprocess(detector.LayoutYOLOv8)}
-		pic, w, h := photo(t, d, "person.jpg")
-		p := d.Place(w, h)
-		calibration[size] = testutil.YOLORequest{Picture: writePPM(t, pic), Left: p.Left, Top: p.Top, SrcWidth: w, SrcHeight: h}
-	}
-	return testutil.YOLOModels(t, calibration, specs...)
-}
-
-// writePPM writes a BGR picture as a binary PPM (RGB) and returns its path.
-func writePPM(t testing.TB, pic detector.Image) string {
-	b := fmt.Appendf(nil, "P6\n%d %d\n255\n", pic.Width, pic.Height)
-	for y := range pic.Height {
-		row := pic.Pix[y*pic.Stride : y*pic.Stride+3*pic.Width]
-		for x := 0; x < len(row); x += 3 {
-			b = append(b, row[x+2], row[x+1], row[x])
-		}
-	}
-	path := filepath.Join(t.TempDir(), "picture.ppm")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // edited writes a copy of the ONNX model at path, changed by edit.
 func edited(t testing.TB, path string, edit func(*onnxpb.ModelProto)) string {
@@ -84,7 +49,7 @@ func withMetadata(key, value string) func(*onnxpb.ModelProto) {
 // TestONNXMetadata checks what the model's metadata gives and what the
 // options may override: labels and the input size.
 func TestONNXMetadata(t *testing.T) {
-	models := yoloModels(t, "yolov8-o12-folded-320-c2", "yolov5-o12-folded-320-c2", "yolov5-o12-traced-320-c2", "yolov10-o12-folded-320-c2")
+	models := testutil.YOLOPatternModels(t, "yolov8-o12-folded-320-c2", "yolov5-o12-folded-320-c2", "yolov5-o12-traced-320-c2", "yolov10-o12-folded-320-c2")
 	v8, v5 := models["yolov8-o12-folded-320-c2"], models["yolov5-o12-folded-320-c2"]
 	noMetadata := edited(t, v8, func(m *onnxpb.ModelProto) { m.MetadataProps = nil })
 
@@ -157,7 +122,7 @@ func TestONNXMetadata(t *testing.T) {
 // TestONNXBadFiles checks that what is not a whole ONNX model fails at
 // load, naming the file and what is wrong.
 func TestONNXBadFiles(t *testing.T) {
-	v8 := yoloModels(t, "yolov8-o12-folded-320-c2")["yolov8-o12-folded-320-c2"]
+	v8 := testutil.YOLOPatternModels(t, "yolov8-o12-folded-320-c2")["yolov8-o12-folded-320-c2"]
 	whole, err := os.ReadFile(v8)
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +174,7 @@ func TestONNXBadFiles(t *testing.T) {
 // TestONNXRewriteLoggedOnce checks that the rewrite is logged once, what
 // changed and why, however many networks are loaded, and that Info says it.
 func TestONNXRewriteLoggedOnce(t *testing.T) {
-	model := yoloModels(t, "yolo11-o17-folded-320-c2")["yolo11-o17-folded-320-c2"]
+	model := testutil.YOLOPatternModels(t, "yolo11-o17-folded-320-c2")["yolo11-o17-folded-320-c2"]
 	var logs bytes.Buffer
 	d, err := New(detector.Options{Model: model, Nets: 3}, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {

@@ -47,3 +47,23 @@ func patternPPM(tb testing.TB, size int) string {
 	}
 	return path
 }
+
+// WritePPM writes a w x h picture of packed BGR rows stride bytes apart
+// as a binary PPM, which holds RGB, for the YOLO generator to read, and
+// returns its path.
+func WritePPM(tb testing.TB, w, h, stride int, bgr []byte) string {
+	tb.Helper()
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "P6\n%d %d\n255\n", w, h)
+	for y := range h {
+		row := bgr[y*stride : y*stride+3*w]
+		for x := 0; x < len(row); x += 3 {
+			b.Write([]byte{row[x+2], row[x+1], row[x]})
+		}
+	}
+	path := filepath.Join(tb.TempDir(), fmt.Sprintf("%dx%d.ppm", w, h))
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}

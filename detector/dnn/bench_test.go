@@ -1,10 +1,7 @@
 package dnn
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -93,7 +90,7 @@ func benchModels(b *testing.B, src gocv.Mat) map[string]string {
 		}
 		specs = append(specs, bd.spec)
 		p := detector.Place(detector.ResizeLetterbox, src.Cols(), src.Rows(), bd.size, bd.size)
-		calibration[bd.size] = testutil.YOLORequest{Picture: benchPPM(b, scaled(src, p)),
+		calibration[bd.size] = testutil.YOLORequest{Picture: ppmOf(b, scaled(src, p)),
 			Left: p.Left, Top: p.Top, SrcWidth: src.Cols(), SrcHeight: src.Rows()}
 	}
 	return testutil.YOLOModels(b, calibration, specs...)
@@ -125,20 +122,7 @@ func decodeTime(b *testing.B, d *Detector, pic detector.Image, srcW, srcH, n int
 	return float64(time.Since(start).Microseconds()) / 1000 / float64(n)
 }
 
-// benchPPM writes a BGR picture as a binary PPM (RGB), the generator's
-// calibration format, and returns its path.
-func benchPPM(b *testing.B, pic detector.Image) string {
-	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "P6\n%d %d\n255\n", pic.Width, pic.Height)
-	for y := range pic.Height {
-		row := pic.Pix[y*pic.Stride : y*pic.Stride+3*pic.Width]
-		for x := 0; x < len(row); x += 3 {
-			buf.Write([]byte{row[x+2], row[x+1], row[x]})
-		}
-	}
-	path := filepath.Join(b.TempDir(), fmt.Sprintf("%dx%d.ppm", pic.Width, pic.Height))
-	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	return path
+// ppmOf writes pic for the YOLO generator and returns the file's path.
+func ppmOf(tb testing.TB, pic detector.Image) string {
+	return testutil.WritePPM(tb, pic.Width, pic.Height, pic.Stride, pic.Pix)
 }

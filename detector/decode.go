@@ -123,34 +123,48 @@ func (d *Decoding) yolov5(dets []Detection, o Output) []Detection {
 
 func (d *Decoding) yolov8(dets []Detection, o Output) []Detection {
 	n := o.Shape[2]
-	classes := o.Shape[1] - 4
 	scores := o.Data[4*n:]
-	// The blob is transposed, a row per channel: scanning it row by row for
-	// anchors with a score over the threshold reads memory in order, and
-	// rarely branches; only those few anchors then gather their columns.
+	for _, j := range columnsOver(scores, n, d.Confidence) {
+		class, conf := columnMax(scores, n, j)
+		dets = d.add(dets, class, conf, centered(o.Data[j], o.Data[n+j], o.Data[2*n+j], o.Data[3*n+j]))
+	}
+	return dets
+}
+
+// columnsOver lists the columns of scores, a transposed blob of rows of n
+// values, one row per class, in which some score reaches threshold.
+// Scanning row by row reads memory in order and rarely branches; only the
+// few columns found then gather their scores.
+func columnsOver(scores []float32, n int, threshold float32) []int {
 	over := make([]bool, n)
-	for c := range classes {
+	for c := range len(scores) / n {
 		row := scores[c*n : (c+1)*n]
 		ov := over[:len(row)]
 		for j, v := range row {
-			if v >= d.Confidence {
+			if v >= threshold {
 				ov[j] = true
 			}
 		}
 	}
+	var columns []int
 	for j, ok := range over {
-		if !ok {
-			continue
+		if ok {
+			columns = append(columns, j)
 		}
-		class, conf := 0, float32(math.Inf(-1))
-		for c := range classes {
-			if v := scores[c*n+j]; v > conf {
-				class, conf = c, v
-			}
-		}
-		dets = d.add(dets, class, conf, centered(o.Data[j], o.Data[n+j], o.Data[2*n+j], o.Data[3*n+j]))
 	}
-	return dets
+	return columns
+}
+
+// columnMax is the class with the greatest score in column j of scores,
+// and that score.
+func columnMax(scores []float32, n, j int) (int, float32) {
+	class, best := 0, float32(math.Inf(-1))
+	for c := range len(scores) / n {
+		if v := scores[c*n+j]; v > best {
+			class, best = c, v
+		}
+	}
+	return class, best
 }
 
 func (d *Decoding) ssd(dets []Detection, o Output) []Detection {

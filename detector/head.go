@@ -67,7 +67,6 @@ func (h *Head) Check(shapes [][]int, classes int) error {
 func (d *Decoding) decodeHead(dets []Detection, o Output) []Detection {
 	n := len(d.Head.Cells)
 	bins := d.Head.Bins
-	classes := o.Shape[1] - 4*bins
 	logits := o.Data[4*bins*n:]
 	// sigmoid(x) >= c exactly when x >= log(c / (1-c)): the threshold is
 	// checked on the logits, and only the few cells over it pay for the
@@ -76,26 +75,8 @@ func (d *Decoding) decodeHead(dets []Detection, o Output) []Detection {
 	if c := float64(d.Confidence); c > 0 {
 		threshold = float32(math.Log(c / (1 - c)))
 	}
-	over := make([]bool, n)
-	for c := range classes {
-		row := logits[c*n : (c+1)*n]
-		ov := over[:len(row)]
-		for j, v := range row {
-			if v >= threshold {
-				ov[j] = true
-			}
-		}
-	}
-	for j, ok := range over {
-		if !ok {
-			continue
-		}
-		class, best := 0, float32(math.Inf(-1))
-		for c := range classes {
-			if v := logits[c*n+j]; v > best {
-				class, best = c, v
-			}
-		}
+	for _, j := range columnsOver(logits, n, threshold) {
+		class, best := columnMax(logits, n, j)
 		var side [4]float32
 		for k := range side {
 			side[k] = expectation(o.Data[k*bins*n+j:], bins, n)

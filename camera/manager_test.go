@@ -78,7 +78,7 @@ func returnsWhileBlocked(t *testing.T, what string, release func(), f func()) {
 func detectorConfig(t *testing.T) *config.Config {
 	t.Helper()
 	dir := t.TempDir()
-	model, labels := filepath.Join(dir, "stub.onnx"), filepath.Join(dir, "stub.names")
+	model, labels := filepath.Join(dir, "stub.pb"), filepath.Join(dir, "stub.names")
 	for path, content := range map[string]string{model: "not loaded", labels: "person\n"} {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -103,8 +103,11 @@ func TestManagerLoadsModelWithoutBlockingScrapes(t *testing.T) {
 	}
 	m := camera.NewManager(nil, slowLoad, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(m.Close)
+	// Made here: t.Fatal must not end the goroutine below, whose Apply
+	// the test waits for.
+	cfg := detectorConfig(t)
 	applied := make(chan error)
-	go func() { applied <- m.Apply(detectorConfig(t)) }()
+	go func() { applied <- m.Apply(cfg) }()
 	<-loading
 	returnsWhileBlocked(t, "reading the manager during a model load", release, func() {
 		m.Streams()

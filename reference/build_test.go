@@ -86,9 +86,9 @@ func writeConfig(t *testing.T, cameras string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range map[string]string{
-		"model.onnx":   "",
+		"model.pb":   "",
 		"labels.txt":   "person\ncar\ndog\n",
-		"exporter.yml": "detector:\n  model: model.onnx\n  labels: labels.txt\n  input_size: 160\ncameras:\n" + cameras,
+		"exporter.yml": "detector:\n  model: model.pb\n  labels: labels.txt\n  input_size: 160\ncameras:\n" + cameras,
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -212,7 +212,7 @@ func TestBuildFromCamera(t *testing.T) {
 func TestBuildErrors(t *testing.T) {
 	cfg := writeConfig(t, "  - name: gate\n    url: rtsp://192.0.2.1/s\n")
 	failing := func(*config.Detector, *slog.Logger) (detector.Detector, error) {
-		return nil, errors.New("model.onnx: no network")
+		return nil, errors.New("model.pb: no network")
 	}
 	for _, tc := range []struct {
 		name string
@@ -221,7 +221,7 @@ func TestBuildErrors(t *testing.T) {
 	}{
 		{"no such camera", reference.BuildOptions{Camera: "yard", Output: "x.json"}, cfg + `: no camera "yard"`},
 		{"no output", reference.BuildOptions{Camera: "gate"}, `camera "gate" has no reference.dir: give --output`},
-		{"detector", reference.BuildOptions{Camera: "gate", Output: "x.json", NewDetector: failing}, "detector: model.onnx: no network"},
+		{"detector", reference.BuildOptions{Camera: "gate", Output: "x.json", NewDetector: failing}, "detector: model.pb: no network"},
 		{"missing config", reference.BuildOptions{ConfigFile: cfg + ".missing", Camera: "gate"}, "exporter.yml.missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -69,16 +69,12 @@ func Decode(outputs []Output, d Decoding) ([]Detection, error) {
 		dets = d.ssd(dets, outputs[0])
 	}
 	// Suppressed in the input's pixels, as the models' own tools do, then
-	// mapped to the source; a box left without area there is dropped.
+	// mapped to the source.
 	dets = nms(dets, d.NMS)
-	kept := dets[:0]
-	for _, det := range dets {
-		det.Box = d.Placement.ToSource(det.Box, d.SrcWidth, d.SrcHeight)
-		if det.Box.Width > 0 && det.Box.Height > 0 {
-			kept = append(kept, det)
-		}
+	for i := range dets {
+		dets[i].Box = d.Placement.ToSource(dets[i].Box, d.SrcWidth, d.SrcHeight)
 	}
-	return kept, nil
+	return dets, nil
 }
 
 // elements is the number of values in a blob of the shape; false if the
@@ -187,12 +183,13 @@ func (d *Decoding) ssd(dets []Detection, o Output) []Detection {
 }
 
 // add appends a detection of a box in input pixels if it passes the
-// confidence threshold and has an area.
+// confidence threshold and keeps an area in the source picture: a box in
+// the letterbox's padding alone must not suppress a real one.
 func (d *Decoding) add(dets []Detection, class int, conf float32, b Box) []Detection {
 	if !(conf >= d.Confidence && conf <= math.MaxFloat32) {
 		return dets
 	}
-	if !(b.Width > 0 && b.Height > 0) {
+	if src := d.Placement.ToSource(b, d.SrcWidth, d.SrcHeight); !(src.Width > 0 && src.Height > 0) {
 		return dets
 	}
 	label := strconv.Itoa(class)

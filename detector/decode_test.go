@@ -340,3 +340,23 @@ func BenchmarkDecodeYOLOv8(b *testing.B) {
 		}
 	}
 }
+
+// TestDecodePaddingSuppressesNothing checks that a box wholly in the
+// letterbox's padding, dropped anyway, does not suppress a real box that
+// it overlaps in the input.
+func TestDecodePaddingSuppressesNothing(t *testing.T) {
+	// 1280x720 letterboxed into 640x640: 140 px of padding on top.
+	d := Decoding{Layout: LayoutYOLOv8, Placement: Place(ResizeLetterbox, 1280, 720, 640, 640),
+		SrcWidth: 1280, SrcHeight: 720, Labels: []string{"person"}, Confidence: 0.25, NMS: 0.45}
+	got, err := Decode([]Output{anchors(
+		[]float32{320, 109.5, 64, 59, 0.9}, // y 80 to 139: the padding alone
+		[]float32{320, 130, 64, 60, 0.8},   // y 100 to 160, IoU 0.49 with it
+	)}, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Detection{{0, "person", 0.8, Box{576, 0, 128, 40}}}
+	if !detectionsNear(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}

@@ -73,6 +73,9 @@ func (d *Decoding) decodeHead(dets []Detection, o Output) []Detection {
 	// sigmoid and the distributions.
 	threshold := float32(math.Inf(-1))
 	if c := float64(d.Confidence); c > 0 {
+		// A confidence of 1 keeps the scores that round to 1 in float32,
+		// as the decoded layout does, rather than none.
+		c = min(c, 1-0x1p-25)
 		threshold = float32(math.Log(c / (1 - c)))
 	}
 	for _, j := range columnsOver(logits, n, threshold) {

@@ -203,3 +203,28 @@ func BenchmarkDecodeHead(b *testing.B) {
 		}
 	}
 }
+
+// TestDecodeHeadConfidenceOne checks that a confidence of 1 keeps the
+// scores that are 1 in float32, as the decoded layout does.
+func TestDecodeHeadConfidenceOne(t *testing.T) {
+	h, err := NewHead(2, 32, 32, HeadStrides)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every side half a cell; sigmoid(30) is 1 in float32, sigmoid(10) not.
+	out := rawHead(h, 1, func(j int) []float32 {
+		if j == 0 {
+			return []float32{0, 0, 0, 0, 0, 0, 0, 0, 30}
+		}
+		return []float32{0, 0, 0, 0, 0, 0, 0, 0, 10}
+	})
+	d := Decoding{Layout: LayoutYOLOv8, Head: &h, Placement: Place(ResizeLetterbox, 32, 32, 32, 32),
+		SrcWidth: 32, SrcHeight: 32, Labels: []string{"person"}, Confidence: 1, NMS: 0.45}
+	got, err := Decode([]Output{out}, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Confidence != 1 {
+		t.Errorf("got %v, want the one detection of score 1", got)
+	}
+}

@@ -86,7 +86,7 @@ func writeConfig(t *testing.T, cameras string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range map[string]string{
-		"model.pb":   "",
+		"model.pb":     "",
 		"labels.txt":   "person\ncar\ndog\n",
 		"exporter.yml": "detector:\n  model: model.pb\n  labels: labels.txt\n  input_size: 160\ncameras:\n" + cameras,
 	} {

@@ -54,7 +54,7 @@ func New(opts detector.Options, logger *slog.Logger) (*Detector, error) {
 	}
 	o := &loader{Options: opts, logger: logger}
 	o.SetDefaults()
-	if o.ONNX() && o.Model != "" {
+	if o.ONNX() {
 		// Labels and the input size may come from the model: read it first.
 		if err := o.readONNX(); err != nil {
 			return nil, err

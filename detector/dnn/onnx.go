@@ -15,7 +15,7 @@ import (
 func (o *loader) readONNX() error {
 	m, err := onnx.Read(o.Model)
 	if err != nil {
-		return o.errorf("%w", err)
+		return err // onnx.Read's errors name the file.
 	}
 	md, err := m.Metadata()
 	if err != nil {
@@ -28,10 +28,11 @@ func (o *loader) readONNX() error {
 	if err := o.fromMetadata(m, md); err != nil {
 		return err
 	}
+	// The rewrite needs a valid input size; New validates the rest again.
 	if err := o.Validate(); err != nil {
 		return o.errorf("%w", err)
 	}
-	rw, err := m.ForOpenCV(o.InputWidth, o.InputHeight)
+	rw, err := m.ForOpenCV(o.InputWidth, o.InputHeight, md.Stride)
 	if err != nil {
 		return o.errorf("%w", err)
 	}
@@ -91,10 +92,18 @@ func (o *loader) fromMetadata(m *onnx.Model, md onnx.Metadata) error {
 }
 
 // inputSize is the size of the model's picture input if it is fixed:
-// [1, 3, height, width].
+// [1, 3, height, width]. Older exports list their initializers as inputs
+// too: those are weights, not the picture.
 func inputSize(m *onnx.Model) (w, h int, from string) {
 	g := m.Graph()
+	weights := map[string]bool{}
+	for _, t := range g.Proto.GetInitializer() {
+		weights[t.GetName()] = true
+	}
 	for _, in := range g.Proto.GetInput() {
+		if weights[in.GetName()] {
+			continue
+		}
 		shape, err := g.Shape(in.GetName())
 		if err == nil && len(shape) == 4 && shape[1] == 3 && shape[2] > 0 && shape[3] > 0 {
 			return int(shape[3]), int(shape[2]), fmt.Sprintf("the model's input %q %v", in.GetName(), shape)

@@ -103,7 +103,7 @@ func TestONNXMetadata(t *testing.T) {
 		{"imgsz that does not parse", detector.Options{Model: edited(t, v8, withMetadata("imgsz", "[320, 'x']"))},
 			`model metadata imgsz = "[320, 'x']"`},
 		{"YOLOv10", detector.Options{Model: models["yolov10-o12-folded-320-c2"]},
-			`an NMS-free end-to-end head (YOLOv10, or an export with nms=True) cannot run on OpenCV 4.6: its graph needs TopK (node "/head/TopK")`},
+			`an NMS-free end-to-end head (YOLOv10, or an export with nms=True) cannot run on OpenCV 4.6: its graph needs TopK node "/head/TopK"`},
 		// As ultralytics/yolov5 exports with --dynamic.
 		{"YOLOv5 with its grid computed in the graph", detector.Options{Model: models["yolov5-o12-traced-320-c2"]},
 			"Node [Expand@ai.onnx]:(onnx_node!/head/Expand_2) parse error"},

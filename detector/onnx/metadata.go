@@ -31,6 +31,10 @@ func (m *Model) Metadata() (Metadata, error) {
 	return parseMetadata(m.Proto.GetMetadataProps())
 }
 
+// metadataKeys are the keys of the metadata entries that parseMetadata
+// reads; it ignores the others.
+var metadataKeys = []string{"names", "imgsz", "stride", "task"}
+
 // parseMetadata parses the metadata entries of a model, for Metadata and
 // ReadMetadata alike.
 func parseMetadata(props []*onnxpb.StringStringEntryProto) (Metadata, error) {

@@ -21,6 +21,11 @@ type Model struct {
 	Proto *onnxpb.ModelProto
 }
 
+// maxNodes bounds the nodes and the initializers of a graph, so that a
+// hostile model cannot make its rewrites, which look values up across the
+// graph, take long: YOLO11x has under 1000 of each.
+const maxNodes = 20000
+
 // modelFile is an ONNX file as Read opens it, the limit of detector/dnn.
 var modelFile = boundedfile.Kind{What: "a model file", Limit: 1 << 30}
 
@@ -101,6 +106,9 @@ func (m *Model) check() error {
 		return errors.New("not an ONNX model: the graph has no outputs")
 	case m.Opset() <= 0:
 		return errors.New("not an ONNX model: no version of the standard operator set (opset_import)")
+	case len(g.GetNode()) > maxNodes || len(g.GetInitializer()) > maxNodes:
+		return fmt.Errorf("a graph of %d nodes and %d initializers: more than the %d of either that a detector the exporter runs may have",
+			len(g.GetNode()), len(g.GetInitializer()), maxNodes)
 	}
 	defined := map[string]bool{}
 	for _, in := range g.GetInput() {

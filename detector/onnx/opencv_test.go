@@ -2,6 +2,7 @@ package onnx
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -61,11 +62,14 @@ func withAxis(n *onnxpb.NodeProto, axis int64) *onnxpb.NodeProto {
 // anchorFreeHead is the end of a YOLOv8 network with bins bins per box
 // side and classes classes: per map, a box and a class convolution joined
 // and flattened, the maps joined, then the decoding down to output.
-func anchorFreeHead(bins, classes int64) *Model {
+func anchorFreeHead(bins, classes int64, levels ...string) *Model {
+	if len(levels) == 0 {
+		levels = []string{"p3", "p4", "p5"}
+	}
 	var nodes []*onnxpb.NodeProto
 	var inits []*onnxpb.TensorProto
 	var flat []string
-	for _, level := range []string{"p3", "p4", "p5"} {
+	for _, level := range levels {
 		nodes = append(nodes,
 			node("Conv", level+"/box", []string{"images", level + ".box.weight"}, []string{level + "/box"}),
 			node("Conv", level+"/cls", []string{"images", level + ".cls.weight"}, []string{level + "/cls"}),
@@ -86,7 +90,7 @@ func anchorFreeHead(bins, classes int64) *Model {
 
 func TestForOpenCVCutsTheHead(t *testing.T) {
 	m := anchorFreeHead(16, 3)
-	r, err := m.ForOpenCV(64, 32)
+	r, err := m.ForOpenCV(64, 32, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,15 +117,97 @@ func TestForOpenCVCutsTheHead(t *testing.T) {
 		t.Errorf("the rewritten graph does not check: %v", err)
 	}
 
-	if _, err := anchorFreeHead(16, 3).ForOpenCV(60, 64); err == nil || !strings.Contains(err.Error(), "not a multiple of the head's stride 8") {
+	if _, err := anchorFreeHead(16, 3).ForOpenCV(60, 64, 0); err == nil || !strings.Contains(err.Error(), "not a multiple of the head's stride 8") {
 		t.Errorf("input 60x64: %v, want an error: not a multiple of 8", err)
 	}
 	// A head without its decoding, as some tools export it, is left alone.
 	raw := anchorFreeHead(16, 3)
 	raw.Graph().Proto.Output = []*onnxpb.ValueInfoProto{valueInfo("raw")}
 	raw.Graph().Prune()
-	if r, err := raw.ForOpenCV(64, 64); err != nil || r.Head != nil || len(r.Changes) != 0 {
+	if r, err := raw.ForOpenCV(64, 64, 0); err != nil || r.Head != nil || len(r.Changes) != 0 {
 		t.Errorf("a raw head: %+v, %v; want nothing changed", r, err)
+	}
+}
+
+// TestForOpenCVHeadStrides checks the strides of heads of four maps, as
+// P2 and P6 models have, from the metadata's coarsest stride.
+func TestForOpenCVHeadStrides(t *testing.T) {
+	for _, tc := range []struct {
+		maxStride int
+		want      []int
+		err       string
+	}{
+		{0, []int{8, 16, 32, 64}, ""},
+		{32, []int{4, 8, 16, 32}, ""},
+		{64, []int{8, 16, 32, 64}, ""},
+		{48, nil, "a head of 4 feature maps cannot have a coarsest stride of 48"},
+		{4, nil, "a head of 4 feature maps cannot have a coarsest stride of 4"},
+	} {
+		r, err := anchorFreeHead(16, 2, "p2", "p3", "p4", "p5").ForOpenCV(128, 128, tc.maxStride)
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("stride %d: %v, want %q", tc.maxStride, err, tc.err)
+			}
+		case err != nil || r.Head == nil || !slices.Equal(r.Head.Strides, tc.want):
+			t.Errorf("stride %d: %+v, %v; want strides %v", tc.maxStride, r.Head, err, tc.want)
+		}
+	}
+}
+
+// TestForOpenCVTwoHeads checks that a graph with two heads, as YOLOv9's
+// auxiliary one, is refused rather than one of them silently dropped.
+func TestForOpenCVTwoHeads(t *testing.T) {
+	a, b := anchorFreeHead(16, 2), anchorFreeHead(16, 2)
+	rename := func(n *onnxpb.NodeProto) {
+		for i, v := range n.Input {
+			if v != "images" && !strings.HasSuffix(v, ".weight") && v != "flat.shape" && v != "split" {
+				n.Input[i] = "aux/" + v
+			}
+		}
+		for i, v := range n.Output {
+			n.Output[i] = "aux/" + v
+		}
+		n.Name = proto.String("aux/" + n.GetName())
+	}
+	g := a.Graph().Proto
+	for _, n := range b.Graph().Proto.GetNode() {
+		rename(n)
+		g.Node = append(g.Node, n)
+	}
+	g.Node = append(g.Node, node("Add", "both", []string{"output", "aux/output"}, []string{"sum"}))
+	g.Output = []*onnxpb.ValueInfoProto{valueInfo("sum")}
+	if _, err := a.ForOpenCV(64, 64, 0); err == nil || !strings.Contains(err.Error(), `two detection heads, "raw" and "aux/raw"`) {
+		t.Errorf("error %v, want a refusal of two heads", err)
+	}
+}
+
+// TestForOpenCVCorruptNodes checks that nodes without their inputs, which
+// Parse lets through, neither crash a rewrite nor get rewritten.
+func TestForOpenCVCorruptNodes(t *testing.T) {
+	for name, nodes := range map[string][]*onnxpb.NodeProto{
+		"Reshape without inputs": {
+			node("Reshape", "r", nil, []string{"r"}),
+			withAxis(node("Concat", "raw", []string{"r", "r"}, []string{"raw"}), 2),
+			node("Softmax", "s", []string{"raw"}, []string{"output"}),
+		},
+		"MatMul of one input": {
+			node("MatMul", "mm", []string{"images"}, []string{"mm"}),
+			constantNode("scale", 2),
+			node("Mul", "scaled", []string{"mm", "scale"}, []string{"output"}),
+		},
+		"Conv without weights": {
+			node("Conv", "box", []string{"images"}, []string{"box"}),
+			node("Conv", "cls", []string{"images"}, []string{"cls"}),
+			withAxis(node("Concat", "cat", []string{"box", "cls"}, []string{"cat"}), 1),
+			node("Reshape", "flat", []string{"cat", "images"}, []string{"flat"}),
+			withAxis(node("Concat", "raw", []string{"flat", "flat"}, []string{"raw"}), 2),
+			node("Softmax", "s", []string{"raw"}, []string{"output"}),
+		},
+	} {
+		if r, err := graphModel(nodes).ForOpenCV(64, 64, 0); err != nil || len(r.Changes) != 0 {
+			t.Errorf("%s: %q, %v; want nothing changed", name, r.Changes, err)
+		}
 	}
 }
 
@@ -140,7 +226,7 @@ func TestForOpenCVSplits(t *testing.T) {
 				withAxis(node("Split", "/att/Split", []string{"images", "sizes"}, outs), 4),
 				withAxis(node("Concat", "cat", outs, []string{"output"}), 4),
 			}, ints("sizes", tc.sizes...))
-			r, err := m.ForOpenCV(64, 64)
+			r, err := m.ForOpenCV(64, 64, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -179,7 +265,7 @@ func TestForOpenCVSplits(t *testing.T) {
 		node("Shape", "shape", []string{"images"}, []string{"sizes"}),
 		node("Split", "split", []string{"images", "sizes"}, []string{"a", "output"}),
 	})
-	if _, err := computed.ForOpenCV(64, 64); err == nil || !strings.Contains(err.Error(), `node "split" (Split): its sizes are not a constant`) {
+	if _, err := computed.ForOpenCV(64, 64, 0); err == nil || !strings.Contains(err.Error(), `Split node "split": its sizes are not a constant`) {
 		t.Errorf("sizes computed in the graph: %v, want an error naming the Split", err)
 	}
 }
@@ -192,7 +278,7 @@ func TestForOpenCVMovesAttentionScale(t *testing.T) {
 		node("Mul", "scaled", []string{"scores", "scale"}, []string{"scaled"}),
 		node("Softmax", "softmax", []string{"scaled"}, []string{"output"}),
 	})
-	r, err := m.ForOpenCV(64, 64)
+	r, err := m.ForOpenCV(64, 64, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,14 +291,31 @@ func TestForOpenCVMovesAttentionScale(t *testing.T) {
 	if !slices.Equal(ops, want) {
 		t.Errorf("nodes\n%q\nwant\n%q", ops, want)
 	}
-	if len(r.Changes) != 1 || !strings.Contains(r.Changes[0], `moved Mul node "scaled" onto the second input of MatMul node "scores"`) {
+	if len(r.Changes) != 1 || !strings.Contains(r.Changes[0], `moved the scaling of Mul node "scaled" onto the second input of MatMul node "scores"`) {
 		t.Errorf("changes %q", r.Changes)
 	}
 	if _, err := m.Marshal(); err != nil {
 		t.Errorf("the rewritten graph does not check: %v", err)
 	}
 
-	// A MatMul by weights, or whose product is also read elsewhere, stays.
+	// A name the graph has already is not taken again.
+	taken := graphModel([]*onnxpb.NodeProto{
+		node("Relu", "taken", []string{"images"}, []string{"images/scaled"}),
+		node("MatMul", "scores", []string{"images/scaled", "images"}, []string{"scores"}),
+		constantNode("scale", 0.125),
+		node("Mul", "scaled", []string{"scores", "scale"}, []string{"output"}),
+	})
+	if r, err := taken.ForOpenCV(64, 64, 0); err != nil || len(r.Changes) != 1 {
+		t.Errorf("%q, %v; want the scaling moved", r.Changes, err)
+	} else if mm := taken.Graph().Producer("output"); mm.GetOpType() != "MatMul" || mm.GetInput()[1] != "images/scaled2" {
+		t.Errorf("MatMul %v reads %q, want images/scaled2", mm.GetName(), mm.GetInput())
+	}
+	if _, err := taken.Marshal(); err != nil {
+		t.Errorf("the rewritten graph does not check: %v", err)
+	}
+
+	// A MatMul by weights, whose product is also read elsewhere, or is a
+	// graph output, stays.
 	for name, nodes := range map[string][]*onnxpb.NodeProto{
 		"weights": {
 			node("MatMul", "fc", []string{"images", "w"}, []string{"fc"}),
@@ -225,9 +328,14 @@ func TestForOpenCVMovesAttentionScale(t *testing.T) {
 			node("Mul", "scaled", []string{"mm", "scale"}, []string{"scaled"}),
 			node("Add", "add", []string{"mm", "scaled"}, []string{"output"}),
 		},
+		"a graph output": {
+			node("MatMul", "mm", []string{"images", "images"}, []string{"output"}),
+			constantNode("scale", 2),
+			node("Mul", "scaled", []string{"output", "scale"}, []string{"scaled"}),
+		},
 	} {
 		m := graphModel(nodes, weights("w", 64, 64))
-		if r, err := m.ForOpenCV(64, 64); err != nil || len(r.Changes) != 0 {
+		if r, err := m.ForOpenCV(64, 64, 0); err != nil || len(r.Changes) != 0 {
 			t.Errorf("%s: %q, %v; want nothing changed", name, r.Changes, err)
 		}
 	}
@@ -240,9 +348,26 @@ func TestForOpenCVRefuses(t *testing.T) {
 		"GridSample":        "deformable attention (RT-DETR)",
 	} {
 		m := graphModel([]*onnxpb.NodeProto{node(op, "/model/"+op, []string{"images"}, []string{"output"})})
-		_, err := m.ForOpenCV(64, 64)
-		if err == nil || !strings.Contains(err.Error(), family) || !strings.Contains(err.Error(), `node "/model/`+op+`"`) {
+		_, err := m.ForOpenCV(64, 64, 0)
+		if err == nil || !strings.Contains(err.Error(), family) || !strings.Contains(err.Error(), op+` node "/model/`+op+`"`) {
 			t.Errorf("%s: %v, want a refusal naming %q and the node", op, err, family)
 		}
+	}
+}
+
+func TestParseRefusesHugeGraphs(t *testing.T) {
+	nodes := make([]*onnxpb.NodeProto, maxNodes+1)
+	prev := "images"
+	for i := range nodes {
+		out := fmt.Sprint("v", i)
+		if i == len(nodes)-1 {
+			out = "output"
+		}
+		nodes[i] = node("Relu", "", []string{prev}, []string{out})
+		prev = out
+	}
+	_, err := Parse(marshal(t, graphModel(nodes).Proto))
+	if err == nil || !strings.Contains(err.Error(), "a graph of 20001 nodes") {
+		t.Errorf("error %v, want a refusal of 20001 nodes", err)
 	}
 }

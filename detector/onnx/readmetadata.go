@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -16,7 +17,8 @@ import (
 
 // Limits of ReadMetadata, far above what Ultralytics writes (a few
 // entries, the largest the class names, a few KiB), so that a hostile
-// file cannot make a configuration load hold much of it in memory.
+// file cannot make a configuration load take long or, with the keys that
+// Metadata reads kept once each, hold more than a few MiB.
 const (
 	maxMetadataEntry   = 1 << 20
 	maxMetadataEntries = 10000
@@ -64,6 +66,7 @@ func readMetadataProps(f io.ReadSeeker, size int64) ([]*onnxpb.StringStringEntry
 	r := fieldReader{f: f, br: bufio.NewReader(f), size: size}
 	var (
 		props     []*onnxpb.StringStringEntryProto
+		entries   int // metadata entries read, kept or not
 		irVersion uint64
 		graph     bool
 	)
@@ -97,13 +100,19 @@ func readMetadataProps(f io.ReadSeeker, size int64) ([]*onnxpb.StringStringEntry
 			switch {
 			case n > uint64(size-r.pos):
 				err = fmt.Errorf("field %d of %d bytes, past the end of the file (%d bytes)", num, n, size)
-			case num == metadataPropsField && len(props) == maxMetadataEntries:
+			case num == metadataPropsField && entries == maxMetadataEntries:
 				return nil, fmt.Errorf("more than %d metadata entries", maxMetadataEntries)
 			case num == metadataPropsField && n > maxMetadataEntry:
 				return nil, fmt.Errorf("a metadata entry of %d bytes, over the %d MiB that one may hold", n, maxMetadataEntry>>20)
 			case num == metadataPropsField:
+				// Only the keys that Metadata reads are kept, each once, so
+				// that what the load holds is a few entries at most.
+				entries++
 				var p *onnxpb.StringStringEntryProto
-				if p, err = r.entry(int(n)); err == nil {
+				if p, err = r.entry(int(n)); err == nil && slices.Contains(metadataKeys, p.GetKey()) {
+					if slices.ContainsFunc(props, func(q *onnxpb.StringStringEntryProto) bool { return q.GetKey() == p.GetKey() }) {
+						return nil, fmt.Errorf("model metadata %s: the key appears twice", p.GetKey())
+					}
 					props = append(props, p)
 				}
 			default:

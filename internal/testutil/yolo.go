@@ -22,19 +22,24 @@ import (
 // as a pyenv shim, may have neither.
 const Python = "/usr/bin/python3"
 
-// yoloScript is the generator of the YOLO networks, next to this file.
-func yoloScript(tb testing.TB) string {
+// here is the folder of this file, internal/testutil.
+func here(tb testing.TB) string {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
-		tb.Fatal("cannot locate the YOLO generator")
+		tb.Fatal("cannot locate internal/testutil")
 	}
-	return filepath.Join(filepath.Dir(file), "yolo", "yolo.py")
+	return filepath.Dir(file)
 }
 
-// sharedDir is ../shared beside the repository root.
-func sharedDir(tb testing.TB) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared")
+// yoloScript is the generator of the YOLO networks, next to this file.
+func yoloScript(tb testing.TB) string {
+	return filepath.Join(here(tb), "yolo", "yolo.py")
+}
+
+// cocoNames are the 80 COCO classes the networks of 80 classes name, in
+// the shared data beside the repository root.
+func cocoNames(tb testing.TB) string {
+	return filepath.Join(here(tb), "..", "..", "..", "shared", "models", "yolo-fastest-1.1", "coco.names")
 }
 
 // NeedTorch skips the test without PyTorch and ONNX for Python, unless $CI
@@ -63,7 +68,9 @@ func YOLOModels(tb testing.TB, calibration map[int]YOLORequest, specs ...string)
 	NeedTorch(tb)
 	script := yoloScript(tb)
 	h := sha256.New()
-	for _, path := range []string{script} {
+	// The networks are what the generator makes of the class names and
+	// the calibration pictures.
+	for _, path := range []string{script, cocoNames(tb)} {
 		src, err := os.ReadFile(path)
 		if err != nil {
 			tb.Fatal(err)
@@ -115,7 +122,7 @@ func YOLOModels(tb testing.TB, calibration map[int]YOLORequest, specs ...string)
 		}
 		defer os.RemoveAll(build)
 		args := append([]string{script, "build", "--out", build, "--calibration", calibFile,
-			"--coco-names", filepath.Join(sharedDir(tb), "models", "yolo-fastest-1.1", "coco.names")}, missing...)
+			"--coco-names", cocoNames(tb)}, missing...)
 		if out, err := exec.Command(Python, args...).CombinedOutput(); err != nil {
 			tb.Fatalf("building YOLO networks %v: %v\n%s", missing, err, lastLines(out, 20))
 		}

@@ -665,21 +665,30 @@ def reference(spec, net, req):
                 cands.append((conf, cls, out[:4, j]))
     cands.sort(key=lambda c: -c[0])
     sx, sy = req["src_width"] / pw, req["src_height"] / ph
+    clip = lambda v, hi: min(max(v, 0.0), hi)
+
+    def to_source(box):
+        x1, y1, x2, y2 = box
+        x1, x2 = clip((x1 - left) * sx, req["src_width"]), clip((x2 - left) * sx, req["src_width"])
+        y1, y2 = clip((y1 - top) * sy, req["src_height"]), clip((y2 - top) * sy, req["src_height"])
+        return x1, y1, x2, y2
+
+    # Boxes with no area in the picture (in the letterbox's padding) are
+    # dropped before suppression, the others suppressed in input pixels.
     kept = []
     for conf, cls, (cx, cy, w, h) in cands:
         box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+        x1, y1, x2, y2 = to_source(box)
+        if not (x2 > x1 and y2 > y1):
+            continue
         if any(k[1] == cls and iou(k[2], box) > IOU for k in kept):
             continue
         kept.append((conf, cls, box))
     dets = []
-    for conf, cls, (x1, y1, x2, y2) in kept:
-        clip = lambda v, hi: min(max(v, 0.0), hi)
-        x1, x2 = clip((x1 - left) * sx, req["src_width"]), clip((x2 - left) * sx, req["src_width"])
-        y1, y2 = clip((y1 - top) * sy, req["src_height"]), clip((y2 - top) * sy, req["src_height"])
-        if x2 > x1 and y2 > y1:
-            dets.append({"class": cls, "confidence": conf, "box": [x1, y1, x2 - x1, y2 - y1]})
-    # The scores that came closest to the threshold, for the caller's tolerance.
-    return {"detections": dets, "candidates": len(cands)}
+    for conf, cls, box in kept:
+        x1, y1, x2, y2 = to_source(box)
+        dets.append({"class": cls, "confidence": conf, "box": [x1, y1, x2 - x1, y2 - y1]})
+    return {"detections": dets}
 
 
 def main():

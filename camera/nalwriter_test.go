@@ -7,6 +7,29 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 )
 
+// rbspReader reads the fields of a parameter set that a test knows to be
+// there: a field it cannot read is a broken test.
+type rbspReader struct {
+	rbsp []byte
+	pos  int // bits read
+}
+
+func (r *rbspReader) ue() uint32 {
+	v, err := bits.ReadGolombUnsigned(r.rbsp, &r.pos)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func (r *rbspReader) flag() bool {
+	v, err := bits.ReadFlag(r.rbsp, &r.pos)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
 // rbspWriter writes the bits of a crafted parameter set.
 type rbspWriter struct {
 	buf []byte
@@ -129,19 +152,8 @@ func WithH264PictureSize(sps []byte, widthMBs, heightMBs uint32) []byte {
 // h264SizePos returns the bit position of pic_width_in_mbs_minus1 in the
 // RBSP of an H264 SPS (H.264 7.3.2.1.1).
 func h264SizePos(sps []byte) int {
-	rbsp := h264.EmulationPreventionRemove(sps[1:])
-	pos := 24 // profile_idc, constraint flags, level_idc
-	ue := func() uint32 {
-		v, err := bits.ReadGolombUnsigned(rbsp, &pos)
-		if err != nil {
-			panic(err)
-		}
-		return v
-	}
-	flag := func() bool {
-		pos++
-		return rbsp[(pos-1)/8]>>(7-(pos-1)%8)&1 != 0
-	}
+	r := rbspReader{rbsp: h264.EmulationPreventionRemove(sps[1:]), pos: 24} // after profile_idc, constraint flags, level_idc
+	ue, flag, rbsp := r.ue, r.flag, r.rbsp
 	ue() // seq_parameter_set_id
 	if slices.Contains([]byte{100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}, rbsp[0]) {
 		if ue() == 3 { // chroma_format_idc
@@ -163,7 +175,7 @@ func h264SizePos(sps []byte) int {
 	}
 	ue()   // max_num_ref_frames
 	flag() // gaps_in_frame_num_value_allowed_flag
-	return pos
+	return r.pos
 }
 
 // WithTruncatedVUI returns an H264 SPS as encoders write it (see
@@ -171,22 +183,8 @@ func h264SizePos(sps []byte) int {
 // timing_info_present_flag, as the camera of issue 20 sent it: libavcodec
 // decodes it ("Truncated VUI"), mediacommon fails on it.
 func WithTruncatedVUI(sps []byte) []byte {
-	rbsp := h264.EmulationPreventionRemove(sps[1:])
-	pos := h264SizePos(sps)
-	ue := func() uint32 {
-		v, err := bits.ReadGolombUnsigned(rbsp, &pos)
-		if err != nil {
-			panic(err)
-		}
-		return v
-	}
-	flag := func() bool {
-		v, err := bits.ReadFlag(rbsp, &pos)
-		if err != nil {
-			panic(err)
-		}
-		return v
-	}
+	r := rbspReader{rbsp: h264.EmulationPreventionRemove(sps[1:]), pos: h264SizePos(sps)}
+	ue, flag, rbsp := r.ue, r.flag, r.rbsp
 	ue()         // pic_width_in_mbs_minus1
 	ue()         // pic_height_in_map_units_minus1
 	if !flag() { // frame_mbs_only_flag
@@ -199,7 +197,7 @@ func WithTruncatedVUI(sps []byte) []byte {
 		}
 	}
 	var w rbspWriter
-	for i := range pos {
+	for i := range r.pos {
 		w.bits(uint64(rbsp[i/8]>>(7-i%8)&1), 1)
 	}
 	w.bits(1, 1) // vui_parameters_present_flag
@@ -257,26 +255,20 @@ func craftH265SPS(chromaFormat, width, height uint32, window []uint32, subLayers
 // by window (left, right, top, bottom, in chroma units).
 func WithH265Window(sps []byte, window [4]uint32) []byte {
 	rbsp := h264.EmulationPreventionRemove(sps[2:])
-	pos, err := h265SPSIDPos(rbsp)
+	start, err := h265SPSIDPos(rbsp)
 	if err != nil {
 		panic(err)
 	}
-	ue := func() uint32 {
-		v, err := bits.ReadGolombUnsigned(rbsp, &pos)
-		if err != nil {
-			panic(err)
-		}
-		return v
-	}
+	r := rbspReader{rbsp: rbsp, pos: start}
+	ue := r.ue
 	ue() // sps_seq_parameter_set_id
 	if ue() == 3 {
-		pos++ // separate_colour_plane_flag
+		r.flag() // separate_colour_plane_flag
 	}
 	ue() // pic_width_in_luma_samples
 	ue() // pic_height_in_luma_samples
-	from := pos
-	pos++
-	if rbsp[from/8]>>(7-from%8)&1 != 0 { // conformance_window_flag
+	from := r.pos
+	if r.flag() { // conformance_window_flag
 		for range 4 {
 			ue()
 		}
@@ -296,6 +288,6 @@ func WithH265Window(sps []byte, window [4]uint32) []byte {
 	for rbsp[stop/8]>>(7-stop%8)&1 == 0 {
 		stop--
 	}
-	copyBits(pos, stop)
+	copyBits(r.pos, stop)
 	return w.nalu(sps[:2]...)
 }

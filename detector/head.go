@@ -22,10 +22,6 @@ type Cell struct {
 	X, Y, Stride float32
 }
 
-// HeadStrides are the strides of the feature maps that YOLOv8 and YOLO11
-// heads read, in the order their cells come in the output.
-var HeadStrides = []int{8, 16, 32}
-
 // NewHead lays out the cells of a head over an inW x inH input: for each
 // stride in order, the cells of its map row by row. The input must be a
 // multiple of every stride, as exports require.

@@ -6,8 +6,12 @@ import (
 	"testing"
 )
 
+// yoloStrides are the strides of the feature maps of YOLOv8 and YOLO11
+// heads, in the order their cells come in the output.
+var yoloStrides = []int{8, 16, 32}
+
 func TestNewHead(t *testing.T) {
-	h, err := NewHead(16, 64, 32, HeadStrides)
+	h, err := NewHead(16, 64, 32, yoloStrides)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +31,7 @@ func TestNewHead(t *testing.T) {
 		}
 	}
 	for _, size := range [][2]int{{60, 64}, {64, 40}, {0, 64}} {
-		if _, err := NewHead(16, size[0], size[1], HeadStrides); err == nil {
+		if _, err := NewHead(16, size[0], size[1], yoloStrides); err == nil {
 			t.Errorf("input %dx%d: no error, want one: not a multiple of 32", size[0], size[1])
 		}
 	}
@@ -65,7 +69,7 @@ func peaked(bins int, at float64) []float32 {
 
 func TestDecodeHead(t *testing.T) {
 	const bins = 16
-	h, err := NewHead(bins, 64, 64, HeadStrides)
+	h, err := NewHead(bins, 64, 64, yoloStrides)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +115,7 @@ func TestDecodeHead(t *testing.T) {
 // expectation of the softmax of its bins, boxes from the cell's center.
 func TestDecodeHeadAsDefined(t *testing.T) {
 	const bins, classes = 16, 3
-	h, err := NewHead(bins, 96, 64, HeadStrides)
+	h, err := NewHead(bins, 96, 64, yoloStrides)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +173,7 @@ func TestDecodeHeadAsDefined(t *testing.T) {
 
 func BenchmarkDecodeHead(b *testing.B) {
 	const bins, classes = 16, 80
-	h, err := NewHead(bins, 640, 640, HeadStrides)
+	h, err := NewHead(bins, 640, 640, yoloStrides)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -207,7 +211,7 @@ func BenchmarkDecodeHead(b *testing.B) {
 // TestDecodeHeadConfidenceOne checks that a confidence of 1 keeps the
 // scores that are 1 in float32, as the decoded layout does.
 func TestDecodeHeadConfidenceOne(t *testing.T) {
-	h, err := NewHead(2, 32, 32, HeadStrides)
+	h, err := NewHead(2, 32, 32, yoloStrides)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,18 +33,6 @@ func (g Graph) Producer(value string) *onnxpb.NodeProto {
 	return nil
 }
 
-// Consumers are the nodes that read value, in graph order; a node whose
-// subgraph (If, Loop) reads it counts.
-func (g Graph) Consumers(value string) []*onnxpb.NodeProto {
-	var consumers []*onnxpb.NodeProto
-	for _, n := range g.Proto.GetNode() {
-		if slices.Contains(reads(n, nil), value) {
-			consumers = append(consumers, n)
-		}
-	}
-	return consumers
-}
-
 // reads appends to names the values that node n reads, those that its
 // subgraphs read included (which may also be values that they define).
 func reads(n *onnxpb.NodeProto, names []string) []string {

@@ -34,8 +34,11 @@ func TestProducerConsumers(t *testing.T) {
 		if p := g.Producer(tc.value); p != nil {
 			producer = name(p)
 		}
+		if p := newIndex(g).producer[tc.value]; p != g.Producer(tc.value) {
+			t.Errorf("%s: the index's producer %v is not the graph's", tc.value, p)
+		}
 		var consumers []string
-		for _, n := range g.Consumers(tc.value) {
+		for _, n := range newIndex(g).consumers[tc.value] {
 			consumers = append(consumers, name(n))
 		}
 		if producer != tc.producer || !slices.Equal(consumers, tc.consumers) {

@@ -93,7 +93,9 @@ func standard(n *onnxpb.NodeProto) bool {
 // index is where each value of a graph is defined and read, so that
 // walking a graph of any size takes time in proportion to it.
 type index struct {
-	producer  map[string]*onnxpb.NodeProto
+	producer map[string]*onnxpb.NodeProto
+	// consumers are the nodes that read each value, in graph order; a node
+	// whose subgraph (If, Loop) reads it counts.
 	consumers map[string][]*onnxpb.NodeProto
 	outputs   map[string]bool // the graph's outputs
 }
@@ -102,9 +104,12 @@ func newIndex(g Graph) index {
 	ix := index{producer: map[string]*onnxpb.NodeProto{}, consumers: map[string][]*onnxpb.NodeProto{}, outputs: map[string]bool{}}
 	for _, n := range g.Proto.GetNode() {
 		for _, out := range n.GetOutput() {
-			ix.producer[out] = n
+			if out != "" { // an optional output left out
+				ix.producer[out] = n
+			}
 		}
-		for _, in := range reads(n, nil) {
+		// A node that reads a value twice is one of its consumers.
+		for _, in := range slices.Compact(slices.Sorted(slices.Values(reads(n, nil)))) {
 			ix.consumers[in] = append(ix.consumers[in], n)
 		}
 	}

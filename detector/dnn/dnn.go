@@ -54,9 +54,11 @@ func New(opts detector.Options, logger *slog.Logger) (*Detector, error) {
 	}
 	o := &loader{Options: opts, logger: logger}
 	o.SetDefaults()
+	var model onnxModel
 	if o.ONNX() {
 		// Labels and the input size may come from the model: read it first.
-		if err := o.readONNX(); err != nil {
+		var err error
+		if model, err = o.readONNX(); err != nil {
 			return nil, err
 		}
 	}
@@ -65,6 +67,11 @@ func New(opts detector.Options, logger *slog.Logger) (*Detector, error) {
 			return nil, err
 		}
 		return nil, o.errorf("%w", err)
+	}
+	if model.Model != nil {
+		if err := o.rewriteONNX(model); err != nil {
+			return nil, err
+		}
 	}
 	r, err := o.backend()
 	if err != nil {

@@ -8,38 +8,45 @@ import (
 	"github.com/camera-exporter/camera_exporter/detector/onnx"
 )
 
+// onnxModel is an ONNX model as read, before its rewrite.
+type onnxModel struct {
+	*onnx.Model
+	metadata onnx.Metadata
+	// labelsFromModel: the labels are the metadata's names, for errors.
+	labelsFromModel bool
+}
+
 // readONNX reads an ONNX model: its Ultralytics metadata fills in the
 // labels and the input size that the options leave out, and must agree
-// with those they give; then its graph is rewritten for OpenCV 4.6
-// (onnx.Model.ForOpenCV) and kept, encoded, for every network to read.
-func (o *loader) readONNX() error {
+// with those they give.
+func (o *loader) readONNX() (onnxModel, error) {
 	m, err := onnx.Read(o.Model)
 	if err != nil {
-		return err // onnx.Read's errors name the file.
+		return onnxModel{}, err // onnx.Read's errors name the file.
 	}
 	md, err := m.Metadata()
 	if err != nil {
-		return o.errorf("%w", err)
+		return onnxModel{}, o.errorf("%w", err)
 	}
 	if md.Task != "" && md.Task != "detect" {
-		return o.errorf("a %s model (metadata task %q): only detection models (task detect) are supported", md.Task, md.Task)
+		return onnxModel{}, o.errorf("a %s model (metadata task %q): only detection models (task detect) are supported", md.Task, md.Task)
 	}
-	labelsFromModel := len(o.Labels) == 0
-	if err := o.fromMetadata(m, md); err != nil {
-		return err
-	}
-	// The rewrite needs a valid input size; New validates the rest again.
-	if err := o.Validate(); err != nil {
-		return o.errorf("%w", err)
-	}
-	rw, err := m.ForOpenCV(o.InputWidth, o.InputHeight, md.Stride)
+	model := onnxModel{Model: m, metadata: md, labelsFromModel: len(o.Labels) == 0}
+	return model, o.fromMetadata(m, md)
+}
+
+// rewriteONNX rewrites the graph of a model that readONNX read, for
+// OpenCV 4.6 (onnx.Model.ForOpenCV), once the options are valid, and keeps
+// it, encoded, for every network to read.
+func (o *loader) rewriteONNX(m onnxModel) error {
+	rw, err := m.ForOpenCV(o.InputWidth, o.InputHeight, m.metadata.Stride)
 	if err != nil {
 		return o.errorf("%w", err)
 	}
 	if h := rw.Head; h != nil {
 		if h.Classes != len(o.Labels) {
 			source := "the labels name"
-			if labelsFromModel {
+			if m.labelsFromModel {
 				source = "the model's metadata (names) names"
 			}
 			return o.errorf("its detection head has %d classes, but %s %d", h.Classes, source, len(o.Labels))

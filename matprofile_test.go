@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gocv.io/x/gocv"
 
+	"github.com/camera-exporter/camera_exporter/analysis"
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
@@ -53,7 +54,7 @@ func TestMatProfileAfterScrapes(t *testing.T) {
 	if err := manager.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	cc, err := collector.NewCameraCollector(collector.ManagerCameras(manager), logger, "image")
+	cc, err := collector.NewCameraCollector(analysis.ManagerCameras(manager), logger, "image", "detection", "drift")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/camera-exporter/camera_exporter/analysis"
 	"github.com/camera-exporter/camera_exporter/collector"
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
@@ -58,7 +59,7 @@ func TestScrapeContext(t *testing.T) {
 // noCameras is a configuration without cameras.
 type noCameras struct{}
 
-func (noCameras) Cameras() []collector.Camera { return nil }
+func (noCameras) Cameras() []analysis.Camera  { return nil }
 func (noCameras) Detector() detector.Detector { return nil }
 
 // TestMetricsHandlerMaxRequests holds scrapes in the gatherer and checks

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
+	"github.com/camera-exporter/camera_exporter/analysis"
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/collector"
@@ -102,7 +103,7 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 	}
 	logger.Info("Loaded config file", "file", opts.configFile, "cameras", len(safeConfig.Get().Cameras))
 
-	cameraCollector, err := collector.NewCameraCollector(collector.ManagerCameras(manager), logger)
+	cameraCollector, err := collector.NewCameraCollector(analysis.ManagerCameras(manager), logger)
 	if err != nil {
 		logger.Error("Couldn't create collector", "err", err)
 		return 1
@@ -128,7 +129,7 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 		return reloadConfig(ctx, safeConfig, opts.configFile, logger)
 	}, hup)
 
-	operatorPages, err := pages.New(pages.Options{Cameras: cameraCollector, Snapshots: opts.enableSnapshots, Logger: logger.With("component", "pages")})
+	operatorPages, err := pages.New(pages.Options{Cameras: cameraCollector.Analyzer(), Snapshots: opts.enableSnapshots, Logger: logger.With("component", "pages")})
 	if err != nil {
 		logger.Error("Couldn't create the camera pages", "err", err)
 		return 1

@@ -1,102 +1,68 @@
-// Package collector turns camera streams into Prometheus metrics. Like
-// node_exporter, each collector registers itself from init() behind a
-// --collector.<name> flag and reports its own scrape duration and success.
-// Per-camera values are const metrics built at scrape time, so a camera
-// removed from the configuration disappears from the next scrape.
+// Package collector turns the cameras' sessions and the analyses of their
+// pictures into Prometheus metrics. Like node_exporter, each collector
+// registers itself from init() behind a --collector.<name> flag and reports
+// its own scrape duration and success. The collectors only read: sessions
+// count in package camera, analyses run in package analysis. Per-camera
+// values are const metrics built at scrape time, so a camera removed from
+// the configuration disappears from the next scrape.
 package collector
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sort"
+	"maps"
+	"runtime"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/camera-exporter/camera_exporter/camera"
-	"github.com/camera-exporter/camera_exporter/config"
-	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/analysis"
 )
-
-// Namespace prefixes every per-camera metric.
-const namespace = "camera"
 
 var (
-	scrapeDurationDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(namespace, "scrape", "collector_duration_seconds"),
-		"camera_exporter: Duration of a collector scrape.",
+	scrapeDurationDesc = prometheus.NewDesc("camera_scrape_collector_duration_seconds",
+		"How long a collector took to produce its metrics in this scrape, waiting for analyses included.",
 		[]string{"collector"}, nil,
 	)
-	scrapeSuccessDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(namespace, "scrape", "collector_success"),
-		"camera_exporter: Whether a collector succeeded.",
+	scrapeSuccessDesc = prometheus.NewDesc("camera_scrape_collector_success",
+		"1 if a collector could do its job in this scrape, else 0.",
 		[]string{"collector"}, nil,
 	)
 )
 
-// Camera is one running camera as the collectors see it: its settings,
-// its session's state and counters, and an analysis of its latest picture.
-// *camera.Stream implements it; tests use fakes.
-type Camera interface {
-	Name() string
-	Config() config.Camera
-	// Up reports whether a frame arrived within the camera's timeout.
-	Up(now time.Time) bool
-	Status() camera.Status
-	// Analyze decodes and measures the latest picture and, with a place
-	// function, converts it for the detector. It may block for as long as
-	// decoding takes.
-	Analyze(place func(srcW, srcH int) detector.Placement) (camera.Frame, error)
-}
-
-// Cameras lists the running cameras and the detector their frames go
-// through.
-type Cameras interface {
-	// Cameras returns the running cameras sorted by name.
-	Cameras() []Camera
-	// Detector returns nil when no detector is configured.
-	Detector() detector.Detector
-}
-
-// ManagerCameras adapts the cameras a camera.Manager runs to Cameras.
-func ManagerCameras(m *camera.Manager) Cameras { return managerCameras{m} }
-
-type managerCameras struct{ *camera.Manager }
-
-func (m managerCameras) Cameras() []Camera {
-	streams := m.Streams()
-	cameras := make([]Camera, len(streams))
-	for i, s := range streams {
-		cameras[i] = s
-	}
-	return cameras
-}
+var (
+	analysisWorkers = kingpin.Flag("collector.image.workers",
+		"Frames decoded and analyzed at the same time, across all cameras.").
+		Default(strconv.Itoa(runtime.NumCPU())).Int()
+	analysisMinInterval = kingpin.Flag("collector.image.min-interval",
+		"Scrapes closer together than this share one analysis per camera (e.g. an HA Prometheus pair).").
+		Default("5s").Duration()
+)
 
 // Collector produces one family of metrics for a scrape.
 type Collector interface {
-	// Update sends metrics to ch; it must return by the ctx deadline.
-	Update(ctx context.Context, ch chan<- prometheus.Metric) error
+	// Update sends metrics to ch; it must return by the scrape's deadline.
+	Update(s *Scrape, ch chan<- prometheus.Metric) error
 }
 
-// resources are what the collectors of every CameraCollector made from
-// one NewCameraCollector share: probes make one per probed camera, and their
-// analyses must still take turns with those of /metrics.
-type resources struct {
-	// analysisSlots bounds the pictures decoded and analyzed at once.
-	analysisSlots chan struct{}
+// collectorInfo says how to make a collector, and whether it needs the
+// cameras' pictures analyzed.
+type collectorInfo struct {
+	new      func() Collector
+	analyzes bool
 }
-
-type factory func(cameras Cameras, shared *resources, logger *slog.Logger) (Collector, error)
 
 var (
-	factories      = map[string]factory{}
+	factories      = map[string]collectorInfo{}
 	collectorState = map[string]*bool{}
 )
 
-func registerCollector(name string, isDefaultEnabled bool, f factory) {
+func registerCollector(name string, isDefaultEnabled, analyzes bool, f func() Collector) {
 	state := "disabled"
 	if isDefaultEnabled {
 		state = "enabled"
@@ -104,20 +70,25 @@ func registerCollector(name string, isDefaultEnabled bool, f factory) {
 	flag := kingpin.Flag("collector."+name, fmt.Sprintf("Enable the %s collector (default: %s).", name, state)).
 		Default(fmt.Sprint(isDefaultEnabled)).Bool()
 	collectorState[name] = flag
-	factories[name] = f
+	factories[name] = collectorInfo{new: f, analyzes: analyzes}
 }
 
 // CameraCollector runs the enabled collectors concurrently on each scrape.
 type CameraCollector struct {
-	cameras    Cameras
+	cameras    analysis.Cameras
 	collectors map[string]Collector
-	shared     *resources
-	logger     *slog.Logger
+	analyzer   *analysis.Analyzer
+	// analyzes tells whether an enabled collector reports analyses: only
+	// then do scrapes start them.
+	analyzes bool
+	logger   *slog.Logger
 }
 
 // NewCameraCollector creates the collectors enabled by flags, or only those
-// named in filters when any are given.
-func NewCameraCollector(cameras Cameras, logger *slog.Logger, filters ...string) (*CameraCollector, error) {
+// named in filters when any are given, and the Analyzer of the cameras'
+// pictures they share: it runs no inference without the detection
+// collector, and follows no drift without the drift collector.
+func NewCameraCollector(cameras analysis.Cameras, logger *slog.Logger, filters ...string) (*CameraCollector, error) {
 	enabled := map[string]bool{}
 	for name, on := range collectorState {
 		enabled[name] = *on
@@ -131,66 +102,105 @@ func NewCameraCollector(cameras Cameras, logger *slog.Logger, filters ...string)
 			enabled[name] = true
 		}
 	}
-	names := make([]string, 0, len(enabled))
+	analyzer := analysis.New(cameras, analysis.Options{
+		Detect:      enabled["detection"],
+		Drift:       enabled["drift"],
+		MinInterval: *analysisMinInterval,
+		Slots:       make(chan struct{}, max(*analysisWorkers, 1)),
+	}, logger)
+	return newCameraCollector(cameras, enabled, analyzer, logger), nil
+}
+
+func newCameraCollector(cameras analysis.Cameras, enabled map[string]bool, analyzer *analysis.Analyzer, logger *slog.Logger) *CameraCollector {
+	c := &CameraCollector{cameras: cameras, collectors: map[string]Collector{}, analyzer: analyzer, logger: logger}
 	for name, on := range enabled {
 		if on {
-			names = append(names, name)
+			c.collectors[name] = factories[name].new()
+			c.analyzes = c.analyzes || factories[name].analyzes
 		}
 	}
-	shared := &resources{analysisSlots: make(chan struct{}, max(*imageWorkers, 1))}
-	return newCameraCollector(cameras, names, shared, logger)
+	return c
 }
 
-func newCameraCollector(cameras Cameras, names []string, shared *resources, logger *slog.Logger) (*CameraCollector, error) {
-	collectors := make(map[string]Collector, len(names))
-	for _, name := range names {
-		c, err := factories[name](cameras, shared, logger.With("collector", name))
-		if err != nil {
-			return nil, fmt.Errorf("creating collector %s: %w", name, err)
-		}
-		collectors[name] = c
-	}
-	return &CameraCollector{cameras: cameras, collectors: collectors, shared: shared, logger: logger}, nil
-}
-
-// ForCameras returns new collectors of the same names as c's, with their
-// own state, over other cameras: a probe's camera. Their analyses share
+// ForCameras returns collectors of the same names as c's over other
+// cameras, a probe's, with an Analyzer of their own whose analyses share
 // c's --collector.image.workers.
-func (c *CameraCollector) ForCameras(cameras Cameras, logger *slog.Logger) (*CameraCollector, error) {
-	return newCameraCollector(cameras, c.Names(), c.shared, logger)
+func (c *CameraCollector) ForCameras(cameras analysis.Cameras, logger *slog.Logger) *CameraCollector {
+	enabled := make(map[string]bool, len(c.collectors))
+	for name := range c.collectors {
+		enabled[name] = true
+	}
+	return newCameraCollector(cameras, enabled, c.analyzer.ForCameras(cameras, logger), logger)
 }
+
+// Analyzer returns the Analyzer of the cameras' pictures, whose Looks the
+// pages show.
+func (c *CameraCollector) Analyzer() *analysis.Analyzer { return c.analyzer }
 
 // Names lists the enabled collectors, sorted.
 func (c *CameraCollector) Names() []string {
-	names := make([]string, 0, len(c.collectors))
-	for name := range c.collectors {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(c.collectors))
 }
 
 // WithContext binds a scrape's deadline to the collectors: the /metrics
 // handler derives it from X-Prometheus-Scrape-Timeout-Seconds.
 func (c *CameraCollector) WithContext(ctx context.Context) prometheus.Collector {
-	return scrape{c: c, ctx: ctx}
+	return c.newScrape(ctx, false)
 }
 
 // ForProbe is WithContext for a probe of one camera: without
 // camera_scrape_collector_*, whose failure would be the camera's, which
-// probe_success reports; collector errors are logged at debug level.
-func (c *CameraCollector) ForProbe(ctx context.Context) prometheus.Collector {
-	return scrape{c: c, ctx: ctx, probe: true}
+// probe_success reports; collector errors are logged at debug level. Once
+// gathered, the Scrape tells how the camera fared.
+func (c *CameraCollector) ForProbe(ctx context.Context) *Scrape {
+	return c.newScrape(ctx, true)
 }
 
-type scrape struct {
+func (c *CameraCollector) newScrape(ctx context.Context, probe bool) *Scrape {
+	s := &Scrape{c: c, ctx: ctx, probe: probe, began: time.Now()}
+	s.round = sync.OnceValue(func() analysis.Round { return c.analyzer.Scrape(ctx) })
+	return s
+}
+
+// Scrape is one scrape of the collectors: a prometheus.Collector to
+// register for one gathering. Its collectors share one round of analyses,
+// made when the first of them needs it.
+type Scrape struct {
 	c     *CameraCollector
 	ctx   context.Context
 	probe bool
+	began time.Time
+	round func() analysis.Round
+}
+
+// Context ends at the scrape's deadline.
+func (s *Scrape) Context() context.Context { return s.ctx }
+
+// Cameras returns the running cameras, sorted by name.
+func (s *Scrape) Cameras() []analysis.Camera { return s.c.cameras.Cameras() }
+
+// Round returns the scrape's analyses, waiting for them on first call.
+func (s *Scrape) Round() analysis.Round { return s.round() }
+
+// CameraOutcome tells, once the scrape was gathered, whether the named
+// camera was up when it began and, where a collector reports analyses,
+// whether its picture was analyzed: a probe's success.
+func (s *Scrape) CameraOutcome(name string) (up, analyzed bool) {
+	if !s.c.analyzes {
+		cams := s.Cameras()
+		i := slices.IndexFunc(cams, func(c analysis.Camera) bool { return c.Name() == name })
+		return i >= 0 && cams[i].Up(s.began), true
+	}
+	for _, sc := range s.Round().Cameras {
+		if sc.Name == name {
+			return sc.Up, sc.Analysis.Succeeded()
+		}
+	}
+	return false, false
 }
 
 // Describe implements prometheus.Collector.
-func (s scrape) Describe(ch chan<- *prometheus.Desc) {
+func (s *Scrape) Describe(ch chan<- *prometheus.Desc) {
 	if !s.probe {
 		ch <- scrapeDurationDesc
 		ch <- scrapeSuccessDesc
@@ -198,7 +208,7 @@ func (s scrape) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector.
-func (s scrape) Collect(ch chan<- prometheus.Metric) {
+func (s *Scrape) Collect(ch chan<- prometheus.Metric) {
 	var wg sync.WaitGroup
 	for name, c := range s.c.collectors {
 		wg.Go(func() { s.execute(name, c, ch) })
@@ -206,9 +216,9 @@ func (s scrape) Collect(ch chan<- prometheus.Metric) {
 	wg.Wait()
 }
 
-func (s scrape) execute(name string, col Collector, ch chan<- prometheus.Metric) {
+func (s *Scrape) execute(name string, col Collector, ch chan<- prometheus.Metric) {
 	begin := time.Now()
-	err := col.Update(s.ctx, ch)
+	err := col.Update(s, ch)
 	duration := time.Since(begin)
 	switch {
 	case s.probe:
@@ -227,4 +237,36 @@ func (s scrape) execute(name string, col Collector, ch chan<- prometheus.Metric)
 	}
 	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, duration.Seconds(), name)
 	ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, name)
+}
+
+// cameraDesc describes a per-camera metric: its labels begin with camera.
+func cameraDesc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, append([]string{"camera"}, labels...), nil)
+}
+
+// gauge and counter make a camera's const metrics.
+func gauge(desc *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
+	return prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
+}
+
+func counter(desc *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
+	return prometheus.MustNewConstMetric(desc, prometheus.CounterValue, v, labels...)
+}
+
+// histogram makes a const histogram of h.
+func histogram(desc *prometheus.Desc, h analysis.Histogram, labels ...string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	var cumulative uint64
+	for i, bound := range h.Bounds {
+		cumulative += h.Counts[i]
+		buckets[bound] = cumulative
+	}
+	return prometheus.MustNewConstHistogram(desc, h.Count, h.Sum, buckets, labels...)
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

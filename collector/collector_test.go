@@ -15,9 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/camera-exporter/camera_exporter/analysis/analysistest"
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/detector"
-	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func TestStreamMetrics(t *testing.T) {
-	cams := cameras(newCamera(t, "dead", "").down(), newCamera(t, "gate", "    transport: udp\n"))
+	cams := analysistest.NewCameras(analysistest.NewCamera(t, "dead", "").Down(), analysistest.NewCamera(t, "gate", "    transport: udp\n"))
 	compare(t, context.Background(), newCollector(t, cams, "stream"), `
 # TYPE camera_up gauge
 camera_up{camera="dead"} 0
@@ -71,7 +71,7 @@ camera_scrape_collector_success{collector="stream"} 1
 }
 
 func TestImageMetrics(t *testing.T) {
-	cams := cameras(newCamera(t, "dead", "").down(), newCamera(t, "gate", ""), newCamera(t, "yard", "    dark_threshold: 0.3\n"))
+	cams := analysistest.NewCameras(analysistest.NewCamera(t, "dead", "").Down(), analysistest.NewCamera(t, "gate", ""), analysistest.NewCamera(t, "yard", "    dark_threshold: 0.3\n"))
 	compare(t, context.Background(), newCollector(t, cams, "image"), `
 # TYPE camera_frame_analysis_success gauge
 camera_frame_analysis_success{camera="dead"} 0
@@ -90,10 +90,10 @@ camera_scrape_collector_success{collector="image"} 1
 }
 
 func TestScrapeDoesNotWaitForSlowCamera(t *testing.T) {
-	slow := newCamera(t, "slow", "")
-	slow.gate = make(chan struct{})
-	t.Cleanup(func() { close(slow.gate) })
-	cc := newCollector(t, cameras(newCamera(t, "fast", ""), slow), "image")
+	slow := analysistest.NewCamera(t, "slow", "")
+	slow.Gate = make(chan struct{})
+	t.Cleanup(func() { close(slow.Gate) })
+	cc := newCollector(t, analysistest.NewCameras(analysistest.NewCamera(t, "fast", ""), slow), "image")
 	// The slow camera's analysis is blocked for the whole test, so the
 	// scrape can only return by cutting it off at the deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -108,22 +108,22 @@ camera_frame_brightness_ratio{camera="fast"} 0.5
 }
 
 func TestScrapesWithinMinIntervalShareAnalysis(t *testing.T) {
-	gate := newCamera(t, "gate", "")
-	cc := newCollector(t, cameras(gate), "image")
+	gate := analysistest.NewCamera(t, "gate", "")
+	cc := newCollector(t, analysistest.NewCameras(gate), "image")
 	// Every analysis of the fake is of a new picture, so only the
 	// collector's min-interval cache can make the second scrape skip one.
 	for range 2 {
 		compare(t, context.Background(), cc, "# TYPE camera_frame_analysis_success gauge\ncamera_frame_analysis_success{camera=\"gate\"} 1\n",
 			"camera_frame_analysis_success")
 	}
-	if n := gate.analyses.Load(); n != 1 {
+	if n := gate.Analyses.Load(); n != 1 {
 		t.Errorf("two scrapes within the min interval analyzed %d times, want 1", n)
 	}
 }
 
 func TestFailedAnalysisIsRetriedWithinMinInterval(t *testing.T) {
-	gate := newCamera(t, "gate", "").failing(errors.New("corrupt key frame"))
-	cc := newCollector(t, cameras(gate), "image")
+	gate := analysistest.NewCamera(t, "gate", "").Failing(errors.New("corrupt key frame"))
+	cc := newCollector(t, analysistest.NewCameras(gate), "image")
 	for _, want := range []string{"0", "1"} {
 		compare(t, context.Background(), cc, "# TYPE camera_frame_analysis_success gauge\ncamera_frame_analysis_success{camera=\"gate\"} "+want+"\n",
 			"camera_frame_analysis_success")
@@ -131,8 +131,8 @@ func TestFailedAnalysisIsRetriedWithinMinInterval(t *testing.T) {
 }
 
 func TestRemovedCameraVanishes(t *testing.T) {
-	a, b := newCamera(t, "a", ""), newCamera(t, "b", "")
-	cams := cameras(a, b)
+	a, b := analysistest.NewCamera(t, "a", ""), analysistest.NewCamera(t, "b", "")
+	cams := analysistest.NewCameras(a, b)
 	cc := newCollector(t, cams)
 	const both = `
 # TYPE camera_up gauge
@@ -143,57 +143,60 @@ camera_frame_analysis_success{camera="a"} 1
 camera_frame_analysis_success{camera="b"} 1
 `
 	compare(t, context.Background(), cc, both, "camera_up", "camera_frame_analysis_success")
-	cams.set(nil, a)
+	cams.Set(nil, a)
 	compare(t, context.Background(), cc, strings.NewReplacer("camera_up{camera=\"b\"} 1\n", "", "camera_frame_analysis_success{camera=\"b\"} 1\n", "").Replace(both),
 		"camera_up", "camera_frame_analysis_success")
 }
 
 // TestCollectorSuccess checks that camera_scrape_collector_success says
-// whether the image collector could do its job, not whether every camera
-// is well: that is what the per-camera metrics say.
+// whether the image and detection collectors could do their jobs, not
+// whether every camera is well: that is what the per-camera metrics say.
 func TestCollectorSuccess(t *testing.T) {
 	failed := errors.New("decoder failed")
-	blind := &stubDetector{err: errors.New("forward pass failed")}
+	blind := &analysistest.Detector{Err: errors.New("forward pass failed")}
 	for _, tc := range []struct {
 		name     string
 		detector detector.Detector
-		cameras  func(t *testing.T) []*fakeCamera
-		want     string
+		cameras  func(t *testing.T) []*analysistest.Camera
+		want     string // image's, then detection's
 	}{
-		{"all analyzed", nil, func(t *testing.T) []*fakeCamera {
-			return []*fakeCamera{newCamera(t, "a", ""), newCamera(t, "b", "")}
-		}, "1"},
-		{"one of two fails", nil, func(t *testing.T) []*fakeCamera {
-			return []*fakeCamera{newCamera(t, "a", "").failing(failed), newCamera(t, "b", "")}
-		}, "1"},
-		{"every camera up fails", nil, func(t *testing.T) []*fakeCamera {
-			return []*fakeCamera{newCamera(t, "a", "").failing(failed), newCamera(t, "b", "").failing(failed), newCamera(t, "c", "").down()}
-		}, "0"},
-		{"no camera up", nil, func(t *testing.T) []*fakeCamera {
-			return []*fakeCamera{newCamera(t, "a", "").down()}
-		}, "1"},
-		{"no camera", nil, func(*testing.T) []*fakeCamera { return nil }, "1"},
-		{"up, waiting for a key frame", nil, func(t *testing.T) []*fakeCamera {
-			return []*fakeCamera{newCamera(t, "a", "").failing(camera.ErrNoFrame)}
-		}, "1"},
-		{"every analysis cut off at the deadline", nil, func(t *testing.T) []*fakeCamera {
-			slow := newCamera(t, "a", "")
-			slow.gate = make(chan struct{})
-			t.Cleanup(func() { close(slow.gate) })
-			return []*fakeCamera{slow}
-		}, "0"},
-		{"detector fails on every camera", blind, func(t *testing.T) []*fakeCamera {
-			return []*fakeCamera{newCamera(t, "a", ""), newCamera(t, "b", "    detect:\n      enabled: false\n")}
-		}, "0"},
-		{"detector works", &stubDetector{}, func(t *testing.T) []*fakeCamera {
-			return []*fakeCamera{newCamera(t, "a", "")}
-		}, "1"},
+		{"all analyzed", nil, func(t *testing.T) []*analysistest.Camera {
+			return []*analysistest.Camera{analysistest.NewCamera(t, "a", ""), analysistest.NewCamera(t, "b", "")}
+		}, "1 1"},
+		{"one of two fails", nil, func(t *testing.T) []*analysistest.Camera {
+			return []*analysistest.Camera{analysistest.NewCamera(t, "a", "").Failing(failed), analysistest.NewCamera(t, "b", "")}
+		}, "1 1"},
+		{"every camera up fails", nil, func(t *testing.T) []*analysistest.Camera {
+			return []*analysistest.Camera{analysistest.NewCamera(t, "a", "").Failing(failed), analysistest.NewCamera(t, "b", "").Failing(failed), analysistest.NewCamera(t, "c", "").Down()}
+		}, "0 1"},
+		{"no camera up", nil, func(t *testing.T) []*analysistest.Camera {
+			return []*analysistest.Camera{analysistest.NewCamera(t, "a", "").Down()}
+		}, "1 1"},
+		{"no camera", nil, func(*testing.T) []*analysistest.Camera { return nil }, "1 1"},
+		{"up, waiting for a key frame", nil, func(t *testing.T) []*analysistest.Camera {
+			return []*analysistest.Camera{analysistest.NewCamera(t, "a", "").Failing(camera.ErrNoFrame)}
+		}, "1 1"},
+		{"every analysis cut off at the deadline", nil, func(t *testing.T) []*analysistest.Camera {
+			slow := analysistest.NewCamera(t, "a", "")
+			slow.Gate = make(chan struct{})
+			t.Cleanup(func() { close(slow.Gate) })
+			return []*analysistest.Camera{slow}
+		}, "0 1"},
+		{"detector fails on every camera", blind, func(t *testing.T) []*analysistest.Camera {
+			return []*analysistest.Camera{analysistest.NewCamera(t, "a", ""), analysistest.NewCamera(t, "b", "    detect:\n      enabled: false\n")}
+		}, "1 0"},
+		{"detector works", &analysistest.Detector{}, func(t *testing.T) []*analysistest.Camera {
+			return []*analysistest.Camera{analysistest.NewCamera(t, "a", "")}
+		}, "1 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cc := newCollector(t, cameras().set(tc.detector, tc.cameras(t)...), "image")
+			cc := newCollector(t, analysistest.NewCameras().Set(tc.detector, tc.cameras(t)...), "image", "detection")
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
-			compare(t, ctx, cc, "# TYPE camera_scrape_collector_success gauge\ncamera_scrape_collector_success{collector=\"image\"} "+tc.want+"\n",
+			image, detection, _ := strings.Cut(tc.want, " ")
+			compare(t, ctx, cc, "# TYPE camera_scrape_collector_success gauge\n"+
+				"camera_scrape_collector_success{collector=\"detection\"} "+detection+"\n"+
+				"camera_scrape_collector_success{collector=\"image\"} "+image+"\n",
 				"camera_scrape_collector_success")
 		})
 	}
@@ -203,12 +206,12 @@ func TestCollectorSuccess(t *testing.T) {
 // reloads add and remove cameras and the detector; -race checks that no
 // scrape reads what another writes.
 func TestConcurrentScrapesAndReloads(t *testing.T) {
-	det := &stubDetector{result: detector.Result{Detections: []detector.Detection{detection("person", 0.75)}}}
-	all := []*fakeCamera{
-		newCamera(t, "a", ""), newCamera(t, "b", ""),
-		newCamera(t, "c", "    detect:\n      enabled: false\n"), newCamera(t, "d", "    detect:\n      classes: [car]\n"),
+	det := &analysistest.Detector{Result: detector.Result{Detections: []detector.Detection{analysistest.Detection("person", 0.75)}}}
+	all := []*analysistest.Camera{
+		analysistest.NewCamera(t, "a", ""), analysistest.NewCamera(t, "b", ""),
+		analysistest.NewCamera(t, "c", "    detect:\n      enabled: false\n"), analysistest.NewCamera(t, "d", "    detect:\n      classes: [car]\n"),
 	}
-	cams := cameras().set(det, all...)
+	cams := analysistest.NewCameras().Set(det, all...)
 	cc := newCollector(t, cams)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(cc.WithContext(context.Background()))
@@ -224,11 +227,11 @@ func TestConcurrentScrapesAndReloads(t *testing.T) {
 			}
 			switch i % 3 {
 			case 0:
-				cams.set(nil, all...)
+				cams.Set(nil, all...)
 			case 1:
-				cams.set(det, all[:2]...)
+				cams.Set(det, all[:2]...)
 			default:
-				cams.set(det, all...)
+				cams.Set(det, all...)
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -250,8 +253,8 @@ func TestConcurrentScrapesAndReloads(t *testing.T) {
 }
 
 func TestMetricsFollowNamingConventions(t *testing.T) {
-	det := &stubDetector{result: detector.Result{Detections: []detector.Detection{detection("person", 0.75)}}}
-	cams := cameras().set(det, newCamera(t, "gate", ""), newCamera(t, "dead", "").down())
+	det := &analysistest.Detector{Result: detector.Result{Detections: []detector.Detection{analysistest.Detection("person", 0.75)}}}
+	cams := analysistest.NewCameras().Set(det, analysistest.NewCamera(t, "gate", ""), analysistest.NewCamera(t, "dead", "").Down())
 	// Not CollectAndLint: its pedantic registry rejects const metrics whose
 	// descriptors a collector cannot know before the scrape.
 	reg := prometheus.NewRegistry()
@@ -266,88 +269,82 @@ func TestMetricsFollowNamingConventions(t *testing.T) {
 }
 
 func TestUnknownCollectorFilter(t *testing.T) {
-	if _, err := NewCameraCollector(cameras(), discard, "nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+	if _, err := NewCameraCollector(analysistest.NewCameras(), discard, "nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("error = %v, want it to name the unknown collector", err)
 	}
 }
 
-// imageOnly returns an image collector of cams without a min interval, and
-// a CameraCollector of it alone.
-func imageOnly(t *testing.T, cams *fakeCameras) (*imageCollector, *CameraCollector) {
-	t.Helper()
-	col, err := newImageCollector(cams, &resources{analysisSlots: make(chan struct{}, 4)}, discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := col.(*imageCollector)
-	c.minInterval = 0
-	return c, &CameraCollector{cameras: cams, collectors: map[string]Collector{"image": c}, logger: discard}
+// TestDriftMetrics checks what the drift collector reports of a camera
+// that learns its reference: its distributions, and that it calibrates.
+func TestDriftMetrics(t *testing.T) {
+	gate := analysistest.NewCamera(t, "gate", "    reference:\n      dir: "+t.TempDir()+"\n      calibration: 1h\n")
+	compare(t, context.Background(), newCollector(t, analysistest.NewCameras(gate), "drift"), `
+# TYPE camera_reference_calibrating gauge
+camera_reference_calibrating{camera="gate"} 1
+# TYPE camera_frame_brightness_distribution_ratio histogram
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.05"} 0
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.1"} 0
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.2"} 0
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.3"} 0
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.4"} 0
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.5"} 1
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.6"} 1
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.7"} 1
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.8"} 1
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.9"} 1
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="0.95"} 1
+camera_frame_brightness_distribution_ratio_bucket{camera="gate",le="+Inf"} 1
+camera_frame_brightness_distribution_ratio_sum{camera="gate"} 0.5
+camera_frame_brightness_distribution_ratio_count{camera="gate"} 1
+# TYPE camera_frame_frozen gauge
+camera_frame_frozen{camera="gate"} 0
+# TYPE camera_scrape_collector_success gauge
+camera_scrape_collector_success{collector="drift"} 1
+`, "camera_reference_calibrating", "camera_frame_brightness_distribution_ratio", "camera_frame_frozen", "camera_scrape_collector_success")
 }
 
-// TestLateAnalysisIsTheNextScrapes checks that an analysis that missed its
-// scrape's deadline is reported by the next scrape rather than thrown away,
-// however short the min interval.
-func TestLateAnalysisIsTheNextScrapes(t *testing.T) {
-	slow := newCamera(t, "slow", "")
-	slow.gate = make(chan struct{})
-	release := sync.OnceFunc(func() { close(slow.gate) })
-	t.Cleanup(release)
-	c, cc := imageOnly(t, cameras(slow))
-	success := func(v string) string {
-		return "# TYPE camera_frame_analysis_success gauge\ncamera_frame_analysis_success{camera=\"slow\"} " + v + "\n"
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	compare(t, ctx, cc, success("0"), "camera_frame_analysis_success")
-	release()
-	testutil.WaitFor(t, "the late analysis to finish", 10*time.Second, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		select {
-		case <-c.states[slow].analysis.done:
-			return true
-		default:
-			return false
-		}
-	})
-	compare(t, context.Background(), cc, success("1"), "camera_frame_analysis_success")
-	if n := slow.analyses.Load(); n != 1 {
-		t.Errorf("%d analyses, want the late one reported without another", n)
-	}
-	compare(t, context.Background(), cc, success("1"), "camera_frame_analysis_success")
-	// At least: back-to-back scrapes make an interval of milliseconds, and
-	// the round prepared half of it later may have started already.
-	if n := slow.analyses.Load(); n < 2 {
-		t.Errorf("%d analyses, want a new one once the late one was reported", n)
-	}
-}
-
-// TestScrapesPrepareTheNext checks that once the scrapes' interval is
-// known, the analyses a scrape reports were started half an interval before
-// it, and that no round starts without a scrape to ask for it.
-func TestScrapesPrepareTheNext(t *testing.T) {
-	cam := newCamera(t, "gate", "")
-	_, cc := imageOnly(t, cameras(cam))
-	const success = "# TYPE camera_frame_analysis_success gauge\ncamera_frame_analysis_success{camera=\"gate\"} 1\n"
-	analyses := func(want int64) func() bool { return func() bool { return cam.analyses.Load() == want } }
-
-	compare(t, context.Background(), cc, success, "camera_frame_analysis_success")
-	time.Sleep(time.Second)
-	compare(t, context.Background(), cc, success, "camera_frame_analysis_success")
-	if n := cam.analyses.Load(); n != 2 {
-		t.Fatalf("%d analyses after two scrapes a second apart, want 2", n)
-	}
-	// Half a second later, with no scrape.
-	testutil.WaitFor(t, "the next scrape's analysis", 10*time.Second, analyses(3))
-	compare(t, context.Background(), cc, success, "camera_frame_analysis_success")
-	if n := cam.analyses.Load(); n != 3 {
-		t.Errorf("%d analyses, want the third scrape to report the prepared one", n)
-	}
-	// That scrape prepared one more round, and nothing follows it.
-	testutil.WaitFor(t, "the fourth scrape's analysis", 10*time.Second, analyses(4))
-	time.Sleep(2 * time.Second)
-	if n := cam.analyses.Load(); n != 4 {
-		t.Errorf("%d analyses without scrapes, want 4", n)
+// TestCollectorsAnalyzeWhatTheyReport checks that the collectors' flags
+// decide what the analyses compute: no inference without the detection
+// collector, no drift without the drift collector, and no analysis at all
+// with neither of them nor the image collector.
+func TestCollectorsAnalyzeWhatTheyReport(t *testing.T) {
+	for _, tc := range []struct {
+		collectors      []string
+		analyses        int64
+		detects, drifts bool
+		reported        string // a family these collectors report
+	}{
+		{[]string{"stream"}, 0, false, false, "camera_up"},
+		{[]string{"image"}, 1, false, false, "camera_frame_brightness_ratio"},
+		{[]string{"detection"}, 1, true, false, "camera_detected_objects"},
+		{[]string{"drift"}, 1, false, true, "camera_frame_frozen"},
+		{[]string{"stream", "image", "detection", "drift"}, 1, true, true, "camera_detected_objects_total"},
+	} {
+		t.Run(strings.Join(tc.collectors, ","), func(t *testing.T) {
+			det := &analysistest.Detector{Result: detector.Result{Detections: []detector.Detection{analysistest.Detection("person", 0.75)}}}
+			gate := analysistest.NewCamera(t, "gate", "")
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(newCollector(t, analysistest.NewCameras().Set(det, gate), tc.collectors...).WithContext(context.Background()))
+			families, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			has := map[string]bool{}
+			for _, f := range families {
+				has[f.GetName()] = true
+			}
+			if n := gate.Analyses.Load(); n != tc.analyses {
+				t.Errorf("%d analyses, want %d", n, tc.analyses)
+			}
+			if detected := det.Calls.Load() > 0; detected != tc.detects || has["camera_detector_info"] != tc.detects {
+				t.Errorf("detector ran %v, camera_detector_info reported %v; want %v", detected, has["camera_detector_info"], tc.detects)
+			}
+			if has["camera_frame_brightness_distribution_ratio"] != tc.drifts {
+				t.Errorf("distributions reported %v, want %v", has["camera_frame_brightness_distribution_ratio"], tc.drifts)
+			}
+			if !has[tc.reported] {
+				t.Errorf("no %s in %v", tc.reported, has)
+			}
+		})
 	}
 }

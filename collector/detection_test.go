@@ -8,25 +8,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camera-exporter/camera_exporter/analysis/analysistest"
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
-func detection(label string, confidence float32) detector.Detection {
-	return detector.Detection{Label: label, Confidence: confidence, Box: detector.Box{Width: 10, Height: 10}}
-}
-
 func TestDetectionMetrics(t *testing.T) {
-	det := &stubDetector{result: detector.Result{
-		Detections: []detector.Detection{detection("person", 0.75), detection("dog", 0.5), detection("person", 0.625)},
+	det := &analysistest.Detector{Result: detector.Result{
+		Detections: []detector.Detection{analysistest.Detection("person", 0.75), analysistest.Detection("dog", 0.5), analysistest.Detection("person", 0.625)},
 		Duration:   30 * time.Millisecond,
 	}}
-	cams := cameras().set(det,
-		newCamera(t, "gate", "    detect:\n      classes: [person, car]\n"),
-		newCamera(t, "lobby", "    detect:\n      enabled: false\n"),
-		newCamera(t, "yard", ""), // counts every class
+	cams := analysistest.NewCameras().Set(det,
+		analysistest.NewCamera(t, "gate", "    detect:\n      classes: [person, car]\n"),
+		analysistest.NewCamera(t, "lobby", "    detect:\n      enabled: false\n"),
+		analysistest.NewCamera(t, "yard", ""), // counts every class
 	)
-	cc := newCollector(t, cams, "image")
+	cc := newCollector(t, cams, "image", "detection")
 	// The dog is not counted on gate, so not in its confidences either.
 	const want = `
 # TYPE camera_detector_info gauge
@@ -108,7 +105,7 @@ camera_frame_analysis_success{camera="yard"} 1
 		"camera_analyzed_frames_total", "camera_frames_without_detections_total", "camera_inference_duration_seconds",
 		"camera_detection_confidence", "camera_frame_analysis_success"}
 	compare(t, context.Background(), cc, want, names...)
-	if n := det.calls.Load(); n != 2 {
+	if n := det.Calls.Load(); n != 2 {
 		t.Errorf("detector ran %d times, want once per detecting camera", n)
 	}
 	// A scrape within the min interval shares the analysis: frames are
@@ -116,38 +113,17 @@ camera_frame_analysis_success{camera="yard"} 1
 	compare(t, context.Background(), cc, want, names...)
 }
 
-// TestDetectionCountsFramesNotAnalyses checks that a picture analyzed
-// again, as a key frame not yet followed by another, is detected once.
-func TestDetectionCountsFramesNotAnalyses(t *testing.T) {
-	det := &stubDetector{result: detector.Result{Detections: []detector.Detection{detection("person", 0.75)}}}
-	cfg := newCamera(t, "gate", "    detect:\n      classes: [person]\n").cfg
-	d := newDetections(det, cfg.Detect.Classes)
-	gate := newCamera(t, "gate", "")
-	frame, err := gate.Analyze(det.Place)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if _, err := d.detect(cfg, frame); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := det.calls.Load(); n != 1 || d.frames != 1 || d.objectsTotal["person"] != 1 {
-		t.Errorf("detected %d times, counted %d frames and %d persons; want 1 each", n, d.frames, d.objectsTotal["person"])
-	}
-}
-
-// scrapePersonCamera scrapes the image collector once, for a camera that
+// scrapePersonCamera scrapes the image and detection collectors once, for a camera that
 // counts persons with det, and compares the families named with want.
-func scrapePersonCamera(t *testing.T, det *stubDetector, want string, names ...string) {
+func scrapePersonCamera(t *testing.T, det *analysistest.Detector, want string, names ...string) {
 	t.Helper()
-	cams := cameras().set(det, newCamera(t, "gate", "    detect:\n      classes: [person]\n"))
-	compare(t, context.Background(), newCollector(t, cams, "image"), want, names...)
+	cams := analysistest.NewCameras().Set(det, analysistest.NewCamera(t, "gate", "    detect:\n      classes: [person]\n"))
+	compare(t, context.Background(), newCollector(t, cams, "image", "detection"), want, names...)
 }
 
 func TestFramesWithoutDetections(t *testing.T) {
 	// A dog is nothing to a camera that counts persons.
-	scrapePersonCamera(t, &stubDetector{result: detector.Result{Detections: []detector.Detection{detection("dog", 0.9)}}}, `
+	scrapePersonCamera(t, &analysistest.Detector{Result: detector.Result{Detections: []detector.Detection{analysistest.Detection("dog", 0.9)}}}, `
 # TYPE camera_detected_objects gauge
 camera_detected_objects{camera="gate",class="person"} 0
 # TYPE camera_analyzed_frames_total counter
@@ -160,8 +136,8 @@ camera_frames_without_detections_total{camera="gate"} 1
 func TestDetectionFailure(t *testing.T) {
 	// The image statistics of the frame are still good; no objects are
 	// reported, and since the detector failed on every camera it ran on,
-	// the collector failed.
-	scrapePersonCamera(t, &stubDetector{err: errors.New("forward pass failed")}, `
+	// the detection collector failed.
+	scrapePersonCamera(t, &analysistest.Detector{Err: errors.New("forward pass failed")}, `
 # TYPE camera_frame_analysis_success gauge
 camera_frame_analysis_success{camera="gate"} 0
 # TYPE camera_frame_brightness_ratio gauge
@@ -171,7 +147,8 @@ camera_analyzed_frames_total{camera="gate"} 0
 # TYPE camera_detected_objects_total counter
 camera_detected_objects_total{camera="gate",class="person"} 0
 # TYPE camera_scrape_collector_success gauge
-camera_scrape_collector_success{collector="image"} 0
+camera_scrape_collector_success{collector="detection"} 0
+camera_scrape_collector_success{collector="image"} 1
 `, "camera_frame_analysis_success", "camera_frame_brightness_ratio", "camera_analyzed_frames_total",
 		"camera_detected_objects_total", "camera_detected_objects", "camera_scrape_collector_success")
 }
@@ -181,9 +158,9 @@ camera_scrape_collector_success{collector="image"} 0
 // next scrape.
 func TestEventsAreLoggedOnce(t *testing.T) {
 	// The fake reports the dark threshold as the dark share.
-	cams := cameras().set(&stubDetector{err: errors.New("forward pass failed")}, newCamera(t, "gate", "    dark_threshold: 0.9\n"))
+	cams := analysistest.NewCameras().Set(&analysistest.Detector{Err: errors.New("forward pass failed")}, analysistest.NewCamera(t, "gate", "    dark_threshold: 0.9\n"))
 	var logs testutil.SyncBuffer
-	cc, err := NewCameraCollector(cams, slog.New(slog.NewTextHandler(&logs, nil)), "image")
+	cc, err := NewCameraCollector(cams, slog.New(slog.NewTextHandler(&logs, nil)), "image", "detection")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,8 +168,8 @@ func TestEventsAreLoggedOnce(t *testing.T) {
 		compare(t, context.Background(), cc, "", "camera_up")
 	}
 	for _, want := range []string{
-		`level=WARN msg="Object detection failing" collector=image camera=gate err="detecting objects: forward pass failed"`,
-		`level=WARN msg="Camera picture dark" collector=image camera=gate dark_pixels_ratio=0.9 brightness_ratio=0.5`,
+		`level=WARN msg="Object detection failing" camera=gate err="detecting objects: forward pass failed"`,
+		`level=WARN msg="Camera picture dark" camera=gate dark_pixels_ratio=0.9 brightness_ratio=0.5`,
 	} {
 		if n := strings.Count(logs.String(), want); n != 1 {
 			t.Errorf("logged %d times, want once: %s\n%s", n, want, logs.String())

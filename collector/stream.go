@@ -1,64 +1,56 @@
 package collector
 
 import (
-	"context"
-	"log/slog"
 	"strconv"
 	"time"
 
-	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/camera-exporter/camera_exporter/camera"
 )
 
 func init() {
-	registerCollector("stream", true, newStreamCollector)
+	registerCollector("stream", true, false, newStreamCollector)
 }
 
 // streamCollector reports session state and counters. It never decodes, so
 // it costs the same whatever the cameras send.
 type streamCollector struct {
-	cameras Cameras
-
 	up, sessionUp, info, lastFrame             *prometheus.Desc
 	frames, keyframes, bytes, lost, reconnects *prometheus.Desc
 	decodeErrors                               *prometheus.Desc
 }
 
-func cameraDesc(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc(namespace+"_"+name, help, append([]string{"camera"}, labels...), nil)
-}
-
-func newStreamCollector(cameras Cameras, _ *resources, _ *slog.Logger) (Collector, error) {
+func newStreamCollector() Collector {
 	return &streamCollector{
-		cameras: cameras,
-		up: cameraDesc("up",
+		up: cameraDesc("camera_up",
 			"1 if the camera's RTSP session is up and a frame arrived within the camera's timeout, else 0."),
-		sessionUp: cameraDesc("session_up",
+		sessionUp: cameraDesc("camera_session_up",
 			"1 while the camera's RTSP session is established, whether frames arrive or not, else 0. With camera_up 0 it means a stalled stream."),
-		info: cameraDesc("info",
+		info: cameraDesc("camera_info",
 			"Stream properties of the camera's current session, value 1.", "codec", "width", "height", "transport"),
-		lastFrame: cameraDesc("last_frame_timestamp_seconds",
+		lastFrame: cameraDesc("camera_last_frame_timestamp_seconds",
 			"Unix time the camera's last complete frame arrived."),
-		frames: cameraDesc("frames_received_total",
+		frames: cameraDesc("camera_frames_received_total",
 			"Complete frames (access units) received from the camera."),
-		keyframes: cameraDesc("keyframes_received_total",
+		keyframes: cameraDesc("camera_keyframes_received_total",
 			"Key frames (IDR/CRA access units, every MJPEG frame) received from the camera."),
-		bytes: cameraDesc("received_bytes_total",
+		bytes: cameraDesc("camera_received_bytes_total",
 			"RTP payload bytes received from the camera."),
-		lost: cameraDesc("rtp_packets_lost_total",
+		lost: cameraDesc("camera_rtp_packets_lost_total",
 			"RTP packets the camera sent that never arrived."),
-		reconnects: cameraDesc("reconnects_total",
+		reconnects: cameraDesc("camera_reconnects_total",
 			"Attempts to re-establish the camera's RTSP session, by why the session before ended: refused, timeout, auth, redirect_limit, stalled, closed or protocol.", "reason"),
-		decodeErrors: cameraDesc("decode_errors_total",
+		decodeErrors: cameraDesc("camera_decode_errors_total",
 			"Frames that could not be depacketized or decoded."),
-	}, nil
+	}
 }
 
 // Update never fails: it reads counters the sessions keep in memory, and a
 // camera that is down is a value (camera_up 0), not a failure to collect.
-func (c *streamCollector) Update(_ context.Context, ch chan<- prometheus.Metric) error {
+func (c *streamCollector) Update(scrape *Scrape, ch chan<- prometheus.Metric) error {
 	now := time.Now()
-	for _, s := range c.cameras.Cameras() {
+	for _, s := range scrape.Cameras() {
 		name := s.Name()
 		st := s.Status()
 		up := 0.0

@@ -128,6 +128,7 @@ func TestAlertmanagerInhibition(t *testing.T) {
 	box3 := map[string]string{"instance": "edge-box-3:9845"}
 	box4 := map[string]string{"instance": "edge-box-4:9845"}
 	box5 := map[string]string{"instance": "edge-box-5:9845", "site": "site-b", "box": "edge-box-5"}
+	box6 := map[string]string{"instance": "edge-box-6:9845", "site": "site-b", "box": "edge-box-6"}
 	alert := func(target map[string]string, labels ...string) map[string]string {
 		l := maps.Clone(target)
 		l["job"] = "camera"
@@ -142,6 +143,7 @@ func TestAlertmanagerInhibition(t *testing.T) {
 	stalled := alert(box2, "alertname=CameraStalled", "severity=critical", "camera=gate")
 	frozen := alert(box2, "alertname=CameraFrozen", "severity=critical", "camera=lift")
 	collectorFailing := alert(box5, "alertname=CameraExporterCollectorFailing", "severity=warning", "collector=image")
+	detectionFailing := alert(box6, "alertname=CameraExporterCollectorFailing", "severity=warning", "collector=detection")
 	// The sources come first: Alertmanager's inhibitor takes the alerts in
 	// the order they are posted, so once the later alerts show their
 	// expected inhibitions, every source is known, and so is an alert
@@ -152,6 +154,7 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		{stalled, nil},
 		{frozen, nil},
 		{collectorFailing, nil},
+		{detectionFailing, nil},
 		// A stream without frames has no picture to freeze.
 		{alert(box2, "alertname=CameraFrozen", "severity=critical", "camera=gate"), stalled},
 		// Targets without site and box labels: as empty labels are equal,
@@ -179,6 +182,7 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		// An image collector that analyzes no camera explains each camera's
 		// failing analyses.
 		{alert(box5, "alertname=CameraAnalysisFailing", "severity=warning", "camera=gate"), collectorFailing},
+		{alert(box6, "alertname=CameraAnalysisFailing", "severity=warning", "camera=gate"), detectionFailing},
 		{alert(box4, "alertname=CameraAnalysisFailing", "severity=warning", "camera=gate"), nil},
 		// Another camera of the same box.
 		{alert(box2, "alertname=CameraTooDark", "severity=warning", "camera=crane"), nil},

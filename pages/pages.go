@@ -24,17 +24,17 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/camera-exporter/camera_exporter/collector"
+	"github.com/camera-exporter/camera_exporter/analysis"
 )
 
 //go:embed templates/*.html
 var templates embed.FS
 
-// Cameras gives the pages what they show; *collector.CameraCollector
+// Cameras gives the pages what they show; *analysis.Analyzer
 // implements it.
 type Cameras interface {
-	Looks() []collector.Look
-	Look(name string) (collector.Look, bool)
+	Looks() []analysis.Look
+	Look(name string) (analysis.Look, bool)
 }
 
 // Options configure the pages.
@@ -102,7 +102,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 
 // lookup returns the camera the request names, or answers 404: a name is
 // looked up among the configured cameras, never used to build a path.
-func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (collector.Look, bool) {
+func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (analysis.Look, bool) {
 	look, ok := h.opts.Cameras.Look(r.PathValue("name"))
 	if !ok {
 		http.NotFound(w, r)
@@ -119,14 +119,14 @@ type page struct {
 
 // card is one camera's card.
 type card struct {
-	collector.Look
+	analysis.Look
 	State     cameraState
 	Now       time.Time
 	Snapshots bool
 	Large     bool // the camera's own page
 }
 
-func (h *Handler) card(l collector.Look, now time.Time) card {
+func (h *Handler) card(l analysis.Look, now time.Time) card {
 	return card{Look: l, State: state(l), Now: now, Snapshots: h.opts.Snapshots}
 }
 
@@ -179,7 +179,7 @@ func width(w http.ResponseWriter, r *http.Request, def int) (int, bool) {
 }
 
 func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request) {
-	h.servePicture(w, r, func(look collector.Look, width int) ([]byte, string, error) {
+	h.servePicture(w, r, func(look analysis.Look, width int) ([]byte, string, error) {
 		if look.Snapshot.Pix == nil {
 			return nil, "no analyzed picture yet", nil
 		}
@@ -195,7 +195,7 @@ func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) reference(w http.ResponseWriter, r *http.Request) {
-	h.servePicture(w, r, func(look collector.Look, width int) ([]byte, string, error) {
+	h.servePicture(w, r, func(look analysis.Look, width int) ([]byte, string, error) {
 		if look.Reference == nil || !look.Reference.HasView() {
 			return nil, "no reference view", nil
 		}
@@ -213,7 +213,7 @@ func (h *Handler) reference(w http.ResponseWriter, r *http.Request) {
 
 // servePicture answers the picture that picture makes of the camera the
 // request names, at the requested width; without one, picture says why.
-func (h *Handler) servePicture(w http.ResponseWriter, r *http.Request, picture func(look collector.Look, width int) (jpeg []byte, missing string, err error)) {
+func (h *Handler) servePicture(w http.ResponseWriter, r *http.Request, picture func(look analysis.Look, width int) (jpeg []byte, missing string, err error)) {
 	look, ok := h.lookup(w, r)
 	if !ok {
 		return
@@ -323,7 +323,7 @@ const (
 )
 
 // frozen tells whether l's picture reads frozen as CameraFrozen reads it.
-func frozen(l collector.Look) bool {
+func frozen(l analysis.Look) bool {
 	return l.HasFrozen && l.Frozen && l.Stats.Contrast >= frozenMinContrast
 }
 
@@ -331,7 +331,7 @@ func frozen(l collector.Look) bool {
 // latest attempt did, as camera_frame_analysis_success 0 says: a camera
 // not analyzed yet, as one only probed through /probe or just added by a
 // reload, has figures to wait for, not a failure.
-func state(l collector.Look) cameraState {
+func state(l analysis.Look) cameraState {
 	switch {
 	case l.Status.Connected && !l.Up:
 		return stateStalled

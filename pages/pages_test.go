@@ -17,25 +17,25 @@ import (
 
 	"github.com/prometheus/common/promslog"
 
+	"github.com/camera-exporter/camera_exporter/analysis"
 	"github.com/camera-exporter/camera_exporter/camera"
-	"github.com/camera-exporter/camera_exporter/collector"
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/imagestats"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
-type fakeCameras []collector.Look
+type fakeCameras []analysis.Look
 
-func (f fakeCameras) Looks() []collector.Look { return f }
+func (f fakeCameras) Looks() []analysis.Look { return f }
 
-func (f fakeCameras) Look(name string) (collector.Look, bool) {
+func (f fakeCameras) Look(name string) (analysis.Look, bool) {
 	for _, l := range f {
 		if l.Name == name {
 			return l, true
 		}
 	}
-	return collector.Look{}, false
+	return analysis.Look{}, false
 }
 
 // gray is a uniform mid-gray BGR picture.
@@ -68,7 +68,7 @@ func looks() fakeCameras {
 			HasView:    true,
 			View:       drift.Registration{ShiftX: 0.04, Scale: 1, MatchRatio: 0.9},
 			Reference:  &drift.Profile{Frames: 120, Signature: signature, Width: 640, Height: 360},
-			History:    []collector.Figures{{Analyzed: now, Brightness: 0.5, DarkRatio: 0.25, Objects: 1}},
+			History:    []analysis.Figures{{Analyzed: now, Brightness: 0.5, DarkRatio: 0.25, Objects: 1}},
 		},
 		{Name: "yard", Status: camera.Status{Connected: true, LastFrame: now.Add(-time.Minute)}},
 		{Name: "tunnel", Status: camera.Status{LastEnded: "auth"}},
@@ -201,8 +201,8 @@ func TestNoSnapshots(t *testing.T) {
 // analysis failing only when its latest attempt failed.
 func TestState(t *testing.T) {
 	now := time.Now()
-	up := func(edit func(l *collector.Look)) collector.Look {
-		l := collector.Look{Up: true, Status: camera.Status{Connected: true, LastFrame: now},
+	up := func(edit func(l *analysis.Look)) analysis.Look {
+		l := analysis.Look{Up: true, Status: camera.Status{Connected: true, LastFrame: now},
 			Analyzed: now.Add(-10 * time.Second), Stats: imagestats.Stats{Contrast: 0.2},
 			HasFrozen: true, HasView: true, View: drift.Registration{Scale: 1, MatchRatio: 0.9}}
 		if edit != nil {
@@ -210,56 +210,56 @@ func TestState(t *testing.T) {
 		}
 		return l
 	}
-	frozen := func(l *collector.Look) { l.Frozen = true }
-	neverAnalyzed := func(l *collector.Look) {
+	frozen := func(l *analysis.Look) { l.Frozen = true }
+	neverAnalyzed := func(l *analysis.Look) {
 		l.Analyzed, l.HasFrozen, l.HasView, l.Stats, l.View = time.Time{}, false, false, imagestats.Stats{}, drift.Registration{}
 	}
-	failed := func(err string) func(l *collector.Look) {
-		return func(l *collector.Look) { l.Failed, l.Err = now.Add(-5*time.Second), err }
+	failed := func(err string) func(l *analysis.Look) {
+		return func(l *analysis.Look) { l.Failed, l.Err = now.Add(-5*time.Second), err }
 	}
 	for _, tc := range []struct {
 		name string
-		look collector.Look
+		look analysis.Look
 		want cameraState
 	}{
 		{"up", up(nil), stateUp},
-		{"down", collector.Look{Status: camera.Status{LastEnded: "auth"}}, stateDown},
-		{"down, frozen before", up(func(l *collector.Look) { l.Up, l.Status.Connected, l.Frozen = false, false, true }), stateDown},
-		{"stalled", up(func(l *collector.Look) { l.Up = false }), stateStalled},
+		{"down", analysis.Look{Status: camera.Status{LastEnded: "auth"}}, stateDown},
+		{"down, frozen before", up(func(l *analysis.Look) { l.Up, l.Status.Connected, l.Frozen = false, false, true }), stateDown},
+		{"stalled", up(func(l *analysis.Look) { l.Up = false }), stateStalled},
 		{"frozen", up(frozen), stateFrozen},
-		{"frozen, no contrast", up(func(l *collector.Look) { l.Frozen, l.Stats.Contrast = true, 0.01 }), stateUp},
-		{"frozen, contrast at the threshold", up(func(l *collector.Look) { l.Frozen, l.Stats.Contrast = true, 0.02 }), stateFrozen},
-		{"frozen and moved", up(func(l *collector.Look) { l.Frozen, l.View.ShiftX = true, 0.2 }), stateFrozen},
-		{"shift x at the threshold", up(func(l *collector.Look) { l.View.ShiftX = 0.05 }), stateUp},
-		{"moved right", up(func(l *collector.Look) { l.View.ShiftX = 0.051 }), stateMoved},
-		{"moved up", up(func(l *collector.Look) { l.View.ShiftY = -0.06 }), stateMoved},
-		{"zoomed in", up(func(l *collector.Look) { l.View.Scale = 1.11 }), stateMoved},
-		{"zoomed out", up(func(l *collector.Look) { l.View.Scale = 0.89 }), stateMoved},
-		{"zoom within 10%", up(func(l *collector.Look) { l.View.Scale = 1.09 }), stateUp},
-		{"moved and obstructed", up(func(l *collector.Look) { l.View.ShiftX, l.View.MatchRatio = 0.1, 0.3 }), stateMoved},
-		{"obstructed", up(func(l *collector.Look) { l.View.MatchRatio = 0.64 }), stateObstructed},
-		{"match at the threshold", up(func(l *collector.Look) { l.View.MatchRatio = 0.65 }), stateUp},
-		{"no view, no frozen figures", up(func(l *collector.Look) { l.HasView, l.HasFrozen, l.View = false, false, drift.Registration{} }), stateUp},
+		{"frozen, no contrast", up(func(l *analysis.Look) { l.Frozen, l.Stats.Contrast = true, 0.01 }), stateUp},
+		{"frozen, contrast at the threshold", up(func(l *analysis.Look) { l.Frozen, l.Stats.Contrast = true, 0.02 }), stateFrozen},
+		{"frozen and moved", up(func(l *analysis.Look) { l.Frozen, l.View.ShiftX = true, 0.2 }), stateFrozen},
+		{"shift x at the threshold", up(func(l *analysis.Look) { l.View.ShiftX = 0.05 }), stateUp},
+		{"moved right", up(func(l *analysis.Look) { l.View.ShiftX = 0.051 }), stateMoved},
+		{"moved up", up(func(l *analysis.Look) { l.View.ShiftY = -0.06 }), stateMoved},
+		{"zoomed in", up(func(l *analysis.Look) { l.View.Scale = 1.11 }), stateMoved},
+		{"zoomed out", up(func(l *analysis.Look) { l.View.Scale = 0.89 }), stateMoved},
+		{"zoom within 10%", up(func(l *analysis.Look) { l.View.Scale = 1.09 }), stateUp},
+		{"moved and obstructed", up(func(l *analysis.Look) { l.View.ShiftX, l.View.MatchRatio = 0.1, 0.3 }), stateMoved},
+		{"obstructed", up(func(l *analysis.Look) { l.View.MatchRatio = 0.64 }), stateObstructed},
+		{"match at the threshold", up(func(l *analysis.Look) { l.View.MatchRatio = 0.65 }), stateUp},
+		{"no view, no frozen figures", up(func(l *analysis.Look) { l.HasView, l.HasFrozen, l.View = false, false, drift.Registration{} }), stateUp},
 		{"never analyzed", up(neverAnalyzed), stateUp},
 		// A configured camera watched only through /probe?target=: the
 		// probe's session analyzes, the pages' collector never does.
-		{"probed only, for an hour", up(func(l *collector.Look) {
+		{"probed only, for an hour", up(func(l *analysis.Look) {
 			neverAnalyzed(l)
 			l.Status.FramesReceived, l.Status.Reconnects[camera.ReasonClosed] = 90000, 0
 		}), stateUp},
 		// Added by a reload hours after the exporter started, up for a second.
-		{"added by a reload", up(func(l *collector.Look) { neverAnalyzed(l); l.Status.FramesReceived = 25 }), stateUp},
+		{"added by a reload", up(func(l *analysis.Look) { neverAnalyzed(l); l.Status.FramesReceived = 25 }), stateUp},
 		// Back after an hour down: its latest analysis an hour old, and good.
-		{"back after an hour down", up(func(l *collector.Look) {
+		{"back after an hour down", up(func(l *analysis.Look) {
 			l.Analyzed, l.Status.Reconnects[camera.ReasonRefused] = now.Add(-time.Hour), 120
 		}), stateUp},
 		{"detector failing", up(failed("detecting objects: forward pass failed")), stateAnalysisFailing},
 		{"decoding failing", up(failed("decoding: invalid data")), stateAnalysisFailing},
 		{"cut off at the deadline", up(failed("analysis still running at the scrape's deadline")), stateAnalysisFailing},
-		{"failing, frozen before", up(func(l *collector.Look) { failed("decoding: invalid data")(l); l.Frozen = true }), stateAnalysisFailing},
-		{"failing, never analyzed", up(func(l *collector.Look) { neverAnalyzed(l); failed("decoding: invalid data")(l) }), stateAnalysisFailing},
-		{"stalled, analysis failed", up(func(l *collector.Look) { l.Up = false; failed("decoding: invalid data")(l) }), stateStalled},
-		{"down, analysis failed", up(func(l *collector.Look) { l.Up, l.Status.Connected = false, false; failed("decoding: invalid data")(l) }), stateDown},
+		{"failing, frozen before", up(func(l *analysis.Look) { failed("decoding: invalid data")(l); l.Frozen = true }), stateAnalysisFailing},
+		{"failing, never analyzed", up(func(l *analysis.Look) { neverAnalyzed(l); failed("decoding: invalid data")(l) }), stateAnalysisFailing},
+		{"stalled, analysis failed", up(func(l *analysis.Look) { l.Up = false; failed("decoding: invalid data")(l) }), stateStalled},
+		{"down, analysis failed", up(func(l *analysis.Look) { l.Up, l.Status.Connected = false, false; failed("decoding: invalid data")(l) }), stateDown},
 	} {
 		if got := state(tc.look); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
@@ -358,11 +358,11 @@ func TestSnapshotBoxes(t *testing.T) {
 // 16x16384 picture calibrated a reference that drew 1920x1966080.
 func TestPictureBounds(t *testing.T) {
 	signature := looks()[0].Reference.Signature
-	reference := func(name string, w, h int) collector.Look {
-		return collector.Look{Name: name, Reference: &drift.Profile{Frames: 60, Signature: signature, Width: w, Height: h}}
+	reference := func(name string, w, h int) analysis.Look {
+		return analysis.Look{Name: name, Reference: &drift.Profile{Frames: 60, Signature: signature, Width: w, Height: h}}
 	}
-	snapshot := func(name string, w, h int) collector.Look {
-		return collector.Look{Name: name, Seq: 1, Snapshot: gray(w, h), Stats: imagestats.Stats{Width: w, Height: h}}
+	snapshot := func(name string, w, h int) analysis.Look {
+		return analysis.Look{Name: name, Seq: 1, Snapshot: gray(w, h), Stats: imagestats.Stats{Width: w, Height: h}}
 	}
 	_, mux := handler(t, fakeCameras{
 		reference("sliver", 16, 16384), reference("strip", 16384, 16), reference("square", 1000, 1000),

@@ -147,6 +147,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	allowDial := allowedBy(cfg.Modules[module], module)
 	registry := prometheus.NewRegistry()
+	var scrape *collector.Scrape
 	sess, err := h.sessions.acquire(key, cam, configured, allowDial, cfg.Modules[module].ReferenceFileLimit)
 	switch {
 	case errors.Is(err, errSessionLimit):
@@ -156,12 +157,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		defer h.sessions.release(sess)
 		waitReady(ctx, sess.stream)
-		registry.MustRegister(sess.collector.ForProbe(ctx))
+		scrape = sess.collector.ForProbe(ctx)
+		registry.MustRegister(scrape)
 	}
 	families, gatherErr := registry.Gather()
 	reason := reasonSessionLimit
 	if sess != nil {
-		reason = failure(families, sess.stream)
+		up, analyzed := scrape.CameraOutcome(cam.Name)
+		reason = failure(up, analyzed, sess.stream)
 	}
 	result := prometheus.NewRegistry()
 	result.MustRegister(probeResult{descs: h.descs, reason: reason, duration: time.Since(start)})
@@ -216,30 +219,19 @@ func failedOnce(s *camera.Stream) bool {
 	return false
 }
 
-// failure returns why the probe of s failed, from the metrics its
-// collectors gathered, or "" if it succeeded: the camera is up and, with
-// the image collector, its picture was analyzed.
-func failure(families []*dto.MetricFamily, s *camera.Stream) string {
-	up, analyzed := gauge(families, "camera_up"), gauge(families, "camera_frame_analysis_success")
+// failure returns why the probe of s failed, or "" if it succeeded: the
+// camera was up and, where a collector reports analyses, its picture was
+// analyzed.
+func failure(up, analyzed bool, s *camera.Stream) string {
 	switch {
-	case up == 1 && analyzed != 0:
+	case up && analyzed:
 		return ""
 	case !s.Ready() && !failedOnce(s):
 		return reasonNotReady
-	case up != 1:
+	case !up:
 		return reasonDown
 	}
 	return reasonAnalysisFailed
-}
-
-// gauge returns the value of the family's only series, -1 without one.
-func gauge(families []*dto.MetricFamily, name string) float64 {
-	for _, f := range families {
-		if f.GetName() == name && len(f.GetMetric()) == 1 {
-			return f.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	return -1
 }
 
 // probeResult is a probe's own metrics.

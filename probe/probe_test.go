@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/camera-exporter/camera_exporter/analysis"
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
@@ -74,7 +75,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	if err := f.manager.Apply(f.config.Load()); err != nil {
 		t.Fatal(err)
 	}
-	metrics, err := collector.NewCameraCollector(collector.ManagerCameras(f.manager), logger, "stream", "image")
+	metrics, err := collector.NewCameraCollector(analysis.ManagerCameras(f.manager), logger, "stream", "image", "detection", "drift")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/camera-exporter/camera_exporter/analysis"
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/collector"
 	"github.com/camera-exporter/camera_exporter/config"
@@ -139,14 +140,7 @@ func (s *sessions) acquire(key string, cam config.Camera, configured bool, allow
 		stream = s.manager.Open(cam, allowDial) // starts a goroutine, no more
 		s.opened++
 	}
-	cc, err := s.metrics.ForCameras(oneCamera{stream: stream, manager: s.manager}, s.logger)
-	if err != nil {
-		if !configured {
-			s.stopLater(stream)
-			s.opened--
-		}
-		return nil, err
-	}
+	cc := s.metrics.ForCameras(oneCamera{stream: stream, manager: s.manager}, s.logger)
 	sess = &session{stream: stream, requested: requested, learning: learning, owned: !configured, collector: cc, inUse: 1}
 	s.byKey[key] = sess
 	return sess, nil
@@ -285,11 +279,11 @@ func (s *sessions) Close() {
 	s.stopping.Wait()
 }
 
-// oneCamera is a probed camera as the collectors see it.
+// oneCamera is a probed camera as its analyses see it.
 type oneCamera struct {
 	stream  *camera.Stream
 	manager *camera.Manager
 }
 
-func (o oneCamera) Cameras() []collector.Camera { return []collector.Camera{o.stream} }
+func (o oneCamera) Cameras() []analysis.Camera  { return []analysis.Camera{o.stream} }
 func (o oneCamera) Detector() detector.Detector { return o.manager.Detector() }

@@ -1,4 +1,4 @@
-package collector
+package analysis
 
 import (
 	"log/slog"
@@ -25,23 +25,23 @@ type events struct {
 }
 
 // analyzed logs what changed with a finished analysis.
-func (e *events) analyzed(a *analysis) {
+func (e *events) analyzed(a *Analysis) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.analysisFails = e.change(e.analysisFails, a.err, "Frame analysis failing", "Frame analysis recovered")
-	if a.err != nil {
+	e.analysisFails = e.change(e.analysisFails, a.Err, "Frame analysis failing", "Frame analysis recovered")
+	if a.Err != nil {
 		return
 	}
-	switch ratio := a.stats.DarkRatio; {
+	switch ratio := a.Stats.DarkRatio; {
 	case !e.dark && ratio >= darkEnter:
 		e.dark = true
-		e.logger.Warn("Camera picture dark", "dark_pixels_ratio", ratio, "brightness_ratio", a.stats.Brightness)
+		e.logger.Warn("Camera picture dark", "dark_pixels_ratio", ratio, "brightness_ratio", a.Stats.Brightness)
 	case e.dark && ratio < darkLeave:
 		e.dark = false
-		e.logger.Info("Camera picture no longer dark", "dark_pixels_ratio", ratio, "brightness_ratio", a.stats.Brightness)
+		e.logger.Info("Camera picture no longer dark", "dark_pixels_ratio", ratio, "brightness_ratio", a.Stats.Brightness)
 	}
-	if a.found != nil || a.detectErr != nil {
-		e.detectFails = e.change(e.detectFails, a.detectErr, "Object detection failing", "Object detection recovered")
+	if a.Found != nil || a.DetectErr != nil {
+		e.detectFails = e.change(e.detectFails, a.DetectErr, "Object detection failing", "Object detection recovered")
 	}
 }
 

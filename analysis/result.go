@@ -1,7 +1,6 @@
-package collector
+package analysis
 
 import (
-	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -42,7 +41,8 @@ type Look struct {
 	// Snapshot is the analyzed picture in BGR, downscaled, when the
 	// streams keep snapshots; shared, not to be modified.
 	Snapshot detector.Image
-	// Frozen and Difference are the frozen picture's figures, where known.
+	// Frozen and Difference are the frozen picture's figures, where
+	// HasFrozen.
 	Frozen, HasFrozen bool
 	Difference        float64
 	// View is how the picture registers against the reference's view.
@@ -69,29 +69,29 @@ type Figures struct {
 
 // lookState is what an analysis leaves for the operator pages.
 type lookState struct {
-	mu         sync.Mutex
+	mu         sync.Mutex // guards the fields below
 	analyzed   time.Time
 	failed     time.Time
 	failure    string
-	finished   *analysis // the latest whose own outcome was recorded
+	finished   *attempt // the latest whose own outcome was recorded
 	seq        uint64
 	stats      imagestats.Stats
-	found      *found
+	found      *Found
 	snapshot   detector.Image
 	history    [HistoryLength]Figures
 	historyLen int
 	next       int // where the next figures go in history
 }
 
-// observe records a finished analysis of frame, a, whose detection may
+// observe records a finished analysis of frame, at, whose detection may
 // have failed.
-func (l *lookState) observe(now time.Time, a *analysis, frame camera.Frame) {
+func (l *lookState) observe(now time.Time, at *attempt, frame camera.Frame) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	f := a.found
-	l.finished, l.failed, l.failure = a, time.Time{}, ""
-	if a.detectErr != nil {
-		l.failed, l.failure = now, a.detectErr.Error()
+	f := at.outcome.Found
+	l.finished, l.failed, l.failure = at, time.Time{}, ""
+	if err := at.outcome.DetectErr; err != nil {
+		l.failed, l.failure = now, err.Error()
 	}
 	newPicture := frame.Seq != l.seq || l.historyLen == 0
 	if frame.Snapshot.Pix != nil {
@@ -106,38 +106,38 @@ func (l *lookState) observe(now time.Time, a *analysis, frame camera.Frame) {
 	figures := Figures{Analyzed: now, Brightness: frame.Stats.Brightness, Contrast: frame.Stats.Contrast,
 		DarkRatio: frame.Stats.DarkRatio, Sharp: frame.Stats.Sharpness, Objects: -1}
 	if f != nil {
-		figures.Objects = len(f.detections)
+		figures.Objects = len(f.Detections)
 	}
 	l.history[l.next] = figures
 	l.next = (l.next + 1) % HistoryLength
 	l.historyLen = min(l.historyLen+1, HistoryLength)
 }
 
-// fail records that a's attempt failed with err: the figures of the
+// fail records that at's attempt failed with err: the figures of the
 // latest picture analyzed stay, no longer current. No picture yet, as
 // after a reconnection before its first key frame, is no analysis that
 // failed, and ends an earlier failure, which was another session's.
-func (l *lookState) fail(now time.Time, a *analysis, err error) {
+func (l *lookState) fail(now time.Time, at *attempt, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.finished, l.failed, l.failure = a, time.Time{}, ""
-	if !errors.Is(err, camera.ErrNoFrame) {
+	l.finished, l.failed, l.failure = at, time.Time{}, ""
+	if !noPicture(err) {
 		l.failed, l.failure = now, err.Error()
 	}
 }
 
-// cutOff records that a was still running at a scrape's deadline, unless
+// cutOff records that at was still running at a scrape's deadline, unless
 // it finished meanwhile: its own outcome is the latest then, and no later
 // analysis starts before it finished.
-func (l *lookState) cutOff(now time.Time, a *analysis) {
+func (l *lookState) cutOff(now time.Time, at *attempt) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	select {
-	case <-a.done:
+	case <-at.done:
 		return
 	default:
 	}
-	if l.finished == a {
+	if l.finished == at {
 		return // recorded, about to be done
 	}
 	l.failed, l.failure = now, "analysis still running at the scrape's deadline"
@@ -150,68 +150,50 @@ func (l *lookState) fill(look *Look) {
 	look.Analyzed, look.Seq, look.Stats, look.Snapshot = l.analyzed, l.seq, l.stats, l.snapshot
 	look.Failed, look.Err = l.failed, l.failure
 	if l.found != nil {
-		look.Objects = l.found.objects
-		look.Detections = l.found.detections
+		look.Objects = l.found.Objects
+		look.Detections = l.found.Detections
 	}
 	for i := range l.historyLen {
 		look.History = append(look.History, l.history[(l.next-1-i+HistoryLength)%HistoryLength])
 	}
 }
 
-// fill sets what the camera's drift state knows of look.
-func (d *driftState) fill(look *Look) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	look.Difference, look.HasFrozen = d.frozen.difference()
-	look.Frozen, _ = d.frozen.frozen()
-	look.View, look.HasView = d.registration, d.registered
-	look.Reference = d.ref
-	if d.scores != nil {
-		look.Drift = make(map[string]float64, len(d.scores))
-		for f, s := range d.scores {
-			look.Drift[f] = s
-		}
-		look.DriftCombined = d.combined
-	}
-}
-
-// look fills what the image collector knows of cam.
-func (c *imageCollector) look(cam Camera, look *Look) {
-	c.mu.Lock()
-	st := c.states[cam]
-	c.mu.Unlock()
-	if st == nil {
-		return
-	}
-	st.look.fill(look)
-	st.drift.fill(look)
-}
-
 // Looks returns what the operator pages show of every camera, sorted by
 // name. It starts no analysis: the figures are those of the latest one.
-func (c *CameraCollector) Looks() []Look {
+func (a *Analyzer) Looks() []Look {
 	now := time.Now()
 	var looks []Look
-	for _, cam := range c.cameras.Cameras() {
-		looks = append(looks, c.lookOf(cam, now))
+	for _, cam := range a.cameras.Cameras() {
+		looks = append(looks, a.lookOf(cam, now))
 	}
 	return looks
 }
 
 // Look returns what the operator pages show of the named camera.
-func (c *CameraCollector) Look(name string) (Look, bool) {
-	cameras := c.cameras.Cameras()
+func (a *Analyzer) Look(name string) (Look, bool) {
+	cameras := a.cameras.Cameras()
 	i := slices.IndexFunc(cameras, func(cam Camera) bool { return cam.Name() == name })
 	if i < 0 {
 		return Look{}, false
 	}
-	return c.lookOf(cameras[i], time.Now()), true
+	return a.lookOf(cameras[i], time.Now()), true
 }
 
-func (c *CameraCollector) lookOf(cam Camera, now time.Time) Look {
+func (a *Analyzer) lookOf(cam Camera, now time.Time) Look {
 	look := Look{Name: cam.Name(), Status: cam.Status(), Up: cam.Up(now), Timeout: time.Duration(cam.Config().Timeout)}
-	if image, ok := c.collectors["image"].(*imageCollector); ok {
-		image.look(cam, &look)
+	a.mu.Lock()
+	st := a.states[cam]
+	a.mu.Unlock()
+	if st == nil {
+		return look
+	}
+	st.look.fill(&look)
+	if st.drift != nil {
+		d := st.drift.copy()
+		look.Frozen, look.HasFrozen, look.Difference = d.Frozen, d.HasDifference, d.Difference
+		look.View, look.HasView = d.View, d.HasView
+		look.Drift, look.DriftCombined = d.Scores, d.Combined
+		look.Reference = d.Reference
 	}
 	return look
 }

@@ -1,3 +1,6 @@
+// Package e2e holds the end-to-end tests: they build the exporter binary
+// from the repository root and run it against the in-process RTSP server,
+// the shared models and photographs, promtool and Chromium.
 package e2e
 
 import (

@@ -159,7 +159,7 @@ BENCH_MICRO   ?= 1
 BENCH_ENV      = BENCH_CAMERAS=$(CAMERAS) $(if $(BENCH_SECONDS),BENCH_SECONDS=$(BENCH_SECONDS))
 bench: deps
 	$(if $(filter 0,$(BENCH_MICRO)),,$(GO) test -run '^$$' -bench . -benchtime 20x ./camera/decode/ ./detector/... ./collector/)
-	$(BENCH_ENV) $(if $(BENCH_MODES),BENCH_MODES=$(BENCH_MODES)) $(GO) test -run '^$$' -bench '^BenchmarkExporter$$' -benchtime 1x -timeout 60m .
+	$(BENCH_ENV) $(if $(BENCH_MODES),BENCH_MODES=$(BENCH_MODES)) $(GO) test -run '^$$' -bench '^BenchmarkExporter$$' -benchtime 1x -timeout 60m ./e2e/
 
 # A CPU profile of the exporter (min(30 s, BENCH_SECONDS)) while it serves
 # CAMERAS cameras in the first of BENCH_MODES (stream by default), written
@@ -168,13 +168,13 @@ bench: deps
 PROFILE ?= cpu.pprof
 profile: deps
 	$(BENCH_ENV) BENCH_MODES=$(or $(BENCH_MODES),stream) BENCH_PROFILE=$(abspath $(PROFILE)) \
-		$(GO) test -run '^$$' -bench '^BenchmarkExporter$$' -benchtime 1x -timeout 60m .
+		$(GO) test -run '^$$' -bench '^BenchmarkExporter$$' -benchtime 1x -timeout 60m ./e2e/
 	$(GO) tool pprof -top -nodecount=40 $(PROFILE)
 
 # 24 cameras, healthy and misbehaving, for SOAK_DURATION; TestSoak ends
 # itself after it, hence no test timeout.
 soak: deps
-	$(GO) test -run '^TestSoak$$' -v -timeout 0 . -args -soak=$(SOAK_DURATION)
+	$(GO) test -run '^TestSoak$$' -v -timeout 0 ./e2e/ -args -soak=$(SOAK_DURATION)
 
 clean:
 	rm -f $(BIN)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,6 +24,22 @@ import (
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
 	"github.com/camera-exporter/camera_exporter/pages"
 )
+
+// sharedImages are the real photographs, shared by every checkout; never
+// copied into the repository.
+const sharedImages = "../shared/images"
+
+// photoStream encodes a photograph as a one-second H264 clip.
+func photoStream(t testing.TB, name string) *rtsptest.Media {
+	t.Helper()
+	m, err := rtsptest.Encode(t.Context(), t.TempDir(), rtsptest.H264, 25, 25,
+		[]string{"-loop", "1", "-i", filepath.Join(sharedImages, name)},
+		"-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2") // 4:2:0 needs even sizes
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
 
 // TestMatProfileAfterScrapes runs the whole pipeline in process, real
 // decoder and detector, for many scrapes and a reload, and checks that

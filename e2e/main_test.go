@@ -1,4 +1,7 @@
-package main
+// Package e2e holds the end-to-end tests: they build the exporter binary
+// from the repository root and run it against the in-process RTSP server,
+// the shared models and photographs, promtool and Chromium.
+package e2e
 
 import (
 	"context"
@@ -32,6 +35,28 @@ const (
 
 var binary string
 
+// repoRoot is the repository root, which holds go.mod, the shipped files
+// and the Makefile; the data shared by every checkout sits beside it.
+var repoRoot = findRepoRoot()
+
+// findRepoRoot walks up from the test's directory to go.mod.
+func findRepoRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			panic("no go.mod above the end-to-end tests")
+		}
+		dir = parent
+	}
+}
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "camera-exporter-e2e")
@@ -40,6 +65,7 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "camera_exporter")
 	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Dir = repoRoot
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		panic(err)
@@ -358,18 +384,18 @@ func lineDiff(want, got string) string {
 }
 
 // shippedExample returns a copy of the repository's exporter.yml next to
-// the models `make models` would download, taken from ../shared.
+// the models `make models` would download, taken from the shared data.
 func shippedExample(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	b, err := os.ReadFile("exporter.yml")
+	b, err := os.ReadFile(filepath.Join(repoRoot, "exporter.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "exporter.yml"), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(mustAbs(t, "../shared/models"), filepath.Join(dir, "models")); err != nil {
+	if err := os.Symlink(mustAbs(t, sharedModels), filepath.Join(dir, "models")); err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, "exporter.yml")

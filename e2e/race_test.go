@@ -1,6 +1,6 @@
 //go:build race
 
-package main
+package e2e
 
 // raceEnabled tells tests that the race detector slows the exporter
 // binary down several times.

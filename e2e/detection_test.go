@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"errors"
@@ -17,12 +17,13 @@ import (
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
-// The real detectors and photographs, shared by every checkout; never
-// copied into the repository.
-const (
-	sharedImages = "../shared/images"
-	cocoModel    = "../shared/models/yolo-fastest-1.1"
-	bodyModel    = "../shared/models/yolo-fastest-1.1-body"
+// The real detectors and photographs, shared by every checkout beside the
+// repository; never copied into it.
+var (
+	sharedImages = filepath.Join(repoRoot, "..", "shared", "images")
+	sharedModels = filepath.Join(repoRoot, "..", "shared", "models")
+	cocoModel    = filepath.Join(sharedModels, "yolo-fastest-1.1")
+	bodyModel    = filepath.Join(sharedModels, "yolo-fastest-1.1-body")
 )
 
 // detectorBlock configures the Yolo-Fastest COCO model, with extra fields.
@@ -274,7 +275,7 @@ func TestCUDAFallback(t *testing.T) {
 }
 
 // TestMakeModels runs `make models` against a local mirror of the upstream
-// repository's layout, built from ../shared: good files are fetched and
+// repository's layout, built from the shared data: good files are fetched and
 // verified, a file that fails its sha256 is refused and not kept.
 func TestMakeModels(t *testing.T) {
 	mirror := t.TempDir()
@@ -284,7 +285,7 @@ func TestMakeModels(t *testing.T) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Symlink(mustAbs(t, filepath.Join("../shared/models", shared)), path); err != nil {
+		if err := os.Symlink(mustAbs(t, filepath.Join(sharedModels, shared)), path); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -296,7 +297,9 @@ func TestMakeModels(t *testing.T) {
 		link("ModelZoo/yolo-fastest-1.1_body/"+f, "yolo-fastest-1.1-body/"+f)
 	}
 	makeModels := func(dest string) ([]byte, error) {
-		return exec.Command("make", "--no-print-directory", "models", "MODELS_URL=file://"+mirror, "MODELS_DEST="+dest).CombinedOutput()
+		cmd := exec.Command("make", "--no-print-directory", "models", "MODELS_URL=file://"+mirror, "MODELS_DEST="+dest)
+		cmd.Dir = repoRoot
+		return cmd.CombinedOutput()
 	}
 
 	dest := t.TempDir()

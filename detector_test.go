@@ -1,39 +1,18 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
-// cocoModel is the real Yolo-Fastest COCO detector, shared by every
-// checkout; never copied into the repository.
-const cocoModel = "../shared/models/yolo-fastest-1.1"
-
-// detectorBlock configures the Yolo-Fastest COCO model, with extra fields.
-func detectorBlock(t testing.TB, extra string) string {
-	t.Helper()
-	dir, err := filepath.Abs(cocoModel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf(`detector:
-  model: %[1]s/yolo-fastest-1.1.weights
-  config: %[1]s/yolo-fastest-1.1.cfg
-  labels: %[1]s/coco.names
-  input_size: 320
-  confidence: 0.4
-%[2]s`, dir, extra)
-}
-
 func TestLoadDetector(t *testing.T) {
-	cfg, err := config.Parse([]byte(detectorBlock(t, "")))
+	cfg, err := config.Parse([]byte(testutil.DetectorBlock(t, "")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -25,22 +24,6 @@ import (
 	"github.com/camera-exporter/camera_exporter/pages"
 )
 
-// sharedImages are the real photographs, shared by every checkout; never
-// copied into the repository.
-const sharedImages = "../shared/images"
-
-// photoStream encodes a photograph as a one-second H264 clip.
-func photoStream(t testing.TB, name string) *rtsptest.Media {
-	t.Helper()
-	m, err := rtsptest.Encode(t.Context(), t.TempDir(), rtsptest.H264, 25, 25,
-		[]string{"-loop", "1", "-i", filepath.Join(sharedImages, name)},
-		"-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2") // 4:2:0 needs even sizes
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 // TestMatProfileAfterScrapes runs the whole pipeline in process, real
 // decoder and detector, for many scrapes and a reload, and checks that
 // every gocv Mat is closed in the end.
@@ -51,14 +34,14 @@ func TestMatProfileAfterScrapes(t *testing.T) {
 	}
 	start := gocv.MatProfile.Count()
 	srv, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{
-		"person": photoStream(t, "person.jpg"),
+		"person": rtsptest.Photo(t, testutil.Shared(t, "images", "person.jpg")),
 		"gray":   rtsptest.Clip(t, rtsptest.MJPEG, "color=c=gray:s=320x240:r=25", 5),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	yml := detectorBlock(t, "") + fmt.Sprintf("cameras:\n  - name: person\n    url: %s\n  - name: gray\n    url: %s\n    decode: all\n",
+	yml := testutil.DetectorBlock(t, "") + fmt.Sprintf("cameras:\n  - name: person\n    url: %s\n  - name: gray\n    url: %s\n    decode: all\n",
 		srv.URL("person"), srv.URL("gray"))
 	cfg, err := config.Parse([]byte(yml))
 	if err != nil {

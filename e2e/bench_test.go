@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/internal/testutil"
 )
 
 // benchMode is a way the exporter runs in BenchmarkExporter.
@@ -25,9 +26,9 @@ type benchMode struct {
 func benchModes(b *testing.B) []benchMode {
 	return []benchMode{
 		// The stream collector only: receiving and depacketizing.
-		{"stream", "defaults:\n  decode: keyframe\n", []string{"--no-collector.image"}},
+		{"stream", "defaults:\n  decode: keyframe\n", []string{"--no-collector.image", "--no-collector.detection", "--no-collector.drift"}},
 		{"keyframe", "defaults:\n  decode: keyframe\n", nil},
-		{"keyframe+detect", detectorBlock(b, "") + "defaults:\n  decode: keyframe\n", nil},
+		{"keyframe+detect", testutil.DetectorBlock(b, "") + "defaults:\n  decode: keyframe\n", nil},
 		{"all", "defaults:\n  decode: all\n", nil},
 	}
 }

@@ -124,7 +124,7 @@ func TestCamerasInBrowser(t *testing.T) {
 	defer srv.Close()
 	// The entrance learns its reference, whose view the page shows, from
 	// every frame for 2 s: scrapes in quick succession bring the frames.
-	cfg := detectorBlock(t, "") + fmt.Sprintf(`defaults:
+	cfg := testutil.DetectorBlock(t, "") + fmt.Sprintf(`defaults:
   reference:
     dir: %s
   detect:

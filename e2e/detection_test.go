@@ -26,40 +26,12 @@ var (
 	bodyModel    = filepath.Join(sharedModels, "yolo-fastest-1.1-body")
 )
 
-// detectorBlock configures the Yolo-Fastest COCO model, with extra fields.
-func detectorBlock(t testing.TB, extra string) string {
-	t.Helper()
-	dir, err := filepath.Abs(cocoModel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf(`detector:
-  model: %[1]s/yolo-fastest-1.1.weights
-  config: %[1]s/yolo-fastest-1.1.cfg
-  labels: %[1]s/coco.names
-  input_size: 320
-  confidence: 0.4
-%[2]s`, dir, extra)
-}
-
-// photoStream encodes a photograph as a one-second H264 clip.
-func photoStream(t testing.TB, name string) *rtsptest.Media {
-	t.Helper()
-	m, err := rtsptest.Encode(t.Context(), t.TempDir(), rtsptest.H264, 25, 25,
-		[]string{"-loop", "1", "-i", filepath.Join(sharedImages, name)},
-		"-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2") // 4:2:0 needs even sizes
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 func TestDetection(t *testing.T) {
 	srv, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{
-		"person":  photoStream(t, "person.jpg"),
-		"dog":     photoStream(t, "dog.jpg"),
-		"giraffe": photoStream(t, "giraffe.jpg"),
-		"eagle":   photoStream(t, "eagle.jpg"),
+		"person":  rtsptest.Photo(t, filepath.Join(sharedImages, "person.jpg")),
+		"dog":     rtsptest.Photo(t, filepath.Join(sharedImages, "dog.jpg")),
+		"giraffe": rtsptest.Photo(t, filepath.Join(sharedImages, "giraffe.jpg")),
+		"eagle":   rtsptest.Photo(t, filepath.Join(sharedImages, "eagle.jpg")),
 		"gray":    rtsptest.Clip(t, rtsptest.H264, "color=c=gray:s=320x240:r=25", 25),
 	})
 	if err != nil {
@@ -72,7 +44,7 @@ func TestDetection(t *testing.T) {
 	}
 	// One camera counts every class, as cameras do without a filter.
 	cameras += fmt.Sprintf("  - name: person-all\n    url: %s\n    detect:\n      classes: []\n", srv.URL("person"))
-	cfg := detectorBlock(t, "") + cameras
+	cfg := testutil.DetectorBlock(t, "") + cameras
 	e := startExporter(t, cfg)
 
 	var metrics string
@@ -195,22 +167,22 @@ func TestBadModelFailsAtStart(t *testing.T) {
 	}{
 		{
 			name:  "corrupt weights",
-			block: strings.Replace(detectorBlock(t, ""), coco+"/yolo-fastest-1.1.weights", corrupt, 1),
+			block: strings.Replace(testutil.DetectorBlock(t, ""), coco+"/yolo-fastest-1.1.weights", corrupt, 1),
 			want:  []string{corrupt},
 		},
 		{
 			name:  "wrong input size",
-			block: strings.Replace(detectorBlock(t, ""), "input_size: 320", "input_size: 100", 1),
+			block: strings.Replace(testutil.DetectorBlock(t, ""), "input_size: 320", "input_size: 100", 1),
 			want:  []string{coco + "/yolo-fastest-1.1.weights", "100x100"},
 		},
 		{
 			name:  "missing model",
-			block: strings.Replace(detectorBlock(t, ""), "yolo-fastest-1.1.weights", "missing.weights", 1),
+			block: strings.Replace(testutil.DetectorBlock(t, ""), "yolo-fastest-1.1.weights", "missing.weights", 1),
 			want:  []string{coco + "/missing.weights", "no such file"},
 		},
 		{
 			name:  "cuda without cuda",
-			block: detectorBlock(t, "  backend: cuda\n"),
+			block: testutil.DetectorBlock(t, "  backend: cuda\n"),
 			want:  []string{"cuda", "allow_cpu_fallback"},
 		},
 	} {
@@ -260,7 +232,7 @@ func TestCUDAFallback(t *testing.T) {
 	if dnn.CUDADevices() > 0 {
 		t.Skip("this machine has CUDA")
 	}
-	e := startExporter(t, detectorBlock(t, "  backend: cuda_fp16\n  allow_cpu_fallback: true\n")+"cameras: []\n")
+	e := startExporter(t, testutil.DetectorBlock(t, "  backend: cuda_fp16\n  allow_cpu_fallback: true\n")+"cameras: []\n")
 	m, err := e.get("/metrics", nil)
 	if err != nil {
 		t.Fatal(err)

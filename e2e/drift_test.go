@@ -64,7 +64,7 @@ func TestDrift(t *testing.T) {
 		"dusk":    noisyPhotoStream(t, "person.jpg", "eq=brightness=-0.35"),
 		"blurred": noisyPhotoStream(t, "person.jpg", "gblur=sigma=6"),
 		"moved":   noisyPhotoStream(t, "giraffe.jpg", ""),
-		"frozen":  photoStream(t, "person.jpg"), // the same picture, frame after frame
+		"frozen":  rtsptest.Photo(t, filepath.Join(sharedImages, "person.jpg")), // the same picture, frame after frame
 		// A 15 s loop of 75 key frames: the 8 latest distinct pictures
 		// that the frozen check compares never span it, even when a loaded
 		// machine analyzes one a second.
@@ -77,7 +77,7 @@ func TestDrift(t *testing.T) {
 	refs := t.TempDir()
 	// Every frame is decoded, so that rapid scrapes give many distinct
 	// frames; the reference of "learner" is learned online.
-	cfg := detectorBlock(t, "") + fmt.Sprintf("defaults:\n  decode: all\n  reference:\n    dir: %s\n  detect:\n    classes: [person]\ncameras:\n", refs)
+	cfg := testutil.DetectorBlock(t, "") + fmt.Sprintf("defaults:\n  decode: all\n  reference:\n    dir: %s\n  detect:\n    classes: [person]\ncameras:\n", refs)
 	for _, name := range []string{"scene", "dusk", "blurred", "moved", "frozen", "moving"} {
 		cfg += fmt.Sprintf("  - name: %s\n    url: %s\n", name, srv.URL(name))
 	}
@@ -173,7 +173,7 @@ func TestDrift(t *testing.T) {
 func TestReferenceFromImages(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "exporter.yml")
-	if err := os.WriteFile(cfg, []byte(detectorBlock(t, "")+"cameras:\n  - name: gate\n    url: rtsp://192.0.2.1/s\n    detect:\n      classes: [person]\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(testutil.DetectorBlock(t, "")+"cameras:\n  - name: gate\n    url: rtsp://192.0.2.1/s\n    detect:\n      classes: [person]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// A file that is not an image is skipped.

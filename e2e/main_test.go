@@ -191,7 +191,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	silent := testutil.SilentAddr(t)
-	cfg := detectorBlock(t, "") + fmt.Sprintf(`defaults:
+	cfg := testutil.DetectorBlock(t, "") + fmt.Sprintf(`defaults:
   detect:
     classes: [person]
 cameras:
@@ -418,9 +418,9 @@ func TestConfigCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	fifoLabels := filepath.Join(dir, "fifo-labels.yml")
-	os.WriteFile(fifoLabels, []byte(strings.Replace(detectorBlock(t, ""), mustAbs(t, cocoModel)+"/coco.names", fifo, 1)), 0o600) //nolint:errcheck
+	os.WriteFile(fifoLabels, []byte(strings.Replace(testutil.DetectorBlock(t, ""), mustAbs(t, cocoModel)+"/coco.names", fifo, 1)), 0o600) //nolint:errcheck
 	fifoModel := filepath.Join(dir, "fifo-model.yml")
-	os.WriteFile(fifoModel, []byte(strings.Replace(detectorBlock(t, ""), mustAbs(t, cocoModel)+"/yolo-fastest-1.1.weights", fifo, 1)), 0o600) //nolint:errcheck
+	os.WriteFile(fifoModel, []byte(strings.Replace(testutil.DetectorBlock(t, ""), mustAbs(t, cocoModel)+"/yolo-fastest-1.1.weights", fifo, 1)), 0o600) //nolint:errcheck
 
 	for _, tc := range []struct {
 		file     string

@@ -29,7 +29,7 @@ import (
 // them.
 func TestCameraPages(t *testing.T) {
 	srv, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{
-		"person": photoStream(t, "person.jpg"),
+		"person": rtsptest.Photo(t, filepath.Join(sharedImages, "person.jpg")),
 		"gray":   rtsptest.Clip(t, rtsptest.H264, "color=c=gray:s=320x240:r=25", 25),
 	})
 	if err != nil {
@@ -45,7 +45,7 @@ func TestCameraPages(t *testing.T) {
 	if err := os.WriteFile(webConfig, fmt.Appendf(nil, "basic_auth_users:\n  %s: %s\n", user, hash), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := detectorBlock(t, "") + fmt.Sprintf(`defaults:
+	cfg := testutil.DetectorBlock(t, "") + fmt.Sprintf(`defaults:
   detect:
     classes: [person]
 cameras:

@@ -65,7 +65,7 @@ func TestReloadBadFiles(t *testing.T) {
 		return v == 1
 	})
 	labels := func(path string) string {
-		return strings.Replace(detectorBlock(t, ""), mustAbs(t, cocoModel)+"/coco.names", path, 1)
+		return strings.Replace(testutil.DetectorBlock(t, ""), mustAbs(t, cocoModel)+"/coco.names", path, 1)
 	}
 	yard := fmt.Sprintf("  - name: yard\n    url: %s\n", srv.URL("yard"))
 	client := &http.Client{Timeout: 10 * time.Second} // the unfixed exporter never answers

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -52,7 +53,7 @@ var ultralyticsExports = []string{
 // exporter finds (OpenCV's forward of the rewritten graph, the Go decode,
 // NMS) with PyTorch's forward of the whole network decoded independently.
 func TestUltralyticsExports(t *testing.T) {
-	srv, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{"person": photoStream(t, "person.jpg")})
+	srv, err := rtsptest.Start(rtsptest.Options{}, map[string]*rtsptest.Media{"person": rtsptest.Photo(t, filepath.Join(sharedImages, "person.jpg"))})
 	if err != nil {
 		t.Fatal(err)
 	}

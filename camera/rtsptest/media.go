@@ -196,3 +196,15 @@ func Clip(tb testing.TB, codec Codec, lavfi string, frames int, extra ...string)
 	}
 	return m
 }
+
+// Photo returns a one-second H264 clip of the photograph at path, its
+// sides made even for 4:2:0.
+func Photo(tb testing.TB, path string) *Media {
+	tb.Helper()
+	m, err := Encode(tb.Context(), tb.TempDir(), H264, 25, 25, []string{"-loop", "1", "-i", path},
+		"-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}

@@ -4,7 +4,9 @@ package testutil
 
 import (
 	"bytes"
+	"fmt"
 	"net"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -85,4 +87,23 @@ func SilentAddr(tb testing.TB) string {
 		}
 	}()
 	return l.Addr().String()
+}
+
+// Shared returns the path of a file of the data shared by every checkout,
+// the real detectors and photographs in shared/ beside the repository root,
+// wherever the test runs from.
+func Shared(tb testing.TB, parts ...string) string {
+	return filepath.Join(append([]string{here(tb), "..", "..", "..", "shared"}, parts...)...)
+}
+
+// DetectorBlock is the configuration's detector block of the real
+// Yolo-Fastest COCO detector, followed by extra fields.
+func DetectorBlock(tb testing.TB, extra string) string {
+	return fmt.Sprintf(`detector:
+  model: %[1]s/yolo-fastest-1.1.weights
+  config: %[1]s/yolo-fastest-1.1.cfg
+  labels: %[1]s/coco.names
+  input_size: 320
+  confidence: 0.4
+%[2]s`, Shared(tb, "models", "yolo-fastest-1.1"), extra)
 }

@@ -36,10 +36,9 @@ func yoloScript(tb testing.TB) string {
 	return filepath.Join(here(tb), "yolo", "yolo.py")
 }
 
-// cocoNames are the 80 COCO classes the networks of 80 classes name, in
-// the shared data beside the repository root.
+// cocoNames are the 80 COCO classes the networks of 80 classes name.
 func cocoNames(tb testing.TB) string {
-	return filepath.Join(here(tb), "..", "..", "..", "shared", "models", "yolo-fastest-1.1", "coco.names")
+	return Shared(tb, "models", "yolo-fastest-1.1", "coco.names")
 }
 
 // NeedTorch skips the test without PyTorch and ONNX for Python, unless $CI

@@ -157,7 +157,7 @@ func (c *CameraCollector) ForProbe(ctx context.Context) *Scrape {
 }
 
 func (c *CameraCollector) newScrape(ctx context.Context, probe bool) *Scrape {
-	s := &Scrape{c: c, ctx: ctx, probe: probe, began: time.Now()}
+	s := &Scrape{c: c, probe: probe, began: time.Now()}
 	s.round = sync.OnceValue(func() analysis.Round { return c.analyzer.Scrape(ctx) })
 	return s
 }
@@ -167,14 +167,10 @@ func (c *CameraCollector) newScrape(ctx context.Context, probe bool) *Scrape {
 // made when the first of them needs it.
 type Scrape struct {
 	c     *CameraCollector
-	ctx   context.Context
 	probe bool
 	began time.Time
 	round func() analysis.Round
 }
-
-// Context ends at the scrape's deadline.
-func (s *Scrape) Context() context.Context { return s.ctx }
 
 // Cameras returns the running cameras, sorted by name.
 func (s *Scrape) Cameras() []analysis.Camera { return s.c.cameras.Cameras() }

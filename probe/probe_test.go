@@ -53,6 +53,7 @@ type fixtureOptions struct {
 	maxSessions int
 	idleTimeout time.Duration
 	rtsp        rtsptest.Options
+	collectors  []string // all when empty
 }
 
 // gray is a clip whose brightness is known: luma 128 of 255, limited range.
@@ -75,7 +76,10 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	if err := f.manager.Apply(f.config.Load()); err != nil {
 		t.Fatal(err)
 	}
-	metrics, err := collector.NewCameraCollector(analysis.ManagerCameras(f.manager), logger, "stream", "image", "detection", "drift")
+	if len(opts.collectors) == 0 {
+		opts.collectors = []string{"stream", "image", "detection", "drift"}
+	}
+	metrics, err := collector.NewCameraCollector(analysis.ManagerCameras(f.manager), logger, opts.collectors...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,6 +231,30 @@ func TestProbe(t *testing.T) {
 	}
 	if got := exporterValue(t, f.exporter, "camera_exporter_probes_total", "result", "success"); got != 4 {
 		t.Errorf("camera_exporter_probes_total{result=\"success\"} = %v, want 4", got)
+	}
+}
+
+// TestProbeSuccessWhateverTheCollectors checks that probe_success comes
+// from what the probe found, whichever collectors report it: a live camera
+// succeeds, and a camera that is not there fails as down, without the
+// stream collector's camera_up or the image collector's
+// camera_frame_analysis_success in the answer.
+func TestProbeSuccessWhateverTheCollectors(t *testing.T) {
+	for _, collectors := range [][]string{{"stream"}, {"image"}, {"detection"}, {"drift"}, {"stream", "image"}} {
+		t.Run(strings.Join(collectors, ","), func(t *testing.T) {
+			f := newFixture(t, fixtureOptions{config: loopbackModule, collectors: collectors})
+			live := f.families(url.Values{"target": {target(f, "north")}, "module": {"site"}, "camera": {"gate"}})
+			if got := value(live, "probe_success"); got != 1 {
+				t.Errorf("live camera: probe_success = %v, want 1; failure: %v", got, live["probe_failure_info"])
+			}
+			dead := f.families(url.Values{"target": {target(f, "nowhere")}, "module": {"site"}, "camera": {"gone"}})
+			if got := value(dead, "probe_success"); got != 0 {
+				t.Errorf("missing camera: probe_success = %v, want 0", got)
+			}
+			if got := value(dead, "probe_failure_info", "reason", "down"); got != 1 {
+				t.Errorf("missing camera: failure %v, want down", dead["probe_failure_info"])
+			}
+		})
 	}
 }
 

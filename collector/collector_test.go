@@ -202,9 +202,9 @@ func TestCollectorSuccess(t *testing.T) {
 	}
 }
 
-// TestConcurrentScrapesAndReloads scrapes from many goroutines while
-// reloads add and remove cameras and the detector; -race checks that no
-// scrape reads what another writes.
+// TestConcurrentScrapesAndReloads scrapes from many goroutines, and reads
+// what the pages show, while reloads add and remove cameras and the
+// detector; -race checks that no reader reads what another writes.
 func TestConcurrentScrapesAndReloads(t *testing.T) {
 	det := &analysistest.Detector{Result: detector.Result{Detections: []detector.Detection{analysistest.Detection("person", 0.75)}}}
 	all := []*analysistest.Camera{
@@ -237,6 +237,13 @@ func TestConcurrentScrapesAndReloads(t *testing.T) {
 		}
 	})
 	var scrapes sync.WaitGroup
+	scrapes.Go(func() { // the pages, meanwhile
+		for range 100 {
+			for _, look := range cc.Analyzer().Looks() {
+				_ = look.Stats.Brightness
+			}
+		}
+	})
 	for range 16 {
 		scrapes.Go(func() {
 			for range 100 {

@@ -19,8 +19,8 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/camera-exporter/camera_exporter/config"
-	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // Reconnect backoff bounds. After a session that delivered video the next
@@ -73,7 +73,7 @@ type Stream struct {
 	decodedTooLarge atomic.Pointer[error]
 
 	mu            sync.Mutex // guards the fields below
-	codec         Codec
+	codec         video.Codec
 	width, height int
 	transport     string           // negotiated by the session: tcp or udp
 	keyframeAU    [][]byte         // latest key frame, parameter sets included
@@ -121,7 +121,7 @@ type Stream struct {
 
 type queuedFrame struct {
 	au      [][]byte
-	codec   Codec
+	codec   video.Codec
 	session uint64
 	resume  bool
 	key     bool // self-contained: its decode errors are the camera's
@@ -253,21 +253,22 @@ type Frame struct {
 	// changed.
 	Key bool
 	// Picture is the picture converted for the detector, when Analyze was
-	// given a placement: the caller's.
-	Picture detector.Image
+	// given a size function: the caller's.
+	Picture video.Image
 	// Snapshot is the picture in BGR, at most the stream's snapshot width
 	// wide and tall, when the stream keeps snapshots and the picture was
 	// decoded for this analysis (not for an earlier one of the same Seq):
 	// the caller's.
-	Snapshot detector.Image
+	Snapshot video.Image
 }
 
 // Analyze decodes and measures the camera's latest picture. In key frame
 // mode a key frame is decoded and measured once, however often it is
-// analyzed, by a decoder borrowed for the analysis. With a place function, typically a
-// detector's Place, the picture is also converted to BGR and scaled to
-// place(width, height).
-func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, error) {
+// analyzed, by a decoder borrowed for the analysis. With a size function,
+// typically detector.ScaledSize of a detector, the picture is also
+// converted to BGR and scaled to size(width, height). Before there is a
+// picture to analyze it returns video.ErrNoPicture.
+func (s *Stream) Analyze(size func(srcW, srcH int) (width, height int)) (Frame, error) {
 	s.analysisMu.Lock()
 	defer s.analysisMu.Unlock()
 	if s.stopped {
@@ -282,7 +283,7 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 	var stats imagestats.Stats
 	if decodeAll {
 		if s.decoder == nil {
-			return Frame{}, ErrNoFrame
+			return Frame{}, video.ErrNoPicture
 		}
 		dec = s.decoder
 		var err error
@@ -294,7 +295,7 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 		}
 	} else {
 		if key.au == nil {
-			return Frame{}, ErrNoFrame
+			return Frame{}, video.ErrNoPicture
 		}
 		if key.seq != s.analyzedSeq {
 			borrowed, err := s.decoders.get(key.codec)
@@ -326,7 +327,7 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 		}
 		frame.Snapshot, s.snapshotSeq = snap, frame.Seq
 	}
-	if place == nil {
+	if size == nil {
 		return frame, nil
 	}
 	// Converted for each analysis, not kept: a hundred cameras' pictures
@@ -346,8 +347,7 @@ func (s *Stream) Analyze(place func(srcW, srcH int) detector.Placement) (Frame, 
 		}
 		dec = borrowed
 	}
-	p := place(frame.Stats.Width, frame.Stats.Height)
-	pic, err := dec.Picture(p.Width, p.Height)
+	pic, err := dec.Picture(size(frame.Stats.Width, frame.Stats.Height))
 	if err != nil {
 		return Frame{}, fmt.Errorf("converting picture for the detector: %w", err)
 	}
@@ -382,7 +382,7 @@ type keyframe struct {
 	au      [][]byte
 	seq     uint64
 	hash    uint64
-	codec   Codec
+	codec   video.Codec
 	session uint64 // that it came in
 }
 
@@ -401,7 +401,7 @@ func (s *Stream) decodeKeyframe(dec Decoder, key keyframe) (imagestats.Stats, er
 // in codec, which decodes every frame, replacing the one of another
 // session: its latest picture, and its size, are the camera's before it
 // reconnected, maybe in another codec or size. Needs analysisMu.
-func (s *Stream) decoderFor(codec Codec, session uint64) (Decoder, error) {
+func (s *Stream) decoderFor(codec video.Codec, session uint64) (Decoder, error) {
 	if s.decoder != nil && s.decoderSession == session { // a session has one codec
 		return s.decoder, nil
 	}
@@ -802,7 +802,7 @@ func (s *Stream) checkPicture(width, height int) error {
 }
 
 // enqueue hands a frame to the full decoder. Needs mu.
-func (s *Stream) enqueue(ctx context.Context, codec Codec, au, key, params [][]byte, hash, session uint64) {
+func (s *Stream) enqueue(ctx context.Context, codec video.Codec, au, key, params [][]byte, hash, session uint64) {
 	if s.queue == nil {
 		s.queue = make(chan queuedFrame, decodeQueueFrames)
 		go s.decodeLoop(ctx, s.queue)

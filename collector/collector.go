@@ -46,10 +46,10 @@ type Camera interface {
 	// Up reports whether a frame arrived within the camera's timeout.
 	Up(now time.Time) bool
 	Status() camera.Status
-	// Analyze decodes and measures the latest picture and, with a place
+	// Analyze decodes and measures the latest picture and, with a size
 	// function, converts it for the detector. It may block for as long as
 	// decoding takes.
-	Analyze(place func(srcW, srcH int) detector.Placement) (camera.Frame, error)
+	Analyze(size func(srcW, srcH int) (width, height int)) (camera.Frame, error)
 }
 
 // Cameras lists the running cameras and the detector their frames go

@@ -15,9 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 func TestMain(m *testing.M) {
@@ -174,7 +174,7 @@ func TestCollectorSuccess(t *testing.T) {
 		}, "1"},
 		{"no camera", nil, func(*testing.T) []*fakeCamera { return nil }, "1"},
 		{"up, waiting for a key frame", nil, func(t *testing.T) []*fakeCamera {
-			return []*fakeCamera{newCamera(t, "a", "").failing(camera.ErrNoFrame)}
+			return []*fakeCamera{newCamera(t, "a", "").failing(video.ErrNoPicture)}
 		}, "1"},
 		{"every analysis cut off at the deadline", nil, func(t *testing.T) []*fakeCamera {
 			slow := newCamera(t, "a", "")

@@ -123,7 +123,7 @@ func TestDetectionCountsFramesNotAnalyses(t *testing.T) {
 	cfg := newCamera(t, "gate", "    detect:\n      classes: [person]\n").cfg
 	d := newDetections(det, cfg.Detect.Classes)
 	gate := newCamera(t, "gate", "")
-	frame, err := gate.Analyze(det.Place)
+	frame, err := gate.Analyze(detector.ScaledSize(det))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // The collectors' tests run on fakes: they are about what the collectors
@@ -56,7 +57,7 @@ func newCamera(t testing.TB, name, extra string) *fakeCamera {
 	f := &fakeCamera{
 		cfg: c,
 		up:  true,
-		status: camera.Status{Connected: true, Codec: camera.CodecMJPEG, Width: 320, Height: 240, Transport: c.Transport,
+		status: camera.Status{Connected: true, Codec: video.CodecMJPEG, Width: 320, Height: 240, Transport: c.Transport,
 			FramesReceived: 250, KeyframesReceived: 250, BytesReceived: 1e6, PacketsLost: 3, LastFrame: lastFrame},
 		stats: imagestats.Stats{Width: 320, Height: 240, Brightness: 0.5, DarkRatio: *c.DarkThreshold},
 	}
@@ -97,7 +98,7 @@ func (c *fakeCamera) Status() camera.Status {
 	return c.status
 }
 
-func (c *fakeCamera) Analyze(place func(srcW, srcH int) detector.Placement) (camera.Frame, error) {
+func (c *fakeCamera) Analyze(size func(srcW, srcH int) (width, height int)) (camera.Frame, error) {
 	c.analyses.Add(1)
 	if c.gate != nil {
 		<-c.gate
@@ -113,9 +114,9 @@ func (c *fakeCamera) Analyze(place func(srcW, srcH int) detector.Placement) (cam
 	}
 	c.seq++
 	frame := camera.Frame{Seq: c.seq, Stats: c.stats}
-	if place != nil {
-		p := place(c.stats.Width, c.stats.Height)
-		frame.Picture = detector.Image{Width: p.Width, Height: p.Height, Stride: 3 * p.Width, Pix: make([]byte, 3*p.Width*p.Height)}
+	if size != nil {
+		width, height := size(c.stats.Width, c.stats.Height)
+		frame.Picture = video.Image{Width: width, Height: height, Stride: 3 * width, Pix: make([]byte, 3*width*height)}
 	}
 	return frame, nil
 }
@@ -167,7 +168,7 @@ func (d *stubDetector) Place(srcW, srcH int) detector.Placement {
 	return detector.Place(detector.ResizeLetterbox, srcW, srcH, 32, 32)
 }
 
-func (d *stubDetector) Detect(_ context.Context, pic detector.Image, srcW, srcH int) (detector.Result, error) {
+func (d *stubDetector) Detect(_ context.Context, pic video.Image, srcW, srcH int) (detector.Result, error) {
 	d.calls.Add(1)
 	if p := d.Place(srcW, srcH); pic.Width != p.Width || pic.Height != p.Height {
 		return detector.Result{}, fmt.Errorf("picture %dx%d, placed %dx%d", pic.Width, pic.Height, p.Width, p.Height)

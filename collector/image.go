@@ -14,9 +14,9 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 var (
@@ -221,7 +221,7 @@ func (o *scrapeOutcome) add(a *analysis, detects bool) {
 		return
 	}
 	switch {
-	case errors.Is(a.err, camera.ErrNoFrame):
+	case errors.Is(a.err, video.ErrNoPicture):
 		// Up, but no decodable frame yet: nothing to analyze, no failure.
 	case a.err != nil:
 		o.failed++
@@ -349,11 +349,11 @@ func (c *imageCollector) analysis(cam Camera, st *cameraState, now time.Time) *a
 			events.analyzed(a)
 			close(a.done)
 		}()
-		var place func(int, int) detector.Placement
+		var size func(int, int) (int, int)
 		if counters != nil {
-			place = counters.detector.Place
+			size = detector.ScaledSize(counters.detector)
 		}
-		frame, err := cam.Analyze(place)
+		frame, err := cam.Analyze(size)
 		if err != nil {
 			a.err = err
 			look.fail(time.Now(), a, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // HistoryLength is how many analyzed pictures a Look's History holds.
@@ -41,7 +42,7 @@ type Look struct {
 	Detections []detector.Detection
 	// Snapshot is the analyzed picture in BGR, downscaled, when the
 	// streams keep snapshots; shared, not to be modified.
-	Snapshot detector.Image
+	Snapshot video.Image
 	// Frozen and Difference are the frozen picture's figures, where known.
 	Frozen, HasFrozen bool
 	Difference        float64
@@ -77,7 +78,7 @@ type lookState struct {
 	seq        uint64
 	stats      imagestats.Stats
 	found      *found
-	snapshot   detector.Image
+	snapshot   video.Image
 	history    [HistoryLength]Figures
 	historyLen int
 	next       int // where the next figures go in history
@@ -97,7 +98,7 @@ func (l *lookState) observe(now time.Time, a *analysis, frame camera.Frame) {
 	if frame.Snapshot.Pix != nil {
 		l.snapshot = frame.Snapshot
 	} else if newPicture {
-		l.snapshot = detector.Image{} // not this picture's
+		l.snapshot = video.Image{} // not this picture's
 	}
 	l.analyzed, l.seq, l.stats, l.found = now, frame.Seq, frame.Stats, f
 	if !newPicture {
@@ -121,7 +122,7 @@ func (l *lookState) fail(now time.Time, a *analysis, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.finished, l.failed, l.failure = a, time.Time{}, ""
-	if !errors.Is(err, camera.ErrNoFrame) {
+	if !errors.Is(err, video.ErrNoPicture) {
 		l.failed, l.failure = now, err.Error()
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // TestLooks checks that the pages see the latest analysis of each camera,
@@ -70,7 +71,7 @@ func TestLookFailures(t *testing.T) {
 		{name: "decoding fails", errs: []error{errors.New("decoding: invalid data")}, success: 0, failure: "decoding: invalid data"},
 		{name: "detector fails", det: blind, success: 0, failure: "detecting objects: forward pass failed"},
 		{name: "cut off at the deadline", slow: true, success: 0, failure: "still running at the scrape's deadline"},
-		{name: "no frame yet", errs: []error{camera.ErrNoFrame}, success: 0},
+		{name: "no frame yet", errs: []error{video.ErrNoPicture}, success: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			extra := ""
@@ -161,6 +162,6 @@ func TestLookLatestOutcome(t *testing.T) {
 	close(third.done)
 	failed("detecting objects: forward pass failed")
 	// A new session's first key frame not arrived yet.
-	l.fail(now, running(), camera.ErrNoFrame)
+	l.fail(now, running(), video.ErrNoPicture)
 	failed("")
 }

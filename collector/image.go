@@ -222,7 +222,7 @@ func (o *scrapeOutcome) add(a *analysis, detects bool) {
 	}
 	switch {
 	case errors.Is(a.err, video.ErrNoPicture):
-		// Up, but no decodable frame yet: nothing to analyze, no failure.
+		// Up, but no picture yet: nothing to analyze, no failure.
 	case a.err != nil:
 		o.failed++
 	default:

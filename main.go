@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/reference"
@@ -90,7 +91,7 @@ func run() int {
 			Interval:    *refEvery,
 			Output:      *refOutput,
 			Replace:     *refReplace,
-			NewDecoder:  decode.New,
+			NewDecoder:  camera.AsNewDecoder(decode.New),
 			OpenImage:   openImage,
 			NewDetector: loadDetector,
 			Logger:      logger,

@@ -48,7 +48,7 @@ func TestMatProfileAfterScrapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	manager := camera.NewManager(decode.New, loadDetector, logger)
+	manager := camera.NewManager(camera.AsNewDecoder(decode.New), loadDetector, logger)
 	// The pictures kept for the camera pages are converted too.
 	manager.KeepSnapshots(pages.SnapshotWidth)
 	if err := manager.Apply(cfg); err != nil {

@@ -79,7 +79,7 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 
-	manager := camera.NewManager(decode.New, loadDetector, logger)
+	manager := camera.NewManager(camera.AsNewDecoder(decode.New), loadDetector, logger)
 	if opts.enableSnapshots {
 		manager.KeepSnapshots(pages.SnapshotWidth)
 	}

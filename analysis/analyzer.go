@@ -20,6 +20,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // Camera is one running camera as the analyses see it: its settings, its
@@ -31,10 +32,10 @@ type Camera interface {
 	// Up reports whether a frame arrived within the camera's timeout.
 	Up(now time.Time) bool
 	Status() camera.Status
-	// Analyze decodes and measures the latest picture and, with a place
+	// Analyze decodes and measures the latest picture and, with a size
 	// function, converts it for the detector. It may block for as long as
 	// decoding takes.
-	Analyze(place func(srcW, srcH int) detector.Placement) (camera.Frame, error)
+	Analyze(size func(srcW, srcH int) (width, height int)) (camera.Frame, error)
 }
 
 // Cameras lists the running cameras and the detector their frames go
@@ -134,7 +135,8 @@ type attempt struct {
 // Analysis is the outcome of one analysis of a camera's picture.
 type Analysis struct {
 	// Err tells why the picture could not be decoded or measured;
-	// camera.ErrNoFrame while no picture arrived, which is no failure.
+	// video.ErrNoPicture while there is no picture yet, which is no
+	// failure.
 	Err   error
 	Stats imagestats.Stats
 	// Found is what the detector found of the counted classes; nil when
@@ -340,11 +342,11 @@ func (a *Analyzer) attempt(cam Camera, st *cameraState, now time.Time) *attempt 
 			events.analyzed(&at.outcome)
 			close(at.done)
 		}()
-		var place func(int, int) detector.Placement
+		var size func(int, int) (int, int)
 		if counters != nil {
-			place = counters.detector.Place
+			size = detector.ScaledSize(counters.detector)
 		}
-		frame, err := cam.Analyze(place)
+		frame, err := cam.Analyze(size)
 		if err != nil {
 			at.outcome.Err = err
 			look.fail(time.Now(), at, err)
@@ -381,7 +383,7 @@ func (a *Analyzer) forgetRemoved(cameras []Camera) {
 
 // noPicture reports whether err means that no picture arrived yet to
 // analyze: no analysis was made, and none failed.
-func noPicture(err error) bool { return errors.Is(err, camera.ErrNoFrame) }
+func noPicture(err error) bool { return errors.Is(err, video.ErrNoPicture) }
 
 // Tally counts a round's analyses, to tell a collector that could not do
 // its job from cameras that fail one by one.

@@ -11,9 +11,9 @@ import (
 
 	"github.com/camera-exporter/camera_exporter/analysis"
 	"github.com/camera-exporter/camera_exporter/analysis/analysistest"
-	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // newAnalyzer returns an Analyzer of cams that detects and follows drift,
@@ -198,7 +198,7 @@ func TestLookFailures(t *testing.T) {
 		{name: "decoding fails", errs: []error{errors.New("decoding: invalid data")}, failure: "decoding: invalid data"},
 		{name: "detector fails", det: blind, failure: "detecting objects: forward pass failed"},
 		{name: "cut off at the deadline", slow: true, failure: "still running at the scrape's deadline"},
-		{name: "no frame yet", errs: []error{camera.ErrNoFrame}},
+		{name: "no frame yet", errs: []error{video.ErrNoPicture}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			extra := ""

@@ -9,6 +9,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // HistoryLength is how many analyzed pictures a Look's History holds.
@@ -40,7 +41,7 @@ type Look struct {
 	Detections []detector.Detection
 	// Snapshot is the analyzed picture in BGR, downscaled, when the
 	// streams keep snapshots; shared, not to be modified.
-	Snapshot detector.Image
+	Snapshot video.Image
 	// Frozen and Difference are the frozen picture's figures, where
 	// HasFrozen.
 	Frozen, HasFrozen bool
@@ -77,7 +78,7 @@ type lookState struct {
 	seq        uint64
 	stats      imagestats.Stats
 	found      *Found
-	snapshot   detector.Image
+	snapshot   video.Image
 	history    [HistoryLength]Figures
 	historyLen int
 	next       int // where the next figures go in history
@@ -97,7 +98,7 @@ func (l *lookState) observe(now time.Time, at *attempt, frame camera.Frame) {
 	if frame.Snapshot.Pix != nil {
 		l.snapshot = frame.Snapshot
 	} else if newPicture {
-		l.snapshot = detector.Image{} // not this picture's
+		l.snapshot = video.Image{} // not this picture's
 	}
 	l.analyzed, l.seq, l.stats, l.found = now, frame.Seq, frame.Stats, f
 	if !newPicture {

@@ -11,6 +11,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // TestLookLatestOutcome checks that the latest attempt's outcome is the one
@@ -52,7 +53,7 @@ func TestLookLatestOutcome(t *testing.T) {
 	close(third.done)
 	failed("detecting objects: forward pass failed")
 	// A new session's first key frame not arrived yet.
-	l.fail(now, running(), camera.ErrNoFrame)
+	l.fail(now, running(), video.ErrNoPicture)
 	failed("")
 }
 
@@ -63,7 +64,7 @@ func (d *countingDetector) Place(srcW, srcH int) detector.Placement {
 	return detector.Place(detector.ResizeLetterbox, srcW, srcH, 32, 32)
 }
 
-func (d *countingDetector) Detect(context.Context, detector.Image, int, int) (detector.Result, error) {
+func (d *countingDetector) Detect(context.Context, video.Image, int, int) (detector.Result, error) {
 	d.calls++
 	return detector.Result{Detections: []detector.Detection{{Label: "person", Confidence: 0.75}}}, nil
 }

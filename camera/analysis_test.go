@@ -10,9 +10,9 @@ import (
 
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
-	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/imagestats"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // brokenDecoder fails every key frame, as libavcodec does on a key frame
@@ -28,7 +28,7 @@ func (d brokenDecoder) DecodeKeyframe([][]byte) error {
 
 func (d brokenDecoder) Analyze(float64) (imagestats.Stats, error) { return imagestats.Stats{}, nil }
 
-func (d brokenDecoder) Picture(int, int) (detector.Image, error) { return detector.Image{}, nil }
+func (d brokenDecoder) Picture(int, int) (video.Image, error) { return video.Image{}, nil }
 
 func (d brokenDecoder) PictureSize() (int, int) { return 0, 0 }
 
@@ -42,7 +42,7 @@ func (d brokenDecoder) KeyPicture() bool { return true }
 func TestStreamDecodesAKeyFrameOnce(t *testing.T) {
 	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.H264, gray64, 50)})
 	var attempts atomic.Int64
-	newDecoder := func(camera.Codec) (camera.Decoder, error) { return brokenDecoder{&attempts}, nil }
+	newDecoder := func(video.Codec) (camera.Decoder, error) { return brokenDecoder{&attempts}, nil }
 	s := camera.NewStream(cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")), camera.NewDecoderPool(newDecoder), slog.New(slog.DiscardHandler))
 	t.Cleanup(s.Stop)
 	testutil.WaitFor(t, "a key frame", 10*time.Second, func() bool { return s.Status().KeyframesReceived > 0 })

@@ -31,7 +31,7 @@ type authHooks struct {
 	refused    error
 }
 
-func (s *Stream) newAuthHooks(user, pass string) *authHooks {
+func (s *session) newAuthHooks(user, pass string) *authHooks {
 	return &authHooks{
 		user:       user,
 		pass:       pass,

@@ -5,27 +5,18 @@
 package camera
 
 import (
-	"errors"
 	"time"
 
-	"github.com/camera-exporter/camera_exporter/config"
-	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/imagestats"
-)
-
-// Codec is the video format a camera sends.
-type Codec string
-
-// The codecs the exporter understands.
-const (
-	CodecH264  Codec = "h264"
-	CodecH265  Codec = "h265"
-	CodecMJPEG Codec = "mjpeg"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // Decoder turns access units into pictures and analyzes the latest one. An
 // access unit is a list of NAL units without start codes (H264, H265) or a
 // single JPEG image (MJPEG). A Decoder is used by one goroutine at a time.
+// It refuses pictures beyond config.MaxPicturePixelsCeiling, whatever the
+// camera's max_picture_pixels, which Stream checks against the parameter
+// sets it parses: those it cannot parse still reach the decoder.
 type Decoder interface {
 	// Decode feeds the next access unit of a continuous stream; the picture
 	// it carries may come out later (B-frames).
@@ -40,7 +31,7 @@ type Decoder interface {
 	KeyPicture() bool
 	// Picture converts the latest decoded picture to BGR scaled to
 	// width x height, for the detector, in a newly allocated Image.
-	Picture(width, height int) (detector.Image, error)
+	Picture(width, height int) (video.Image, error)
 	// PictureSize is the size of the pictures the decoder is set up for
 	// once it applied their parameter sets, also where a picture then
 	// failed to decode, 0 before: the stream checks it against
@@ -49,24 +40,27 @@ type Decoder interface {
 	Close()
 }
 
-// MaxDecoderPixels bounds the pictures a Decoder accepts, whatever the
-// camera's max_picture_pixels, which Stream checks against the parameter
-// sets it parses: those it cannot parse still reach the decoder.
-const MaxDecoderPixels = config.MaxPicturePixelsCeiling
-
 // NewDecoder creates a Decoder for a codec.
-type NewDecoder func(Codec) (Decoder, error)
+type NewDecoder func(video.Codec) (Decoder, error)
 
-// ErrNoPicture is returned by Decoder.Analyze before any picture was decoded.
-var ErrNoPicture = errors.New("no picture decoded yet")
-
-// ErrNoFrame is returned by Stream.Analyze while no decodable frame arrived.
-var ErrNoFrame = errors.New("no frame received yet")
+// AsNewDecoder makes a NewDecoder of a constructor that returns a concrete
+// Decoder, as camera/decode's New does: that package cannot name this
+// one's interface without importing its parent. The type parameter checks
+// at compile time that D is a Decoder.
+func AsNewDecoder[D Decoder](newDecoder func(video.Codec) (D, error)) NewDecoder {
+	return func(codec video.Codec) (Decoder, error) {
+		dec, err := newDecoder(codec)
+		if err != nil {
+			return nil, err // not a nil D in a non-nil interface
+		}
+		return dec, nil
+	}
+}
 
 // Status is a snapshot of a stream's counters, safe to read at scrape time.
 type Status struct {
 	Connected bool
-	Codec     Codec
+	Codec     video.Codec
 	// Width and Height come from the latest SPS or JPEG header, or, where
 	// that does not tell, from the latest picture of the session decoded.
 	Width, Height int

@@ -8,6 +8,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/sdp"
 	"github.com/pion/rtp"
+
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // The fuzz targets' inputs are plain bytes, which the fuzzer mutates best:
@@ -77,7 +79,7 @@ func handle(t *testing.T, tr track, au [][]byte) {
 func checkSize(t *testing.T, tr track) {
 	w, h := tr.size()
 	limit := maxPictureSide
-	if tr.codec() == CodecMJPEG {
+	if tr.codec() == video.CodecMJPEG {
 		limit = 0xffff // 16 bits in the JPEG
 	}
 	if w < 0 || h < 0 || w > limit || h > limit {

@@ -16,6 +16,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // gatedDecoder blocks every key frame decode until gate closes, as a
@@ -35,7 +36,7 @@ func (d gatedDecoder) DecodeKeyframe([][]byte) error {
 
 func (d gatedDecoder) Analyze(float64) (imagestats.Stats, error) { return imagestats.Stats{}, nil }
 
-func (d gatedDecoder) Picture(int, int) (detector.Image, error) { return detector.Image{}, nil }
+func (d gatedDecoder) Picture(int, int) (video.Image, error) { return video.Image{}, nil }
 
 func (d gatedDecoder) KeyPicture() bool { return true }
 
@@ -50,7 +51,7 @@ func (stubDetector) Place(w, h int) detector.Placement {
 	return detector.Place(detector.ResizeStretch, w, h, 32, 32)
 }
 
-func (stubDetector) Detect(context.Context, detector.Image, int, int) (detector.Result, error) {
+func (stubDetector) Detect(context.Context, video.Image, int, int) (detector.Result, error) {
 	return detector.Result{}, nil
 }
 func (stubDetector) Labels() []string    { return []string{"person"} }
@@ -130,7 +131,7 @@ func TestManagerStopsStreamsWithoutBlockingScrapes(t *testing.T) {
 	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": rtsptest.Clip(t, rtsptest.MJPEG, gray64, 5)})
 	decoding, gate := make(chan struct{}, 1), make(chan struct{})
 	release := sync.OnceFunc(func() { close(gate) })
-	newDecoder := func(camera.Codec) (camera.Decoder, error) { return gatedDecoder{decoding: decoding, gate: gate}, nil }
+	newDecoder := func(video.Codec) (camera.Decoder, error) { return gatedDecoder{decoding: decoding, gate: gate}, nil }
 	m := camera.NewManager(newDecoder, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(m.Close)
 	apply(t, m, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")))
@@ -139,7 +140,7 @@ func TestManagerStopsStreamsWithoutBlockingScrapes(t *testing.T) {
 	go func() {
 		for {
 			_, err := s.Analyze(nil)
-			if err != camera.ErrNoFrame {
+			if err != video.ErrNoPicture {
 				analyzed <- err
 				return
 			}

@@ -51,7 +51,7 @@ func (in *packetsIn) endSession(err error) {
 
 // countPacket counts a packet's losses and reports whether it is to be
 // depacketized: a duplicate is not.
-func (s *Stream) countPacket(in *packetsIn, pkt *rtp.Packet) bool {
+func (s *session) countPacket(in *packetsIn, pkt *rtp.Packet) bool {
 	in.arrived.Add(1)
 	lost, duplicate := in.seq.push(pkt.SequenceNumber)
 	s.packetsLost.Add(lost)
@@ -64,7 +64,7 @@ func (s *Stream) countPacket(in *packetsIn, pkt *rtp.Packet) bool {
 // nothing; one whose packets are all rejected, as after an encoder restart
 // with another SSRC, would stay up without video forever. A new session
 // resynchronizes.
-func (s *Stream) waitPicture(c *gortsplib.Client, in *packetsIn, start time.Time) error {
+func (s *session) waitPicture(c *gortsplib.Client, in *packetsIn, start time.Time) error {
 	timeout := time.Duration(s.cfg.Timeout)
 	done, stopped := make(chan struct{}), make(chan struct{})
 	var ended error // set before stopped is closed

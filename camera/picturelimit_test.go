@@ -17,6 +17,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // hugeH264 is a one-frame 320x240 clip whose SPS announces 8192x8192, as
@@ -68,7 +69,7 @@ func TestStreamPictureTooLarge(t *testing.T) {
 		cameras = append(cameras, cameraConfig(t, r.entry))
 	}
 	logs := &testutil.SyncBuffer{}
-	m := camera.NewManager(decode.New, nil, slog.New(slog.NewTextHandler(logs, nil)))
+	m := camera.NewManager(camera.AsNewDecoder(decode.New), nil, slog.New(slog.NewTextHandler(logs, nil)))
 	t.Cleanup(m.Close)
 	apply(t, m, cameras...)
 	streams := m.Streams() // by name: healthy first
@@ -99,8 +100,8 @@ func TestStreamPictureTooLarge(t *testing.T) {
 				t.Errorf("camera %s: %d reconnects for reason %s, want only protocol", s.Name(), n, r)
 			}
 		}
-		if _, err := s.Analyze(nil); !errors.Is(err, camera.ErrNoFrame) {
-			t.Errorf("camera %s: Analyze() error = %v, want ErrNoFrame", s.Name(), err)
+		if _, err := s.Analyze(nil); !errors.Is(err, video.ErrNoPicture) {
+			t.Errorf("camera %s: Analyze() error = %v, want ErrNoPicture", s.Name(), err)
 		}
 	}
 	for _, r := range refused {
@@ -190,7 +191,7 @@ func TestStreamPictureSizeBeyondParsing(t *testing.T) {
 		{"window-vga-after-qvga-all", "window-vga-after-qvga", small + "\ndecode: all", vga, false},
 	}
 	logs := &testutil.SyncBuffer{}
-	m := camera.NewManager(decode.New, nil, slog.New(slog.NewTextHandler(logs, nil)))
+	m := camera.NewManager(camera.AsNewDecoder(decode.New), nil, slog.New(slog.NewTextHandler(logs, nil)))
 	t.Cleanup(m.Close)
 	var cameras []config.Camera
 	for _, r := range refused {

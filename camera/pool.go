@@ -3,6 +3,8 @@ package camera
 import (
 	"slices"
 	"sync"
+
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // DecoderPool lends decoders to key frame analyses. A key frame with its
@@ -23,7 +25,7 @@ type DecoderPool struct {
 }
 
 type pooledDecoder struct {
-	codec Codec
+	codec video.Codec
 	dec   Decoder
 }
 
@@ -36,7 +38,7 @@ func NewDecoderPool(newDecoder NewDecoder) *DecoderPool {
 // served another camera decodes the next key frame cleanly, since
 // Decoder.DecodeKeyframe drains it and the key frame brings its parameter
 // sets.
-func (p *DecoderPool) get(codec Codec) (Decoder, error) {
+func (p *DecoderPool) get(codec video.Codec) (Decoder, error) {
 	p.mu.Lock()
 	p.inUse++
 	p.peak = max(p.peak, p.inUse)
@@ -62,7 +64,7 @@ func (p *DecoderPool) get(codec Codec) (Decoder, error) {
 // codec the oldest is closed: fewer analyses at once no longer need it.
 // Codecs are kept apart, so that a fleet of H264 and H265 cameras does not
 // open a decoder for every other analysis.
-func (p *DecoderPool) put(codec Codec, dec Decoder) {
+func (p *DecoderPool) put(codec video.Codec, dec Decoder) {
 	p.mu.Lock()
 	p.inUse--
 	if p.closed {

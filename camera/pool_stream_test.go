@@ -12,7 +12,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
 	"github.com/camera-exporter/camera_exporter/config"
-	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // TestManagerPoolsKeyframeDecoders analyzes cameras of different sizes and
@@ -31,7 +31,7 @@ func TestManagerPoolsKeyframeDecoders(t *testing.T) {
 	levels := map[string]float64{"dark": 0x20, "light": 0xc0, "middle": 0x80, "hevc": 0x60, "all": 0x40}
 	srv := serve(t, rtsptest.Options{}, clips)
 	var made, open atomic.Int64
-	newDecoder := func(c camera.Codec) (camera.Decoder, error) {
+	newDecoder := func(c video.Codec) (camera.Decoder, error) {
 		d, err := decode.New(c)
 		if err != nil {
 			return nil, err
@@ -50,7 +50,7 @@ func TestManagerPoolsKeyframeDecoders(t *testing.T) {
 		cameras = append(cameras, cameraConfig(t, entry))
 	}
 	apply(t, m, cameras...)
-	place := func(w, h int) detector.Placement { return detector.Placement{Width: 64, Height: 64} }
+	size := func(w, h int) (int, int) { return 64, 64 }
 	for round := range 3 {
 		for _, s := range m.Streams() {
 			stats := analyzeWhenReady(t, s)
@@ -58,7 +58,7 @@ func TestManagerPoolsKeyframeDecoders(t *testing.T) {
 			if math.Abs(stats.Brightness-want) > 0.01 {
 				t.Errorf("round %d, %s: brightness %.3f, want %.3f", round, s.Name(), stats.Brightness, want)
 			}
-			if frame, err := s.Analyze(place); err != nil || frame.Picture.Width != 64 {
+			if frame, err := s.Analyze(size); err != nil || frame.Picture.Width != 64 {
 				t.Errorf("round %d, %s: picture for the detector: %v, %dx%d", round, s.Name(), err, frame.Picture.Width, frame.Picture.Height)
 			}
 		}

@@ -31,7 +31,7 @@ func BenchmarkReceive(b *testing.B) {
 	for _, transport := range []string{"tcp"} {
 		b.Run(transport, func(b *testing.B) {
 			for range b.N {
-				pool := camera.NewDecoderPool(decode.New)
+				pool := camera.NewDecoderPool(camera.AsNewDecoder(decode.New))
 				var streams []*camera.Stream
 				for name := range clips {
 					cfg := cameraConfig(b, fmt.Sprintf("name: %s\nurl: %s\ntransport: %s", name, srv.URL(name), transport))

@@ -30,7 +30,7 @@ func TestStreamSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	m := camera.NewManager(decode.New, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := camera.NewManager(camera.AsNewDecoder(decode.New), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer m.Close()
 	m.KeepSnapshots(160)
 	cfg, err := config.Parse([]byte("cameras:\n  - name: blue\n    url: " + srv.URL("blue") +

@@ -20,6 +20,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/imagestats"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
+	"github.com/camera-exporter/camera_exporter/video"
 	"github.com/pion/rtp"
 )
 
@@ -53,7 +54,7 @@ func startStream(t testing.TB, cfg config.Camera, logs io.Writer) *camera.Stream
 	if logs == nil {
 		logs = io.Discard
 	}
-	s := camera.NewStream(cfg, camera.NewDecoderPool(decode.New), slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	s := camera.NewStream(cfg, camera.NewDecoderPool(camera.AsNewDecoder(decode.New)), slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	t.Cleanup(s.Stop)
 	return s
 }
@@ -109,7 +110,7 @@ func TestStreamImageStatistics(t *testing.T) {
 				t.Errorf("dark ratio = %.4f, want %.4f", stats.DarkRatio, tc.darkRatio)
 			}
 			st := s.Status()
-			if st.Codec != camera.Codec(tc.codec) || st.Width != tc.width || st.Height != tc.height {
+			if st.Codec != video.Codec(tc.codec) || st.Width != tc.width || st.Height != tc.height {
 				t.Errorf("status codec %s %dx%d, want %s %dx%d", st.Codec, st.Width, st.Height, tc.codec, tc.width, tc.height)
 			}
 			if !s.Up(time.Now()) {
@@ -129,11 +130,12 @@ func TestStreamPictureForDetector(t *testing.T) {
 			s := startStream(t, cameraConfig(t, fmt.Sprintf("name: cam\nurl: %s\ndecode: %s", srv.URL("cam"), mode)), nil)
 			analyzeWhenReady(t, s)
 			var placedW, placedH int
-			place := func(w, h int) detector.Placement {
+			size := func(w, h int) (int, int) {
 				placedW, placedH = w, h
-				return detector.Place(detector.ResizeLetterbox, w, h, 160, 160)
+				p := detector.Place(detector.ResizeLetterbox, w, h, 160, 160)
+				return p.Width, p.Height
 			}
-			frame, err := s.Analyze(place)
+			frame, err := s.Analyze(size)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -252,8 +254,8 @@ func TestStreamSilentCameraStaysDown(t *testing.T) {
 	if s.Up(time.Now()) {
 		t.Error("silent camera reported up")
 	}
-	if _, err := s.Analyze(nil); err != camera.ErrNoFrame {
-		t.Errorf("Analyze() error = %v, want ErrNoFrame", err)
+	if _, err := s.Analyze(nil); err != video.ErrNoPicture {
+		t.Errorf("Analyze() error = %v, want ErrNoPicture", err)
 	}
 }
 
@@ -261,7 +263,7 @@ func TestManagerKeepsUnchangedCameras(t *testing.T) {
 	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"a": rtsptest.Clip(t, rtsptest.MJPEG, gray64, 5), "b": rtsptest.Clip(t, rtsptest.MJPEG, gray64, 5)})
 	a := cameraConfig(t, "name: a\nurl: "+srv.URL("a"))
 	b := cameraConfig(t, "name: b\nurl: "+srv.URL("b"))
-	m := camera.NewManager(decode.New, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := camera.NewManager(camera.AsNewDecoder(decode.New), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(m.Close)
 
 	apply(t, m, a, b)
@@ -717,7 +719,38 @@ func TestStreamDamagedKeyFrameDecodeAll(t *testing.T) {
 	if rounds := st.FramesReceived/24 + 1; st.DecodeErrors == 0 || st.DecodeErrors > rounds {
 		t.Errorf("%d decode errors after %d frames, want one per damaged key frame", st.DecodeErrors, st.FramesReceived)
 	}
-	if _, err := s.Analyze(nil); !errors.Is(err, camera.ErrNoFrame) {
-		t.Errorf("Analyze() error = %v, want ErrNoFrame: nothing decoded", err)
+	if _, err := s.Analyze(nil); !errors.Is(err, video.ErrNoPicture) {
+		t.Errorf("Analyze() error = %v, want ErrNoPicture: nothing decoded", err)
+	}
+}
+
+// TestStreamDecodeAllBeforeFirstPicture serves a camera, decoded in full,
+// whose key frames name a picture parameter set it never sends: frames
+// arrive and the stream's own decoder takes them, but makes no picture.
+// Analyze says so with the one error of a camera without a picture yet,
+// which the collectors excuse, as before the decoder existed: no failed
+// analysis is counted before the first picture.
+func TestStreamDecodeAllBeforeFirstPicture(t *testing.T) {
+	const h264IDR = 5
+	// An I slice header: first_mb_in_slice 0, slice_type 7, then
+	// pic_parameter_set_id 200, which no PPS of the clip has.
+	missingPPS := []byte{0x60 | h264IDR, 0x88, 0x01, 0x93, 0x80}
+	var au [][]byte
+	for _, n := range rtsptest.Clip(t, rtsptest.H264, gray64, 1).AccessUnits[0] {
+		if n[0]&0x1f == h264IDR {
+			n = missingPPS
+		}
+		au = append(au, n)
+	}
+	clip := &rtsptest.Media{Codec: rtsptest.H264, FPS: 25, AccessUnits: [][][]byte{au}}
+	srv := serve(t, rtsptest.Options{}, map[string]*rtsptest.Media{"cam": clip})
+	s := startStream(t, cameraConfig(t, "name: cam\nurl: "+srv.URL("cam")+"\ndecode: all"), nil)
+	// Key frames the stream's decoder failed on: it exists, without a picture.
+	testutil.WaitFor(t, "key frames decoded in vain", 10*time.Second, func() bool { return s.Status().DecodeErrors >= 2 })
+	if st := s.Status(); st.KeyframesReceived < 2 {
+		t.Fatalf("%d key frames received, want the clip's", st.KeyframesReceived)
+	}
+	if _, err := s.Analyze(nil); !errors.Is(err, video.ErrNoPicture) {
+		t.Errorf("Analyze() error = %v, want ErrNoPicture: no picture decoded yet", err)
 	}
 }

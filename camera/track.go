@@ -14,13 +14,15 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/pion/rtp"
+
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // track turns the RTP packets of one video format into access units and
 // recognizes key frames. It runs on gortsplib's reader goroutine, so it does
 // only cheap bookkeeping: parameter sets, picture size, key frame copies.
 type track interface {
-	codec() Codec
+	codec() video.Codec
 	// depacketize returns the access unit that pkt completes, or
 	// errIncomplete. Another error is a depacketizing error, which may come
 	// with an access unit. damaged tells an access unit that lost a NAL
@@ -99,7 +101,7 @@ func checkNALUs(au [][]byte, headerSize int) error {
 // nalCodec is what nalTrack needs to know about H264 or H265: the two
 // differ only in these details.
 type nalCodec struct {
-	codec        Codec
+	codec        video.Codec
 	headerSize   int    // shorter NAL units are rejected
 	paramSets    []byte // parameter set NAL unit types, in decoder order
 	spsType      byte
@@ -129,7 +131,7 @@ type nalCodec struct {
 }
 
 var h264Codec = nalCodec{
-	codec:      CodecH264,
+	codec:      video.CodecH264,
 	headerSize: 1,
 	paramSets:  []byte{byte(h264.NALUTypeSPS), byte(h264.NALUTypePPS)},
 	spsType:    byte(h264.NALUTypeSPS),
@@ -184,7 +186,7 @@ var h264Codec = nalCodec{
 }
 
 var h265Codec = nalCodec{
-	codec:      CodecH265,
+	codec:      video.CodecH265,
 	headerSize: 2,
 	paramSets: []byte{
 		byte(h265.NALUType_VPS_NUT), byte(h265.NALUType_SPS_NUT), byte(h265.NALUType_PPS_NUT)},
@@ -370,7 +372,7 @@ func newNALTrack(c *nalCodec, f format.Format) (*nalTrack, error) {
 	return t, nil
 }
 
-func (t *nalTrack) codec() Codec { return t.c.codec }
+func (t *nalTrack) codec() video.Codec { return t.c.codec }
 
 func (t *nalTrack) depacketize(pkt *rtp.Packet, keepAll bool) ([][]byte, bool, error) {
 	au, err := t.dep.depacketize(pkt, keepAll)
@@ -554,7 +556,7 @@ func newMJPEGTrack(f *format.MJPEG) (*mjpegTrack, error) {
 	return &mjpegTrack{dec: dec}, nil
 }
 
-func (t *mjpegTrack) codec() Codec { return CodecMJPEG }
+func (t *mjpegTrack) codec() video.Codec { return video.CodecMJPEG }
 
 // depacketize: rtpmjpeg returns no JPEG that lost a fragment.
 func (t *mjpegTrack) depacketize(pkt *rtp.Packet, _ bool) ([][]byte, bool, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // nalTrackCodecs are the codecs nalTrack serves, each with what the test
@@ -120,7 +121,7 @@ func TestNALTrack(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if tr.codec() != Codec(cc.codec) {
+				if tr.codec() != video.Codec(cc.codec) {
 					t.Errorf("codec() = %s, want %s", tr.codec(), cc.codec)
 				}
 				return tr

@@ -16,8 +16,8 @@ import (
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/camera-exporter/camera_exporter/analysis/analysistest"
-	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 func TestMain(m *testing.M) {
@@ -174,7 +174,7 @@ func TestCollectorSuccess(t *testing.T) {
 		}, "1 1"},
 		{"no camera", nil, func(*testing.T) []*analysistest.Camera { return nil }, "1 1"},
 		{"up, waiting for a key frame", nil, func(t *testing.T) []*analysistest.Camera {
-			return []*analysistest.Camera{analysistest.NewCamera(t, "a", "").Failing(camera.ErrNoFrame)}
+			return []*analysistest.Camera{analysistest.NewCamera(t, "a", "").Failing(video.ErrNoPicture)}
 		}, "1 1"},
 		{"every analysis cut off at the deadline", nil, func(t *testing.T) []*analysistest.Camera {
 			slow := analysistest.NewCamera(t, "a", "")

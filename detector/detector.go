@@ -8,6 +8,8 @@ package detector
 import (
 	"context"
 	"time"
+
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // Backends a detector can be asked to run on: OpenCV's own CPU code, or its
@@ -17,13 +19,6 @@ const (
 	BackendCUDA     = "cuda"
 	BackendCUDAFP16 = "cuda_fp16"
 )
-
-// Image is a picture in packed 8-bit BGR, OpenCV's channel order: pixel
-// (x, y) is Pix[y*Stride+3*x : y*Stride+3*x+3].
-type Image struct {
-	Width, Height, Stride int
-	Pix                   []byte
-}
 
 // Box is an axis-aligned rectangle in pixels.
 type Box struct {
@@ -70,7 +65,7 @@ type Detector interface {
 	// Detect runs the network on pic, a srcW x srcH source picture already
 	// scaled to Place(srcW, srcH).Width x Height, and returns detections in
 	// source pixels. It waits for a free network no longer than ctx allows.
-	Detect(ctx context.Context, pic Image, srcW, srcH int) (Result, error)
+	Detect(ctx context.Context, pic video.Image, srcW, srcH int) (Result, error)
 	// Labels are the class names, indexed by class.
 	Labels() []string
 	Info() Info

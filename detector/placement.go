@@ -36,6 +36,16 @@ func Place(mode Resize, srcW, srcH, inW, inH int) Placement {
 	return p
 }
 
+// ScaledSize returns the function that tells the size d's Place scales a
+// srcW x srcH picture to: what a camera's analysis converts its picture to
+// before Detect, without the camera knowing of detectors.
+func ScaledSize(d Detector) func(srcW, srcH int) (width, height int) {
+	return func(srcW, srcH int) (width, height int) {
+		p := d.Place(srcW, srcH)
+		return p.Width, p.Height
+	}
+}
+
 // ToSource maps a box in network-input pixels back to the pixels of the
 // srcW x srcH source picture, clipped to it. A box outside the picture
 // becomes empty at its edge; an empty placement gives an empty box.

@@ -17,11 +17,11 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 
-	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/camera/decode"
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
 	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // The cameras of TestFrozen film person.jpg (640x424) at frozenFPS. Their
@@ -433,7 +433,7 @@ func TestFrozen(t *testing.T) {
 // the margin of a frozen clip's coding noise below a changed block.
 func largestStillChange(t *testing.T, m *rtsptest.Media) float64 {
 	t.Helper()
-	dec, err := decode.New(camera.Codec(m.Codec))
+	dec, err := decode.New(video.Codec(m.Codec))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/detector/dnn"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // ultralyticsExports are the networks users export with `yolo export
@@ -62,12 +63,12 @@ func TestUltralyticsExports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream := camera.NewStream(cfg.Cameras[0], camera.NewDecoderPool(decode.New), slog.New(slog.DiscardHandler))
+	stream := camera.NewStream(cfg.Cameras[0], camera.NewDecoderPool(camera.AsNewDecoder(decode.New)), slog.New(slog.DiscardHandler))
 	defer stream.Stop()
 
 	// The picture as each input size places it, once per size.
 	type placed struct {
-		pic        detector.Image
+		pic        video.Image
 		p          detector.Placement
 		srcW, srcH int
 		ppm        string
@@ -76,13 +77,13 @@ func TestUltralyticsExports(t *testing.T) {
 	for _, size := range []int{320, 416, 640} {
 		var frame camera.Frame
 		var pl placed
-		place := func(w, h int) detector.Placement {
+		scaled := func(w, h int) (int, int) {
 			pl.srcW, pl.srcH = w, h
 			pl.p = detector.Place(detector.ResizeLetterbox, w, h, size, size)
-			return pl.p
+			return pl.p.Width, pl.p.Height
 		}
 		testutil.WaitFor(t, "an analyzed frame", 20*time.Second, func() bool {
-			frame, err = stream.Analyze(place)
+			frame, err = stream.Analyze(scaled)
 			return err == nil
 		})
 		// The stream reuses the picture's memory at its next analysis.

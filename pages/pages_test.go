@@ -23,6 +23,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/imagestats"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 type fakeCameras []analysis.Look
@@ -39,9 +40,9 @@ func (f fakeCameras) Look(name string) (analysis.Look, bool) {
 }
 
 // gray is a uniform mid-gray BGR picture.
-func gray(w, h int) detector.Image {
+func gray(w, h int) video.Image {
 	pix := bytes.Repeat([]byte{128}, 3*w*h)
-	return detector.Image{Width: w, Height: h, Stride: 3 * w, Pix: pix}
+	return video.Image{Width: w, Height: h, Stride: 3 * w, Pix: pix}
 }
 
 // looks are seven cameras: one analyzed with a person found in its
@@ -58,7 +59,7 @@ func looks() fakeCameras {
 		{
 			Name:     "gate",
 			Up:       true,
-			Status:   camera.Status{Connected: true, Codec: camera.CodecH264, Width: 640, Height: 360, Transport: "tcp", LastFrame: now, FrameRate: 25},
+			Status:   camera.Status{Connected: true, Codec: video.CodecH264, Width: 640, Height: 360, Transport: "tcp", LastFrame: now, FrameRate: 25},
 			Analyzed: now, Seq: 7,
 			Stats:   imagestats.Stats{Width: 640, Height: 360, Brightness: 0.5, DarkRatio: 0.25},
 			Objects: map[string]int{"person": 1},

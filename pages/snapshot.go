@@ -17,6 +17,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // Bounds of the width parameter of the pictures. A picture is never
@@ -46,7 +47,7 @@ var boxColor = color.RGBA{R: 255, G: 200, A: 255}
 // render encodes a camera's analyzed picture as JPEG, width pixels wide at
 // most, with the detector's boxes and labels drawn when boxes is set.
 // srcW and srcH are the size of the picture the boxes are in.
-func render(snap detector.Image, dets []detector.Detection, srcW, srcH int, boxes bool, width int) ([]byte, error) {
+func render(snap video.Image, dets []detector.Detection, srcW, srcH int, boxes bool, width int) ([]byte, error) {
 	img := bgrToRGBA(snap)
 	if boxes && srcW > 0 && srcH > 0 {
 		drawDetections(img, dets, float64(snap.Width)/float64(srcW), float64(snap.Height)/float64(srcH))
@@ -55,7 +56,7 @@ func render(snap detector.Image, dets []detector.Detection, srcW, srcH int, boxe
 }
 
 // bgrToRGBA copies a BGR picture into a new RGBA one.
-func bgrToRGBA(p detector.Image) *image.RGBA {
+func bgrToRGBA(p video.Image) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, p.Width, p.Height))
 	for y := range p.Height {
 		src := p.Pix[y*p.Stride : y*p.Stride+3*p.Width]

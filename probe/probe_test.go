@@ -72,7 +72,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	f := &fixture{t: t, cameras: cameras, exporter: prometheus.NewRegistry()}
 	f.load(opts.config)
 	logger := promslog.NewNopLogger()
-	f.manager = camera.NewManager(decode.New, nil, logger)
+	f.manager = camera.NewManager(camera.AsNewDecoder(decode.New), nil, logger)
 	if err := f.manager.Apply(f.config.Load()); err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/imagestats"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
 	"github.com/camera-exporter/camera_exporter/reference"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // These tests build without cgo: stubs stand in for camera/decode and
@@ -40,12 +41,12 @@ func (p stubPicture) Analyze(dark float64) (imagestats.Stats, error) {
 		Signature: make([]uint8, imagestats.SignatureWidth*imagestats.SignatureHeight)}, nil
 }
 
-func (p stubPicture) Picture(width, height int) (detector.Image, error) {
+func (p stubPicture) Picture(width, height int) (video.Image, error) {
 	pix := make([]byte, 3*width*height)
 	if p.person {
 		pix[0] = 255
 	}
-	return detector.Image{Width: width, Height: height, Stride: 3 * width, Pix: pix}, nil
+	return video.Image{Width: width, Height: height, Stride: 3 * width, Pix: pix}, nil
 }
 
 func (p stubPicture) Close() { p.closed.Add(1) }
@@ -66,7 +67,7 @@ func (*stubDetector) Place(srcW, srcH int) detector.Placement {
 	return detector.Placement{Width: 160, Height: 120, InputWidth: 160, InputHeight: 120}
 }
 
-func (*stubDetector) Detect(_ context.Context, pic detector.Image, _, _ int) (detector.Result, error) {
+func (*stubDetector) Detect(_ context.Context, pic video.Image, _, _ int) (detector.Result, error) {
 	if pic.Pix[0] == 255 {
 		return detector.Result{Detections: []detector.Detection{{Label: "person", Confidence: 0.9}}}, nil
 	}
@@ -182,7 +183,7 @@ func TestBuildFromCamera(t *testing.T) {
 		Camera:     "gate",
 		Duration:   3 * time.Second,
 		Interval:   50 * time.Millisecond,
-		NewDecoder: func(camera.Codec) (camera.Decoder, error) {
+		NewDecoder: func(video.Codec) (camera.Decoder, error) {
 			decoders.Add(1)
 			return stubDecoder{stubPicture{brightness: 0.4, closed: new(atomic.Int32)}}, nil
 		},

@@ -24,6 +24,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // Options are the camera settings a reference is built with, so that it
@@ -40,7 +41,7 @@ type Options struct {
 // photograph.
 type picture interface {
 	Analyze(darkThreshold float64) (imagestats.Stats, error)
-	Picture(width, height int) (detector.Image, error)
+	Picture(width, height int) (video.Image, error)
 }
 
 // Image is a photograph, analyzed like a decoded frame: Analyze measures
@@ -149,12 +150,12 @@ func FromCamera(ctx context.Context, cam config.Camera, newDecoder camera.NewDec
 			return b.Profile("stream:"+cam.RedactedURL(), time.Now()), nil
 		case <-ticker.C:
 		}
-		var place func(int, int) detector.Placement
+		var size func(int, int) (int, int)
 		if opts.Detector != nil {
-			place = opts.Detector.Place
+			size = detector.ScaledSize(opts.Detector)
 		}
-		frame, err := s.Analyze(place)
-		if errors.Is(err, camera.ErrNoFrame) || errors.Is(err, camera.ErrNoPicture) || (err == nil && frame.Seq == seq) {
+		frame, err := s.Analyze(size)
+		if errors.Is(err, video.ErrNoPicture) || (err == nil && frame.Seq == seq) {
 			continue // not connected yet, or no new frame since the last one
 		}
 		if err != nil {
@@ -179,9 +180,9 @@ type analyzedFrame struct{ camera.Frame }
 
 func (f analyzedFrame) Analyze(float64) (imagestats.Stats, error) { return f.Stats, nil }
 
-func (f analyzedFrame) Picture(width, height int) (detector.Image, error) {
+func (f analyzedFrame) Picture(width, height int) (video.Image, error) {
 	if f.Frame.Picture.Width != width || f.Frame.Picture.Height != height {
-		return detector.Image{}, fmt.Errorf("picture is %dx%d, want %dx%d", f.Frame.Picture.Width, f.Frame.Picture.Height, width, height)
+		return video.Image{}, fmt.Errorf("picture is %dx%d, want %dx%d", f.Frame.Picture.Width, f.Frame.Picture.Height, width, height)
 	}
 	return f.Frame.Picture, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // LastFrame is when every fake camera's latest frame arrived.
@@ -53,7 +54,7 @@ func NewCamera(t testing.TB, name, extra string) *Camera {
 	f := &Camera{
 		cfg: c,
 		up:  true,
-		status: camera.Status{Connected: true, Codec: camera.CodecMJPEG, Width: 320, Height: 240, Transport: c.Transport,
+		status: camera.Status{Connected: true, Codec: video.CodecMJPEG, Width: 320, Height: 240, Transport: c.Transport,
 			FramesReceived: 250, KeyframesReceived: 250, BytesReceived: 1e6, PacketsLost: 3, LastFrame: LastFrame},
 		stats: imagestats.Stats{Width: 320, Height: 240, Brightness: 0.5, DarkRatio: *c.DarkThreshold},
 	}
@@ -94,7 +95,7 @@ func (c *Camera) Status() camera.Status {
 	return c.status
 }
 
-func (c *Camera) Analyze(place func(srcW, srcH int) detector.Placement) (camera.Frame, error) {
+func (c *Camera) Analyze(size func(srcW, srcH int) (width, height int)) (camera.Frame, error) {
 	c.Analyses.Add(1)
 	if c.Gate != nil {
 		<-c.Gate
@@ -110,9 +111,9 @@ func (c *Camera) Analyze(place func(srcW, srcH int) detector.Placement) (camera.
 	}
 	c.seq++
 	frame := camera.Frame{Seq: c.seq, Stats: c.stats}
-	if place != nil {
-		p := place(c.stats.Width, c.stats.Height)
-		frame.Picture = detector.Image{Width: p.Width, Height: p.Height, Stride: 3 * p.Width, Pix: make([]byte, 3*p.Width*p.Height)}
+	if size != nil {
+		width, height := size(c.stats.Width, c.stats.Height)
+		frame.Picture = video.Image{Width: width, Height: height, Stride: 3 * width, Pix: make([]byte, 3*width*height)}
 	}
 	return frame, nil
 }
@@ -166,7 +167,7 @@ func (d *Detector) Place(srcW, srcH int) detector.Placement {
 	return detector.Place(detector.ResizeLetterbox, srcW, srcH, 32, 32)
 }
 
-func (d *Detector) Detect(_ context.Context, pic detector.Image, srcW, srcH int) (detector.Result, error) {
+func (d *Detector) Detect(_ context.Context, pic video.Image, srcW, srcH int) (detector.Result, error) {
 	d.Calls.Add(1)
 	if p := d.Place(srcW, srcH); pic.Width != p.Width || pic.Height != p.Height {
 		return detector.Result{}, fmt.Errorf("picture %dx%d, placed %dx%d", pic.Width, pic.Height, p.Width, p.Height)

@@ -147,12 +147,10 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/camera-exporter/camera_exporter/camera"
-	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/config"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/video"
 )
-
-var _ camera.NewDecoder = New
 
 // OpenCVVersion is the version of the OpenCV library gocv is linked with.
 func OpenCVVersion() string { return gocv.OpenCVVersion() }
@@ -175,7 +173,7 @@ var annexBStartCode = []byte{0, 0, 0, 1}
 // Decoder decodes one camera's video with libavcodec. It must be closed to
 // free its C memory, and is used by one goroutine at a time.
 type Decoder struct {
-	codec camera.Codec
+	codec video.Codec
 	ctx   *C.AVCodecContext
 	pkt   *C.AVPacket
 	pic   *C.AVFrame // latest decoded picture
@@ -193,15 +191,16 @@ type Decoder struct {
 	analyzer analyzer
 }
 
-// New returns a Decoder for codec; its type is camera.NewDecoder.
-func New(codec camera.Codec) (camera.Decoder, error) {
+// New returns a Decoder for codec. Its pointer implements camera.Decoder,
+// which camera.AsNewDecoder(New) checks where the exporter is wired.
+func New(codec video.Codec) (*Decoder, error) {
 	var id C.enum_AVCodecID
 	switch codec {
-	case camera.CodecH264:
+	case video.CodecH264:
 		id = C.AV_CODEC_ID_H264
-	case camera.CodecH265:
+	case video.CodecH265:
 		id = C.AV_CODEC_ID_HEVC
-	case camera.CodecMJPEG:
+	case video.CodecMJPEG:
 		id = C.AV_CODEC_ID_MJPEG
 	default:
 		return nil, fmt.Errorf("unsupported codec %q", codec)
@@ -228,7 +227,7 @@ func New(codec camera.Codec) (camera.Decoder, error) {
 	d.ctx.thread_count = 1
 	// libavcodec's default bound is INT_MAX pixels: a lying SPS of
 	// 16384x16384 would take 400 MB per reference picture.
-	d.ctx.max_pixels = C.int64_t(camera.MaxDecoderPixels)
+	d.ctx.max_pixels = C.int64_t(config.MaxPicturePixelsCeiling)
 	if ret := C.avcodec_open2(d.ctx, av, nil); ret < 0 {
 		d.Close()
 		return nil, avError("open "+string(codec)+" decoder", ret)
@@ -293,7 +292,7 @@ func (d *Decoder) corruption() error {
 // fill copies an access unit into the packet; libavcodec gets C memory only,
 // padded as it requires.
 func (d *Decoder) fill(au [][]byte) error {
-	annexB := d.codec != camera.CodecMJPEG
+	annexB := d.codec != video.CodecMJPEG
 	if !annexB && len(au) != 1 {
 		return fmt.Errorf("MJPEG access unit has %d parts, want 1", len(au))
 	}
@@ -349,7 +348,7 @@ func (d *Decoder) KeyPicture() bool { return d.pic.key_frame != 0 }
 // strictly below darkThreshold.
 func (d *Decoder) Analyze(darkThreshold float64) (imagestats.Stats, error) {
 	if d.pic.data[0] == nil {
-		return imagestats.Stats{}, camera.ErrNoPicture
+		return imagestats.Stats{}, video.ErrNoPicture
 	}
 	// Of a continuous stream too: the decoder recovers by itself at the
 	// next key frame or refresh, but the concealed picture is not the scene.
@@ -398,21 +397,21 @@ const maxPictureSide = 8192
 // Picture converts the latest decoded picture to packed BGR scaled to
 // width x height, honoring the range and YUV matrix the stream was coded
 // with. The Image is newly allocated, so it stays valid after later decodes.
-func (d *Decoder) Picture(width, height int) (detector.Image, error) {
+func (d *Decoder) Picture(width, height int) (video.Image, error) {
 	if d.pic.data[0] == nil {
-		return detector.Image{}, camera.ErrNoPicture
+		return video.Image{}, video.ErrNoPicture
 	}
 	if width <= 0 || height <= 0 || width > maxPictureSide || height > maxPictureSide {
-		return detector.Image{}, fmt.Errorf("picture size %dx%d out of range", width, height)
+		return video.Image{}, fmt.Errorf("picture size %dx%d out of range", width, height)
 	}
-	img := detector.Image{Width: width, Height: height, Stride: 3 * width}
+	img := video.Image{Width: width, Height: height, Stride: 3 * width}
 	img.Pix = make([]byte, img.Stride*height)
 	// SWS_AREA averages the source pixels under each output pixel, like
 	// OpenCV's INTER_AREA, so the usual large shrink (1080p to a network's
 	// ~320 px) does not alias. It measured closer to INTER_AREA than
 	// SWS_BILINEAR, whose downscaling filter is wider and slower.
 	if err := d.scale(&d.sws, C.SWS_AREA, width, height, img.Pix, img.Stride); err != nil {
-		return detector.Image{}, err
+		return video.Image{}, err
 	}
 	return img, nil
 }
@@ -455,7 +454,7 @@ func (d *Decoder) scale(sws **C.struct_SwsContext, flags C.int, width, height in
 // (0-255) rather than limited (16-235).
 func (d *Decoder) fullRange() bool {
 	// JPEG (JFIF) is always full range, whatever libavcodec tags.
-	return d.codec == camera.CodecMJPEG || C.is_full_range(d.pic) != 0
+	return d.codec == video.CodecMJPEG || C.is_full_range(d.pic) != 0
 }
 
 // stretchLuma maps limited range luma (16-235) to full range in place,

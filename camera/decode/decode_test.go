@@ -12,15 +12,15 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"gocv.io/x/gocv"
 
-	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/camera/rtsptest"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
-var codecs = []camera.Codec{camera.CodecH264, camera.CodecH265, camera.CodecMJPEG}
+var codecs = []video.Codec{video.CodecH264, video.CodecH265, video.CodecMJPEG}
 
 // encode returns the access units of a clip that ffmpeg encodes from input.
-func encode(tb testing.TB, codec camera.Codec, frames int, input []string, extra ...string) [][][]byte {
+func encode(tb testing.TB, codec video.Codec, frames int, input []string, extra ...string) [][][]byte {
 	tb.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		tb.Skip("ffmpeg not found")
@@ -36,7 +36,7 @@ func lavfi(graph string) []string {
 	return []string{"-f", "lavfi", "-i", graph}
 }
 
-func newDecoder(tb testing.TB, codec camera.Codec) camera.Decoder {
+func newDecoder(tb testing.TB, codec video.Codec) *Decoder {
 	tb.Helper()
 	d, err := New(codec)
 	if err != nil {
@@ -46,7 +46,7 @@ func newDecoder(tb testing.TB, codec camera.Codec) camera.Decoder {
 	return d
 }
 
-func analyze(t *testing.T, d camera.Decoder, darkThreshold float64) imagestats.Stats {
+func analyze(t *testing.T, d *Decoder, darkThreshold float64) imagestats.Stats {
 	t.Helper()
 	stats, err := d.Analyze(darkThreshold)
 	if err != nil {
@@ -55,7 +55,7 @@ func analyze(t *testing.T, d camera.Decoder, darkThreshold float64) imagestats.S
 	return stats
 }
 
-func decodeAll(t *testing.T, d camera.Decoder, aus [][][]byte) {
+func decodeAll(t *testing.T, d *Decoder, aus [][][]byte) {
 	t.Helper()
 	for i, au := range aus {
 		if err := d.Decode(au); err != nil {
@@ -74,7 +74,7 @@ func TestNew(t *testing.T) {
 	}
 	for _, codec := range codecs {
 		d := newDecoder(t, codec)
-		if _, err := d.Analyze(0.1); !errors.Is(err, camera.ErrNoPicture) {
+		if _, err := d.Analyze(0.1); !errors.Is(err, video.ErrNoPicture) {
 			t.Errorf("%s: Analyze before decoding: got %v, want ErrNoPicture", codec, err)
 		}
 	}
@@ -84,15 +84,15 @@ func TestNew(t *testing.T) {
 // range: solid RGB gray 64 must read 64/255, not (16+64*219/255)/255.
 func TestBrightness(t *testing.T) {
 	for _, tc := range []struct {
-		codec  camera.Codec
+		codec  video.Codec
 		pixFmt string // overrides the one rtsptest.Encode picks
 	}{
-		{codec: camera.CodecH264},
-		{codec: camera.CodecH265},
-		{codec: camera.CodecMJPEG},
-		{codec: camera.CodecH264, pixFmt: "yuvj420p"}, // full range VUI
-		{codec: camera.CodecH265, pixFmt: "yuv420p10le"},
-		{codec: camera.CodecH265, pixFmt: "gray"},
+		{codec: video.CodecH264},
+		{codec: video.CodecH265},
+		{codec: video.CodecMJPEG},
+		{codec: video.CodecH264, pixFmt: "yuvj420p"}, // full range VUI
+		{codec: video.CodecH265, pixFmt: "yuv420p10le"},
+		{codec: video.CodecH265, pixFmt: "gray"},
 	} {
 		var extra []string
 		if tc.pixFmt != "" {
@@ -102,7 +102,7 @@ func TestBrightness(t *testing.T) {
 			name := fmt.Sprintf("%s/%s/%#x", tc.codec, tc.pixFmt, level)
 			aus := encode(t, tc.codec, 5, lavfi(fmt.Sprintf("color=c=0x%[1]x%[1]x%[1]x:s=320x240:r=25", level)), extra...)
 			want := float64(level) / 255
-			check := func(t *testing.T, d camera.Decoder) {
+			check := func(t *testing.T, d *Decoder) {
 				stats := analyze(t, d, 0.15)
 				if stats.Width != 320 || stats.Height != 240 {
 					t.Errorf("size %dx%d, want 320x240", stats.Width, stats.Height)
@@ -161,7 +161,7 @@ func TestPhoto(t *testing.T) {
 		t.Fatalf("cannot read %s", path)
 	}
 	want := gray.Mean().Val1 / 255
-	for _, codec := range []camera.Codec{camera.CodecH264, camera.CodecMJPEG} {
+	for _, codec := range []video.Codec{video.CodecH264, video.CodecMJPEG} {
 		t.Run(string(codec), func(t *testing.T) {
 			// libx264 needs even dimensions.
 			aus := encode(t, codec, 1, []string{"-i", path}, "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2")
@@ -180,11 +180,11 @@ func TestPhoto(t *testing.T) {
 // black to white: each must come out at once, not one key frame late.
 func TestKeyframeBFrames(t *testing.T) {
 	for _, tc := range []struct {
-		codec      camera.Codec
+		codec      video.Codec
 		isKeyframe func([][]byte) bool
 	}{
-		{camera.CodecH264, h264.IsRandomAccess},
-		{camera.CodecH265, h265.IsRandomAccess},
+		{video.CodecH264, h264.IsRandomAccess},
+		{video.CodecH265, h265.IsRandomAccess},
 	} {
 		t.Run(string(tc.codec), func(t *testing.T) {
 			aus := encode(t, tc.codec, 20,
@@ -225,10 +225,10 @@ func TestKeyframeBFrames(t *testing.T) {
 
 func TestGarbage(t *testing.T) {
 	// Valid headers make the decoders parse the noise that follows.
-	headers := map[camera.Codec][]byte{
-		camera.CodecH264:  {0x65},                   // IDR slice
-		camera.CodecH265:  {0x26, 0x01},             // IDR_W_RADL slice
-		camera.CodecMJPEG: {0xff, 0xd8, 0xff, 0xdb}, // SOI, DQT
+	headers := map[video.Codec][]byte{
+		video.CodecH264:  {0x65},                   // IDR slice
+		video.CodecH265:  {0x26, 0x01},             // IDR_W_RADL slice
+		video.CodecMJPEG: {0xff, 0xd8, 0xff, 0xdb}, // SOI, DQT
 	}
 	for _, codec := range codecs {
 		t.Run(string(codec), func(t *testing.T) {
@@ -242,7 +242,7 @@ func TestGarbage(t *testing.T) {
 			}
 			// Decoders may skip what they cannot parse; it must not crash.
 			_ = d.Decode([][]byte{garbage})
-			if _, err := d.Analyze(0.1); !errors.Is(err, camera.ErrNoPicture) {
+			if _, err := d.Analyze(0.1); !errors.Is(err, video.ErrNoPicture) {
 				t.Errorf("Analyze after garbage: got %v, want ErrNoPicture", err)
 			}
 			if err := d.Decode(nil); err == nil {
@@ -260,12 +260,12 @@ func TestGarbage(t *testing.T) {
 	}
 }
 
-func benchClip(b *testing.B, codec camera.Codec, frames int) [][][]byte {
+func benchClip(b *testing.B, codec video.Codec, frames int) [][][]byte {
 	return encode(b, codec, frames, lavfi("testsrc2=s=1920x1080:r=25"), "-g", "50")
 }
 
 func BenchmarkDecodeKeyframe1080p(b *testing.B) {
-	for _, codec := range []camera.Codec{camera.CodecH264, camera.CodecH265} {
+	for _, codec := range []video.Codec{video.CodecH264, video.CodecH265} {
 		au := benchClip(b, codec, 1)[0]
 		b.Run(string(codec), func(b *testing.B) {
 			d := newDecoder(b, codec)
@@ -284,7 +284,7 @@ func BenchmarkDecodeKeyframe1080p(b *testing.B) {
 
 // BenchmarkDecodeAll1080p measures continuous decoding; one op is one frame.
 func BenchmarkDecodeAll1080p(b *testing.B) {
-	for _, codec := range []camera.Codec{camera.CodecH264, camera.CodecH265} {
+	for _, codec := range []video.Codec{video.CodecH264, video.CodecH265} {
 		aus := benchClip(b, codec, 50)
 		b.Run(string(codec), func(b *testing.B) {
 			d := newDecoder(b, codec)
@@ -320,13 +320,13 @@ func TestStretchLuma(t *testing.T) {
 // damage returns a copy of au whose picture data (H264/H265 slices, the
 // JPEG) is cut to 70% or has every seventh byte of its last two thirds
 // flipped, as a lossy link delivers it.
-func damage(codec camera.Codec, au [][]byte, how string) [][]byte {
+func damage(codec video.Codec, au [][]byte, how string) [][]byte {
 	var out [][]byte
 	for _, n := range au {
 		c := append([]byte(nil), n...)
-		picture := codec == camera.CodecMJPEG ||
-			(codec == camera.CodecH264 && c[0]&0x1f >= 1 && c[0]&0x1f <= 5) ||
-			(codec == camera.CodecH265 && (c[0]>>1)&0x3f < 32)
+		picture := codec == video.CodecMJPEG ||
+			(codec == video.CodecH264 && c[0]&0x1f >= 1 && c[0]&0x1f <= 5) ||
+			(codec == video.CodecH265 && (c[0]>>1)&0x3f < 32)
 		switch {
 		case picture && how == "truncated":
 			c = c[:len(c)*7/10]
@@ -346,13 +346,13 @@ func damage(codec camera.Codec, au [][]byte, how string) [][]byte {
 // out (see the README's known limitations).
 func TestCorruptPicture(t *testing.T) {
 	for _, tc := range []struct {
-		codec camera.Codec
+		codec video.Codec
 		how   string
 	}{
-		{camera.CodecH264, "truncated"},
-		{camera.CodecH264, "flipped"},
-		{camera.CodecMJPEG, "truncated"},
-		{camera.CodecMJPEG, "flipped"},
+		{video.CodecH264, "truncated"},
+		{video.CodecH264, "flipped"},
+		{video.CodecMJPEG, "truncated"},
+		{video.CodecMJPEG, "flipped"},
 	} {
 		t.Run(string(tc.codec)+" "+tc.how, func(t *testing.T) {
 			aus := encode(t, tc.codec, 2, lavfi("testsrc2=s=320x240:r=25"))
@@ -389,8 +389,8 @@ func TestMaxPixels(t *testing.T) {
 		{"6400x6400", false},
 	} {
 		t.Run(tc.size, func(t *testing.T) {
-			aus := encode(t, camera.CodecMJPEG, 1, lavfi("color=c=0x404040:s="+tc.size))
-			d := newDecoder(t, camera.CodecMJPEG)
+			aus := encode(t, video.CodecMJPEG, 1, lavfi("color=c=0x404040:s="+tc.size))
+			d := newDecoder(t, video.CodecMJPEG)
 			err := d.DecodeKeyframe(aus[0])
 			if tc.ok {
 				if err != nil {
@@ -404,7 +404,7 @@ func TestMaxPixels(t *testing.T) {
 			if err == nil {
 				t.Error("DecodeKeyframe succeeded, want an error")
 			}
-			if _, err := d.Analyze(0.15); !errors.Is(err, camera.ErrNoPicture) {
+			if _, err := d.Analyze(0.15); !errors.Is(err, video.ErrNoPicture) {
 				t.Errorf("Analyze: got %v, want ErrNoPicture", err)
 			}
 		})

@@ -7,8 +7,8 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // Image is a photograph (JPEG, PNG, ... anything gocv.IMRead reads) analyzed
@@ -61,16 +61,16 @@ func (im *Image) Analyze(darkThreshold float64) (imagestats.Stats, error) {
 
 // Picture returns the photograph as packed BGR scaled to width x height
 // (INTER_AREA) in a newly allocated Image, like Decoder.Picture.
-func (im *Image) Picture(width, height int) (detector.Image, error) {
+func (im *Image) Picture(width, height int) (video.Image, error) {
 	if width <= 0 || height <= 0 || width > maxPictureSide || height > maxPictureSide {
-		return detector.Image{}, fmt.Errorf("picture size %dx%d out of range", width, height)
+		return video.Image{}, fmt.Errorf("picture size %dx%d out of range", width, height)
 	}
 	gocv.Resize(im.bgr, &im.scaled, image.Pt(width, height), 0, 0, gocv.InterpolationArea)
 	pix, err := im.scaled.DataPtrUint8()
 	if err != nil {
-		return detector.Image{}, err
+		return video.Image{}, err
 	}
-	return detector.Image{
+	return video.Image{
 		Width:  width,
 		Height: height,
 		Stride: 3 * width,

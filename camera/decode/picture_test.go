@@ -10,8 +10,7 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/camera-exporter/camera_exporter/camera"
-	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // bgr is a color in Image's channel order.
@@ -22,7 +21,7 @@ func (c bgr) hex() string {
 }
 
 // meanBGR returns the mean of each channel of img, checking its layout.
-func meanBGR(t *testing.T, img detector.Image) bgr {
+func meanBGR(t *testing.T, img video.Image) bgr {
 	t.Helper()
 	if img.Stride != 3*img.Width || len(img.Pix) != img.Stride*img.Height {
 		t.Fatalf("%dx%d image with stride %d and %d bytes, want stride %d and %d bytes",
@@ -36,7 +35,7 @@ func meanBGR(t *testing.T, img detector.Image) bgr {
 	return bgr{sum[0] / n, sum[1] / n, sum[2] / n}
 }
 
-func picture(t *testing.T, d camera.Decoder, width, height int) detector.Image {
+func picture(t *testing.T, d *Decoder, width, height int) video.Image {
 	t.Helper()
 	img, err := d.Picture(width, height)
 	if err != nil {
@@ -61,23 +60,23 @@ func TestPictureColors(t *testing.T) {
 	)
 	for _, tc := range []struct {
 		name   string
-		codec  camera.Codec
+		codec  video.Codec
 		size   string
 		matrix string // used to make YUV from RGB
 		tag    string // the colorspace signaled, if any
 		pixFmt string // overrides the one rtsptest.Encode picks
 		colors []bgr  // all of colors if empty
 	}{
-		{name: "untagged SD", codec: camera.CodecH264, size: "320x240", matrix: "bt601"},
-		{name: "untagged HD", codec: camera.CodecH264, size: "1280x720", matrix: "bt709"},
-		{name: "full range", codec: camera.CodecH264, size: "320x240", matrix: "bt601", pixFmt: "yuvj420p"},
-		{name: "BT.601", codec: camera.CodecH265, size: "320x240", matrix: "bt601", tag: "smpte170m"},
-		{name: "BT.709", codec: camera.CodecH265, size: "320x240", matrix: "bt709", tag: "bt709"},
-		{name: "BT.601 HD", codec: camera.CodecH265, size: "1280x720", matrix: "bt601", tag: "bt470bg"},
-		{name: "10 bit", codec: camera.CodecH265, size: "320x240", matrix: "bt709", tag: "bt709", pixFmt: "yuv420p10le"},
-		{name: "gray", codec: camera.CodecH265, size: "320x240", matrix: "bt709", pixFmt: "gray", colors: []bgr{gray}},
-		{name: "JPEG", codec: camera.CodecMJPEG, size: "320x240", matrix: "bt601", pixFmt: "yuvj420p"},
-		{name: "JPEG HD", codec: camera.CodecMJPEG, size: "1280x720", matrix: "bt601", pixFmt: "yuvj420p"},
+		{name: "untagged SD", codec: video.CodecH264, size: "320x240", matrix: "bt601"},
+		{name: "untagged HD", codec: video.CodecH264, size: "1280x720", matrix: "bt709"},
+		{name: "full range", codec: video.CodecH264, size: "320x240", matrix: "bt601", pixFmt: "yuvj420p"},
+		{name: "BT.601", codec: video.CodecH265, size: "320x240", matrix: "bt601", tag: "smpte170m"},
+		{name: "BT.709", codec: video.CodecH265, size: "320x240", matrix: "bt709", tag: "bt709"},
+		{name: "BT.601 HD", codec: video.CodecH265, size: "1280x720", matrix: "bt601", tag: "bt470bg"},
+		{name: "10 bit", codec: video.CodecH265, size: "320x240", matrix: "bt709", tag: "bt709", pixFmt: "yuv420p10le"},
+		{name: "gray", codec: video.CodecH265, size: "320x240", matrix: "bt709", pixFmt: "gray", colors: []bgr{gray}},
+		{name: "JPEG", codec: video.CodecMJPEG, size: "320x240", matrix: "bt601", pixFmt: "yuvj420p"},
+		{name: "JPEG HD", codec: video.CodecMJPEG, size: "1280x720", matrix: "bt601", pixFmt: "yuvj420p"},
 	} {
 		pixFmt := tc.pixFmt
 		if pixFmt == "" {
@@ -125,13 +124,13 @@ func TestPictureColors(t *testing.T) {
 // TestPictureScale checks that shrinking keeps the content in place, that
 // the scaler follows size changes, and that each Image is the caller's own.
 func TestPictureScale(t *testing.T) {
-	aus := encode(t, camera.CodecH264, 1, lavfi("color=white:s=1920x1080,drawbox=x=960:y=0:w=960:h=1080:color=black:t=fill"))
-	small := encode(t, camera.CodecH264, 1, lavfi("color=black:s=320x240"))
-	d := newDecoder(t, camera.CodecH264)
+	aus := encode(t, video.CodecH264, 1, lavfi("color=white:s=1920x1080,drawbox=x=960:y=0:w=960:h=1080:color=black:t=fill"))
+	small := encode(t, video.CodecH264, 1, lavfi("color=black:s=320x240"))
+	d := newDecoder(t, video.CodecH264)
 	if err := d.DecodeKeyframe(aus[0]); err != nil {
 		t.Fatal(err)
 	}
-	var first detector.Image
+	var first video.Image
 	for _, size := range [][2]int{{320, 180}, {320, 320}, {320, 180}, {97, 31}} {
 		w, h := size[0], size[1]
 		img := picture(t, d, w, h)
@@ -174,13 +173,13 @@ func TestPictureScale(t *testing.T) {
 func TestPictureErrors(t *testing.T) {
 	for _, codec := range codecs {
 		d := newDecoder(t, codec)
-		if _, err := d.Picture(320, 240); !errors.Is(err, camera.ErrNoPicture) {
+		if _, err := d.Picture(320, 240); !errors.Is(err, video.ErrNoPicture) {
 			t.Errorf("%s: Picture before decoding: got %v, want ErrNoPicture", codec, err)
 		}
 	}
 
-	aus := encode(t, camera.CodecH264, 1, lavfi("color=gray:s=320x240"))
-	d := newDecoder(t, camera.CodecH264)
+	aus := encode(t, video.CodecH264, 1, lavfi("color=gray:s=320x240"))
+	d := newDecoder(t, video.CodecH264)
 	if err := d.DecodeKeyframe(aus[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +209,7 @@ func TestPicturePhoto(t *testing.T) {
 	defer want.Close()
 	gocv.Resize(photo, &want, image.Pt(w, h), 0, 0, gocv.InterpolationArea)
 
-	for _, codec := range []camera.Codec{camera.CodecH264, camera.CodecMJPEG} {
+	for _, codec := range []video.Codec{video.CodecH264, video.CodecMJPEG} {
 		t.Run(string(codec), func(t *testing.T) {
 			aus := encode(t, codec, 1, []string{"-i", path})
 			d := newDecoder(t, codec)
@@ -240,10 +239,10 @@ func TestPicturePhoto(t *testing.T) {
 // BenchmarkPicture measures shrinking a 1080p picture to common network
 // input sizes.
 func BenchmarkPicture(b *testing.B) {
-	au := benchClip(b, camera.CodecH264, 1)[0]
+	au := benchClip(b, video.CodecH264, 1)[0]
 	for _, size := range [][2]int{{320, 180}, {320, 320}} {
 		b.Run(fmt.Sprintf("%dx%d", size[0], size[1]), func(b *testing.B) {
-			d := newDecoder(b, camera.CodecH264)
+			d := newDecoder(b, video.CodecH264)
 			if err := d.DecodeKeyframe(au); err != nil {
 				b.Fatal(err)
 			}

@@ -15,8 +15,8 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/imagestats"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // sharedImage returns the path of one of the shared test photos, which live
@@ -67,7 +67,7 @@ func analyzeImage(t *testing.T, path string) imagestats.Stats {
 
 // photoStats encodes a photo as a one frame clip of codec and analyzes its
 // key frame.
-func photoStats(t *testing.T, codec camera.Codec, path string) imagestats.Stats {
+func photoStats(t *testing.T, codec video.Codec, path string) imagestats.Stats {
 	t.Helper()
 	// libx264 needs even dimensions.
 	aus := encode(t, codec, 1, []string{"-i", path}, "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2")
@@ -120,17 +120,17 @@ var (
 // shrinking and the scaled colour conversion that smaller pictures skip.
 func TestStatsFlat(t *testing.T) {
 	for _, tc := range []struct {
-		codec  camera.Codec
+		codec  video.Codec
 		pixFmt string // overrides the one rtsptest.Encode picks
 		clips  []flatClip
 	}{
-		{codec: camera.CodecH264, clips: []flatClip{flatGray, flatWhite, flatRed, flatGrayHD}},
-		{codec: camera.CodecH265, clips: []flatClip{flatGray, flatWhite, flatRed, flatGrayHD}},
-		{codec: camera.CodecMJPEG, clips: []flatClip{flatGray, flatWhite, flatRed, flatGrayHD}},
-		{codec: camera.CodecH264, pixFmt: "yuvj420p", clips: []flatClip{flatGray, flatWhite, flatRed}},
-		{codec: camera.CodecH265, pixFmt: "yuv420p10le", clips: []flatClip{flatGray, flatWhite, flatRed}},
-		{codec: camera.CodecH265, pixFmt: "gray", clips: []flatClip{flatGray, flatWhite}},
-		{codec: camera.CodecMJPEG, pixFmt: "yuvj422p", clips: []flatClip{flatGray, flatWhite, flatRed}},
+		{codec: video.CodecH264, clips: []flatClip{flatGray, flatWhite, flatRed, flatGrayHD}},
+		{codec: video.CodecH265, clips: []flatClip{flatGray, flatWhite, flatRed, flatGrayHD}},
+		{codec: video.CodecMJPEG, clips: []flatClip{flatGray, flatWhite, flatRed, flatGrayHD}},
+		{codec: video.CodecH264, pixFmt: "yuvj420p", clips: []flatClip{flatGray, flatWhite, flatRed}},
+		{codec: video.CodecH265, pixFmt: "yuv420p10le", clips: []flatClip{flatGray, flatWhite, flatRed}},
+		{codec: video.CodecH265, pixFmt: "gray", clips: []flatClip{flatGray, flatWhite}},
+		{codec: video.CodecMJPEG, pixFmt: "yuvj422p", clips: []flatClip{flatGray, flatWhite, flatRed}},
 	} {
 		var extra []string
 		if tc.pixFmt != "" {
@@ -212,14 +212,14 @@ func TestStatsPhoto(t *testing.T) {
 	want := analyzeImage(t, path)
 	logStats(t, "image", want)
 	for _, tc := range []struct {
-		codec camera.Codec
+		codec video.Codec
 		// Sharpness and edge density lose to compression what its
 		// quantization takes off fine detail: MJPEG at -q:v 3 little,
 		// H264 at libx264's default CRF 23 about 8% and 3% here.
 		sharpness, edges float64 // relative tolerances
 	}{
-		{codec: camera.CodecMJPEG, sharpness: 0.05, edges: 0.03},
-		{codec: camera.CodecH264, sharpness: 0.15, edges: 0.06},
+		{codec: video.CodecMJPEG, sharpness: 0.05, edges: 0.03},
+		{codec: video.CodecH264, sharpness: 0.15, edges: 0.06},
 	} {
 		t.Run(string(tc.codec), func(t *testing.T) {
 			got := photoStats(t, tc.codec, path)
@@ -270,8 +270,8 @@ func TestStatsBlur(t *testing.T) {
 		stats func(path string) imagestats.Stats
 	}{
 		{"image", func(path string) imagestats.Stats { return analyzeImage(t, path) }},
-		{"mjpeg", func(path string) imagestats.Stats { return photoStats(t, camera.CodecMJPEG, path) }},
-		{"h264", func(path string) imagestats.Stats { return photoStats(t, camera.CodecH264, path) }},
+		{"mjpeg", func(path string) imagestats.Stats { return photoStats(t, video.CodecMJPEG, path) }},
+		{"h264", func(path string) imagestats.Stats { return photoStats(t, video.CodecH264, path) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sharp, blur := tc.stats(path), tc.stats(blurred)
@@ -303,7 +303,7 @@ func TestStatsDarkened(t *testing.T) {
 		stats func(path string) imagestats.Stats
 	}{
 		{"image", func(path string) imagestats.Stats { return analyzeImage(t, path) }},
-		{"mjpeg", func(path string) imagestats.Stats { return photoStats(t, camera.CodecMJPEG, path) }},
+		{"mjpeg", func(path string) imagestats.Stats { return photoStats(t, video.CodecMJPEG, path) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before, after := tc.stats(path), tc.stats(dark)
@@ -411,8 +411,8 @@ func TestOpenImageErrors(t *testing.T) {
 func TestImagePicture(t *testing.T) {
 	path := sharedImage(t, "person.jpg") // 640x424
 	im := openImage(t, path)
-	aus := encode(t, camera.CodecMJPEG, 1, []string{"-i", path})
-	d := newDecoder(t, camera.CodecMJPEG)
+	aus := encode(t, video.CodecMJPEG, 1, []string{"-i", path})
+	d := newDecoder(t, video.CodecMJPEG)
 	if err := d.DecodeKeyframe(aus[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -515,9 +515,9 @@ func TestShrink(t *testing.T) {
 // camera sizes.
 func BenchmarkAnalyze(b *testing.B) {
 	for _, size := range []string{"1920x1080", "2688x1520"} {
-		au := encode(b, camera.CodecH264, 1, lavfi("testsrc2=r=25:s="+size))[0]
+		au := encode(b, video.CodecH264, 1, lavfi("testsrc2=r=25:s="+size))[0]
 		b.Run(size, func(b *testing.B) {
-			d := newDecoder(b, camera.CodecH264)
+			d := newDecoder(b, video.CodecH264)
 			if err := d.DecodeKeyframe(au); err != nil {
 				b.Fatal(err)
 			}

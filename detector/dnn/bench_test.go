@@ -10,6 +10,7 @@ import (
 
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/internal/testutil"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // benchDetectors are the networks BenchmarkDetectors compares: Yolo-Fastest
@@ -99,7 +100,7 @@ func benchModels(b *testing.B, src gocv.Mat) map[string]string {
 // decodeTime runs one forward pass of a network of d on pic and returns
 // the mean time, in milliseconds, of n decodes of its outputs as Detect
 // decodes them.
-func decodeTime(b *testing.B, d *Detector, pic detector.Image, srcW, srcH, n int) float64 {
+func decodeTime(b *testing.B, d *Detector, pic video.Image, srcW, srcH, n int) float64 {
 	net, err := d.acquire(context.Background())
 	if err != nil {
 		b.Fatal(err)
@@ -123,6 +124,6 @@ func decodeTime(b *testing.B, d *Detector, pic detector.Image, srcW, srcH, n int
 }
 
 // ppmOf writes pic for the YOLO generator and returns the file's path.
-func ppmOf(tb testing.TB, pic detector.Image) string {
+func ppmOf(tb testing.TB, pic video.Image) string {
 	return testutil.WritePPM(tb, pic.Width, pic.Height, pic.Stride, pic.Pix)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/internal/boundedfile"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // Detector is a detector.Detector running a model with OpenCV's DNN module.
@@ -274,7 +275,7 @@ func (o *loader) load(r run, first bool) (*net, [][]int, error) {
 		}
 	}
 	w, h := o.InputWidth, o.InputHeight
-	gray := detector.Image{Width: w, Height: h, Stride: 3 * w, Pix: make([]byte, 3*w*h)}
+	gray := video.Image{Width: w, Height: h, Stride: 3 * w, Pix: make([]byte, 3*w*h)}
 	for i := range gray.Pix {
 		gray.Pix[i] = 128
 	}
@@ -336,7 +337,7 @@ func (d *Detector) Place(srcW, srcH int) detector.Placement {
 // Detect runs a network on pic, a srcW x srcH picture already scaled to
 // Place(srcW, srcH), and returns the detections in source pixels. It waits
 // for a free network no longer than ctx allows.
-func (d *Detector) Detect(ctx context.Context, pic detector.Image, srcW, srcH int) (detector.Result, error) {
+func (d *Detector) Detect(ctx context.Context, pic video.Image, srcW, srcH int) (detector.Result, error) {
 	if srcW < 1 || srcH < 1 {
 		return detector.Result{}, fmt.Errorf("invalid source size %dx%d", srcW, srcH)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // iou is the intersection over union of two boxes.
@@ -172,13 +173,13 @@ func TestDetectWrongPicture(t *testing.T) {
 	d := newDetector(t, cocoOptions(t))
 	for _, tc := range []struct {
 		name       string
-		pic        detector.Image
+		pic        video.Image
 		srcW, srcH int
 		want       string
 	}{
 		{"size", gray(640, 424), 640, 424, "picture is 640x424, want 320x320"},
-		{"short", detector.Image{Width: 320, Height: 320, Stride: 960, Pix: make([]byte, 1000)}, 640, 424, "holds only 1000 bytes"},
-		{"stride", detector.Image{Width: 320, Height: 320, Stride: 10, Pix: make([]byte, 3*320*320)}, 640, 424, "stride 10"},
+		{"short", video.Image{Width: 320, Height: 320, Stride: 960, Pix: make([]byte, 1000)}, 640, 424, "holds only 1000 bytes"},
+		{"stride", video.Image{Width: 320, Height: 320, Stride: 10, Pix: make([]byte, 3*320*320)}, 640, 424, "stride 10"},
 		{"source", gray(320, 320), 0, 424, "invalid source size 0x424"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // shared is the project's read-only test data, next to the repository root.
@@ -68,7 +69,7 @@ func newDetector(t testing.TB, o detector.Options) *Detector {
 
 // photo reads one of the shared images and scales it as d places it, as
 // the camera decoder would. It returns the picture and the source size.
-func photo(t testing.TB, d *Detector, name string) (detector.Image, int, int) {
+func photo(t testing.TB, d *Detector, name string) (video.Image, int, int) {
 	t.Helper()
 	m := gocv.IMRead(filepath.Join(shared, "images", name), gocv.IMReadColor)
 	defer m.Close()
@@ -79,18 +80,18 @@ func photo(t testing.TB, d *Detector, name string) (detector.Image, int, int) {
 }
 
 // scaled resizes m into p's size and copies it into an Image.
-func scaled(m gocv.Mat, p detector.Placement) detector.Image {
+func scaled(m gocv.Mat, p detector.Placement) video.Image {
 	r := gocv.NewMat()
 	defer r.Close()
 	gocv.Resize(m, &r, image.Pt(p.Width, p.Height), 0, 0, gocv.InterpolationArea)
-	return detector.Image{Width: p.Width, Height: p.Height, Stride: 3 * p.Width, Pix: r.ToBytes()}
+	return video.Image{Width: p.Width, Height: p.Height, Stride: 3 * p.Width, Pix: r.ToBytes()}
 }
 
 // gray is a flat mid-gray picture.
-func gray(w, h int) detector.Image {
+func gray(w, h int) video.Image {
 	pix := make([]byte, 3*w*h)
 	for i := range pix {
 		pix[i] = 128
 	}
-	return detector.Image{Width: w, Height: h, Stride: 3 * w, Pix: pix}
+	return video.Image{Width: w, Height: h, Stride: 3 * w, Pix: pix}
 }

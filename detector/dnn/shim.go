@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/video"
 )
 
 // OpenCV logs straight to stderr: warnings such as its own CUDA fallbacks,
@@ -105,7 +106,7 @@ func (n *net) weights() (int, error) {
 
 // forward places pic in the network input as p and pre say, runs the network
 // and returns its outputs, valid until the next call.
-func (n *net) forward(pic detector.Image, p detector.Placement, pre detector.Preprocess) ([]detector.Output, error) {
+func (n *net) forward(pic video.Image, p detector.Placement, pre detector.Preprocess) ([]detector.Output, error) {
 	in := C.dnn_input{
 		width:        C.int(pic.Width),
 		height:       C.int(pic.Height),

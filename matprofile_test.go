@@ -48,13 +48,15 @@ func TestMatProfileAfterScrapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	manager := camera.NewManager(camera.AsNewDecoder(decode.New), loadDetector, logger)
+	manager := camera.NewManager(camera.AsNewDecoder(decode.New), logger)
+	detectors := analysis.NewDetectors(loadDetector, logger)
+	apply := applyConfig(manager, detectors)
 	// The pictures kept for the camera pages are converted too.
 	manager.KeepSnapshots(pages.SnapshotWidth)
-	if err := manager.Apply(cfg); err != nil {
+	if err := apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	cc, err := collector.NewCameraCollector(analysis.ManagerCameras(manager), logger, "image", "detection", "drift")
+	cc, err := collector.NewCameraCollector(analysis.ManagerCameras(manager, detectors), logger, "image", "detection", "drift")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,11 +80,12 @@ func TestMatProfileAfterScrapes(t *testing.T) {
 	}
 	// A reload drops a camera and its decoder.
 	cfg.Cameras = cfg.Cameras[:1]
-	if err := manager.Apply(cfg); err != nil {
+	if err := apply(cfg); err != nil {
 		t.Fatal(err)
 	}
 	scrape()
 	manager.Close()
+	detectors.Close()
 	if leaked := gocv.MatProfile.Count() - start; leaked != 0 {
 		t.Errorf("%d Mats leaked", leaked)
 	}

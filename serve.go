@@ -79,7 +79,8 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 
-	manager := camera.NewManager(camera.AsNewDecoder(decode.New), loadDetector, logger)
+	manager := camera.NewManager(camera.AsNewDecoder(decode.New), logger)
+	detectors := analysis.NewDetectors(loadDetector, logger)
 	if opts.enableSnapshots {
 		manager.KeepSnapshots(pages.SnapshotWidth)
 	}
@@ -88,7 +89,7 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 		probes  *probe.Handler // once the collectors are made
 	)
 	defer func() {
-		if err := closeCameras(manager, reloads, probes, closeTimeout); err != nil {
+		if err := closeCameras(manager, detectors, reloads, probes, closeTimeout); err != nil {
 			logger.Error("Error shutting down", "err", err)
 			code = 1
 			return
@@ -96,14 +97,14 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 		logger.Info("Camera sessions closed")
 	}()
 	exporterRegistry := prometheus.NewRegistry()
-	safeConfig := config.NewSafeConfig(exporterRegistry, manager.Apply, opts.reloadTimeout)
+	safeConfig := config.NewSafeConfig(exporterRegistry, applyConfig(manager, detectors), opts.reloadTimeout)
 	if err := safeConfig.Reload(context.Background(), opts.configFile); err != nil {
 		logger.Error("Error loading config", "err", err)
 		return 1
 	}
 	logger.Info("Loaded config file", "file", opts.configFile, "cameras", len(safeConfig.Get().Cameras))
 
-	cameraCollector, err := collector.NewCameraCollector(analysis.ManagerCameras(manager), logger)
+	cameraCollector, err := collector.NewCameraCollector(analysis.ManagerCameras(manager, detectors), logger)
 	if err != nil {
 		logger.Error("Couldn't create collector", "err", err)
 		return 1
@@ -116,6 +117,7 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 	probes = probe.New(probe.Options{
 		Config:      safeConfig.Get,
 		Manager:     manager,
+		Detectors:   detectors,
 		Metrics:     cameraCollector,
 		MaxSessions: opts.probeMaxSessions,
 		IdleTimeout: opts.probeIdleTimeout,
@@ -298,11 +300,24 @@ func readOnly(h http.Handler) http.Handler {
 	})
 }
 
+// applyConfig returns the function that puts a configuration in force: a
+// changed detector is loaded first, so that a model that fails to load
+// changes nothing, then the cameras are.
+func applyConfig(manager *camera.Manager, detectors *analysis.Detectors) func(*config.Config) error {
+	return func(cfg *config.Config) error {
+		if err := detectors.Apply(cfg.Detector); err != nil {
+			return err
+		}
+		manager.Apply(cfg)
+		return nil
+	}
+}
+
 // closeCameras stops the reloads, so that none starts a camera again, then
 // ends every camera's session, the probes' first, with a TEARDOWN and frees
 // the decoders and the detector, waiting at most timeout in all. reloads
 // and probes may be nil.
-func closeCameras(manager *camera.Manager, reloads *reloader, probes *probe.Handler, timeout time.Duration) error {
+func closeCameras(manager *camera.Manager, detectors *analysis.Detectors, reloads *reloader, probes *probe.Handler, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if reloads != nil {
@@ -316,6 +331,7 @@ func closeCameras(manager *camera.Manager, reloads *reloader, probes *probe.Hand
 			probes.Close()
 		}
 		manager.Close()
+		detectors.Close()
 		close(closed)
 	}()
 	select {

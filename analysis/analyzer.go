@@ -47,13 +47,21 @@ type Cameras interface {
 	Detector() detector.Detector
 }
 
-// ManagerCameras adapts the cameras a camera.Manager runs to Cameras.
-func ManagerCameras(m *camera.Manager) Cameras { return managerCameras{m} }
+// ManagerCameras adapts the cameras a camera.Manager runs, and the
+// detector in force in detectors, to Cameras.
+func ManagerCameras(m *camera.Manager, detectors *Detectors) Cameras {
+	return managerCameras{manager: m, detectors: detectors}
+}
 
-type managerCameras struct{ *camera.Manager }
+type managerCameras struct {
+	manager   *camera.Manager
+	detectors *Detectors
+}
+
+func (m managerCameras) Detector() detector.Detector { return m.detectors.Detector() }
 
 func (m managerCameras) Cameras() []Camera {
-	streams := m.Streams()
+	streams := m.manager.Streams()
 	cameras := make([]Camera, len(streams))
 	for i, s := range streams {
 		cameras[i] = s

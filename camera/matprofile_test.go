@@ -22,7 +22,7 @@ func TestStreamsReleaseMats(t *testing.T) {
 		"a": rtsptest.Clip(t, rtsptest.H264, gray64, 25),
 		"b": rtsptest.Clip(t, rtsptest.MJPEG, gray64, 5),
 	})
-	m := camera.NewManager(camera.AsNewDecoder(decode.New), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := camera.NewManager(camera.AsNewDecoder(decode.New), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	a := cameraConfig(t, "name: a\nurl: "+srv.URL("a"))
 	b := cameraConfig(t, "name: b\ndecode: all\nurl: "+srv.URL("b"))
 	apply(t, m, a, b)

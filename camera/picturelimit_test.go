@@ -69,7 +69,7 @@ func TestStreamPictureTooLarge(t *testing.T) {
 		cameras = append(cameras, cameraConfig(t, r.entry))
 	}
 	logs := &testutil.SyncBuffer{}
-	m := camera.NewManager(camera.AsNewDecoder(decode.New), nil, slog.New(slog.NewTextHandler(logs, nil)))
+	m := camera.NewManager(camera.AsNewDecoder(decode.New), slog.New(slog.NewTextHandler(logs, nil)))
 	t.Cleanup(m.Close)
 	apply(t, m, cameras...)
 	streams := m.Streams() // by name: healthy first
@@ -191,7 +191,7 @@ func TestStreamPictureSizeBeyondParsing(t *testing.T) {
 		{"window-vga-after-qvga-all", "window-vga-after-qvga", small + "\ndecode: all", vga, false},
 	}
 	logs := &testutil.SyncBuffer{}
-	m := camera.NewManager(camera.AsNewDecoder(decode.New), nil, slog.New(slog.NewTextHandler(logs, nil)))
+	m := camera.NewManager(camera.AsNewDecoder(decode.New), slog.New(slog.NewTextHandler(logs, nil)))
 	t.Cleanup(m.Close)
 	var cameras []config.Camera
 	for _, r := range refused {

@@ -40,7 +40,7 @@ func TestManagerPoolsKeyframeDecoders(t *testing.T) {
 		open.Add(1)
 		return closeCounted{d, &open}, nil
 	}
-	m := camera.NewManager(newDecoder, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := camera.NewManager(newDecoder, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	var cameras []config.Camera
 	for name := range clips {
 		entry := fmt.Sprintf("name: %s\nurl: %s", name, srv.URL(name))

@@ -72,14 +72,13 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	f := &fixture{t: t, cameras: cameras, exporter: prometheus.NewRegistry()}
 	f.load(opts.config)
 	logger := promslog.NewNopLogger()
-	f.manager = camera.NewManager(camera.AsNewDecoder(decode.New), nil, logger)
-	if err := f.manager.Apply(f.config.Load()); err != nil {
-		t.Fatal(err)
-	}
+	f.manager = camera.NewManager(camera.AsNewDecoder(decode.New), logger)
+	f.manager.Apply(f.config.Load())
+	detectors := analysis.NewDetectors(nil, logger) // no model: the cameras' brightness is the point
 	if len(opts.collectors) == 0 {
 		opts.collectors = []string{"stream", "image", "detection", "drift"}
 	}
-	metrics, err := collector.NewCameraCollector(analysis.ManagerCameras(f.manager), logger, opts.collectors...)
+	metrics, err := collector.NewCameraCollector(analysis.ManagerCameras(f.manager, detectors), logger, opts.collectors...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +91,7 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	f.probes = probe.New(probe.Options{
 		Config:      f.config.Load,
 		Manager:     f.manager,
+		Detectors:   detectors,
 		Metrics:     metrics,
 		MaxSessions: opts.maxSessions,
 		IdleTimeout: opts.idleTimeout,
@@ -122,9 +122,7 @@ func (f *fixture) load(text string) {
 		f.t.Fatal(err)
 	}
 	if f.manager != nil {
-		if err := f.manager.Apply(cfg); err != nil {
-			f.t.Fatal(err)
-		}
+		f.manager.Apply(cfg)
 	}
 	f.config.Store(cfg)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/camera-exporter/camera_exporter/camera"
 	"github.com/camera-exporter/camera_exporter/config"
+	"github.com/camera-exporter/camera_exporter/detector"
 	"github.com/camera-exporter/camera_exporter/drift"
 )
 
@@ -36,7 +37,7 @@ type BuildOptions struct {
 	// detector.
 	NewDecoder  camera.NewDecoder
 	OpenImage   OpenImage
-	NewDetector camera.NewDetector
+	NewDetector func(*config.Detector, *slog.Logger) (detector.Detector, error)
 
 	Logger *slog.Logger
 }

@@ -77,7 +77,7 @@ func (*stubDetector) Detect(_ context.Context, pic video.Image, _, _ int) (detec
 func (*stubDetector) Labels() []string    { return []string{"person", "car", "dog"} }
 func (*stubDetector) Info() detector.Info { return detector.Info{Model: "stub"} }
 func (d *stubDetector) Close()            { d.closed.Store(true) }
-func (d *stubDetector) load() camera.NewDetector {
+func (d *stubDetector) load() func(*config.Detector, *slog.Logger) (detector.Detector, error) {
 	return func(*config.Detector, *slog.Logger) (detector.Detector, error) { return d, nil }
 }
 

@@ -110,7 +110,7 @@ race:
 
 # The packages outside camera/decode and detector/dnn, and their tests,
 # build and pass without cgo: the collectors' tests run on fakes.
-NOCGO_PACKAGES = ./collector/... ./config/... ./detector ./detector/onnx/... ./drift/... ./imagestats/... ./pages/... ./reference/... ./internal/...
+NOCGO_PACKAGES = ./analysis/... ./collector/... ./config/... ./detector ./detector/onnx/... ./drift/... ./imagestats/... ./pages/... ./reference/... ./video/... ./internal/...
 nocgo:
 	CGO_ENABLED=0 $(GO) test -count=1 $(NOCGO_PACKAGES)
 

@@ -121,18 +121,20 @@ func TestArchitecture(t *testing.T) {
 	}
 }
 
-// TestCollectorTestsNeedNoCgoNorFFmpeg checks that the collectors' tests run
-// on fakes: neither they nor the collectors depend on a cgo package or on
-// rtsptest, which runs ffmpeg.
+// TestCollectorTestsNeedNoCgoNorFFmpeg checks that the tests of the
+// collectors and of the analyses they report run on fakes: neither they nor
+// the packages depend on a cgo package or on rtsptest, which runs ffmpeg.
 func TestCollectorTestsNeedNoCgoNorFFmpeg(t *testing.T) {
-	pkgs := goList(t, "-deps", "-test", "./collector")
-	if len(pkgs) == 0 {
-		t.Fatal("go list found no dependencies of the collector's tests")
-	}
-	for _, p := range pkgs {
-		rel := relative(p.ImportPath)
-		if rel == "camera/rtsptest" || slices.Contains(cgoPackages, rel) || strings.HasPrefix(p.ImportPath, "gocv.io/") {
-			t.Errorf("the collector's tests depend on %s", p.ImportPath)
+	for _, pkg := range []string{"./collector", "./analysis"} {
+		pkgs := goList(t, "-deps", "-test", pkg)
+		if len(pkgs) == 0 {
+			t.Fatalf("go list found no dependencies of %s's tests", pkg)
+		}
+		for _, p := range pkgs {
+			rel := relative(p.ImportPath)
+			if rel == "camera/rtsptest" || slices.Contains(cgoPackages, rel) || strings.HasPrefix(p.ImportPath, "gocv.io/") {
+				t.Errorf("%s's tests depend on %s", pkg, p.ImportPath)
+			}
 		}
 	}
 }

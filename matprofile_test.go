@@ -49,14 +49,14 @@ func TestMatProfileAfterScrapes(t *testing.T) {
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	manager := camera.NewManager(camera.AsNewDecoder(decode.New), logger)
-	detectors := analysis.NewDetectors(loadDetector, logger)
-	apply := applyConfig(manager, detectors)
+	detector := analysis.NewCurrentDetector(loadDetector, logger)
+	apply := applyConfig(manager, detector)
 	// The pictures kept for the camera pages are converted too.
 	manager.KeepSnapshots(pages.SnapshotWidth)
 	if err := apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	cc, err := collector.NewCameraCollector(analysis.ManagerCameras(manager, detectors), logger, "image", "detection", "drift")
+	cc, err := collector.NewCameraCollector(analysis.ManagerCameras(manager, detector), logger, "image", "detection", "drift")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestMatProfileAfterScrapes(t *testing.T) {
 	}
 	scrape()
 	manager.Close()
-	detectors.Close()
+	detector.Close()
 	if leaked := gocv.MatProfile.Count() - start; leaked != 0 {
 		t.Errorf("%d Mats leaked", leaked)
 	}

@@ -80,7 +80,7 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 	signal.Notify(hup, syscall.SIGHUP)
 
 	manager := camera.NewManager(camera.AsNewDecoder(decode.New), logger)
-	detectors := analysis.NewDetectors(loadDetector, logger)
+	detector := analysis.NewCurrentDetector(loadDetector, logger)
 	if opts.enableSnapshots {
 		manager.KeepSnapshots(pages.SnapshotWidth)
 	}
@@ -89,7 +89,7 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 		probes  *probe.Handler // once the collectors are made
 	)
 	defer func() {
-		if err := closeCameras(manager, detectors, reloads, probes, closeTimeout); err != nil {
+		if err := closeCameras(manager, detector, reloads, probes, closeTimeout); err != nil {
 			logger.Error("Error shutting down", "err", err)
 			code = 1
 			return
@@ -97,14 +97,14 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 		logger.Info("Camera sessions closed")
 	}()
 	exporterRegistry := prometheus.NewRegistry()
-	safeConfig := config.NewSafeConfig(exporterRegistry, applyConfig(manager, detectors), opts.reloadTimeout)
+	safeConfig := config.NewSafeConfig(exporterRegistry, applyConfig(manager, detector), opts.reloadTimeout)
 	if err := safeConfig.Reload(context.Background(), opts.configFile); err != nil {
 		logger.Error("Error loading config", "err", err)
 		return 1
 	}
 	logger.Info("Loaded config file", "file", opts.configFile, "cameras", len(safeConfig.Get().Cameras))
 
-	cameraCollector, err := collector.NewCameraCollector(analysis.ManagerCameras(manager, detectors), logger)
+	cameraCollector, err := collector.NewCameraCollector(analysis.ManagerCameras(manager, detector), logger)
 	if err != nil {
 		logger.Error("Couldn't create collector", "err", err)
 		return 1
@@ -117,7 +117,7 @@ func serve(opts serveOptions, logger *slog.Logger) (code int) {
 	probes = probe.New(probe.Options{
 		Config:      safeConfig.Get,
 		Manager:     manager,
-		Detectors:   detectors,
+		Detector:    detector,
 		Metrics:     cameraCollector,
 		MaxSessions: opts.probeMaxSessions,
 		IdleTimeout: opts.probeIdleTimeout,
@@ -302,13 +302,16 @@ func readOnly(h http.Handler) http.Handler {
 
 // applyConfig returns the function that puts a configuration in force: a
 // changed detector is loaded first, so that a model that fails to load
-// changes nothing, then the cameras are.
-func applyConfig(manager *camera.Manager, detectors *analysis.Detectors) func(*config.Config) error {
+// changes nothing, then the cameras are, and the replaced detector is
+// closed once the cameras removed stopped.
+func applyConfig(manager *camera.Manager, detector *analysis.CurrentDetector) func(*config.Config) error {
 	return func(cfg *config.Config) error {
-		if err := detectors.Apply(cfg.Detector); err != nil {
+		closeReplaced, err := detector.Apply(cfg.Detector)
+		if err != nil {
 			return err
 		}
 		manager.Apply(cfg)
+		closeReplaced()
 		return nil
 	}
 }
@@ -317,7 +320,7 @@ func applyConfig(manager *camera.Manager, detectors *analysis.Detectors) func(*c
 // ends every camera's session, the probes' first, with a TEARDOWN and frees
 // the decoders and the detector, waiting at most timeout in all. reloads
 // and probes may be nil.
-func closeCameras(manager *camera.Manager, detectors *analysis.Detectors, reloads *reloader, probes *probe.Handler, timeout time.Duration) error {
+func closeCameras(manager *camera.Manager, detector *analysis.CurrentDetector, reloads *reloader, probes *probe.Handler, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if reloads != nil {
@@ -331,7 +334,7 @@ func closeCameras(manager *camera.Manager, detectors *analysis.Detectors, reload
 			probes.Close()
 		}
 		manager.Close()
-		detectors.Close()
+		detector.Close()
 		close(closed)
 	}()
 	select {

@@ -48,17 +48,17 @@ type Cameras interface {
 }
 
 // ManagerCameras adapts the cameras a camera.Manager runs, and the
-// detector in force in detectors, to Cameras.
-func ManagerCameras(m *camera.Manager, detectors *Detectors) Cameras {
-	return managerCameras{manager: m, detectors: detectors}
+// detector in force in current, to Cameras.
+func ManagerCameras(m *camera.Manager, current *CurrentDetector) Cameras {
+	return managerCameras{manager: m, current: current}
 }
 
 type managerCameras struct {
-	manager   *camera.Manager
-	detectors *Detectors
+	manager *camera.Manager
+	current *CurrentDetector
 }
 
-func (m managerCameras) Detector() detector.Detector { return m.detectors.Detector() }
+func (m managerCameras) Detector() detector.Detector { return m.current.Detector() }
 
 func (m managerCameras) Cameras() []Camera {
 	streams := m.manager.Streams()
@@ -140,7 +140,8 @@ type attempt struct {
 	outcome  Analysis
 }
 
-// Analysis is the outcome of one analysis of a camera's picture.
+// Analysis is the outcome of one analysis of a camera's picture, shared by
+// the scrapes that report it once it finished: not to be modified.
 type Analysis struct {
 	// Err tells why the picture could not be decoded or measured;
 	// video.ErrNoPicture while there is no picture yet, which is no
@@ -159,6 +160,8 @@ func (a *Analysis) Succeeded() bool { return a != nil && a.Err == nil && a.Detec
 
 // Round is what one scrape reads of the running cameras, sorted by name.
 type Round struct {
+	// Began is when the scrape began, which its values are of.
+	Began   time.Time
 	Cameras []Scraped
 	// Detector is the detector the round's pictures went through; nil
 	// without one or without Options.Detect.
@@ -208,7 +211,7 @@ func (a *Analyzer) Scrape(ctx context.Context) Round {
 	}
 	a.forgetRemoved(cameras)
 
-	round := Round{Detector: det, Cameras: make([]Scraped, len(jobs))}
+	round := Round{Began: now, Detector: det, Cameras: make([]Scraped, len(jobs))}
 	for i, job := range jobs {
 		sc := Scraped{Name: job.camera.Name(), Up: job.attempt != nil}
 		if at := job.attempt; at != nil {

@@ -241,3 +241,22 @@ func TestLookFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestNoPictureIsNoFailingAnalysis checks that a camera without a picture
+// yet, as a decode: all camera before its first, logs no failing analysis,
+// while a picture that fails to decode does, once.
+func TestNoPictureIsNoFailingAnalysis(t *testing.T) {
+	cam := analysistest.NewCamera(t, "gate", "").Failing(video.ErrNoPicture, errors.New("decoding: invalid data"), errors.New("decoding: invalid data"))
+	var logs testutil.SyncBuffer
+	a := analysis.New(analysistest.NewCameras(cam), analysis.Options{Slots: make(chan struct{}, 1)}, slog.New(slog.NewTextHandler(&logs, nil)))
+	a.Scrape(context.Background())
+	if strings.Contains(logs.String(), "failing") {
+		t.Errorf("no picture yet logged a failure:\n%s", logs.String())
+	}
+	for range 2 {
+		a.Scrape(context.Background())
+	}
+	if n := strings.Count(logs.String(), `msg="Frame analysis failing" camera=gate err="decoding: invalid data"`); n != 1 {
+		t.Errorf("logged the failing analysis %d times, want once:\n%s", n, logs.String())
+	}
+}

@@ -34,7 +34,8 @@ type Detection struct {
 	Inference, Confidence Histogram
 }
 
-// Found is what the detector found in a frame, of the counted classes.
+// Found is what the detector found in a frame, of the counted classes;
+// shared by the analysis' readers, not to be modified.
 type Found struct {
 	Objects     map[string]int // per counted class, 0 included
 	Confidences []float32

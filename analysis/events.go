@@ -28,6 +28,9 @@ type events struct {
 func (e *events) analyzed(a *Analysis) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if noPicture(a.Err) {
+		return // nothing was analyzed, and nothing failed
+	}
 	e.analysisFails = e.change(e.analysisFails, a.Err, "Frame analysis failing", "Frame analysis recovered")
 	if a.Err != nil {
 		return

@@ -43,7 +43,7 @@ type Look struct {
 	// streams keep snapshots; shared, not to be modified.
 	Snapshot video.Image
 	// Frozen and Difference are the frozen picture's figures, where
-	// HasFrozen.
+	// HasFrozen: once two pictures were compared (Drift.HasDifference).
 	Frozen, HasFrozen bool
 	Difference        float64
 	// View is how the picture registers against the reference's view.

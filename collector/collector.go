@@ -37,10 +37,10 @@ var (
 
 var (
 	analysisWorkers = kingpin.Flag("collector.image.workers",
-		"Frames decoded and analyzed at the same time, across all cameras.").
+		"Frames decoded and analyzed at the same time, across all cameras, for the image, detection and drift collectors.").
 		Default(strconv.Itoa(runtime.NumCPU())).Int()
 	analysisMinInterval = kingpin.Flag("collector.image.min-interval",
-		"Scrapes closer together than this share one analysis per camera (e.g. an HA Prometheus pair).").
+		"Scrapes closer together than this share one analysis per camera, for the image, detection and drift collectors (e.g. an HA Prometheus pair).").
 		Default("5s").Duration()
 )
 

@@ -15,8 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/camera-exporter/camera_exporter/analysis"
 	"github.com/camera-exporter/camera_exporter/analysis/analysistest"
 	"github.com/camera-exporter/camera_exporter/detector"
+	"github.com/camera-exporter/camera_exporter/drift"
 	"github.com/camera-exporter/camera_exporter/video"
 )
 
@@ -355,3 +357,60 @@ func TestCollectorsAnalyzeWhatTheyReport(t *testing.T) {
 		})
 	}
 }
+
+// TestDriftCollectorMetrics checks every family the drift collector makes
+// of a camera's drift, frozen-picture and view state.
+func TestDriftCollectorMetrics(t *testing.T) {
+	began := time.Unix(1700000000, 0)
+	d := &analysis.Drift{
+		Difference: 0.0004, HasDifference: true,
+		Frozen: true, HasFrozen: true,
+		Learns:    true,
+		Reference: &drift.Profile{Created: began.Add(-time.Hour), Frames: 60},
+		Scene:     0.02, HasScene: true,
+		View:     drift.Registration{ShiftX: 0.05, ShiftY: -0.01, Scale: 1.1, RotationDegrees: 2, MatchRatio: 0.9},
+		HasView:  true,
+		Scores:   map[string]float64{"objects": 0.3, "brightness": 0.05},
+		Combined: 0.2,
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectorFunc(func(ch chan<- prometheus.Metric) {
+		newDriftCollector().(*driftCollector).collect(ch, "gate", d, began)
+	}))
+	compareGathered(t, reg, `
+# TYPE camera_frame_difference_ratio gauge
+camera_frame_difference_ratio{camera="gate"} 0.0004
+# TYPE camera_frame_frozen gauge
+camera_frame_frozen{camera="gate"} 1
+# TYPE camera_reference_calibrating gauge
+camera_reference_calibrating{camera="gate"} 0
+# TYPE camera_reference_age_seconds gauge
+camera_reference_age_seconds{camera="gate"} 3600
+# TYPE camera_reference_frames gauge
+camera_reference_frames{camera="gate"} 60
+# TYPE camera_scene_change_score gauge
+camera_scene_change_score{camera="gate"} 0.02
+# TYPE camera_view_shift_ratio gauge
+camera_view_shift_ratio{axis="x",camera="gate"} 0.05
+camera_view_shift_ratio{axis="y",camera="gate"} -0.01
+# TYPE camera_view_scale_ratio gauge
+camera_view_scale_ratio{camera="gate"} 1.1
+# TYPE camera_view_rotation_degrees gauge
+camera_view_rotation_degrees{camera="gate"} 2
+# TYPE camera_view_match_ratio gauge
+camera_view_match_ratio{camera="gate"} 0.9
+# TYPE camera_drift_score gauge
+camera_drift_score{camera="gate",feature="brightness"} 0.05
+camera_drift_score{camera="gate",feature="objects"} 0.3
+# TYPE camera_drift_combined_score gauge
+camera_drift_combined_score{camera="gate"} 0.2
+`, "camera_frame_difference_ratio", "camera_frame_frozen", "camera_reference_calibrating", "camera_reference_age_seconds",
+		"camera_reference_frames", "camera_scene_change_score", "camera_view_shift_ratio", "camera_view_scale_ratio",
+		"camera_view_rotation_degrees", "camera_view_match_ratio", "camera_drift_score", "camera_drift_combined_score")
+}
+
+// collectorFunc sends the metrics of one collect call, unchecked.
+type collectorFunc func(chan<- prometheus.Metric)
+
+func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
+func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}

@@ -79,10 +79,9 @@ func newDriftCollector() Collector {
 // image collector reports.
 func (c *driftCollector) Update(scrape *Scrape, ch chan<- prometheus.Metric) error {
 	round := scrape.Round()
-	now := time.Now()
 	for _, sc := range round.Cameras {
 		if sc.Drift != nil {
-			c.collect(ch, sc.Name, sc.Drift, now)
+			c.collect(ch, sc.Name, sc.Drift, round.Began)
 		}
 	}
 	return nil

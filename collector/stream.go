@@ -53,25 +53,15 @@ func (c *streamCollector) Update(scrape *Scrape, ch chan<- prometheus.Metric) er
 	for _, s := range scrape.Cameras() {
 		name := s.Name()
 		st := s.Status()
-		up := 0.0
-		if s.Up(now) {
-			up = 1
-		}
-		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, name)
-		sessionUp := 0.0
-		if st.Connected {
-			sessionUp = 1
-		}
-		ch <- prometheus.MustNewConstMetric(c.sessionUp, prometheus.GaugeValue, sessionUp, name)
+		ch <- gauge(c.up, boolValue(s.Up(now)), name)
+		ch <- gauge(c.sessionUp, boolValue(st.Connected), name)
 		if st.Codec != "" {
-			ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, name,
-				string(st.Codec), strconv.Itoa(st.Width), strconv.Itoa(st.Height), st.Transport)
+			ch <- gauge(c.info, 1, name, string(st.Codec), strconv.Itoa(st.Width), strconv.Itoa(st.Height), st.Transport)
 		}
 		if !st.LastFrame.IsZero() {
-			ch <- prometheus.MustNewConstMetric(c.lastFrame, prometheus.GaugeValue,
-				float64(st.LastFrame.UnixNano())/1e9, name)
+			ch <- gauge(c.lastFrame, float64(st.LastFrame.UnixNano())/1e9, name)
 		}
-		for _, counter := range []struct {
+		for _, total := range []struct {
 			desc  *prometheus.Desc
 			value uint64
 		}{
@@ -81,11 +71,11 @@ func (c *streamCollector) Update(scrape *Scrape, ch chan<- prometheus.Metric) er
 			{c.lost, st.PacketsLost},
 			{c.decodeErrors, st.DecodeErrors},
 		} {
-			ch <- prometheus.MustNewConstMetric(counter.desc, prometheus.CounterValue, float64(counter.value), name)
+			ch <- counter(total.desc, float64(total.value), name)
 		}
 		// Every reason from the start, so that rate() sees the first one.
 		for _, r := range camera.Reasons() {
-			ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(st.Reconnects[r]), name, r.String())
+			ch <- counter(c.reconnects, float64(st.Reconnects[r]), name, r.String())
 		}
 	}
 	return nil

@@ -37,9 +37,9 @@ type Options struct {
 	// probes use.
 	Config  func() *config.Config
 	Manager *camera.Manager
-	// Detectors holds the detector in force, which probed cameras use as
+	// Detector holds the detector in force, which probed cameras use as
 	// the configured ones do.
-	Detectors *analysis.Detectors
+	Detector *analysis.CurrentDetector
 	// Metrics is /metrics' collector: each probed camera gets collectors
 	// of the same names, whose analyses share its workers.
 	Metrics *collector.CameraCollector
@@ -72,7 +72,7 @@ const (
 func New(opts Options, reg prometheus.Registerer) *Handler {
 	h := &Handler{
 		opts:     opts,
-		sessions: newSessions(opts.Manager, opts.Detectors, opts.Metrics, opts.MaxSessions, opts.IdleTimeout, opts.Logger),
+		sessions: newSessions(opts.Manager, opts.Detector, opts.Metrics, opts.MaxSessions, opts.IdleTimeout, opts.Logger),
 		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "camera_exporter_probes_total",
 			Help: "Requests to /probe, by result: success, failure (probe_success 0), rejected (a bad request, answered 400 without connecting).",

@@ -74,11 +74,10 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	logger := promslog.NewNopLogger()
 	f.manager = camera.NewManager(camera.AsNewDecoder(decode.New), logger)
 	f.manager.Apply(f.config.Load())
-	detectors := analysis.NewDetectors(nil, logger) // no model: the cameras' brightness is the point
 	if len(opts.collectors) == 0 {
 		opts.collectors = []string{"stream", "image", "detection", "drift"}
 	}
-	metrics, err := collector.NewCameraCollector(analysis.ManagerCameras(f.manager, detectors), logger, opts.collectors...)
+	metrics, err := collector.NewCameraCollector(analysis.ManagerCameras(f.manager, nil), logger, opts.collectors...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +90,6 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	f.probes = probe.New(probe.Options{
 		Config:      f.config.Load,
 		Manager:     f.manager,
-		Detectors:   detectors,
 		Metrics:     metrics,
 		MaxSessions: opts.maxSessions,
 		IdleTimeout: opts.idleTimeout,

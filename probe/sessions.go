@@ -31,7 +31,7 @@ var (
 // sessions start and stop outside it.
 type sessions struct {
 	manager     *camera.Manager
-	detectors   *analysis.Detectors
+	detector    *analysis.CurrentDetector
 	metrics     *collector.CameraCollector // whose ForCameras each session's collectors come from
 	max         int
 	idleTimeout time.Duration
@@ -67,10 +67,10 @@ type session struct {
 	lastProbe time.Time                  // guarded by sessions.mu
 }
 
-func newSessions(manager *camera.Manager, detectors *analysis.Detectors, metrics *collector.CameraCollector, maxSessions int, idleTimeout time.Duration, logger *slog.Logger) *sessions {
+func newSessions(manager *camera.Manager, detector *analysis.CurrentDetector, metrics *collector.CameraCollector, maxSessions int, idleTimeout time.Duration, logger *slog.Logger) *sessions {
 	s := &sessions{
 		manager:     manager,
-		detectors:   detectors,
+		detector:    detector,
 		metrics:     metrics,
 		max:         maxSessions,
 		idleTimeout: idleTimeout,
@@ -142,7 +142,7 @@ func (s *sessions) acquire(key string, cam config.Camera, configured bool, allow
 		stream = s.manager.Open(cam, allowDial) // starts a goroutine, no more
 		s.opened++
 	}
-	cc := s.metrics.ForCameras(oneCamera{stream: stream, detectors: s.detectors}, s.logger)
+	cc := s.metrics.ForCameras(oneCamera{stream: stream, detector: s.detector}, s.logger)
 	sess = &session{stream: stream, requested: requested, learning: learning, owned: !configured, collector: cc, inUse: 1}
 	s.byKey[key] = sess
 	return sess, nil
@@ -283,9 +283,9 @@ func (s *sessions) Close() {
 
 // oneCamera is a probed camera as its analyses see it.
 type oneCamera struct {
-	stream    *camera.Stream
-	detectors *analysis.Detectors
+	stream   *camera.Stream
+	detector *analysis.CurrentDetector
 }
 
 func (o oneCamera) Cameras() []analysis.Camera  { return []analysis.Camera{o.stream} }
-func (o oneCamera) Detector() detector.Detector { return o.detectors.Detector() }
+func (o oneCamera) Detector() detector.Detector { return o.detector.Detector() }

@@ -34,9 +34,9 @@ func detectorConfig(t *testing.T, size int) *config.Detector {
 	return cfg.Detector
 }
 
-// TestDetectorsLoadWithoutBlockingScrapes loads a model that takes long:
+// TestCurrentDetectorLoadsWithoutBlockingScrapes loads a model that takes long:
 // what scrapes ask must not wait for it, and it is in force once loaded.
-func TestDetectorsLoadWithoutBlockingScrapes(t *testing.T) {
+func TestCurrentDetectorLoadsWithoutBlockingScrapes(t *testing.T) {
 	loading, gate := make(chan struct{}), make(chan struct{})
 	release := sync.OnceFunc(func() { close(gate) })
 	t.Cleanup(release)
@@ -45,13 +45,16 @@ func TestDetectorsLoadWithoutBlockingScrapes(t *testing.T) {
 		<-gate
 		return &analysistest.Detector{}, nil
 	}
-	d := analysis.NewDetectors(slowLoad, slog.New(slog.DiscardHandler))
+	d := analysis.NewCurrentDetector(slowLoad, slog.New(slog.DiscardHandler))
 	t.Cleanup(d.Close)
 	// Made here: t.Fatal must not end the goroutine below, whose Apply
 	// the test waits for.
 	cfg := detectorConfig(t, 32)
 	applied := make(chan error)
-	go func() { applied <- d.Apply(cfg) }()
+	go func() {
+		_, err := d.Apply(cfg)
+		applied <- err
+	}()
 	<-loading
 	read := make(chan detector.Detector)
 	go func() { read <- d.Detector() }()
@@ -72,10 +75,10 @@ func TestDetectorsLoadWithoutBlockingScrapes(t *testing.T) {
 	}
 }
 
-// TestDetectorsKeepTheLastGoodModel checks that a model that fails to
+// TestCurrentDetectorKeepsTheLastGoodModel checks that a model that fails to
 // load changes nothing, that an unchanged configuration loads nothing, and
 // that a replaced detector is closed.
-func TestDetectorsKeepTheLastGoodModel(t *testing.T) {
+func TestCurrentDetectorKeepsTheLastGoodModel(t *testing.T) {
 	var loads int
 	var loaded []*closingDetector
 	load := func(cfg *config.Detector, _ *slog.Logger) (detector.Detector, error) {
@@ -87,19 +90,26 @@ func TestDetectorsKeepTheLastGoodModel(t *testing.T) {
 		loaded = append(loaded, det)
 		return det, nil
 	}
-	d := analysis.NewDetectors(load, slog.New(slog.DiscardHandler))
+	d := analysis.NewCurrentDetector(load, slog.New(slog.DiscardHandler))
 	good, bad, other := detectorConfig(t, 32), detectorConfig(t, 64), detectorConfig(t, 96)
-	if err := d.Apply(good); err != nil {
+	apply := func(cfg *config.Detector) error {
+		closeReplaced, err := d.Apply(cfg)
+		if err == nil {
+			closeReplaced()
+		}
+		return err
+	}
+	if err := apply(good); err != nil {
 		t.Fatal(err)
 	}
 	first := d.Detector()
-	if err := d.Apply(good); err != nil || loads != 1 || d.Detector() != first {
+	if err := apply(good); err != nil || loads != 1 || d.Detector() != first {
 		t.Errorf("the same configuration again: err %v, %d loads, detector changed %v; want none loaded", err, loads, d.Detector() != first)
 	}
-	if err := d.Apply(bad); err == nil || d.Detector() != first {
+	if err := apply(bad); err == nil || d.Detector() != first {
 		t.Errorf("a model that fails to load: err %v, detector changed %v; want an error and the last good one kept", err, d.Detector() != first)
 	}
-	if err := d.Apply(other); err != nil || d.Detector() == first || !loaded[0].closed {
+	if err := apply(other); err != nil || d.Detector() == first || !loaded[0].closed {
 		t.Errorf("another model: err %v, replaced %v, old one closed %v", err, d.Detector() != first, loaded[0].closed)
 	}
 	d.Close()

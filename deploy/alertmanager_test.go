@@ -41,6 +41,7 @@ var alertmanagerRoutes = []struct {
 	{[]string{"alertname=CameraMoved", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
 	{[]string{"alertname=CameraObstructed", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
 	{[]string{"alertname=CameraNoDetections", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
+	{[]string{"alertname=CameraDetectorSilent", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north", "class=person"}, "site-ops"},
 	{[]string{"alertname=CameraDrifted", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "site-ops"},
 	{[]string{"alertname=CameraAnalysisFailing", "severity=warning", "site=site-a", "box=edge-box-1", "camera=gate-north"}, "team-webhook"},
 	{[]string{"alertname=CameraExporterCollectorFailing", "severity=warning", "site=site-a", "box=edge-box-1", "collector=image"}, "team-webhook"},
@@ -74,7 +75,7 @@ func alertmanagerAmtool(t *testing.T, args ...string) string {
 func TestAlertmanagerConfig(t *testing.T) {
 	out := alertmanagerAmtool(t, "check-config", alertmanagerConfig)
 	// The configuration counts: a section dropped by mistake still parses.
-	for _, want := range []string{"SUCCESS", "5 inhibit rules", "3 receivers"} {
+	for _, want := range []string{"SUCCESS", "6 inhibit rules", "3 receivers"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("amtool check-config: no %q in\n%s", want, out)
 		}
@@ -144,6 +145,8 @@ func TestAlertmanagerInhibition(t *testing.T) {
 	frozen := alert(box2, "alertname=CameraFrozen", "severity=critical", "camera=lift")
 	collectorFailing := alert(box5, "alertname=CameraExporterCollectorFailing", "severity=warning", "collector=image")
 	detectionFailing := alert(box6, "alertname=CameraExporterCollectorFailing", "severity=warning", "collector=detection")
+	moved := alert(box6, "alertname=CameraMoved", "severity=warning", "camera=crane")
+	obstructed := alert(box6, "alertname=CameraObstructed", "severity=warning", "camera=pit")
 	// The sources come first: Alertmanager's inhibitor takes the alerts in
 	// the order they are posted, so once the later alerts show their
 	// expected inhibitions, every source is known, and so is an alert
@@ -155,6 +158,8 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		{frozen, nil},
 		{collectorFailing, nil},
 		{detectionFailing, nil},
+		{moved, nil},
+		{obstructed, nil},
 		// A stream without frames has no picture to freeze.
 		{alert(box2, "alertname=CameraFrozen", "severity=critical", "camera=gate"), stalled},
 		// Targets without site and box labels: as empty labels are equal,
@@ -179,6 +184,13 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		{alert(box2, "alertname=CameraObstructed", "severity=warning", "camera=lift"), frozen},
 		{alert(box2, "alertname=CameraDrifted", "severity=warning", "camera=lift"), frozen},
 		{alert(box2, "alertname=CameraBrightnessShifted", "severity=warning", "camera=lift"), frozen},
+		{alert(box2, "alertname=CameraDetectorSilent", "severity=warning", "camera=lift", "class=person"), frozen},
+		{alert(box2, "alertname=CameraDetectorSilent", "severity=warning", "camera=yard", "class=person"), cameraDown},
+		// A camera that moved or is blocked no longer sees where the
+		// objects were.
+		{alert(box6, "alertname=CameraDetectorSilent", "severity=warning", "camera=crane", "class=person"), moved},
+		{alert(box6, "alertname=CameraDetectorSilent", "severity=warning", "camera=pit", "class=person"), obstructed},
+		{alert(box6, "alertname=CameraDetectorSilent", "severity=warning", "camera=gate", "class=person"), nil},
 		// An image collector that analyzes no camera explains each camera's
 		// failing analyses.
 		{alert(box5, "alertname=CameraAnalysisFailing", "severity=warning", "camera=gate"), collectorFailing},

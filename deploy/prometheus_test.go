@@ -41,6 +41,7 @@ var promtoolAlertNames = []string{
 	"CameraMoved",
 	"CameraObstructed",
 	"CameraNoDetections",
+	"CameraDetectorSilent",
 	"CameraDrifted",
 	"CameraInferenceSlow",
 	"CameraDecodeErrors",

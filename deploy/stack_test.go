@@ -385,6 +385,7 @@ var (
 	stackVariables = strings.NewReplacer(
 		"$__rate_interval", "30s", "${__rate_interval}", "30s",
 		"$__interval", "5s", "${__interval}", "5s",
+		"$__range_s", "60", "${__range_s}", "60",
 		"$__range", "1m", "${__range}", "1m",
 		"${site:regex}", ".*", "${box:regex}", ".*", "${camera:regex}", ".*",
 		"${site}", ".*", "${box}", ".*", "${camera}", ".*",

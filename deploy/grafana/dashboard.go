@@ -59,6 +59,30 @@ var movedExpr = "(max without (axis) (abs(" + perCamera("camera_view_shift_ratio
 // camera_session_up.
 var stateExpr = perCamera("camera_up") + " + " + perCamera("camera_session_up")
 
+// unwatchedReasons says what camera:camera_unwatched_by_reason:bool
+// counts, for the descriptions of the panels that read it.
+const unwatchedReasons = "It counts the minutes in which the camera's detector could not see the scene, whatever the reason: the camera down (no RTSP session), its stream stalled (no frames), its picture frozen, obstructed, moved away from its reference view or too dark, or its analysis failing."
+
+// unwatchedPerDay is the minutes of each day in which metric, a 0/1 series
+// of the recording rules, was 1, for the chosen cameras; above, for those
+// where it was.
+func unwatchedPerDay(metric, above string) string {
+	return "avg_over_time(" + perCamera(metric) + "[1d]) * 1440" + above
+}
+
+// unwatchedDays draws a day's unwatched minutes as one bar a day over the
+// last week, whatever the dashboard's time range: each bar counts the day
+// up to its time. The bars stack, as each camera's add up.
+func unwatchedDays(title, description string, q query) *timeseries.PanelBuilder {
+	return timeSeries(title, description, "m", q).
+		Interval("1d").
+		TimeFrom("7d").
+		DrawStyle(common.GraphDrawStyleBars).
+		FillOpacity(80).
+		Stacking(common.NewStackingConfigBuilder().Mode(common.StackingModeNormal)).
+		Min(0)
+}
+
 // dashboardJSON is the content of dashboards/camera.json.
 func dashboardJSON() ([]byte, error) {
 	d, err := cameraDashboard().Build()
@@ -465,6 +489,21 @@ func overviewPanels() []cog.Builder[dashboard.Panel] {
 			"Up: frames arrive. Stalled: the RTSP session is up but no frame arrived within the camera's timeout. Down: no RTSP session.",
 			cameraStates(), query{stateExpr, "{{box}} {{camera}}"}).
 			Span(24).Height(8),
+		// Instant: a range query would evaluate the whole range at every step.
+		statPanel("Unwatched camera-minutes", "Minutes in the dashboard's time range in which a chosen camera was unwatched, summed over the chosen cameras: two cameras unwatched for the same 10 minutes make 20. "+unwatchedReasons).
+			WithTarget(prometheus.NewDataqueryBuilder().
+				RefId("A").
+				Datasource(prometheusDatasource).
+				Expr("sum(avg_over_time(" + perCamera("camera:camera_unwatched:bool") + "[$__range])) * $__range_s / 60").
+				Instant()).
+			Unit("m").ColorMode(common.BigValueColorModeValue).Thresholds(thresholds("green", at(1, "orange"))).NoValue("0").
+			Span(4).Height(8),
+		unwatchedDays("Unwatched minutes per day", "Minutes of each day in which each camera was unwatched, over the last 7 days; a whole day is 1440. "+unwatchedReasons,
+			query{unwatchedPerDay("camera:camera_unwatched:bool", ""), "{{box}} {{camera}}"}).
+			Span(10).Height(8),
+		unwatchedDays("Unwatched minutes per day, by reason", "Minutes of each day in which each camera was unwatched for each reason, over the last 7 days; cameras and reasons without any do not show. Reasons can hold at once (a frozen picture can also be too dark), so one camera's reasons can add up to more than its unwatched minutes. "+unwatchedReasons,
+			query{unwatchedPerDay("camera:camera_unwatched_by_reason:bool", " > 0"), "{{box}} {{camera}} {{reason}}"}).
+			Span(10).Height(8),
 		infoTable("Streams", "What each camera sends.", perCamera("camera_info"),
 			"site", "box", "camera", "codec", "width", "height", "transport").
 			Span(24).Height(6),

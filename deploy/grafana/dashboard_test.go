@@ -82,6 +82,37 @@ var exporterMetrics = map[string]bool{
 	"ALERTS": true,
 }
 
+// recordingRules is the file of the recording rules the dashboard may read.
+// Their series keep every label of the camera's series (the file says so),
+// so each carries the camera label.
+var recordingRules = filepath.Join("..", "prometheus", "rules", "camera_exporter.rules.yml")
+
+// recordedMetrics are the series the recording rules make, each with
+// whether it has the camera label: those of the camera level (camera:...).
+func recordedMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	var file struct {
+		Groups []struct {
+			Rules []struct {
+				Record string `yaml:"record"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	readYAML(t, recordingRules, &file)
+	recorded := map[string]bool{}
+	for _, g := range file.Groups {
+		for _, r := range g.Rules {
+			if r.Record != "" {
+				recorded[r.Record] = strings.HasPrefix(r.Record, "camera:")
+			}
+		}
+	}
+	if len(recorded) == 0 {
+		t.Fatalf("%s records no series", recordingRules)
+	}
+	return recorded
+}
+
 // exporterHistograms are served as classic histograms: only their _bucket,
 // _sum and _count series exist.
 var exporterHistograms = []string{
@@ -109,6 +140,7 @@ var (
 		"__rate_interval": "1m",
 		"__interval":      "1m",
 		"__range":         "6h",
+		"__range_s":       "21600",
 	}
 	// variableRef matches the forms of a variable reference Grafana knows:
 	// $name, ${name}, ${name:format} and [[name]].
@@ -324,8 +356,10 @@ var labelValues = regexp.MustCompile(`^label_values\((.+), *(\w+)\)$`)
 // TestPrometheusQueries parses every Prometheus query with the PromQL parser,
 // after putting plausible values in place of the variables, and checks that
 // it selects only metrics the exporter serves, each filtered by the
-// variables.
+// variables. Series of the recording rules count as the exporter's.
 func TestPrometheusQueries(t *testing.T) {
+	known := maps.Clone(exporterMetrics)
+	maps.Copy(known, recordedMetrics(t))
 	promValues := maps.Clone(variableValues)
 	maps.Copy(promValues, builtinValues)
 	var prometheusQueries int
@@ -340,7 +374,7 @@ func TestPrometheusQueries(t *testing.T) {
 			}
 			parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
 				if vs, ok := node.(*parser.VectorSelector); ok {
-					checkSelector(t, q.where, vs.LabelMatchers)
+					checkSelector(t, q.where, known, vs.LabelMatchers)
 				}
 				return nil
 			})
@@ -376,10 +410,10 @@ func metricName(matchers []*labels.Matcher) string {
 	return ""
 }
 
-// checkSelector checks that a selector names a metric of the exporter and
-// filters by the site and box variables, and by the camera variable if the
-// metric has that label.
-func checkSelector(t *testing.T, where string, matchers []*labels.Matcher) {
+// checkSelector checks that a selector names a known metric, one of the
+// exporter or of its recording rules, and filters by the site and box
+// variables, and by the camera variable if the metric has that label.
+func checkSelector(t *testing.T, where string, known map[string]bool, matchers []*labels.Matcher) {
 	t.Helper()
 	name := metricName(matchers)
 	metric := name
@@ -392,9 +426,9 @@ func checkSelector(t *testing.T, where string, matchers []*labels.Matcher) {
 			metric = h
 		}
 	}
-	perCamera, ok := exporterMetrics[metric]
+	perCamera, ok := known[metric]
 	if !ok {
-		t.Errorf("%s: %q is not a metric of the exporter", where, name)
+		t.Errorf("%s: %q is neither a metric of the exporter nor one its recording rules record", where, name)
 		return
 	}
 	want := []string{"site", "box"}
